@@ -1,0 +1,9 @@
+//! The public contract: the `ServiceLevelObjective` custom resource (`plimsoll.dev/v1alpha1`).
+
+mod crd;
+mod spec;
+mod status;
+
+pub use crd::{API_VERSION, GROUP, KIND, crd_yaml};
+pub use spec::*;
+pub use status::*;

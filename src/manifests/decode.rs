@@ -1,0 +1,286 @@
+//! One YAML/JSON document -> a typed ServiceLevelObjective -> the validated model, with every
+//! problem reported at its field path. Used by `plimsoll validate`, local mode and the webhook.
+
+use std::sync::LazyLock;
+
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use crate::api::{API_VERSION, GROUP, KIND, ServiceLevelObjective};
+use crate::model::{self, Problem, Slo, ValidationErrors};
+
+/// What a document turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Some other Kubernetes object, such as a Deployment next to the SLOs; not ours to judge.
+    Other { api_version: String, kind: String },
+    /// A valid SLO.
+    Valid(Box<(ServiceLevelObjective, Slo)>),
+    /// Meant as an SLO (or not a Kubernetes object at all), with problems.
+    Invalid(ValidationErrors),
+}
+
+/// Fields Kubernetes accepts in `metadata`; anything else is dropped by the API server.
+const OBJECT_META_FIELDS: [&str; 15] = [
+    "name",
+    "generateName",
+    "namespace",
+    "labels",
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+];
+
+/// The CRD's schema, the same one the API server prunes unknown fields with.
+static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    let crd = ServiceLevelObjective::crd();
+    crd.spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+});
+
+/// Decodes and validates one document.
+pub fn decode(value: &Value) -> Decoded {
+    let mut errors = ValidationErrors::default();
+    let Some(object) = value.as_object() else {
+        errors.push(
+            "(document)",
+            Problem::invalid(format!(
+                "is {}, not a mapping; a manifest has apiVersion, kind, metadata and spec",
+                json_type(value)
+            )),
+        );
+        return Decoded::Invalid(errors);
+    };
+    let api_version = object.get("apiVersion").and_then(Value::as_str);
+    let kind = object.get("kind").and_then(Value::as_str);
+    if let (Some(v), Some(k)) = (api_version, kind)
+        && !is_ours(v, k)
+    {
+        return Decoded::Other {
+            api_version: v.to_string(),
+            kind: k.to_string(),
+        };
+    }
+    check_type_meta(api_version, kind, &mut errors);
+    if !errors.is_empty() {
+        return Decoded::Invalid(errors);
+    }
+    unknown_fields(value, &SCHEMA, "", &mut errors);
+    let slo: ServiceLevelObjective = match serde_path_to_error::deserialize(value) {
+        Ok(slo) => slo,
+        Err(e) => {
+            let (path, problem) = describe_decode_error(&e);
+            errors.push(path, problem);
+            return Decoded::Invalid(errors);
+        }
+    };
+    match model::validate(&slo) {
+        Ok(model) if errors.is_empty() => cel_check(slo, model),
+        Ok(_) => Decoded::Invalid(errors),
+        Err(problems) => {
+            errors.0.extend(problems.0);
+            Decoded::Invalid(errors)
+        }
+    }
+}
+
+/// A document is meant as ours when either its group or its kind says so.
+fn is_ours(api_version: &str, kind: &str) -> bool {
+    kind == KIND || api_version.split('/').next() == Some(GROUP)
+}
+
+fn check_type_meta(api_version: Option<&str>, kind: Option<&str>, errors: &mut ValidationErrors) {
+    match api_version {
+        None => errors.push(
+            "apiVersion",
+            Problem::Required {
+                hint: "set apiVersion: plimsoll.dev/v1alpha1",
+            },
+        ),
+        Some(API_VERSION) => {}
+        Some(other) => errors.push(
+            "apiVersion",
+            Problem::invalid(format!(
+                "{other:?} is not served; use apiVersion: {API_VERSION}"
+            )),
+        ),
+    }
+    match kind {
+        None => errors.push(
+            "kind",
+            Problem::Required {
+                hint: "set kind: ServiceLevelObjective",
+            },
+        ),
+        Some(KIND) => {}
+        Some(other) => errors.push(
+            "kind",
+            Problem::invalid(format!(
+                "{other:?} is not a kind of {GROUP}; use kind: {KIND}"
+            )),
+        ),
+    }
+}
+
+/// Reports fields the schema does not know, which the API server would silently drop.
+fn unknown_fields(value: &Value, schema: &Value, path: &str, errors: &mut ValidationErrors) {
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (key, child) in map {
+                let child_path = join(path, key);
+                if path.is_empty() && key == "metadata" {
+                    metadata_fields(child, errors);
+                } else if path.is_empty()
+                    && ["apiVersion", "kind", "status"].contains(&key.as_str())
+                {
+                    // Type fields were checked already; status is written by the operator, and
+                    // the API server ignores it in manifests.
+                } else if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
+                    unknown_fields(child, child_schema, &child_path, errors);
+                } else if let Some(child_schema) = additional.filter(|a| a.is_object()) {
+                    unknown_fields(child, child_schema, &child_path, errors);
+                } else if let Some(properties) = properties {
+                    let known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                    errors.push(child_path, unknown_field_problem(key, &known));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    unknown_fields(item, item_schema, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn metadata_fields(metadata: &Value, errors: &mut ValidationErrors) {
+    let Some(map) = metadata.as_object() else {
+        return;
+    };
+    for key in map.keys() {
+        if !OBJECT_META_FIELDS.contains(&key.as_str()) {
+            let common = ["name", "namespace", "labels", "annotations"];
+            errors.push(join("metadata", key), unknown_field_problem(key, &common));
+        }
+    }
+}
+
+fn unknown_field_problem(key: &str, known: &[&str]) -> Problem {
+    let hint = match known.iter().find(|k| similar(k, key)) {
+        Some(close) => format!("did you mean {close:?}?"),
+        None => format!("expected one of {}", known.join(", ")),
+    };
+    Problem::UnknownField { hint }
+}
+
+/// Close enough to be a typo: same letters ignoring case, one edit apart, or two neighbours
+/// swapped.
+fn similar(known: &str, typed: &str) -> bool {
+    known.eq_ignore_ascii_case(typed) || edit_distance(known, typed) <= 1 || swapped(known, typed)
+}
+
+fn swapped(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    matches!(diff[..], [i, j] if j == i + 1 && a[i] == b[j] && a[j] == b[i])
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Turns serde's message into our path and wording: a missing field is reported at the field,
+/// Rust type names become words.
+fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, Problem) {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let message = e.inner().to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        return (
+            join(&path, field),
+            Problem::Required {
+                hint: "this field has no default",
+            },
+        );
+    }
+    let message = message
+        .replace("expected f64", "expected a number")
+        .replace("expected i64", "expected a whole number")
+        .replace("a sequence", "a list")
+        .replace("a map", "a mapping")
+        .replace("struct ", "an object ");
+    (path, Problem::Decode { message })
+}
+
+/// Runs the CRD's own CEL rules, as the API server will. The model checks the same things and
+/// more, so a failure here means the two disagree; it is reported all the same.
+fn cel_check(slo: ServiceLevelObjective, model: Slo) -> Decoded {
+    match slo.validate_cel() {
+        Ok(()) => Decoded::Valid(Box::new((slo, model))),
+        Err(failures) => Decoded::Invalid(ValidationErrors(
+            failures
+                .iter()
+                .map(|f| {
+                    model::FieldError::new(
+                        f.field_path.clone(),
+                        Problem::invalid(format!("{} (CEL rule of the CRD)", f.message)),
+                    )
+                })
+                .collect(),
+        )),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}

@@ -1,0 +1,282 @@
+//! PromQL inputs: plain vector selectors for the counter-based indicators, and the free
+//! `query.errorRatio` template. Parsing uses `promql-parser`, Prometheus' grammar in Rust.
+
+use std::fmt;
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{self, Expr};
+
+use super::error::Problem;
+use super::names::is_metric_name;
+
+/// The placeholder in `query.errorRatio` that each window replaces.
+pub const WINDOW_PLACEHOLDER: &str = "$window";
+
+/// A metric name with label matchers, such as `http_requests_total{job="checkout",code=~"5.."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Selector {
+    pub metric: String,
+    pub matchers: Vec<LabelMatcher>,
+}
+
+/// One label matcher of a selector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LabelMatcher {
+    pub name: String,
+    pub op: MatchKind,
+    pub value: String,
+}
+
+/// The four PromQL matcher operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    Equal,
+    NotEqual,
+    Regex,
+    NotRegex,
+}
+
+impl MatchKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Equal => "=",
+            MatchKind::NotEqual => "!=",
+            MatchKind::Regex => "=~",
+            MatchKind::NotRegex => "!~",
+        }
+    }
+}
+
+impl Selector {
+    /// The same selector with another metric name, such as the `_bucket` series of a histogram.
+    pub fn with_metric(&self, metric: impl Into<String>) -> Selector {
+        Selector {
+            metric: metric.into(),
+            matchers: self.matchers.clone(),
+        }
+    }
+
+    /// True when a matcher names this label.
+    pub fn matches_label(&self, label: &str) -> bool {
+        self.matchers.iter().any(|m| m.name == label)
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.metric)?;
+        if self.matchers.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, m) in self.matchers.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}{}{}", m.name, m.op.as_str(), quote(&m.value))?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// A PromQL double-quoted string literal for any text.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Parses a plain vector selector: a metric name and label matchers, nothing else.
+pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
+    let expr = parse(text)?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(not_a_selector(&expr));
+    };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(Problem::NotASelector {
+            found: "a selector with an offset or @ modifier".into(),
+            hint: "remove the modifier; windows are added by the generated rules".into(),
+        });
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(Problem::NotASelector {
+            found: "a selector with `or` between matchers".into(),
+            hint: "use one set of matchers, with a regex (`label=~\"a|b\"`) for alternatives"
+                .into(),
+        });
+    }
+    let mut metric = vs.name.clone();
+    let mut matchers = Vec::new();
+    for m in &vs.matchers.matchers {
+        let op = match &m.op {
+            MatchOp::Equal => MatchKind::Equal,
+            MatchOp::NotEqual => MatchKind::NotEqual,
+            MatchOp::Re(_) => MatchKind::Regex,
+            MatchOp::NotRe(_) => MatchKind::NotRegex,
+        };
+        if m.name == "__name__" {
+            if op != MatchKind::Equal || metric.is_some() {
+                return Err(Problem::NotASelector {
+                    found: "a selector matching several metric names".into(),
+                    hint: "name exactly one metric".into(),
+                });
+            }
+            metric = Some(m.value.clone());
+            continue;
+        }
+        matchers.push(LabelMatcher {
+            name: m.name.clone(),
+            op,
+            value: m.value.clone(),
+        });
+    }
+    match metric {
+        Some(metric) if is_metric_name(&metric) => Ok(Selector { metric, matchers }),
+        _ => Err(Problem::NotASelector {
+            found: "a selector without a metric name".into(),
+            hint: "start with the metric name, such as `http_requests_total{job=\"api\"}`".into(),
+        }),
+    }
+}
+
+/// Checks the `query.errorRatio` template: it must contain `$window` and, once a window is put in,
+/// parse to an instant vector.
+pub fn check_error_ratio_template(template: &str) -> Result<(), Problem> {
+    if !template.contains(WINDOW_PLACEHOLDER) {
+        return Err(Problem::invalid(format!(
+            "must contain the {WINDOW_PLACEHOLDER} placeholder in each range, such as \
+             `sum(rate(errors_total[$window])) / sum(rate(requests_total[$window]))`"
+        )));
+    }
+    let expr = parse(&template.replace(WINDOW_PLACEHOLDER, "5m"))?;
+    match expr.value_type() {
+        ValueType::Vector => Ok(()),
+        other => Err(Problem::invalid(format!(
+            "must be an instant vector (an error ratio per series), but it is a {other}; \
+             wrap range selectors in a function such as rate()"
+        ))),
+    }
+}
+
+fn parse(text: &str) -> Result<Expr, Problem> {
+    parser::parse(text).map_err(|detail| Problem::PromqlSyntax {
+        query: text.to_string(),
+        detail,
+    })
+}
+
+fn not_a_selector(expr: &Expr) -> Problem {
+    let (found, hint) = match expr {
+        Expr::Call(call) => (
+            format!("a call to {}()", call.func.name),
+            "give the counter itself; Plimsoll applies rate() and increase() per window",
+        ),
+        Expr::Aggregate(_) => (
+            "an aggregation".to_string(),
+            "give the series selector; use groupBy to keep labels",
+        ),
+        Expr::MatrixSelector(_) => (
+            "a range selector".to_string(),
+            "drop the [range]; windows are added by the generated rules",
+        ),
+        Expr::Binary(_) => (
+            "an arithmetic expression".to_string(),
+            "give one selector per field, or use indicator.query for free PromQL",
+        ),
+        _ => (
+            "another kind of expression".to_string(),
+            "give a selector such as `metric{label=\"value\"}`, or use indicator.query",
+        ),
+    };
+    Problem::NotASelector {
+        found,
+        hint: hint.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_selectors_and_prints_them_back() {
+        let s = parse_selector(r#"http_requests_total{job="checkout",code=~"5.."}"#).unwrap();
+        assert_eq!(s.metric, "http_requests_total");
+        assert_eq!(s.matchers.len(), 2);
+        assert_eq!(
+            s.to_string(),
+            r#"http_requests_total{job="checkout",code=~"5.."}"#
+        );
+        let by_name = parse_selector(r#"{__name__="up",job="x"}"#).unwrap();
+        assert_eq!(by_name.to_string(), r#"up{job="x"}"#);
+    }
+
+    #[test]
+    fn printing_escapes_values() {
+        let s = parse_selector(r#"m{path="/a\"b\\c"}"#).unwrap();
+        assert_eq!(s.matchers[0].value, "/a\"b\\c");
+        let again = parse_selector(&s.to_string()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_plain_selector() {
+        let cases = [
+            ("rate(x[5m])", "rate()"),
+            ("sum(x)", "aggregation"),
+            ("x[5m]", "range selector"),
+            ("x / y", "arithmetic"),
+            ("x offset 5m", "offset"),
+            (r#"{job="a"}"#, "without a metric name"),
+            (r#"{__name__=~"a|b"}"#, "several metric names"),
+            ("42", "another kind"),
+        ];
+        for (input, fragment) in cases {
+            let err = parse_selector(input).unwrap_err().to_string();
+            assert!(err.contains(fragment), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn reports_syntax_errors() {
+        let err = parse_selector("http_requests_total{job=").unwrap_err();
+        assert_eq!(err.reason(), "PromQLSyntax");
+    }
+
+    #[test]
+    fn checks_query_templates() {
+        assert!(
+            check_error_ratio_template("sum(rate(a[$window])) / sum(rate(b[$window]))").is_ok()
+        );
+        assert!(
+            check_error_ratio_template("sum(rate(a[5m]))")
+                .unwrap_err()
+                .to_string()
+                .contains("$window")
+        );
+        assert_eq!(
+            check_error_ratio_template("sum(rate(a[$window])")
+                .unwrap_err()
+                .reason(),
+            "PromQLSyntax"
+        );
+        assert!(
+            check_error_ratio_template("a[$window]")
+                .unwrap_err()
+                .to_string()
+                .contains("instant vector")
+        );
+    }
+}

@@ -1,0 +1,748 @@
+//! API object -> validated model. Reports every problem it finds, each with its field path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api;
+
+use super::error::{Problem, ValidationErrors};
+use super::names::{
+    RESERVED_ALERT_LABELS, RESERVED_SERIES_LABELS, camel_case, is_dns_label, is_dns_subdomain,
+    is_label_name, is_label_value,
+};
+use super::promql::{check_error_ratio_template, parse_selector};
+use super::{
+    AbsentAlert, AlertTier, Alerting, BadEvents, BudgetingMethod, BurnRateTrigger, CalendarPeriod,
+    Duration, Indicator, Percent, RollbackPolicy, Selector, Slo, Target, Window,
+};
+
+/// Shortest and longest rolling windows. Below a day the slow alert tiers lose meaning; beyond 90
+/// days the 5m counts outgrow typical Prometheus retention.
+const MIN_WINDOW: Duration = Duration::from_days(1);
+const MAX_WINDOW: Duration = Duration::from_days(90);
+/// The resolution of recorded counts: burn-rate windows are read from them.
+const COUNT_STEP: Duration = Duration::from_minutes(5);
+const DEFAULT_ABSENT_FOR: Duration = Duration::from_minutes(10);
+/// Hysteresis when `recoverAbove` is not given: this many points above the trigger.
+const DEFAULT_RECOVERY_MARGIN: u64 = 10;
+
+/// Validates an API object into the model, or returns every problem found.
+pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationErrors> {
+    let mut c = Checker::default();
+    let name = c.object_name(object.metadata.name.as_deref());
+    let namespace = c.namespace(object.metadata.namespace.as_deref());
+    let spec = &object.spec;
+    let service = c.service(&spec.service);
+    let description = spec.description.clone();
+    let objective = c.objective(spec.objective);
+    let window = c.window(&spec.window, spec.time_zone.as_deref());
+    let method = c.method(spec.budgeting_method, spec.timeslice.as_ref());
+    let indicator = c.indicator(&spec.indicator);
+    let alerting = c.alerting(spec.alerting.as_ref(), name.as_deref().unwrap_or_default());
+    let rollback = spec.rollback.as_ref().and_then(|r| {
+        c.rollback(
+            r,
+            namespace.as_deref(),
+            window.as_ref().map(Window::rolling_equivalent),
+        )
+    });
+    match (
+        name, service, objective, window, method, indicator, alerting,
+    ) {
+        (
+            Some(name),
+            Some(service),
+            Some(objective),
+            Some(window),
+            Some(method),
+            Some(indicator),
+            Some(alerting),
+        ) if c.errors.is_empty() => Ok(Slo {
+            name,
+            namespace,
+            service,
+            description,
+            objective,
+            window,
+            method,
+            indicator,
+            alerting,
+            rollback,
+        }),
+        _ => Err(c.errors),
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    errors: ValidationErrors,
+}
+
+impl Checker {
+    fn fail<T>(&mut self, path: impl Into<String>, problem: Problem) -> Option<T> {
+        self.errors.push(path, problem);
+        None
+    }
+
+    fn object_name(&mut self, name: Option<&str>) -> Option<String> {
+        const PATH: &str = "metadata.name";
+        match name {
+            None | Some("") => self.fail(
+                PATH,
+                Problem::Required {
+                    hint: "name the SLO, such as `checkout-availability`",
+                },
+            ),
+            Some(n) if n.len() > 63 => self.fail(
+                PATH,
+                Problem::invalid(format!(
+                    "{n:?} is {} characters; at most 63, as it becomes a label value",
+                    n.len()
+                )),
+            ),
+            Some(n) if !is_dns_subdomain(n) => self.fail(
+                PATH,
+                Problem::invalid(format!(
+                    "{n:?} is not a valid object name: use lower-case letters, digits, '-' and '.'"
+                )),
+            ),
+            Some(n) => Some(n.to_string()),
+        }
+    }
+
+    fn namespace(&mut self, namespace: Option<&str>) -> Option<String> {
+        let ns = namespace?;
+        if is_dns_label(ns) {
+            Some(ns.to_string())
+        } else {
+            self.fail(
+                "metadata.namespace",
+                Problem::invalid(format!(
+                    "{ns:?} is not a valid namespace: use lower-case letters, digits and '-'"
+                )),
+            )
+        }
+    }
+
+    fn service(&mut self, service: &str) -> Option<String> {
+        if service.is_empty() {
+            return self.fail(
+                "spec.service",
+                Problem::Required {
+                    hint: "name the service, such as `checkout`",
+                },
+            );
+        }
+        if !is_label_value(service) {
+            return self.fail(
+                "spec.service",
+                Problem::invalid(format!(
+                    "{service:?} is not a valid label value: at most 63 letters, digits, '-', '_' \
+                     or '.', starting and ending with a letter or digit"
+                )),
+            );
+        }
+        Some(service.to_string())
+    }
+
+    fn objective(&mut self, value: f64) -> Option<Percent> {
+        const PATH: &str = "spec.objective";
+        let bound = "a percentage strictly between 0 and 100, such as 99.9";
+        match Percent::from_f64(value) {
+            Ok(p) if p > Percent::ZERO && p < Percent::HUNDRED => Some(p),
+            Ok(_) | Err(super::PercentError::Negative | super::PercentError::TooLarge) => self
+                .fail(
+                    PATH,
+                    Problem::OutOfRange {
+                        value: value.to_string(),
+                        bound: bound.into(),
+                    },
+                ),
+            Err(e) => self.fail(PATH, Problem::invalid(format!("{value} {e}; use {bound}"))),
+        }
+    }
+
+    fn window(&mut self, window: &str, time_zone: Option<&str>) -> Option<Window> {
+        let period = match window {
+            "month" => Some(CalendarPeriod::Month),
+            "week" => Some(CalendarPeriod::Week),
+            _ => None,
+        };
+        if let Some(period) = period {
+            let time_zone = self.time_zone(time_zone.unwrap_or("UTC"))?;
+            return Some(Window::Calendar { period, time_zone });
+        }
+        if time_zone.is_some() {
+            self.errors.push(
+                "spec.timeZone",
+                Problem::NotAllowed {
+                    hint:
+                        "timeZone applies to calendar windows (window: month or week); remove it \
+                           for a rolling window"
+                            .into(),
+                },
+            );
+        }
+        let duration = self.duration(
+            "spec.window",
+            window,
+            "wdh",
+            "use a rolling duration in w, d or h such as `30d` or `4w`, or `month` or `week`",
+        )?;
+        if duration < MIN_WINDOW || duration > MAX_WINDOW {
+            return self.fail(
+                "spec.window",
+                Problem::OutOfRange {
+                    value: window.to_string(),
+                    bound: format!("from {MIN_WINDOW} to {MAX_WINDOW}"),
+                },
+            );
+        }
+        Some(Window::Rolling(duration))
+    }
+
+    fn time_zone(&mut self, name: &str) -> Option<String> {
+        match jiff::tz::TimeZone::get(name) {
+            Ok(_) => Some(name.to_string()),
+            Err(_) => self.fail(
+                "spec.timeZone",
+                Problem::invalid(format!(
+                    "{name:?} is not a known IANA time zone; use a name such as `UTC` or \
+                     `Europe/Berlin`"
+                )),
+            ),
+        }
+    }
+
+    fn duration(&mut self, path: &str, text: &str, units: &str, hint: &str) -> Option<Duration> {
+        match Duration::parse(text, units) {
+            Ok(d) => Some(d),
+            Err(e) => self.fail(
+                path,
+                Problem::Duration {
+                    value: text.to_string(),
+                    reason: e.to_string(),
+                    hint: hint.to_string(),
+                },
+            ),
+        }
+    }
+
+    fn method(
+        &mut self,
+        method: Option<api::BudgetingMethod>,
+        slice: Option<&api::Timeslice>,
+    ) -> Option<BudgetingMethod> {
+        match (method.unwrap_or_default(), slice) {
+            (api::BudgetingMethod::Occurrences, None) => Some(BudgetingMethod::Occurrences),
+            (api::BudgetingMethod::Occurrences, Some(_)) => self.fail(
+                "spec.timeslice",
+                Problem::NotAllowed {
+                    hint: "timeslice is used with budgetingMethod: Timeslices; set that or remove \
+                           timeslice"
+                        .into(),
+                },
+            ),
+            (api::BudgetingMethod::Timeslices, None) => self.fail(
+                "spec.timeslice",
+                Problem::Required {
+                    hint: "budgetingMethod: Timeslices needs a slice, such as \
+                           `timeslice: {duration: 1m, objective: 95}`",
+                },
+            ),
+            (api::BudgetingMethod::Timeslices, Some(t)) => self.timeslice(t),
+        }
+    }
+
+    fn timeslice(&mut self, t: &api::Timeslice) -> Option<BudgetingMethod> {
+        const HOUR: Duration = Duration::from_hours(1);
+        let hint = "use whole minutes that divide an hour, from 1m to 1h, such as `1m` or `5m`";
+        let slice = self.duration("spec.timeslice.duration", &t.duration, "hm", hint);
+        let slice = slice.and_then(|d| {
+            if d >= Duration::from_minutes(1) && HOUR.is_multiple_of(d) && d.as_secs() % 60 == 0 {
+                Some(d)
+            } else {
+                self.fail(
+                    "spec.timeslice.duration",
+                    Problem::OutOfRange {
+                        value: t.duration.clone(),
+                        bound: hint.into(),
+                    },
+                )
+            }
+        });
+        let objective = match Percent::from_f64(t.objective) {
+            Ok(p) if p > Percent::ZERO => Some(p),
+            _ => self.fail(
+                "spec.timeslice.objective",
+                Problem::OutOfRange {
+                    value: t.objective.to_string(),
+                    bound: "greater than 0 and at most 100, such as 95".into(),
+                },
+            ),
+        };
+        Some(BudgetingMethod::Timeslices {
+            slice: slice?,
+            objective: objective?,
+        })
+    }
+
+    fn indicator(&mut self, ind: &api::Indicator) -> Option<Indicator> {
+        const PATH: &str = "spec.indicator";
+        let set: Vec<&str> = [
+            ("ratio", ind.ratio.is_some()),
+            ("latency", ind.latency.is_some()),
+            ("gauge", ind.gauge.is_some()),
+            ("query", ind.query.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
+        if set.len() != 1 {
+            return self.fail(
+                PATH,
+                Problem::ExactlyOne {
+                    fields: "ratio, latency, gauge or query".into(),
+                    found: found_list(&set),
+                },
+            );
+        }
+        if let Some(r) = &ind.ratio {
+            return self.ratio(r);
+        }
+        if let Some(l) = &ind.latency {
+            return self.latency(l);
+        }
+        if let Some(g) = &ind.gauge {
+            let metric = self.selector("spec.indicator.gauge.metric", &g.metric);
+            let group_by = self.group_by("spec.indicator.gauge.groupBy", &g.group_by);
+            return Some(Indicator::Gauge {
+                metric: metric?,
+                group_by: group_by?,
+            });
+        }
+        let q = ind.query.as_ref()?;
+        match check_error_ratio_template(&q.error_ratio) {
+            Ok(()) => Some(Indicator::Query {
+                error_ratio: q.error_ratio.clone(),
+            }),
+            Err(p) => self.fail("spec.indicator.query.errorRatio", p),
+        }
+    }
+
+    fn ratio(&mut self, r: &api::RatioIndicator) -> Option<Indicator> {
+        const PATH: &str = "spec.indicator.ratio";
+        let bad = match (&r.errors, &r.good) {
+            (Some(e), None) => self
+                .selector(&format!("{PATH}.errors"), e)
+                .map(BadEvents::Errors),
+            (None, Some(g)) => self
+                .selector(&format!("{PATH}.good"), g)
+                .map(BadEvents::Good),
+            (e, g) => {
+                let found: Vec<&str> = [("errors", e.is_some()), ("good", g.is_some())]
+                    .into_iter()
+                    .filter_map(|(n, p)| p.then_some(n))
+                    .collect();
+                self.fail(
+                    PATH,
+                    Problem::ExactlyOne {
+                        fields: "errors or good".into(),
+                        found: found_list(&found),
+                    },
+                )
+            }
+        };
+        let total = self.selector(&format!("{PATH}.total"), &r.total);
+        let group_by = self.group_by(&format!("{PATH}.groupBy"), &r.group_by);
+        Some(Indicator::Ratio {
+            bad: bad?,
+            total: total?,
+            group_by: group_by?,
+        })
+    }
+
+    fn latency(&mut self, l: &api::LatencyIndicator) -> Option<Indicator> {
+        const PATH: &str = "spec.indicator.latency";
+        let histogram = self
+            .selector(&format!("{PATH}.histogram"), &l.histogram)
+            .and_then(|h| self.histogram_base(h));
+        let threshold = if l.threshold.is_finite() && l.threshold > 0.0 {
+            Some(l.threshold)
+        } else {
+            self.fail(
+                format!("{PATH}.threshold"),
+                Problem::OutOfRange {
+                    value: l.threshold.to_string(),
+                    bound: "a positive number equal to one of the histogram's bucket bounds (le), \
+                            such as 0.3"
+                        .into(),
+                },
+            )
+        };
+        let group_by = self.group_by(&format!("{PATH}.groupBy"), &l.group_by);
+        Some(Indicator::Latency {
+            histogram: histogram?,
+            threshold: threshold?,
+            group_by: group_by?,
+        })
+    }
+
+    /// The generated rules append `_bucket` and `_count` and match `le` themselves.
+    fn histogram_base(&mut self, h: Selector) -> Option<Selector> {
+        const PATH: &str = "spec.indicator.latency.histogram";
+        for suffix in ["_bucket", "_count", "_sum"] {
+            if let Some(base) = h.metric.strip_suffix(suffix) {
+                return self.fail(
+                    PATH,
+                    Problem::invalid(format!(
+                        "give the histogram's base name `{base}`, without `{suffix}`; Plimsoll \
+                         reads `{base}_bucket` and `{base}_count` itself"
+                    )),
+                );
+            }
+        }
+        if h.matches_label("le") {
+            return self.fail(
+                PATH,
+                Problem::invalid(
+                    "remove the `le` matcher; the bucket comes from latency.threshold".to_string(),
+                ),
+            );
+        }
+        Some(h)
+    }
+
+    fn selector(&mut self, path: &str, text: &str) -> Option<Selector> {
+        match parse_selector(text) {
+            Ok(s) => Some(s),
+            Err(p) => self.fail(path, p),
+        }
+    }
+
+    fn group_by(&mut self, path: &str, labels: &[String]) -> Option<Vec<String>> {
+        let before = self.errors.0.len();
+        let mut seen = BTreeSet::new();
+        for (i, label) in labels.iter().enumerate() {
+            let item = format!("{path}[{i}]");
+            if !is_label_name(label) {
+                self.errors.push(
+                    item,
+                    Problem::LabelName {
+                        what: "groupBy label",
+                        name: label.clone(),
+                    },
+                );
+            } else if RESERVED_SERIES_LABELS.contains(&label.as_str())
+                || RESERVED_ALERT_LABELS.contains(&label.as_str())
+            {
+                self.errors.push(item, reserved(label));
+            } else if !seen.insert(label) {
+                self.errors.push(
+                    item,
+                    Problem::Duplicate {
+                        name: label.clone(),
+                    },
+                );
+            }
+        }
+        (self.errors.0.len() == before).then(|| labels.to_vec())
+    }
+
+    fn alerting(&mut self, a: Option<&api::Alerting>, object_name: &str) -> Option<Alerting> {
+        let default = api::Alerting::default();
+        let a = a.unwrap_or(&default);
+        let before = self.errors.0.len();
+        let name = match &a.name {
+            Some(n) if is_alert_name(n) => n.clone(),
+            Some(n) => {
+                self.errors.push(
+                    "spec.alerting.name",
+                    Problem::invalid(format!(
+                        "{n:?} is not a valid alert name prefix: use letters, digits and \
+                         underscores, starting with a letter, such as `CheckoutAvailability`"
+                    )),
+                );
+                String::new()
+            }
+            None => camel_case(object_name),
+        };
+        self.alert_labels("spec.alerting.labels", &a.labels);
+        self.annotation_keys("spec.alerting.annotations", &a.annotations);
+        let page = self.tier("page", a.page.as_ref(), a, "critical");
+        let ticket = self.tier("ticket", a.ticket.as_ref(), a, "warning");
+        let absent = a.absent.clone().unwrap_or_default();
+        let absent_for = match &absent.for_ {
+            Some(text) => self.duration(
+                "spec.alerting.absent.for",
+                text,
+                "dhms",
+                "use a Prometheus duration such as `10m`",
+            ),
+            None => Some(DEFAULT_ABSENT_FOR),
+        };
+        if self.errors.0.len() != before {
+            return None;
+        }
+        let enabled = !a.disabled;
+        Some(Alerting {
+            name,
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            page: page.filter(|_| enabled),
+            ticket: ticket.filter(|_| enabled),
+            absent: absent_for
+                .filter(|_| enabled && !absent.disabled)
+                .map(|for_| AbsentAlert { for_ }),
+        })
+    }
+
+    fn tier(
+        &mut self,
+        tier: &str,
+        t: Option<&api::AlertTier>,
+        common: &api::Alerting,
+        severity: &str,
+    ) -> Option<AlertTier> {
+        let default = api::AlertTier::default();
+        let t = t.unwrap_or(&default);
+        self.alert_labels(&format!("spec.alerting.{tier}.labels"), &t.labels);
+        self.annotation_keys(&format!("spec.alerting.{tier}.annotations"), &t.annotations);
+        if t.disabled {
+            return None;
+        }
+        let mut labels = BTreeMap::from([("severity".to_string(), severity.to_string())]);
+        labels.extend(common.labels.clone());
+        labels.extend(t.labels.clone());
+        let mut annotations = common.annotations.clone();
+        annotations.extend(t.annotations.clone());
+        Some(AlertTier {
+            labels,
+            annotations,
+        })
+    }
+
+    fn alert_labels(&mut self, path: &str, labels: &BTreeMap<String, String>) {
+        for name in labels.keys() {
+            let item = format!("{path}.{name}");
+            if !is_label_name(name) {
+                self.errors.push(
+                    item,
+                    Problem::LabelName {
+                        what: "alert label",
+                        name: name.clone(),
+                    },
+                );
+            } else if RESERVED_SERIES_LABELS.contains(&name.as_str())
+                || RESERVED_ALERT_LABELS.contains(&name.as_str())
+            {
+                self.errors.push(item, reserved(name));
+            }
+        }
+    }
+
+    fn annotation_keys(&mut self, path: &str, annotations: &BTreeMap<String, String>) {
+        for name in annotations.keys().filter(|n| !is_label_name(n)) {
+            self.errors.push(
+                format!("{path}.{name}"),
+                Problem::LabelName {
+                    what: "annotation",
+                    name: name.clone(),
+                },
+            );
+        }
+    }
+
+    fn rollback(
+        &mut self,
+        r: &api::Rollback,
+        namespace: Option<&str>,
+        window: Option<Duration>,
+    ) -> Option<RollbackPolicy> {
+        const PATH: &str = "spec.rollback";
+        let before = self.errors.0.len();
+        let trigger = r.trigger.clone().unwrap_or_default();
+        let below = self.percent_in(
+            &format!("{PATH}.trigger.budgetRemainingBelow"),
+            trigger.budget_remaining_below.unwrap_or(0.0),
+            "from 0 to 100 percent of the budget, such as 0 (exhausted) or 25",
+        );
+        let burn = trigger
+            .burn_rate_above
+            .as_ref()
+            .and_then(|b| self.burn_rate(b, window));
+        let recover = match (r.recover_above, below) {
+            (Some(value), _) => self.percent_in(
+                &format!("{PATH}.recoverAbove"),
+                value,
+                "from 0 to 100 percent of the budget, such as 10",
+            ),
+            (None, Some(below)) => {
+                Percent::from_f64((below.as_f64() + DEFAULT_RECOVERY_MARGIN as f64).min(100.0)).ok()
+            }
+            (None, None) => None,
+        };
+        if let (Some(below), Some(recover), Some(_)) = (below, recover, r.recover_above)
+            && recover < below
+        {
+            self.errors.push(
+                format!("{PATH}.recoverAbove"),
+                Problem::invalid(format!(
+                    "recoverAbove ({recover}) is below trigger.budgetRemainingBelow ({below}): the \
+                     rollback would clear while still triggered; set recoverAbove to at least \
+                     {below}"
+                )),
+            );
+        }
+        let targets = self.targets(&r.targets, namespace);
+        if r.abort_rollouts && !r.targets.iter().any(|t| t.kind == api::TargetKind::Rollout) {
+            self.errors.push(
+                format!("{PATH}.abortRollouts"),
+                Problem::invalid(
+                    "abortRollouts needs at least one target of kind Rollout; add one or remove \
+                     abortRollouts"
+                        .to_string(),
+                ),
+            );
+        }
+        if self.errors.0.len() != before {
+            return None;
+        }
+        Some(RollbackPolicy {
+            budget_remaining_below: below?,
+            burn_rate_above: burn,
+            recover_above: recover?,
+            targets,
+            abort_rollouts: r.abort_rollouts,
+            analysis_template: r.analysis_template,
+            dry_run: r.dry_run,
+        })
+    }
+
+    fn percent_in(&mut self, path: &str, value: f64, bound: &str) -> Option<Percent> {
+        match Percent::from_f64(value) {
+            Ok(p) => Some(p),
+            Err(_) => self.fail(
+                path,
+                Problem::OutOfRange {
+                    value: value.to_string(),
+                    bound: bound.to_string(),
+                },
+            ),
+        }
+    }
+
+    fn burn_rate(
+        &mut self,
+        b: &api::BurnRateTrigger,
+        slo_window: Option<Duration>,
+    ) -> Option<BurnRateTrigger> {
+        const PATH: &str = "spec.rollback.trigger.burnRateAbove";
+        let hint = "use a multiple of 5m such as `1h`";
+        let window = self
+            .duration(&format!("{PATH}.window"), &b.window, "wdhm", hint)
+            .and_then(|w| {
+                let max = slo_window.unwrap_or(MAX_WINDOW);
+                if w.is_multiple_of(COUNT_STEP) && w <= max {
+                    Some(w)
+                } else {
+                    self.fail(
+                        format!("{PATH}.window"),
+                        Problem::OutOfRange {
+                            value: b.window.clone(),
+                            bound: format!("a multiple of {COUNT_STEP} up to the SLO window {max}"),
+                        },
+                    )
+                }
+            });
+        let factor = if b.factor.is_finite() && b.factor > 0.0 {
+            Some(b.factor)
+        } else {
+            self.fail(
+                format!("{PATH}.factor"),
+                Problem::OutOfRange {
+                    value: b.factor.to_string(),
+                    bound: "a positive number, such as 14.4".into(),
+                },
+            )
+        };
+        Some(BurnRateTrigger {
+            window: window?,
+            factor: factor?,
+        })
+    }
+
+    fn targets(&mut self, targets: &[api::RollbackTarget], namespace: Option<&str>) -> Vec<Target> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let path = format!("spec.rollback.targets[{i}]");
+            if let Some(target_ns) = t.namespace.as_deref()
+                && Some(target_ns) != namespace
+            {
+                let slo_ns = namespace.map_or_else(
+                    || "the SLO's namespace (set metadata.namespace to compare)".to_string(),
+                    |ns| format!("the SLO's namespace {ns:?}"),
+                );
+                self.errors.push(
+                    format!("{path}.namespace"),
+                    Problem::NotAllowed {
+                        hint: format!(
+                            "targets must be in {slo_ns}, not {target_ns:?}; create the SLO in the \
+                             target's namespace, or remove namespace"
+                        ),
+                    },
+                );
+                continue;
+            }
+            if !is_dns_subdomain(&t.name) {
+                self.errors.push(
+                    format!("{path}.name"),
+                    Problem::invalid(format!(
+                        "{:?} is not a valid object name: use lower-case letters, digits, '-' and \
+                         '.'",
+                        t.name
+                    )),
+                );
+                continue;
+            }
+            let target = Target {
+                kind: t.kind,
+                name: t.name.clone(),
+            };
+            if !seen.insert(target.clone()) {
+                self.errors.push(
+                    path,
+                    Problem::Duplicate {
+                        name: format!("{:?}/{}", t.kind, t.name),
+                    },
+                );
+                continue;
+            }
+            out.push(target);
+        }
+        out
+    }
+}
+
+fn is_alert_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && is_label_name(name)
+}
+
+fn reserved(name: &str) -> Problem {
+    Problem::ReservedLabel {
+        name: name.to_string(),
+        reserved: RESERVED_SERIES_LABELS
+            .iter()
+            .chain(RESERVED_ALERT_LABELS.iter())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn found_list(set: &[&str]) -> String {
+    match set {
+        [] => "none".to_string(),
+        names => names.join(" and "),
+    }
+}
