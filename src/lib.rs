@@ -1,6 +1,8 @@
 //! Plimsoll: ServiceLevelObjectives in, Prometheus rules, live error budgets and rollback signals
 //! out.
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
 pub mod cli;

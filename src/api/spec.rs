@@ -21,6 +21,8 @@ use super::status::ServiceLevelObjectiveStatus;
     shortname = "slo",
     category = "plimsoll",
     namespaced,
+    doc = "A service level objective: Plimsoll turns it into Prometheus rules, a live error budget \
+           in status and, optionally, rollback signals for the workloads that spend the budget.",
     status = "ServiceLevelObjectiveStatus",
     printcolumn(name = "Service", type_ = "string", json_path = ".spec.service"),
     printcolumn(name = "Objective", type_ = "number", json_path = ".spec.objective"),

@@ -88,7 +88,10 @@ pub fn decode(value: &Value) -> Decoded {
         }
     };
     match model::validate(&slo) {
-        Ok(model) if errors.is_empty() => cel_check(slo, model),
+        Ok(model) if errors.is_empty() => match cel_check(value) {
+            Ok(()) => Decoded::Valid(Box::new((slo, model))),
+            Err(errors) => Decoded::Invalid(errors),
+        },
         Ok(_) => Decoded::Invalid(errors),
         Err(problems) => {
             errors.0.extend(problems.0);
@@ -155,7 +158,10 @@ fn unknown_fields(value: &Value, schema: &Value, path: &str, errors: &mut Valida
                 } else if let Some(child_schema) = additional.filter(|a| a.is_object()) {
                     unknown_fields(child, child_schema, &child_path, errors);
                 } else if let Some(properties) = properties {
-                    let known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                    let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                    if path.is_empty() {
+                        known = vec!["apiVersion", "kind", "metadata", "spec"];
+                    }
                     errors.push(child_path, unknown_field_problem(key, &known));
                 }
             }
@@ -194,7 +200,13 @@ fn unknown_field_problem(key: &str, known: &[&str]) -> Problem {
 /// Close enough to be a typo: same letters ignoring case, one edit apart, or two neighbours
 /// swapped.
 fn similar(known: &str, typed: &str) -> bool {
-    known.eq_ignore_ascii_case(typed) || edit_distance(known, typed) <= 1 || swapped(known, typed)
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    plain(known) == plain(typed) || edit_distance(known, typed) <= 1 || swapped(known, typed)
 }
 
 fn swapped(a: &str, b: &str) -> bool {
@@ -234,7 +246,7 @@ fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (
         return (
             join(&path, field),
             Problem::Required {
-                hint: "this field has no default",
+                hint: "add it; `kubectl explain slo.spec` describes every field",
             },
         );
     }
@@ -247,23 +259,24 @@ fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (
     (path, Problem::Decode { message })
 }
 
-/// Runs the CRD's own CEL rules, as the API server will. The model checks the same things and
-/// more, so a failure here means the two disagree; it is reported all the same.
-fn cel_check(slo: ServiceLevelObjective, model: Slo) -> Decoded {
-    match slo.validate_cel() {
-        Ok(()) => Decoded::Valid(Box::new((slo, model))),
-        Err(failures) => Decoded::Invalid(ValidationErrors(
-            failures
-                .iter()
-                .map(|f| {
-                    model::FieldError::new(
-                        f.field_path.clone(),
-                        Problem::invalid(format!("{} (CEL rule of the CRD)", f.message)),
-                    )
-                })
-                .collect(),
-        )),
-    }
+/// Runs the CRD's own CEL rules on the document, as the API server will. The model checks the
+/// same things and more, so a failure here means the two disagree; it is reported all the same.
+pub fn cel_check(document: &Value) -> Result<(), ValidationErrors> {
+    kube::core::cel::Validator::new()
+        .validate(&SCHEMA, document, None)
+        .map_err(|failures| {
+            ValidationErrors(
+                failures
+                    .iter()
+                    .map(|f| {
+                        model::FieldError::new(
+                            f.field_path.clone(),
+                            Problem::invalid(format!("{} (CRD validation rule)", f.message)),
+                        )
+                    })
+                    .collect(),
+            )
+        })
 }
 
 fn join(path: &str, key: &str) -> String {

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// How standard input is named in messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
 /// One YAML document of one source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
-    /// The file path as given, or `-` for standard input.
+    /// The file path as given, or [`STDIN_NAME`].
     pub source: String,
     /// 1-based position among the source's non-empty documents.
     pub index: usize,
@@ -103,8 +106,13 @@ fn is_manifest_file(path: &Path) -> bool {
 
 /// Reads one file (or `-`) and splits it into documents.
 pub fn read(path: &Path) -> Result<Source, LoadError> {
-    let name = path.display().to_string();
-    let bytes = if path.as_os_str() == "-" {
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
+        STDIN_NAME.to_string()
+    } else {
+        path.display().to_string()
+    };
+    let bytes = if stdin {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
@@ -143,14 +151,12 @@ pub fn parse(source: &str, text: &str) -> Source {
     }
 }
 
-/// Parser messages may span lines with a source excerpt; the CLI prints one line per problem.
+/// Parser messages continue with a source excerpt; the CLI prints one line per problem, and the
+/// first line already says where and what.
 fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let first = message.lines().map(str::trim).find(|l| !l.is_empty());
+    let first = first.unwrap_or("not valid YAML");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 fn io(path: &Path, source: std::io::Error) -> LoadError {

@@ -3,5 +3,5 @@
 mod decode;
 mod load;
 
-pub use decode::{Decoded, decode};
+pub use decode::{Decoded, cel_check, decode};
 pub use load::{Document, LoadError, Source, expand, parse, read};

@@ -36,7 +36,7 @@ pub enum Problem {
         reason: String,
         hint: String,
     },
-    #[error("PromQL does not parse: {detail} (in {query:?})")]
+    #[error("PromQL does not parse: {detail} (in `{query}`)")]
     PromqlSyntax { query: String, detail: String },
     #[error(
         "must be a plain vector selector such as `metric{{label=\"value\"}}`, not {found}: {hint}"

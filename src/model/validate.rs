@@ -255,8 +255,9 @@ impl Checker {
 
     fn timeslice(&mut self, t: &api::Timeslice) -> Option<BudgetingMethod> {
         const HOUR: Duration = Duration::from_hours(1);
-        let hint = "use whole minutes that divide an hour, from 1m to 1h, such as `1m` or `5m`";
-        let slice = self.duration("spec.timeslice.duration", &t.duration, "hm", hint);
+        let bound = "whole minutes that divide an hour, from 1m to 1h, such as `1m` or `5m`";
+        let hint = format!("use {bound}");
+        let slice = self.duration("spec.timeslice.duration", &t.duration, "hm", &hint);
         let slice = slice.and_then(|d| {
             if d >= Duration::from_minutes(1) && HOUR.is_multiple_of(d) && d.as_secs() % 60 == 0 {
                 Some(d)
@@ -265,7 +266,7 @@ impl Checker {
                     "spec.timeslice.duration",
                     Problem::OutOfRange {
                         value: t.duration.clone(),
-                        bound: hint.into(),
+                        bound: bound.into(),
                     },
                 )
             }
@@ -744,5 +745,164 @@ fn found_list(set: &[&str]) -> String {
     match set {
         [] => "none".to_string(),
         names => names.join(" and "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ServiceLevelObjective;
+
+    fn object(spec: serde_json::Value) -> ServiceLevelObjective {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1",
+            "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout-availability", "namespace": "shop"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn ratio_spec() -> serde_json::Value {
+        serde_json::json!({
+            "service": "checkout",
+            "objective": 99.9,
+            "window": "30d",
+            "indicator": {"ratio": {
+                "errors": "http_requests_total{job=\"checkout\",code=~\"5..\"}",
+                "total": "http_requests_total{job=\"checkout\"}",
+            }},
+        })
+    }
+
+    fn with(mut base: serde_json::Value, key: &str, value: serde_json::Value) -> serde_json::Value {
+        base[key] = value;
+        base
+    }
+
+    #[test]
+    fn a_minimal_slo_gets_sensible_defaults() {
+        let slo = validate(&object(ratio_spec())).unwrap();
+        assert_eq!(slo.error_budget().ratio_string(), "0.001");
+        assert_eq!(slo.window, Window::Rolling(Duration::from_days(30)));
+        assert_eq!(slo.method, BudgetingMethod::Occurrences);
+        assert_eq!(slo.alerting.name, "CheckoutAvailability");
+        let page = slo.alerting.page.as_ref().unwrap();
+        assert_eq!(page.labels["severity"], "critical");
+        assert_eq!(
+            slo.alerting.ticket.as_ref().unwrap().labels["severity"],
+            "warning"
+        );
+        assert_eq!(
+            slo.alerting.absent.as_ref().unwrap().for_,
+            DEFAULT_ABSENT_FOR
+        );
+        assert!(slo.rollback.is_none());
+        let Indicator::Ratio { bad, total, .. } = &slo.indicator else {
+            panic!("ratio expected");
+        };
+        assert_eq!(total.to_string(), r#"http_requests_total{job="checkout"}"#);
+        assert!(matches!(bad, BadEvents::Errors(s) if s.matchers.len() == 2));
+    }
+
+    #[test]
+    fn tier_labels_override_common_labels() {
+        let spec = with(
+            ratio_spec(),
+            "alerting",
+            serde_json::json!({
+                "labels": {"team": "shop", "severity": "page-me"},
+                "annotations": {"runbook_url": "https://r.example/common"},
+                "ticket": {"labels": {"severity": "low"}, "annotations": {"runbook_url": "https://r.example/t"}},
+                "absent": {"disabled": true},
+            }),
+        );
+        let slo = validate(&object(spec)).unwrap();
+        let page = slo.alerting.page.unwrap();
+        let ticket = slo.alerting.ticket.unwrap();
+        assert_eq!(page.labels["severity"], "page-me");
+        assert_eq!(page.labels["team"], "shop");
+        assert_eq!(ticket.labels["severity"], "low");
+        assert_eq!(ticket.annotations["runbook_url"], "https://r.example/t");
+        assert_eq!(page.annotations["runbook_url"], "https://r.example/common");
+        assert!(slo.alerting.absent.is_none());
+    }
+
+    #[test]
+    fn disabling_alerting_disables_every_tier() {
+        let spec = with(
+            ratio_spec(),
+            "alerting",
+            serde_json::json!({"disabled": true}),
+        );
+        let slo = validate(&object(spec)).unwrap();
+        assert!(slo.alerting.page.is_none() && slo.alerting.ticket.is_none());
+        assert!(slo.alerting.absent.is_none());
+    }
+
+    #[test]
+    fn calendar_windows_default_to_utc_and_alert_on_the_rolling_equivalent() {
+        let spec = with(ratio_spec(), "window", serde_json::json!("month"));
+        let slo = validate(&object(spec)).unwrap();
+        assert_eq!(
+            slo.window,
+            Window::Calendar {
+                period: CalendarPeriod::Month,
+                time_zone: "UTC".into()
+            }
+        );
+        assert_eq!(slo.window.rolling_equivalent(), Duration::from_days(30));
+    }
+
+    #[test]
+    fn recovery_defaults_to_ten_points_above_the_trigger() {
+        let spec = with(
+            ratio_spec(),
+            "rollback",
+            serde_json::json!({"trigger": {"budgetRemainingBelow": 25}}),
+        );
+        let policy = validate(&object(spec)).unwrap().rollback.unwrap();
+        assert_eq!(policy.recover_above.to_string(), "35");
+        let spec = with(ratio_spec(), "rollback", serde_json::json!({}));
+        let policy = validate(&object(spec)).unwrap().rollback.unwrap();
+        assert_eq!(policy.budget_remaining_below, Percent::ZERO);
+        assert_eq!(policy.recover_above.to_string(), "10");
+    }
+
+    #[test]
+    fn a_target_may_repeat_the_slos_own_namespace() {
+        let spec = with(
+            ratio_spec(),
+            "rollback",
+            serde_json::json!({"targets": [{"kind": "Deployment", "name": "checkout", "namespace": "shop"}]}),
+        );
+        let policy = validate(&object(spec)).unwrap().rollback.unwrap();
+        assert_eq!(policy.targets.len(), 1);
+    }
+
+    #[test]
+    fn reports_every_problem_not_just_the_first() {
+        let mut spec = ratio_spec();
+        spec["objective"] = serde_json::json!(100);
+        spec["window"] = serde_json::json!("400d");
+        spec["service"] = serde_json::json!("check out");
+        let errors = validate(&object(spec)).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["spec.service", "spec.objective", "spec.window"]);
+    }
+
+    #[test]
+    fn timeslices_are_parsed() {
+        let mut spec = ratio_spec();
+        spec["budgetingMethod"] = serde_json::json!("Timeslices");
+        spec["timeslice"] = serde_json::json!({"duration": "5m", "objective": 95});
+        let slo = validate(&object(spec)).unwrap();
+        assert_eq!(
+            slo.method,
+            BudgetingMethod::Timeslices {
+                slice: Duration::from_minutes(5),
+                objective: Percent::from_f64(95.0).unwrap()
+            }
+        );
     }
 }

@@ -1,0 +1,28 @@
+# Plimsoll: `make test` is the one entry point for CI and developers.
+CARGO ?= cargo
+
+.PHONY: all build test lint fmt crds check-crds clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## test: formatting, lints, and every test (unit, CLI, CRD, property)
+test: lint
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## crds: regenerate crds/ from the Rust types (a test fails while they differ)
+crds:
+	$(CARGO) run --quiet -- crd > crds/plimsoll.dev_servicelevelobjectives.yaml
+
+clean:
+	$(CARGO) clean

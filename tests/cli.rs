@@ -1,0 +1,160 @@
+//! The built `plimsoll` binary: exit codes and messages, as a pre-commit hook or CI job sees them.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use support::{bad_inputs, repo, yaml_files};
+
+fn plimsoll(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn examples_are_valid() {
+    let out = plimsoll(&["validate", "-f", "examples/"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    let examples = yaml_files("examples").len();
+    assert!(examples >= 8, "only {examples} examples");
+    assert!(
+        text(&out.stderr).starts_with(&format!("{examples} valid, 0 invalid")),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn every_bad_input_is_rejected_at_its_field_with_its_message() {
+    let cases = bad_inputs();
+    assert!(cases.len() >= 30, "only {} bad inputs", cases.len());
+    for case in cases {
+        let file = case
+            .file
+            .strip_prefix(repo())
+            .unwrap()
+            .display()
+            .to_string();
+        let out = plimsoll(&["validate", "-f", &file], None);
+        let stdout = text(&out.stdout);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stdout}{stderr}");
+        assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{file}: {}: ", case.path)))
+            .unwrap_or_else(|| panic!("{file}: no problem at {}:\n{stdout}", case.path));
+        assert!(
+            line.contains(&case.message),
+            "{file}: {line:?} lacks {:?}",
+            case.message
+        );
+    }
+}
+
+#[test]
+fn multi_document_files_name_the_document() {
+    let valid = std::fs::read_to_string(repo().join("examples/api-latency.yaml")).unwrap();
+    let invalid = valid.replace("objective: 99\n", "objective: 100\n");
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, format!("{valid}---\n{deployment}---\n{invalid}")).unwrap();
+    let out = plimsoll(&["validate", "-f", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!("{}#3: spec.objective: must be", file.display());
+    assert!(
+        text(&out.stdout).starts_with(&expected),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+    assert!(
+        text(&out.stderr).contains("1 valid, 1 invalid") && text(&out.stderr).contains("1 other"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn reads_standard_input() {
+    let valid = std::fs::read_to_string(repo().join("examples/cart-rollback.yaml")).unwrap();
+    let out = plimsoll(&["validate", "-f", "-"], Some(&valid));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = plimsoll(
+        &["validate", "-"],
+        Some(&valid.replace("window: 30d", "window: 30days")),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with("<stdin>: spec.window: unknown unit \"days\""),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn positional_paths_work_like_pre_commit_passes_them() {
+    let out = plimsoll(
+        &[
+            "validate",
+            "--quiet",
+            "examples/api-latency.yaml",
+            "tests/bad-input/13-objective-100.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+    assert_eq!(text(&out.stderr), "", "--quiet prints no summary");
+}
+
+#[test]
+fn io_and_usage_errors_exit_2() {
+    let out = plimsoll(&["validate", "-f", "no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no/such/file.yaml"));
+
+    let out = plimsoll(&["validate"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no input"));
+
+    let out = plimsoll(&["validate", "--no-such-flag"], None);
+    assert_eq!(out.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let out = plimsoll(&["validate", "-f", binary.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not valid UTF-8"));
+}
+
+#[test]
+fn crd_command_prints_the_checked_in_crd() {
+    let out = plimsoll(&["crd"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let checked_in =
+        std::fs::read_to_string(repo().join("crds/plimsoll.dev_servicelevelobjectives.yaml"))
+            .unwrap();
+    assert!(
+        text(&out.stdout) == checked_in,
+        "crds/ is stale: run `make crds` and commit the result"
+    );
+}

@@ -1,0 +1,220 @@
+//! The generated CRD: a Kubernetes structural schema whose CEL rules compile and reject what we
+//! say they reject.
+
+mod support;
+
+use kube::CustomResourceExt;
+use kube::core::cel::compile_schema;
+use plimsoll::api::ServiceLevelObjective;
+use plimsoll::manifests::cel_check;
+use serde_json::Value;
+use support::{bad_inputs, document, yaml_files};
+
+fn crd() -> Value {
+    serde_json::to_value(ServiceLevelObjective::crd()).unwrap()
+}
+
+fn schema() -> Value {
+    crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// Walks every schema node and collects violations of the structural-schema rules the API server
+/// enforces for CRDs (apiextensions.k8s.io/v1).
+fn structural_violations(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(obj) = node.as_object() else {
+        out.push(format!("{path}: schema node is not an object"));
+        return;
+    };
+    let typed = obj.contains_key("type")
+        || obj.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+        || obj.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if !typed {
+        out.push(format!("{path}: no type"));
+    }
+    for forbidden in [
+        "$ref",
+        "definitions",
+        "$defs",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "not",
+    ] {
+        if obj.contains_key(forbidden) {
+            out.push(format!("{path}: uses {forbidden}"));
+        }
+    }
+    if let Some(t) = obj.get("type")
+        && !t.is_string()
+    {
+        out.push(format!("{path}: type must be one string, not {t}"));
+    }
+    if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
+        out.push(format!("{path}: additionalProperties beside properties"));
+    }
+    if let Some(nullable) = obj.get("nullable")
+        && !nullable.is_boolean()
+    {
+        out.push(format!("{path}: nullable must be a boolean"));
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (key, child) in props {
+            structural_violations(child, &format!("{path}.{key}"), out);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        structural_violations(items, &format!("{path}[]"), out);
+    }
+    if let Some(additional) = obj.get("additionalProperties").filter(|a| a.is_object()) {
+        structural_violations(additional, &format!("{path}{{}}"), out);
+    }
+}
+
+#[test]
+fn the_crd_is_a_structural_schema() {
+    let mut violations = Vec::new();
+    structural_violations(&schema(), "", &mut violations);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn metadata_is_left_to_the_api_server() {
+    // Structural schemas may only restrict metadata.name and generateName; the API server
+    // supplies the rest of ObjectMeta itself.
+    let metadata = &schema()["properties"]["metadata"];
+    if !metadata.is_null() {
+        assert_eq!(metadata["type"], "object");
+        let restricted: Vec<&String> = metadata
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        assert!(
+            restricted
+                .iter()
+                .all(|k| *k == "name" || *k == "generateName"),
+            "{restricted:?}"
+        );
+    }
+}
+
+#[test]
+fn identity_columns_and_subresources() {
+    let crd = crd();
+    let spec = &crd["spec"];
+    assert_eq!(
+        crd["metadata"]["name"],
+        "servicelevelobjectives.plimsoll.dev"
+    );
+    assert_eq!(spec["scope"], "Namespaced");
+    assert_eq!(spec["names"]["shortNames"], serde_json::json!(["slo"]));
+    assert_eq!(spec["names"]["categories"], serde_json::json!(["plimsoll"]));
+    let version = &spec["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Service",
+            "Objective",
+            "Window",
+            "SLI",
+            "Budget",
+            "Ready",
+            "Age"
+        ]
+    );
+}
+
+#[test]
+fn every_spec_field_is_described() {
+    fn undescribed(node: &Value, path: &str, out: &mut Vec<String>) {
+        if let Some(props) = node.get("properties").and_then(Value::as_object) {
+            for (key, child) in props {
+                let child_path = format!("{path}.{key}");
+                if child.get("description").is_none_or(|d| d == "") {
+                    out.push(child_path.clone());
+                }
+                undescribed(child, &child_path, out);
+            }
+        }
+        if let Some(items) = node.get("items") {
+            undescribed(items, path, out);
+        }
+    }
+    let mut missing = Vec::new();
+    undescribed(&schema()["properties"]["spec"], "spec", &mut missing);
+    undescribed(&schema()["properties"]["status"], "status", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "fields without description: {missing:#?}"
+    );
+}
+
+#[test]
+fn conditions_merge_by_type_under_server_side_apply() {
+    let conditions = &schema()["properties"]["status"]["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        conditions["x-kubernetes-list-map-keys"],
+        serde_json::json!(["type"])
+    );
+}
+
+#[test]
+fn cel_rules_compile() {
+    fn count(node: &Value) -> usize {
+        let here = node
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let children: usize = node
+            .get("properties")
+            .and_then(Value::as_object)
+            .map_or(0, |p| p.values().map(count).sum());
+        here + children + node.get("items").map_or(0, count)
+    }
+    fn errors(node: &kube::core::cel::CompiledSchema, out: &mut Vec<String>) {
+        out.extend(node.compilation_errors().iter().map(|e| e.to_string()));
+        for child in node.properties.values() {
+            errors(child, out);
+        }
+        if let Some(items) = &node.items {
+            errors(items, out);
+        }
+    }
+    let schema = schema();
+    assert!(count(&schema) >= 10, "expected our CEL rules in the schema");
+    let mut problems = Vec::new();
+    errors(&compile_schema(&schema), &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn examples_pass_the_cel_rules() {
+    for file in yaml_files("examples") {
+        let result = cel_check(&document(&file));
+        assert!(result.is_ok(), "{}: {result:?}", file.display());
+    }
+}
+
+/// The bad inputs marked `cel` are refused by the API server itself, before the operator sees
+/// them: check that the CRD's rules (run by kube's CEL evaluator) reject each one.
+#[test]
+fn cel_rules_reject_what_they_claim() {
+    let cases: Vec<_> = bad_inputs()
+        .into_iter()
+        .filter(|c| c.layers.iter().any(|l| l == "cel"))
+        .collect();
+    assert!(cases.len() >= 10, "only {} CEL cases", cases.len());
+    for case in cases {
+        let result = cel_check(&document(&case.file));
+        assert!(result.is_err(), "{}: CEL accepted it", case.file.display());
+    }
+}
