@@ -10,8 +10,11 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property)
 test: lint
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --all-targets --no-fail-fast; \
+	else \
+		$(CARGO) test --all-targets --no-fail-fast; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check
