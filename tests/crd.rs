@@ -218,3 +218,116 @@ fn cel_rules_reject_what_they_claim() {
         assert!(result.is_err(), "{}: CEL accepted it", case.file.display());
     }
 }
+
+/// The OpenAPI keywords our CRD uses, checked the way the API server checks them, so the tests can
+/// show which bad inputs `kubectl apply` refuses before any CEL rule runs.
+fn openapi_violations(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+    if value.is_null() {
+        if schema.get("nullable") != Some(&Value::Bool(true)) {
+            out.push(format!("{path}: null"));
+        }
+        return;
+    }
+    let type_ok = match schema.get("type").and_then(Value::as_str) {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("number") => value.is_number(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if !type_ok {
+        out.push(format!("{path}: wrong type"));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(format!("{path}: not in enum"));
+    }
+    if let Some(text) = value.as_str() {
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !regex::Regex::new(pattern).unwrap().is_match(text)
+        {
+            out.push(format!("{path}: pattern"));
+        }
+        let len = text.chars().count() as u64;
+        if schema
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len < m)
+            || schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len > m)
+        {
+            out.push(format!("{path}: length"));
+        }
+    }
+    if let Some(n) = value.as_f64()
+        && (schema
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n < m)
+            || schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .is_some_and(|m| n > m))
+    {
+        out.push(format!("{path}: range"));
+    }
+    if let Some(map) = value.as_object() {
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !map.contains_key(required.as_str().unwrap()) {
+                out.push(format!("{path}.{required}: required"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, child) in map {
+            let child_schema = properties
+                .and_then(|p| p.get(key))
+                .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
+            if let Some(child_schema) = child_schema {
+                openapi_violations(child, child_schema, &format!("{path}.{key}"), out);
+            }
+        }
+    }
+    if let (Some(items), Some(item_schema)) = (value.as_array(), schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            openapi_violations(item, item_schema, &format!("{path}[{i}]"), out);
+        }
+    }
+}
+
+#[test]
+fn examples_pass_the_openapi_schema() {
+    for file in yaml_files("examples") {
+        let mut violations = Vec::new();
+        openapi_violations(&document(&file), &schema(), "", &mut violations);
+        assert!(violations.is_empty(), "{}: {violations:?}", file.display());
+    }
+}
+
+#[test]
+fn openapi_schema_rejects_what_it_claims() {
+    let cases: Vec<_> = bad_inputs()
+        .into_iter()
+        .filter(|c| c.layers.iter().any(|l| l == "schema"))
+        .collect();
+    assert!(cases.len() >= 8, "only {} schema cases", cases.len());
+    for case in cases {
+        let mut violations = Vec::new();
+        openapi_violations(&document(&case.file), &schema(), "", &mut violations);
+        assert!(
+            !violations.is_empty(),
+            "{}: the schema accepted it",
+            case.file.display()
+        );
+    }
+}
