@@ -8,3 +8,4 @@ pub mod api;
 pub mod cli;
 pub mod manifests;
 pub mod model;
+pub mod rules;

@@ -1,6 +1,7 @@
 //! The `plimsoll` command line: one function per subcommand, each returning the exit code.
 
 pub mod crd;
+pub mod generate;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ pub enum Command {
     /// Check SLO manifests: exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O
     /// errors. Prints `<file>[#doc]: <field>: <problem>` per problem.
     Validate(validate::Args),
+    /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
+    Generate(generate::Args),
 }
 
 /// Runs the parsed command line.
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Crd => crd::run(stdout, stderr),
         Command::Validate(args) => validate::run(&args, stdout, stderr),
+        Command::Generate(args) => generate::run(&args, stdout, stderr),
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::manifests::{self, Decoded, Source};
+use crate::manifests::{self, Decoded, Outcome};
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 
@@ -47,12 +47,24 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
             return EXIT_ERROR;
         }
     };
-    for file in &files {
-        match manifests::read(file) {
-            Ok(source) => check_source(source, out, &mut tally),
-            Err(e) => {
-                tally.io_errors += 1;
-                let _ = writeln!(err, "plimsoll validate: {e}");
+    let (checked, io_errors) = manifests::check_files(&files);
+    for e in &io_errors {
+        let _ = writeln!(err, "plimsoll validate: {e}");
+    }
+    tally.io_errors = io_errors.len();
+    for doc in checked {
+        match doc.outcome {
+            Outcome::Decoded(Decoded::Valid(_)) => tally.valid += 1,
+            Outcome::Decoded(Decoded::Other { .. }) => tally.other += 1,
+            Outcome::Decoded(Decoded::Invalid(errors)) => {
+                tally.invalid += 1;
+                for e in errors.iter() {
+                    let _ = writeln!(out, "{}: {e}", doc.location);
+                }
+            }
+            Outcome::Malformed(message) => {
+                tally.invalid += 1;
+                let _ = writeln!(out, "{}: (yaml): {message}", doc.location);
             }
         }
     }
@@ -75,28 +87,5 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         EXIT_INVALID
     } else {
         EXIT_OK
-    }
-}
-
-fn check_source(source: Source, out: &mut impl Write, tally: &mut Tally) {
-    let docs = match source {
-        Source::Documents(docs) => docs,
-        Source::Malformed { source, message } => {
-            tally.invalid += 1;
-            let _ = writeln!(out, "{source}: (yaml): {message}");
-            return;
-        }
-    };
-    for doc in docs {
-        match manifests::decode(&doc.value) {
-            Decoded::Valid(_) => tally.valid += 1,
-            Decoded::Other { .. } => tally.other += 1,
-            Decoded::Invalid(errors) => {
-                tally.invalid += 1;
-                for e in errors.iter() {
-                    let _ = writeln!(out, "{}: {e}", doc.location());
-                }
-            }
-        }
     }
 }

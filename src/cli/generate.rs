@@ -1,0 +1,124 @@
+//! `plimsoll generate`: the rules the operator would apply, for review, for GitOps, or for a
+//! Prometheus without the operator.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::manifests::{self, Decoded, Outcome};
+use crate::model::Slo;
+use crate::rules;
+
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A plain Prometheus rule file (`rule_files:`), all SLOs in one file.
+    Prometheus,
+    /// prometheus-operator PrometheusRule manifests, one per SLO, as the operator applies them.
+    Prometheusrule,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or directories with SLO manifests; `-` reads standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", num_args = 1.., required = true)]
+    pub filenames: Vec<PathBuf>,
+    /// Output shape.
+    #[arg(long, value_enum, default_value = "prometheus")]
+    pub format: Format,
+    /// Namespace for SLOs whose manifest names none.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Extra label on every PrometheusRule, such as `release=kube-prometheus-stack`, so the
+    /// Prometheus rule selector picks it up. Repeatable.
+    #[arg(long = "rule-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub rule_labels: Vec<(String, String)>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let files = match manifests::expand(&args.filenames) {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll generate: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let (checked, io_errors) = manifests::check_files(&files);
+    for e in &io_errors {
+        let _ = writeln!(err, "plimsoll generate: {e}");
+    }
+    let mut slos: Vec<Slo> = Vec::new();
+    let mut invalid = false;
+    for doc in checked {
+        match doc.outcome {
+            Outcome::Decoded(Decoded::Valid(valid)) => slos.push(valid.1),
+            Outcome::Decoded(Decoded::Other { .. }) => {}
+            Outcome::Decoded(Decoded::Invalid(errors)) => {
+                invalid = true;
+                for e in errors.iter() {
+                    let _ = writeln!(err, "{}: {e}", doc.location);
+                }
+            }
+            Outcome::Malformed(message) => {
+                invalid = true;
+                let _ = writeln!(err, "{}: (yaml): {message}", doc.location);
+            }
+        }
+    }
+    if !io_errors.is_empty() {
+        return EXIT_ERROR;
+    }
+    if invalid {
+        let _ = writeln!(
+            err,
+            "plimsoll generate: nothing written; fix the problems above"
+        );
+        return EXIT_INVALID;
+    }
+    match render(&slos, args) {
+        Ok(text) => match out.write_all(text.as_bytes()) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                let _ = writeln!(err, "plimsoll generate: {e}");
+                EXIT_ERROR
+            }
+        },
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll generate: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn render(slos: &[Slo], args: &Args) -> Result<String, rules::OutputError> {
+    let namespace = |slo: &Slo| slo.namespace.clone().unwrap_or(args.namespace.clone());
+    match args.format {
+        Format::Prometheus => {
+            let groups: Vec<rules::RuleGroup> = slos
+                .iter()
+                .flat_map(|slo| rules::render(slo, &namespace(slo)))
+                .collect();
+            rules::rule_file(&groups)
+        }
+        Format::Prometheusrule => {
+            let labels: BTreeMap<String, String> = args.rule_labels.iter().cloned().collect();
+            let mut text = String::new();
+            for slo in slos {
+                let ns = namespace(slo);
+                let object =
+                    rules::prometheus_rule(&slo.name, &ns, rules::render(slo, &ns), &labels);
+                text.push_str("---\n");
+                text.push_str(&serde_saphyr::to_string(&object)?);
+            }
+            Ok(text)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! PromQL for "how many events failed, out of how many" per indicator kind, over a range of raw
+//! series. Everything else (ratios, counts, slices) is built from these two expressions.
+
+use crate::model::promql::{WINDOW_PLACEHOLDER, quote};
+use crate::model::{BadEvents, Duration, Indicator, Selector};
+
+/// Failed and total events over one range, aggregated to the SLO's groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amounts {
+    pub errors: String,
+    pub total: String,
+}
+
+/// How counters are read: `rate` (per second) for ratios, `increase` (events) for counts. The
+/// ratio is the same either way; counts are summed, so they must be events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    Rate,
+    Increase,
+}
+
+impl Reading {
+    fn function(self) -> &'static str {
+        match self {
+            Reading::Rate => "rate",
+            Reading::Increase => "increase",
+        }
+    }
+}
+
+/// The amounts for counter, histogram and gauge indicators; `None` for free queries, which give
+/// a ratio and nothing else.
+pub fn amounts(indicator: &Indicator, range: Duration, reading: Reading) -> Option<Amounts> {
+    match indicator {
+        Indicator::Ratio {
+            bad,
+            total,
+            group_by,
+        } => {
+            let total_expr = counter(total, range, reading, group_by);
+            let errors = match bad {
+                // No error series at all means no errors, not no data.
+                BadEvents::Errors(errors) => format!(
+                    "({} or 0 * {total_expr})",
+                    counter(errors, range, reading, group_by)
+                ),
+                BadEvents::Good(good) => format!(
+                    "({total_expr} - ({} or 0 * {total_expr}))",
+                    counter(good, range, reading, group_by)
+                ),
+            };
+            Some(Amounts {
+                errors,
+                total: total_expr,
+            })
+        }
+        Indicator::Latency {
+            histogram,
+            threshold,
+            group_by,
+        } => {
+            let count = histogram.with_metric(format!("{}_count", histogram.metric));
+            let total = counter(&count, range, reading, group_by);
+            // A missing bucket gives no data rather than a perfect score: the threshold must be a
+            // bucket bound, and the absent alert watches for it.
+            let fast = counter(le_bucket(histogram, *threshold), range, reading, group_by);
+            Some(Amounts {
+                errors: format!("({total} - {fast})"),
+                total,
+            })
+        }
+        Indicator::Gauge { metric, group_by } => {
+            let total = aggregate(group_by, &format!("count_over_time({metric}[{range}])"));
+            let good = aggregate(group_by, &format!("sum_over_time({metric}[{range}])"));
+            Some(Amounts {
+                errors: format!("({total} - {good})"),
+                total,
+            })
+        }
+        Indicator::Query { .. } => None,
+    }
+}
+
+/// The error ratio over a raw range. Zero traffic gives 0 (nothing failed), never NaN; missing
+/// error amounts with traffic give no series (no data), never 0.
+pub fn ratio(indicator: &Indicator, range: Duration) -> String {
+    match (indicator, amounts(indicator, range, Reading::Rate)) {
+        (Indicator::Query { error_ratio }, _) => {
+            format!(
+                "({})",
+                error_ratio.replace(WINDOW_PLACEHOLDER, &range.to_string())
+            )
+        }
+        (_, Some(a)) => guarded_ratio(&a.errors, &a.total),
+        (_, None) => String::new(),
+    }
+}
+
+/// `errors / total`, 0 where total is 0.
+pub fn guarded_ratio(errors: &str, total: &str) -> String {
+    format!("{errors} / ({total} > 0) or ({total} == 0)")
+}
+
+/// The series whose absence means the SLI cannot be computed: the total events (the error series
+/// may legitimately not exist) or, for latency, the threshold bucket.
+pub fn presence(indicator: &Indicator) -> String {
+    match indicator {
+        Indicator::Ratio { total, .. } => total.to_string(),
+        Indicator::Latency {
+            histogram,
+            threshold,
+            ..
+        } => le_bucket(histogram, *threshold).to_string(),
+        Indicator::Gauge { metric, .. } => metric.to_string(),
+        Indicator::Query { error_ratio } => error_ratio.replace(WINDOW_PLACEHOLDER, "5m"),
+    }
+}
+
+/// The histogram's bucket at the threshold. Prometheus 3 writes integer bounds as `1.0` where
+/// older exporters wrote `1`, so integers match both spellings.
+fn le_bucket(histogram: &Selector, threshold: f64) -> String {
+    let bucket = histogram.with_metric(format!("{}_bucket", histogram.metric));
+    let spelled = threshold.to_string();
+    let le = if threshold.fract() == 0.0 && !spelled.contains('e') {
+        format!("le=~{}", quote(&format!("{spelled}|{spelled}\\.0")))
+    } else {
+        format!("le={}", quote(&spelled))
+    };
+    let base = bucket.to_string();
+    match base.strip_suffix('}') {
+        Some(open) => format!("{open},{le}}}"),
+        None => format!("{base}{{{le}}}"),
+    }
+}
+
+fn counter(
+    selector: impl std::fmt::Display,
+    range: Duration,
+    reading: Reading,
+    group_by: &[String],
+) -> String {
+    aggregate(
+        group_by,
+        &format!("{}({selector}[{range}])", reading.function()),
+    )
+}
+
+fn aggregate(group_by: &[String], inner: &str) -> String {
+    if group_by.is_empty() {
+        format!("sum({inner})")
+    } else {
+        format!("sum by ({}) ({inner})", group_by.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::promql::parse_selector;
+
+    fn sel(text: &str) -> Selector {
+        parse_selector(text).unwrap()
+    }
+
+    #[test]
+    fn ratio_of_error_and_total_counters() {
+        let ind = Indicator::Ratio {
+            bad: BadEvents::Errors(sel(r#"req_total{code=~"5.."}"#)),
+            total: sel("req_total"),
+            group_by: vec!["route".into()],
+        };
+        let a = amounts(&ind, Duration::from_minutes(5), Reading::Increase).unwrap();
+        assert_eq!(a.total, "sum by (route) (increase(req_total[5m]))");
+        assert_eq!(
+            a.errors,
+            r#"(sum by (route) (increase(req_total{code=~"5.."}[5m])) or 0 * sum by (route) (increase(req_total[5m])))"#
+        );
+    }
+
+    #[test]
+    fn latency_bucket_matches_both_integer_spellings() {
+        let h = sel(r#"lat_seconds{job="a"}"#);
+        assert_eq!(
+            le_bucket(&h, 0.3),
+            r#"lat_seconds_bucket{job="a",le="0.3"}"#
+        );
+        assert_eq!(
+            le_bucket(&sel("lat_seconds"), 1.0),
+            r#"lat_seconds_bucket{le=~"1|1\\.0"}"#
+        );
+    }
+
+    #[test]
+    fn every_expression_parses() {
+        let indicators = [
+            Indicator::Ratio {
+                bad: BadEvents::Good(sel("ok_total")),
+                total: sel("all_total"),
+                group_by: vec![],
+            },
+            Indicator::Latency {
+                histogram: sel(r#"lat{job="x"}"#),
+                threshold: 2.0,
+                group_by: vec!["a".into(), "b".into()],
+            },
+            Indicator::Gauge {
+                metric: sel("probe_success"),
+                group_by: vec!["instance".into()],
+            },
+            Indicator::Query {
+                error_ratio: "sum(rate(e[$window])) / sum(rate(t[$window]))".into(),
+            },
+        ];
+        for ind in &indicators {
+            let r = ratio(ind, Duration::from_hours(1));
+            promql_parser::parser::parse(&r).unwrap_or_else(|e| panic!("{r}: {e}"));
+            promql_parser::parser::parse(&presence(ind)).unwrap();
+        }
+    }
+}

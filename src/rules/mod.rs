@@ -1,0 +1,409 @@
+//! Render: validated SLO -> Prometheus rule groups. Pure and deterministic: the same SLO always
+//! gives byte-identical output.
+//!
+//! Counts are recorded once per 5 minutes and long windows sum them, so the long-window SLI is an
+//! exact ratio of counts and costs one recorded sample per 5 minutes of window. See
+//! `shared/design/rules.md` for the reasoning.
+
+mod alerts;
+mod amounts;
+mod output;
+pub mod windows;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
+use amounts::{Reading, amounts, guarded_ratio, ratio};
+use windows::{COUNT_STEP, FROM_COUNTS, rate_suffix, recorded_windows};
+
+pub use output::{OutputError, PrometheusRule, prometheus_rule, rule_file};
+
+/// Record names, shared with the status reader.
+pub mod names {
+    pub const ERRORS_5M: &str = "slo:sli_errors:increase5m";
+    pub const TOTAL_5M: &str = "slo:sli_total:increase5m";
+    pub const SLICE_GOOD: &str = "slo:sli_slice_good:bool";
+    pub const RATIO_PREFIX: &str = "slo:sli_error:";
+    pub const RATIO_WINDOW: &str = "slo:sli_error:ratio_window";
+    pub const OBJECTIVE: &str = "slo:objective:ratio";
+    pub const ERROR_BUDGET: &str = "slo:error_budget:ratio";
+    pub const BUDGET_REMAINING: &str = "slo:error_budget_remaining:ratio";
+    pub const WINDOW_SECONDS: &str = "slo:window:seconds";
+    pub const INFO: &str = "slo:info";
+    /// Labels every generated series carries.
+    pub const LABEL_SLO: &str = "slo";
+    pub const LABEL_NAMESPACE: &str = "slo_namespace";
+    pub const LABEL_SERVICE: &str = "slo_service";
+}
+
+/// Interval of the group that reads raw series for short windows.
+const FAST_INTERVAL: &str = "30s";
+
+/// A Prometheus rule group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleGroup {
+    pub name: String,
+    pub interval: String,
+    pub rules: Vec<Rule>,
+}
+
+/// A recording or alerting rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    pub expr: String,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where an SLO's rules come from: the model and the namespace it lives in.
+pub struct Context<'a> {
+    pub slo: &'a Slo,
+    pub namespace: &'a str,
+}
+
+impl Context<'_> {
+    /// The labels every generated series carries.
+    fn series_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (names::LABEL_SLO.to_string(), self.slo.name.clone()),
+            (
+                names::LABEL_NAMESPACE.to_string(),
+                self.namespace.to_string(),
+            ),
+            (names::LABEL_SERVICE.to_string(), self.slo.service.clone()),
+        ])
+    }
+
+    /// `{slo="...",slo_namespace="..."}`: selects this SLO's recorded series.
+    fn own(&self, record: &str) -> String {
+        format!(
+            "{record}{{{}={},{}={}}}",
+            names::LABEL_SLO,
+            crate::model::promql::quote(&self.slo.name),
+            names::LABEL_NAMESPACE,
+            crate::model::promql::quote(self.namespace)
+        )
+    }
+
+    fn record(&self, record: impl Into<String>, expr: String) -> Rule {
+        Rule {
+            record: Some(record.into()),
+            expr,
+            labels: self.series_labels(),
+            ..Rule::default()
+        }
+    }
+
+    fn group_name(&self, part: &str) -> String {
+        format!("plimsoll/{}/{}/{part}", self.namespace, self.slo.name)
+    }
+
+    /// The error budget as a ratio, exactly: 99.9 -> `0.001`.
+    fn budget(&self) -> String {
+        self.slo.error_budget().ratio_string()
+    }
+}
+
+/// All rule groups of one SLO, in evaluation order.
+pub fn render(slo: &Slo, namespace: &str) -> Vec<RuleGroup> {
+    let ctx = Context { slo, namespace };
+    let (short, long): (Vec<Duration>, Vec<Duration>) = recorded_windows(&slo.window)
+        .into_iter()
+        .partition(|w| *w < FROM_COUNTS);
+    let mut first = match &slo.method {
+        BudgetingMethod::Occurrences => fast_group(&ctx, &short),
+        BudgetingMethod::Timeslices { slice, objective } => {
+            slice_group(&ctx, &short, *slice, &objective.complement().ratio_string())
+        }
+    };
+    first.rules.extend(metadata(&ctx));
+    let mut slow = slow_group(&ctx, &long);
+    alerts::place(&ctx, &mut first, &mut slow);
+    vec![first, slow]
+}
+
+/// Raw series, short windows, every 30s: what the fast page alert reads.
+fn fast_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
+    let rules = windows
+        .iter()
+        .map(|w| {
+            ctx.record(
+                format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w)),
+                ratio(&ctx.slo.indicator, *w),
+            )
+        })
+        .collect();
+    RuleGroup {
+        name: ctx.group_name("fast"),
+        interval: FAST_INTERVAL.to_string(),
+        rules,
+    }
+}
+
+/// Timeslices: one good/bad sample per slice, and short windows as the share of bad slices.
+fn slice_group(
+    ctx: &Context,
+    windows: &[Duration],
+    slice: Duration,
+    max_errors: &str,
+) -> RuleGroup {
+    let good = match amounts(&ctx.slo.indicator, slice, Reading::Increase) {
+        // A slice without traffic is good: nothing failed in it.
+        Some(a) => format!(
+            "({} / ({} > 0) <= bool {max_errors}) or ({} == bool 0)",
+            a.errors, a.total, a.total
+        ),
+        None => format!("{} <= bool {max_errors}", ratio(&ctx.slo.indicator, slice)),
+    };
+    let mut rules = vec![ctx.record(names::SLICE_GOOD, good)];
+    rules.extend(windows.iter().map(|w| {
+        ctx.record(
+            format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w)),
+            bad_slice_share(ctx, *w, slice),
+        )
+    }));
+    RuleGroup {
+        name: ctx.group_name("slices"),
+        interval: slice.to_string(),
+        rules,
+    }
+}
+
+fn bad_slice_share(ctx: &Context, window: Duration, slice: Duration) -> String {
+    format!(
+        "1 - avg_over_time({}[{window}:{slice}])",
+        ctx.own(names::SLICE_GOOD)
+    )
+}
+
+/// Every 5m: the 5m counts, then long windows summed from them, then the remaining budget.
+fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
+    let full = ctx.slo.window.rolling_equivalent();
+    let mut rules = Vec::new();
+    let counts = amounts(&ctx.slo.indicator, COUNT_STEP, Reading::Increase);
+    if let (Some(a), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
+        rules.push(ctx.record(names::ERRORS_5M, a.errors.clone()));
+        rules.push(ctx.record(names::TOTAL_5M, a.total.clone()));
+    }
+    let long_ratio = |w: Duration| match (&ctx.slo.method, &counts) {
+        (BudgetingMethod::Timeslices { slice, .. }, _) => bad_slice_share(ctx, w, *slice),
+        (BudgetingMethod::Occurrences, Some(_)) => guarded_ratio(
+            &format!(
+                "sum_over_time({}[{w}:{COUNT_STEP}])",
+                ctx.own(names::ERRORS_5M)
+            ),
+            &format!(
+                "sum_over_time({}[{w}:{COUNT_STEP}])",
+                ctx.own(names::TOTAL_5M)
+            ),
+        ),
+        // Free queries have no counts: average the 5m ratios, skipping NaN from idle periods.
+        (BudgetingMethod::Occurrences, None) => format!(
+            "avg_over_time(({} >= 0)[{w}:{COUNT_STEP}])",
+            ctx.own(&format!(
+                "{}{}",
+                names::RATIO_PREFIX,
+                rate_suffix(COUNT_STEP)
+            ))
+        ),
+    };
+    for w in windows {
+        rules.push(ctx.record(
+            format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w)),
+            long_ratio(*w),
+        ));
+    }
+    rules.push(ctx.record(names::RATIO_WINDOW, long_ratio(full)));
+    rules.push(ctx.record(
+        names::BUDGET_REMAINING,
+        format!("1 - {} / {}", ctx.own(names::RATIO_WINDOW), ctx.budget()),
+    ));
+    RuleGroup {
+        name: ctx.group_name("slow"),
+        interval: COUNT_STEP.to_string(),
+        rules,
+    }
+}
+
+/// Constant series that describe the SLO, so dashboards and the operator need nothing else.
+fn metadata(ctx: &Context) -> Vec<Rule> {
+    let slo = ctx.slo;
+    let window_label = match &slo.window {
+        crate::model::Window::Rolling(d) => d.to_string(),
+        crate::model::Window::Calendar { period, .. } => format!("{period:?}").to_lowercase(),
+    };
+    let method = match slo.method {
+        BudgetingMethod::Occurrences => "Occurrences",
+        BudgetingMethod::Timeslices { .. } => "Timeslices",
+    };
+    let indicator = match slo.indicator {
+        Indicator::Ratio { .. } => "ratio",
+        Indicator::Latency { .. } => "latency",
+        Indicator::Gauge { .. } => "gauge",
+        Indicator::Query { .. } => "query",
+    };
+    let mut info = ctx.record(names::INFO, "vector(1)".to_string());
+    info.labels.extend([
+        ("window".to_string(), window_label),
+        ("objective".to_string(), slo.objective.to_string()),
+        ("budgeting_method".to_string(), method.to_string()),
+        ("indicator".to_string(), indicator.to_string()),
+    ]);
+    vec![
+        ctx.record(
+            names::OBJECTIVE,
+            format!("vector({})", slo.objective.ratio_string()),
+        ),
+        ctx.record(names::ERROR_BUDGET, format!("vector({})", ctx.budget())),
+        ctx.record(
+            names::WINDOW_SECONDS,
+            format!("vector({})", slo.window.rolling_equivalent().as_secs()),
+        ),
+        info,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ServiceLevelObjective;
+    use std::collections::BTreeSet;
+
+    fn slo(spec: serde_json::Value) -> Slo {
+        let object: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1",
+            "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": spec,
+        }))
+        .unwrap();
+        crate::model::validate(&object).unwrap()
+    }
+
+    fn spec(indicator: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"service": "checkout", "objective": 99.9, "window": "30d", "indicator": indicator})
+    }
+
+    fn all_kinds() -> Vec<Slo> {
+        let mut timeslices =
+            spec(serde_json::json!({"latency": {"histogram": "lat{job=\"a\"}", "threshold": 0.2}}));
+        timeslices["budgetingMethod"] = "Timeslices".into();
+        timeslices["timeslice"] = serde_json::json!({"duration": "1m", "objective": 95});
+        vec![
+            slo(spec(
+                serde_json::json!({"ratio": {"errors": "e_total", "total": "t_total", "groupBy": ["route"]}}),
+            )),
+            slo(spec(
+                serde_json::json!({"ratio": {"good": "g_total", "total": "t_total"}}),
+            )),
+            slo(spec(
+                serde_json::json!({"latency": {"histogram": "lat", "threshold": 1}}),
+            )),
+            slo(spec(
+                serde_json::json!({"gauge": {"metric": "probe_success", "groupBy": ["instance"]}}),
+            )),
+            slo(spec(
+                serde_json::json!({"query": {"errorRatio": "sum(rate(e[$window])) / sum(rate(t[$window]))"}}),
+            )),
+            slo(timeslices),
+        ]
+    }
+
+    #[test]
+    fn every_expression_parses() {
+        for slo in all_kinds() {
+            for group in render(&slo, "shop") {
+                for rule in group.rules {
+                    promql_parser::parser::parse(&rule.expr)
+                        .unwrap_or_else(|e| panic!("{}: {e}\n{}", group.name, rule.expr));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        for slo in all_kinds() {
+            let once = rule_file(&render(&slo, "shop")).unwrap();
+            let again = rule_file(&render(&slo.clone(), "shop")).unwrap();
+            assert_eq!(once, again);
+        }
+    }
+
+    #[test]
+    fn each_record_is_written_once() {
+        for slo in all_kinds() {
+            let mut seen = BTreeSet::new();
+            for group in render(&slo, "shop") {
+                for rule in group.rules.iter().filter(|r| r.record.is_some()) {
+                    let key = (rule.record.clone(), rule.labels.clone());
+                    assert!(seen.insert(key), "{:?} twice", rule.record);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn budgets_are_exact_decimals() {
+        let mut s = spec(serde_json::json!({"ratio": {"errors": "e", "total": "t"}}));
+        s["objective"] = serde_json::json!(99.95);
+        let text = rule_file(&render(&slo(s), "shop")).unwrap();
+        assert!(text.contains("vector(0.0005)"), "{text}");
+        assert!(text.contains("(14.4 * 0.0005)"));
+        assert!(!text.contains("0.000499"));
+    }
+
+    #[test]
+    fn group_by_labels_are_kept_in_every_aggregation() {
+        let slo = &all_kinds()[0];
+        for group in render(slo, "shop") {
+            for rule in &group.rules {
+                for sum in rule.expr.match_indices("sum(") {
+                    panic!("ungrouped sum at {} in {}", sum.0, rule.expr);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timeslices_record_slices_at_the_slice_interval() {
+        let groups = render(&all_kinds()[5], "shop");
+        assert_eq!(groups[0].interval, "1m");
+        assert_eq!(
+            groups[0].rules[0].record.as_deref(),
+            Some(names::SLICE_GOOD)
+        );
+        assert!(groups[0].rules[0].expr.contains("<= bool 0.05"));
+    }
+
+    #[test]
+    fn disabled_tiers_generate_no_alerts() {
+        let mut s = spec(serde_json::json!({"ratio": {"errors": "e", "total": "t"}}));
+        s["alerting"] =
+            serde_json::json!({"page": {"disabled": true}, "absent": {"disabled": true}});
+        let alerts: Vec<Rule> = render(&slo(s), "shop")
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .filter(|r| r.alert.is_some())
+            .collect();
+        assert_eq!(alerts.len(), 2);
+        assert!(alerts.iter().all(|a| a.labels["severity"] == "warning"));
+        s = spec(serde_json::json!({"ratio": {"errors": "e", "total": "t"}}));
+        s["alerting"] = serde_json::json!({"disabled": true});
+        let any_alert = render(&slo(s), "shop")
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .any(|r| r.alert.is_some());
+        assert!(!any_alert);
+    }
+}

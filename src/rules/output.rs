@@ -1,0 +1,109 @@
+//! The two shapes rules are delivered in: a plain Prometheus rule file, and a prometheus-operator
+//! PrometheusRule object.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+use super::RuleGroup;
+
+/// Label on generated objects naming the tool that owns them.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "plimsoll";
+/// Label on generated objects naming the SLO they come from.
+pub const SLO_LABEL: &str = "plimsoll.dev/slo";
+
+/// The part of prometheus-operator's PrometheusRule (monitoring.coreos.com/v1) that we write.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PrometheusRule",
+    namespaced,
+    schema = "disabled"
+)]
+pub struct PrometheusRuleSpec {
+    pub groups: Vec<RuleGroup>,
+}
+
+/// Why rules could not be written out.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("could not serialize rules as YAML: {0}")]
+    Yaml(#[from] serde_saphyr::SerializeError),
+}
+
+#[derive(Serialize)]
+struct RuleFile<'a> {
+    groups: &'a [RuleGroup],
+}
+
+/// A rule file for Prometheus' `rule_files`.
+pub fn rule_file(groups: &[RuleGroup]) -> Result<String, OutputError> {
+    Ok(serde_saphyr::to_string(&RuleFile { groups })?)
+}
+
+/// The PrometheusRule for one SLO: same name and namespace, our labels plus the operator's
+/// configured ones (such as `release: kube-prometheus-stack`), never the SLO's own labels.
+pub fn prometheus_rule(
+    slo_name: &str,
+    namespace: &str,
+    groups: Vec<RuleGroup>,
+    extra_labels: &BTreeMap<String, String>,
+) -> PrometheusRule {
+    let mut labels = extra_labels.clone();
+    labels.insert(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string());
+    labels.insert(SLO_LABEL.to_string(), slo_name.to_string());
+    PrometheusRule {
+        metadata: ObjectMeta {
+            name: Some(slo_name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: PrometheusRuleSpec { groups },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Rule;
+
+    #[test]
+    fn rule_files_read_back_to_the_same_rules() {
+        let tricky = "sum(rate(x{path=\"/a  b\",q=\"it's \\\"quoted\\\"\"}[5m]))   /   \
+                      sum(rate(x[5m])) or vector(0) and on() hour() > 3 unless x{a=\"{{ b }}\"}"
+            .repeat(3);
+        let groups = vec![RuleGroup {
+            name: "g".into(),
+            interval: "30s".into(),
+            rules: vec![Rule {
+                record: Some("r".into()),
+                expr: tricky,
+                labels: BTreeMap::from([("k".into(), "a: b # not a comment".into())]),
+                ..Rule::default()
+            }],
+        }];
+        #[derive(Deserialize)]
+        struct File {
+            groups: Vec<RuleGroup>,
+        }
+        let text = rule_file(&groups).unwrap();
+        let back: File = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back.groups, groups, "{text}");
+    }
+
+    #[test]
+    fn prometheus_rules_carry_our_labels_and_the_configured_ones() {
+        let extra = BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]);
+        let rule = prometheus_rule("checkout", "shop", vec![], &extra);
+        let labels = rule.metadata.labels.unwrap();
+        assert_eq!(labels[MANAGED_BY_LABEL], "plimsoll");
+        assert_eq!(labels[SLO_LABEL], "checkout");
+        assert_eq!(labels["release"], "kube-prometheus-stack");
+        assert_eq!(rule.metadata.namespace.as_deref(), Some("shop"));
+    }
+}
