@@ -1,7 +1,7 @@
 # Plimsoll: `make test` is the one entry point for CI and developers.
 CARGO ?= cargo
 
-.PHONY: all build test lint fmt crds check-crds clean
+.PHONY: all build test tools lint fmt crds clean
 
 all: build
 
@@ -9,12 +9,22 @@ build:
 	$(CARGO) build --release
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property)
-test: lint
+test: tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --all-targets --no-fail-fast; \
 	else \
 		$(CARGO) test --all-targets --no-fail-fast; \
 	fi
+
+## tools: what the tests run for real (promtool from Debian's prometheus package)
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing promtool (Debian package prometheus)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	}
+	@promtool --version | head -1
 
 lint:
 	$(CARGO) fmt --all -- --check

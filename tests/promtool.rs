@@ -107,3 +107,247 @@ fn promtool_suites_pin_the_meaning_of_the_rules() {
         run_suite(&slo, &std::fs::read_to_string(&test).unwrap());
     }
 }
+
+const CHECKOUT: &str = r#"
+apiVersion: plimsoll.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: checkout, namespace: shop}
+spec:
+  service: checkout
+  objective: 99.9
+  window: 30d
+  indicator:
+    ratio:
+      errors: 'http_requests_total{job="checkout",code=~"5.."}'
+      total: 'http_requests_total{job="checkout"}'
+"#;
+
+fn checkout() -> Slo {
+    match manifests::decode(&serde_saphyr::from_str(CHECKOUT).unwrap()) {
+        Decoded::Valid(valid) => valid.1,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A steady error ratio for `hours`, with burn alerts expected at every half hour.
+fn steady_burn_suite(
+    error_share: f64,
+    hours: u64,
+    expected: &[(&str, &str, &str, &str)],
+) -> String {
+    let minutes = hours * 60;
+    let per_minute = 6000.0;
+    let errors = per_minute * error_share;
+    let alerts: String = expected
+        .iter()
+        .map(|(severity, long, short, rate)| {
+            format!(
+                "    - exp_labels: {{slo: checkout, slo_namespace: shop, slo_service: checkout, \
+                 severity: {severity}, long: {long}, short: {short}, burn_rate: \"{rate}\"}}\n"
+            )
+        })
+        .collect();
+    let mut checks = String::new();
+    for half_hours in 1..=(hours * 2) {
+        let at = half_hours * 30;
+        let exp = if alerts.is_empty() {
+            " []\n".to_string()
+        } else {
+            format!("\n{alerts}")
+        };
+        checks.push_str(&format!(
+            "  - eval_time: {at}m\n    alertname: CheckoutErrorBudgetBurn\n    exp_alerts:{exp}"
+        ));
+    }
+    format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n- interval: 1m\n  input_series:\n  \
+         - series: 'http_requests_total{{job=\"checkout\",code=\"200\"}}'\n    values: '0+{}x{minutes}'\n  \
+         - series: 'http_requests_total{{job=\"checkout\",code=\"500\"}}'\n    values: '0+{errors}x{minutes}'\n  \
+         alert_rule_test:\n{checks}",
+        per_minute - errors
+    )
+}
+
+#[test]
+fn a_steady_2x_burn_never_pages_but_tickets() {
+    // 0.2% errors against a 0.1% budget, for 26 hours: the 3d/6h ticket (1x) holds from the start,
+    // the 1d/2h ticket (3x) and both pages (14.4x, 6x) never fire.
+    run_suite(
+        &checkout(),
+        &steady_burn_suite(0.002, 26, &[("warning", "3d", "6h", "1")]),
+    );
+}
+
+#[test]
+fn below_1x_nothing_fires() {
+    // 0.09% errors against a 0.1% budget: within budget, no alert at any half hour for a day.
+    run_suite(&checkout(), &steady_burn_suite(0.0009, 24, &[]));
+}
+
+/// Requests per minute in each hour of a day: 100x between the 02:00 trough and the 14:00 peak.
+fn requests_per_minute(hour_of_day: u64) -> f64 {
+    let phase = 2.0 * std::f64::consts::PI * (hour_of_day as f64 - 14.0) / 24.0;
+    10.0 * (1.0 + 99.0 * (1.0 + phase.cos()) / 2.0)
+}
+
+/// Errors cluster in the quiet hours, as they do when a nightly batch job breaks things.
+fn error_share(hour_of_day: u64) -> f64 {
+    if requests_per_minute(hour_of_day) < 100.0 {
+        0.05
+    } else {
+        0.0002
+    }
+}
+
+/// promtool's test engine refuses queries that hold more than about 10,000 samples, which a 30d
+/// subquery over 5m counts reaches after about 17 days of data. The SLO's window is 30d; the data
+/// covers the first 16 days of it, so every 5m count of the run is inside the window. (The full
+/// month is measured against a real Prometheus by the benchmark harness.)
+#[test]
+fn the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic() {
+    let days = 16;
+    let (mut good, mut bad) = (String::new(), String::new());
+    let (mut good_total, mut bad_total) = (0.0f64, 0.0f64);
+    for hour in 0..days * 24 {
+        let per_minute = requests_per_minute(hour % 24);
+        let errors = per_minute * error_share(hour % 24);
+        // 60 increments per hour; the last hour also writes the final value.
+        let steps = if hour == days * 24 - 1 { 60 } else { 59 };
+        good.push_str(&format!("{good_total}+{}x{steps} ", per_minute - errors));
+        bad.push_str(&format!("{bad_total}+{errors}x{steps} "));
+        good_total += 60.0 * (per_minute - errors);
+        bad_total += 60.0 * errors;
+    }
+    let exact = bad_total / (bad_total + good_total);
+    let suite = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 5m\ntests:\n- interval: 1m\n  input_series:\n  \
+         - series: 'http_requests_total{{job=\"checkout\",code=\"200\"}}'\n    values: '{good}'\n  \
+         - series: 'http_requests_total{{job=\"checkout\",code=\"500\"}}'\n    values: '{bad}'\n  \
+         promql_expr_test:\n  \
+         - expr: abs(slo:sli_error:ratio_window - {exact}) / {exact} < bool 0.001\n    eval_time: {days}d\n    \
+           exp_samples:\n    - labels: '{{slo=\"checkout\",slo_namespace=\"shop\",slo_service=\"checkout\"}}'\n      value: 1\n  \
+         - expr: abs(avg_over_time(slo:sli_error:ratio_rate5m[{days}d:5m]) - {exact}) / {exact} > bool 0.1\n    eval_time: {days}d\n    \
+           exp_samples:\n    - labels: '{{slo=\"checkout\",slo_namespace=\"shop\",slo_service=\"checkout\"}}'\n      value: 1\n"
+    );
+    run_suite(&checkout(), &suite);
+}
+
+mod random {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn selector() -> impl Strategy<Value = String> {
+        (
+            "[a-z_]{1,12}",
+            prop::collection::btree_map(
+                "[a-z_]{1,8}",
+                prop_oneof![
+                    "[a-zA-Z0-9 /._-]{0,10}".prop_map(|v| format!("={v:?}")),
+                    "[a-z0-9.|]{1,8}".prop_map(|v| format!("=~{v:?}")),
+                    "[a-z0-9]{1,6}".prop_map(|v| format!("!={v:?}")),
+                ],
+                0..3,
+            ),
+        )
+            .prop_map(|(name, matchers)| {
+                let inner: Vec<String> = matchers
+                    .into_iter()
+                    .map(|(k, m)| format!("{k}{m}"))
+                    .collect();
+                if inner.is_empty() {
+                    name
+                } else {
+                    format!("{name}{{{}}}", inner.join(","))
+                }
+            })
+    }
+
+    fn group_by() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::btree_set("[a-z][a-z_]{0,6}", 0..3).prop_map(|s| {
+            s.into_iter()
+                .filter(|l| !["le", "slo", "long", "short"].contains(&l.as_str()))
+                .collect()
+        })
+    }
+
+    fn indicator() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (selector(), selector(), any::<bool>(), group_by()).prop_map(
+                |(bad, total, good, g)| {
+                    let key = if good { "good" } else { "errors" };
+                    json!({"ratio": {key: bad, "total": total, "groupBy": g}})
+                }
+            ),
+            (
+                selector(),
+                prop_oneof![Just(0.1), Just(0.25), Just(1.0), Just(2.5), Just(10.0)],
+                group_by()
+            )
+                .prop_map(
+                    |(h, t, g)| json!({"latency": {"histogram": h, "threshold": t, "groupBy": g}})
+                ),
+            (selector(), group_by())
+                .prop_map(|(m, g)| json!({"gauge": {"metric": m, "groupBy": g}})),
+            (selector(), selector()).prop_map(|(a, b)| json!({"query": {"errorRatio":
+                format!("sum(rate({a}[$window])) / sum(rate({b}[$window]))")}})),
+        ]
+    }
+
+    pub fn spec() -> impl Strategy<Value = Value> {
+        (
+            indicator(),
+            prop_oneof![Just(90.0), Just(99.0), Just(99.5), Just(99.9), Just(99.95), Just(99.999)],
+            prop_oneof![
+                (1u64..=90).prop_map(|d| format!("{d}d")),
+                (1u64..=12).prop_map(|w| format!("{w}w")),
+                Just("month".to_string()),
+                Just("week".to_string()),
+            ],
+            prop::option::of((prop_oneof![Just("1m"), Just("5m"), Just("10m"), Just("1h")], 50.0f64..100.0)),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(indicator, objective, window, slice, page_off, absent_off)| {
+                let mut spec = json!({
+                    "service": "svc", "objective": objective, "window": window,
+                    "indicator": indicator,
+                    "alerting": {"page": {"disabled": page_off}, "absent": {"disabled": absent_off},
+                                 "labels": {"team": "a"}, "annotations": {"runbook_url": "https://r.example/x"}},
+                });
+                if let Some((duration, objective)) = slice {
+                    spec["budgetingMethod"] = json!("Timeslices");
+                    spec["timeslice"] = json!({"duration": duration, "objective": objective.round()});
+                }
+                spec
+            })
+    }
+}
+
+#[test]
+fn rules_of_random_valid_slos_pass_promtool_check() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let mut groups = Vec::new();
+    let mut rendered = 0;
+    for i in 0..300 {
+        let spec = random::spec().new_tree(&mut runner).unwrap().current();
+        let document = serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1",
+            "kind": "ServiceLevelObjective",
+            "metadata": {"name": format!("slo-{i}"), "namespace": "ns"},
+            "spec": spec,
+        });
+        if let Decoded::Valid(valid) = manifests::decode(&document) {
+            groups.extend(rules::render(&valid.1, "ns"));
+            rendered += 1;
+        }
+    }
+    assert!(
+        rendered >= 250,
+        "only {rendered} of 300 random SLOs were valid"
+    );
+    let out = check_rules(&groups);
+    assert!(out.contains("SUCCESS"), "{out}");
+}

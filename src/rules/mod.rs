@@ -27,6 +27,8 @@ pub mod names {
     pub const SLICE_GOOD: &str = "slo:sli_slice_good:bool";
     pub const RATIO_PREFIX: &str = "slo:sli_error:";
     pub const RATIO_WINDOW: &str = "slo:sli_error:ratio_window";
+    pub const ERRORS_WINDOW: &str = "slo:sli_errors:increase_window";
+    pub const TOTAL_WINDOW: &str = "slo:sli_total:increase_window";
     pub const OBJECTIVE: &str = "slo:objective:ratio";
     pub const ERROR_BUDGET: &str = "slo:error_budget:ratio";
     pub const BUDGET_REMAINING: &str = "slo:error_budget_remaining:ratio";
@@ -223,7 +225,22 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
             long_ratio(*w),
         ));
     }
-    rules.push(ctx.record(names::RATIO_WINDOW, long_ratio(full)));
+    if let (Some(_), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
+        // The full window is the longest read; recording its two sums once keeps each query to
+        // one pass over the counts instead of three.
+        let sum = |record: &str| format!("sum_over_time({}[{full}:{COUNT_STEP}])", ctx.own(record));
+        rules.push(ctx.record(names::ERRORS_WINDOW, sum(names::ERRORS_5M)));
+        rules.push(ctx.record(names::TOTAL_WINDOW, sum(names::TOTAL_5M)));
+        rules.push(ctx.record(
+            names::RATIO_WINDOW,
+            guarded_ratio(
+                &ctx.own(names::ERRORS_WINDOW),
+                &ctx.own(names::TOTAL_WINDOW),
+            ),
+        ));
+    } else {
+        rules.push(ctx.record(names::RATIO_WINDOW, long_ratio(full)));
+    }
     rules.push(ctx.record(
         names::BUDGET_REMAINING,
         format!("1 - {} / {}", ctx.own(names::RATIO_WINDOW), ctx.budget()),
