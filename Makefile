@@ -1,7 +1,7 @@
 # Plimsoll: `make test` is the one entry point for CI and developers.
 CARGO ?= cargo
 
-.PHONY: all build test tools lint fmt crds clean
+.PHONY: all build test tools lint fmt crds bench clean
 
 all: build
 
@@ -32,6 +32,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## bench: render time (criterion) and Prometheus rule cost against two known designs
+bench: tools
+	$(CARGO) bench --bench render
+	$(CARGO) bench --bench prometheus_cost
 
 ## crds: regenerate crds/ from the Rust types (a test fails while they differ)
 crds:

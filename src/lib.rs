@@ -9,3 +9,4 @@ pub mod cli;
 pub mod manifests;
 pub mod model;
 pub mod rules;
+pub mod synthetic;

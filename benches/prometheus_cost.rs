@@ -1,0 +1,421 @@
+//! What the generated rules cost a real Prometheus, against two known designs, on the same month of
+//! synthetic traffic. Run with `make bench` (or `cargo bench --bench prometheus_cost`).
+//!
+//! 1. Writes a month (plus a day of lead-in) of `http_requests_total` for N services, whose traffic
+//!    swings 100x over the day with errors clustered in the quiet hours, and imports it with
+//!    `promtool tsdb create-blocks-from openmetrics`.
+//! 2. Starts Prometheus on 127.0.0.1 (free port, temporary directory, killed on exit) and backfills
+//!    the recorded series the long windows read (`promtool tsdb create-blocks-from rules`).
+//! 3. For each design, runs every rule's expression once as an instant query at the end of the
+//!    month with `stats=all`, and reports samples touched and execution time per evaluation and
+//!    per hour (at each group's interval), and the 30d SLI against the exact count ratio.
+//!
+//! Designs: `plimsoll` (ours: 5m counts summed over long windows), `raw-increase` (every window,
+//! the 30d one included, as `increase` over the raw counters), `ratio-average` (burn windows over
+//! raw counters, the 30d SLI as the average of the recorded 5m error ratios).
+//!
+//! Environment: `PLIMSOLL_BENCH_SLOS` (default 4), `PLIMSOLL_BENCH_SCRAPE` seconds (default 30).
+
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use plimsoll::manifests::{self, Decoded};
+use plimsoll::rules::{self, Rule, RuleGroup};
+use plimsoll::synthetic::{Service, write_openmetrics};
+
+const DAY: u64 = 86_400;
+const WINDOW: u64 = 30 * DAY;
+const BURN_WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn services(n: u64) -> Vec<Service> {
+    (0..n)
+        .map(|i| Service {
+            job: format!("svc{i}"),
+            peak_per_second: 50.0 + 50.0 * i as f64,
+            quiet_error_share: 0.02 + 0.01 * i as f64,
+            busy_error_share: 0.0002,
+            phase_hours: 3.0 * i as f64,
+        })
+        .collect()
+}
+
+fn slo_manifest(service: &Service) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "plimsoll.dev/v1alpha1",
+        "kind": "ServiceLevelObjective",
+        "metadata": {"name": service.job, "namespace": "bench"},
+        "spec": {
+            "service": service.job,
+            "objective": 99.9,
+            "window": "30d",
+            "indicator": {"ratio": {
+                "errors": format!("http_requests_total{{job=\"{}\",code=\"500\"}}", service.job),
+                "total": format!("http_requests_total{{job=\"{}\"}}", service.job),
+            }},
+        },
+    })
+}
+
+/// Rule groups of one design for all services.
+struct Design {
+    name: &'static str,
+    groups: Vec<RuleGroup>,
+    /// The design's 30d error ratio for a service.
+    window_ratio: fn(&Service) -> String,
+    /// Seconds after the end of the month at which the ratio is read. Subqueries over recorded 5m
+    /// counts pick the counts on the 5m grid; a rule group evaluates at an offset from that grid
+    /// (Prometheus spreads groups by a hash), and then sees exactly the last 8,640 counts. On the
+    /// grid itself a closed Prometheus 2 range would take one count more.
+    read_offset: u64,
+    /// Recording rules whose history the measured expressions read.
+    backfill: Vec<RuleGroup>,
+}
+
+fn record(name: String, expr: String) -> Rule {
+    Rule {
+        record: Some(name),
+        expr,
+        ..Rule::default()
+    }
+}
+
+fn raw_ratio(s: &Service, window: &str, function: &str) -> String {
+    format!(
+        "sum({function}(http_requests_total{{job=\"{job}\",code=\"500\"}}[{window}])) / \
+         sum({function}(http_requests_total{{job=\"{job}\"}}[{window}]))",
+        job = s.job
+    )
+}
+
+fn plimsoll_design(services: &[Service]) -> Design {
+    let mut groups = Vec::new();
+    let mut backfill = Vec::new();
+    for s in services {
+        let Decoded::Valid(valid) = manifests::decode(&slo_manifest(s)) else {
+            panic!("bench SLO is invalid");
+        };
+        let rendered = rules::render(&valid.1, "bench");
+        let mut counts = rendered[1].clone();
+        counts.rules.retain(|r| {
+            r.record.as_deref() == Some(rules::names::ERRORS_5M)
+                || r.record.as_deref() == Some(rules::names::TOTAL_5M)
+        });
+        backfill.push(counts);
+        groups.extend(rendered);
+    }
+    Design {
+        name: "plimsoll",
+        groups,
+        // The expressions of slo:sli_errors/total:increase_window, read from the backfilled counts.
+        window_ratio: |s| {
+            format!(
+                "sum_over_time(slo:sli_errors:increase5m{{slo=\"{0}\"}}[30d:5m]) / \
+                 sum_over_time(slo:sli_total:increase5m{{slo=\"{0}\"}}[30d:5m])",
+                s.job
+            )
+        },
+        backfill,
+        read_offset: 150,
+    }
+}
+
+fn raw_increase_design(services: &[Service]) -> Design {
+    let mut groups = Vec::new();
+    for s in services {
+        let mut rules: Vec<Rule> = BURN_WINDOWS
+            .iter()
+            .map(|w| record(format!("raw:error_ratio:rate{w}"), raw_ratio(s, w, "rate")))
+            .collect();
+        rules.push(record(
+            "raw:error_ratio:increase30d".into(),
+            raw_ratio(s, "30d", "increase"),
+        ));
+        groups.push(RuleGroup {
+            name: format!("raw/{}", s.job),
+            interval: "30s".into(),
+            rules,
+        });
+    }
+    Design {
+        name: "raw-increase",
+        groups,
+        window_ratio: |s| raw_ratio(s, "30d", "increase"),
+        backfill: Vec::new(),
+        read_offset: 0,
+    }
+}
+
+fn ratio_average_design(services: &[Service]) -> Design {
+    let mut groups = Vec::new();
+    let mut backfill = Vec::new();
+    for s in services {
+        let mut rules: Vec<Rule> = BURN_WINDOWS
+            .iter()
+            .map(|w| {
+                let mut r = record(format!("avg:error_ratio:rate{w}"), raw_ratio(s, w, "rate"));
+                r.labels.insert("job".into(), s.job.clone());
+                r
+            })
+            .collect();
+        backfill.push(RuleGroup {
+            name: format!("avg-5m/{}", s.job),
+            interval: "30s".into(),
+            rules: vec![rules[0].clone()],
+        });
+        rules.push(record(
+            "avg:error_ratio:rate30d".into(),
+            format!(
+                "sum_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d]) / \
+                 count_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d])",
+                s.job
+            ),
+        ));
+        groups.push(RuleGroup {
+            name: format!("avg/{}", s.job),
+            interval: "30s".into(),
+            rules,
+        });
+    }
+    Design {
+        name: "ratio-average",
+        groups,
+        window_ratio: |s| {
+            format!(
+                "sum_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d]) / \
+                 count_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d])",
+                s.job
+            )
+        },
+        backfill,
+        read_offset: 0,
+    }
+}
+
+/// A Prometheus server on loopback, stopped when dropped.
+struct Prometheus {
+    child: Child,
+    url: String,
+}
+
+impl Prometheus {
+    fn start(data: &Path, config: &Path) -> Prometheus {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=400d")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (apt-get install prometheus)");
+        let prometheus = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if reqwest::blocking::get(format!("{}/-/ready", prometheus.url))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return prometheus;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("prometheus did not become ready within 120 s");
+    }
+
+    /// Runs an instant query; returns the first sample's value, samples touched and seconds.
+    fn query(&self, expr: &str, time: u64) -> (Option<f64>, u64, f64) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .unwrap();
+        let body: serde_json::Value = client
+            .post(format!("{}/api/v1/query", self.url))
+            .form(&[
+                ("query", expr),
+                ("time", &time.to_string()),
+                ("stats", "all"),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        let value = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok());
+        let stats = &body["data"]["stats"];
+        let samples = stats["samples"]["totalQueryableSamples"]
+            .as_u64()
+            .unwrap_or(0);
+        let seconds = stats["timings"]["execTotalTime"].as_f64().unwrap_or(0.0);
+        (value, samples, seconds)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn interval_seconds(interval: &str) -> f64 {
+    plimsoll::model::Duration::parse(interval, "hms")
+        .map(|d| d.as_secs() as f64)
+        .unwrap_or(60.0)
+}
+
+struct Cost {
+    samples_per_eval: u64,
+    samples_per_hour: f64,
+    seconds_per_hour: f64,
+}
+
+fn cost(prometheus: &Prometheus, design: &Design, at: u64) -> Cost {
+    let mut cost = Cost {
+        samples_per_eval: 0,
+        samples_per_hour: 0.0,
+        seconds_per_hour: 0.0,
+    };
+    for group in &design.groups {
+        let per_hour = 3600.0 / interval_seconds(&group.interval);
+        for rule in &group.rules {
+            let (_, samples, seconds) = prometheus.query(&rule.expr, at);
+            cost.samples_per_eval += samples;
+            cost.samples_per_hour += samples as f64 * per_hour;
+            cost.seconds_per_hour += seconds * per_hour;
+        }
+    }
+    cost
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and `cargo test --benches` expect a quick exit.
+    }
+    let n = env_or("PLIMSOLL_BENCH_SLOS", 4);
+    let scrape = env_or("PLIMSOLL_BENCH_SCRAPE", 30);
+    let services = services(n);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+
+    // The month ends two hours ago, on the hour, so backfilled blocks are in the past.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let end = now / 3600 * 3600 - 2 * 3600;
+    let lead_in = DAY;
+    let start = end - WINDOW - lead_in;
+
+    let started = Instant::now();
+    let openmetrics = dir.path().join("traffic.om");
+    {
+        let mut out = BufWriter::new(std::fs::File::create(&openmetrics).unwrap());
+        write_openmetrics(&services, start, WINDOW + lead_in, scrape, &mut out).unwrap();
+        out.flush().unwrap();
+    }
+    run(Command::new("promtool")
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=24h",
+        ])
+        .arg(&openmetrics)
+        .arg(&data));
+    std::fs::remove_file(&openmetrics).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global: {evaluation_interval: 30s}\n").unwrap();
+
+    let designs = [
+        plimsoll_design(&services),
+        raw_increase_design(&services),
+        ratio_average_design(&services),
+    ];
+    let backfill: Vec<RuleGroup> = designs.iter().flat_map(|d| d.backfill.clone()).collect();
+    let backfill_file = dir.path().join("backfill.yaml");
+    std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
+    {
+        let prometheus = Prometheus::start(&data, &config);
+        run(Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
+            .arg(format!("--url={}", prometheus.url))
+            .arg(format!("--start={}", start))
+            .arg(format!("--end={}", end))
+            .arg(format!("--output-dir={}", data.display()))
+            .arg(&backfill_file));
+    }
+    let prepared = started.elapsed().as_secs_f64();
+    let prometheus = Prometheus::start(&data, &config);
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "Prometheus rule cost, {n} SLOs (99.9% over 30d), {scrape}s scrape interval, one month of \
+         traffic swinging 100x a day, errors in the quiet hours (setup {prepared:.0} s)\n"
+    );
+    let _ = writeln!(
+        report,
+        "| design | samples / evaluation | samples / hour | x plimsoll | query s / hour | 30d SLI error (mean abs) | worst |"
+    );
+    let _ = writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut ours = None;
+    for design in &designs {
+        let c = cost(&prometheus, design, end);
+        let base = *ours.get_or_insert(c.samples_per_hour);
+        let mut errors = Vec::new();
+        for s in &services {
+            let (value, _, _) =
+                prometheus.query(&(design.window_ratio)(s), end + design.read_offset);
+            let now = s.counts_until(WINDOW + lead_in);
+            let then = s.counts_until(lead_in);
+            let exact = (now.errors - then.errors) / (now.requests - then.requests);
+            let got = value.unwrap_or(f64::NAN);
+            errors.push(((got - exact) / exact).abs());
+        }
+        let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+        let worst = errors.iter().cloned().fold(0.0, f64::max);
+        let _ = writeln!(
+            report,
+            "| {} | {} | {:.0} | {:.1} | {:.2} | {:.4}% | {:.4}% |",
+            design.name,
+            c.samples_per_eval,
+            c.samples_per_hour,
+            c.samples_per_hour / base,
+            c.seconds_per_hour,
+            mean * 100.0,
+            worst * 100.0
+        );
+    }
+    println!("{report}");
+}
