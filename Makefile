@@ -11,9 +11,9 @@ build:
 ## test: formatting, lints, and every test (unit, CLI, CRD, property)
 test: tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --all-targets --no-fail-fast; \
+		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
-		$(CARGO) test --all-targets --no-fail-fast; \
+		$(CARGO) test --lib --bins --tests --no-fail-fast; \
 	fi
 
 ## tools: what the tests run for real (promtool from Debian's prometheus package)
