@@ -158,3 +158,74 @@ fn crd_command_prints_the_checked_in_crd() {
         "crds/ is stale: run `make crds` and commit the result"
     );
 }
+
+#[test]
+fn generate_writes_a_rule_file_promtool_accepts() {
+    let out = plimsoll(&["generate", "-f", "examples/"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool is installed (make test installs it)");
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    let groups = text(&out.stdout).matches("- name: plimsoll/").count();
+    assert_eq!(groups, 2 * yaml_files("examples").len());
+}
+
+#[test]
+fn generate_writes_prometheus_rules_for_the_operator() {
+    let out = plimsoll(
+        &[
+            "generate",
+            "--format",
+            "prometheusrule",
+            "--rule-label",
+            "release=kube-prometheus-stack",
+            "-f",
+            "examples/checkout-availability.yaml",
+            "-f",
+            "examples/search-freshness-query.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
+    assert_eq!(docs.len(), 2);
+    let rule = &docs[0];
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    assert_eq!(rule["metadata"]["name"], "checkout-availability");
+    assert_eq!(rule["metadata"]["namespace"], "shop");
+    let labels = &rule["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "plimsoll");
+    assert_eq!(labels["plimsoll.dev/slo"], "checkout-availability");
+    assert_eq!(labels["release"], "kube-prometheus-stack");
+    assert_eq!(rule["spec"]["groups"].as_array().unwrap().len(), 2);
+    assert_eq!(docs[1]["metadata"]["namespace"], "search");
+}
+
+#[test]
+fn generate_refuses_invalid_input_and_writes_nothing() {
+    let out = plimsoll(
+        &[
+            "generate",
+            "-f",
+            "examples/",
+            "-f",
+            "tests/bad-input/13-objective-100.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("13-objective-100.yaml: spec.objective: must be"));
+    let out = plimsoll(
+        &["generate", "-f", "examples/", "--rule-label", "novalue"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
