@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod manifests;
+pub mod metrics;
 pub mod model;
 pub mod rules;
 pub mod synthetic;

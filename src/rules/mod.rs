@@ -7,7 +7,7 @@
 
 mod alerts;
 mod amounts;
-mod output;
+pub mod output;
 pub mod windows;
 
 use std::collections::BTreeMap;

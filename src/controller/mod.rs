@@ -1,0 +1,149 @@
+//! The reconciler: watches ServiceLevelObjectives and keeps their PrometheusRules and the
+//! spec-derived part of their status. See `reconcile` for the pipeline.
+
+mod backoff;
+pub mod error;
+pub mod reconcile;
+pub mod rule;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+
+pub use backoff::Backoff;
+pub use error::Error;
+
+use crate::api::ServiceLevelObjective;
+use crate::metrics::Metrics;
+use crate::rules::PrometheusRule;
+use crate::rules::output::{MANAGED_BY, MANAGED_BY_LABEL};
+
+/// Field manager of the PrometheusRules we apply.
+pub const FIELD_MANAGER: &str = "plimsoll";
+/// Field manager of the reconciler's status fields (the evaluator has its own).
+pub const STATUS_FIELD_MANAGER: &str = "plimsoll-reconciler";
+
+/// What the reconciler needs to know besides the objects.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Extra labels on every PrometheusRule, such as `release: kube-prometheus-stack`.
+    pub rule_labels: BTreeMap<String, String>,
+    /// How often a healthy SLO is looked at again, as a safety net under the watches.
+    pub resync: Duration,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: Settings,
+    pub backoff: Backoff,
+    /// The time source of condition timestamps; tests fix it.
+    pub clock: fn() -> Timestamp,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: Settings,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "plimsoll".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+            backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
+            clock: Timestamp::now,
+        }
+    }
+}
+
+/// Which SLOs to watch.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Namespaces to watch; empty for all.
+    pub namespaces: Vec<String>,
+    /// A label selector on SLOs, such as `team=shop`.
+    pub selector: Option<String>,
+}
+
+/// A running controller per watched scope, with the stores readiness and metrics look at.
+pub struct Running {
+    pub stores: Vec<Store<ServiceLevelObjective>>,
+    pub done: futures::future::BoxFuture<'static, ()>,
+}
+
+/// Builds the controllers: one over all namespaces, or one per listed namespace (so namespaced
+/// RBAC suffices). They stop when `shutdown` resolves, finishing the reconciles in flight.
+pub fn start(
+    client: &Client,
+    scope: &Scope,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Running {
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let apis: Vec<(Api<ServiceLevelObjective>, Api<PrometheusRule>)> =
+        if scope.namespaces.is_empty() {
+            vec![(Api::all(client.clone()), Api::all(client.clone()))]
+        } else {
+            scope
+                .namespaces
+                .iter()
+                .map(|ns| {
+                    (
+                        Api::namespaced(client.clone(), ns),
+                        Api::namespaced(client.clone(), ns),
+                    )
+                })
+                .collect()
+        };
+    let mut stores = Vec::new();
+    let mut runs = Vec::new();
+    for (slos, rules) in apis {
+        let mut slo_watch = watcher::Config::default().any_semantic();
+        if let Some(selector) = &scope.selector {
+            slo_watch = slo_watch.labels(selector);
+        }
+        let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let controller = Controller::new(slos, slo_watch)
+            .owns(rules, owned)
+            .graceful_shutdown_on(shutdown.clone());
+        stores.push(controller.store());
+        runs.push(
+            controller
+                .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(())),
+        );
+    }
+    Running {
+        stores,
+        done: Box::pin(futures::future::join_all(runs).map_unit()),
+    }
+}
+
+trait MapUnit {
+    fn map_unit(self) -> futures::future::Map<Self, fn(Vec<()>)>
+    where
+        Self: Sized;
+}
+
+impl<F: std::future::Future<Output = Vec<()>>> MapUnit for F {
+    fn map_unit(self) -> futures::future::Map<Self, fn(Vec<()>)> {
+        futures::FutureExt::map(self, drop as fn(Vec<()>))
+    }
+}

@@ -1,0 +1,219 @@
+//! One reconcile: validate -> render -> apply -> status. Reads before it writes, and writes only
+//! what changed, so a healthy SLO costs one GET.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::error::{Error, api_code};
+use super::rule::{self, Change};
+use super::status::{self, Readiness, StatusApply, reason};
+use super::{Context, FIELD_MANAGER, STATUS_FIELD_MANAGER};
+use crate::api::ServiceLevelObjective;
+use crate::model::{self, Slo};
+use crate::rules::PrometheusRule;
+
+/// How long to wait before looking again when the PrometheusRule CRD is missing.
+pub const OPERATOR_MISSING_RETRY: Duration = Duration::from_secs(300);
+/// How long to wait after the API server refused the rules (a webhook, RBAC).
+pub const APPLY_FAILED_RETRY: Duration = Duration::from_secs(900);
+
+/// The reconciler, as kube-runtime calls it.
+pub async fn reconcile(
+    slo: Arc<ServiceLevelObjective>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_slo(&slo, &ctx).await;
+    ctx.metrics
+        .reconciled(started.elapsed(), result.as_ref().err().map(Error::reason));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key(&slo));
+    }
+    result
+}
+
+/// Transient failures back off exponentially, with jitter, per object.
+pub fn error_policy(slo: Arc<ServiceLevelObjective>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(&key(&slo));
+    warn!(slo = %key(&slo), reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn key(slo: &ServiceLevelObjective) -> String {
+    format!("{}/{}", slo.namespace().unwrap_or_default(), slo.name_any())
+}
+
+async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Action, Error> {
+    let namespace = slo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    match model::validate(slo) {
+        Err(problems) => {
+            let readiness = Readiness {
+                ready: false,
+                reason: reason::INVALID_SPEC,
+                message: problems.to_string(),
+            };
+            // The last good rules keep running: a typo must not switch off alerting.
+            let kept = slo.status.as_ref().and_then(|s| s.prometheus_rule.clone());
+            update_status(slo, ctx, &namespace, kept, &readiness).await?;
+            Ok(Action::await_change())
+        }
+        Ok(model) => {
+            let (readiness, retry) = apply_rule(slo, &model, ctx, &namespace).await?;
+            let rule_name = readiness.ready.then(|| model.name.clone());
+            let kept =
+                rule_name.or_else(|| slo.status.as_ref().and_then(|s| s.prometheus_rule.clone()));
+            update_status(slo, ctx, &namespace, kept, &readiness).await?;
+            Ok(Action::requeue(retry.unwrap_or(ctx.config.resync)))
+        }
+    }
+}
+
+/// Applies the PrometheusRule when it is missing or differs. Returns the verdict, and a retry delay
+/// for failures that will not heal by themselves soon.
+async fn apply_rule(
+    slo: &ServiceLevelObjective,
+    model: &Slo,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<(Readiness, Option<Duration>), Error> {
+    let desired = rule::desired(slo, model, namespace, &ctx.config.rule_labels);
+    let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = model.name.clone();
+    let existing = api.get_opt(&name).await.map_err(|source| Error::ReadRule {
+        name: name.clone(),
+        source,
+    })?;
+    let change = rule::change(existing.as_ref(), &desired);
+    let applied = Readiness {
+        ready: true,
+        reason: reason::RULES_APPLIED,
+        message: summary(&desired, namespace),
+    };
+    if change == Change::None {
+        return Ok((applied, None));
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&name, &params, &Patch::Apply(&desired)).await {
+        Ok(_) => {
+            let (event_reason, verb) = match change {
+                Change::Create => ("RulesCreated", "created"),
+                _ => ("RulesUpdated", "updated"),
+            };
+            info!(slo = %key(slo), "PrometheusRule {verb}");
+            publish(ctx, slo, EventType::Normal, event_reason, "ApplyRules", &applied.message).await;
+            Ok((applied, None))
+        }
+        Err(e) if api_code(&e) == Some(404) => Ok((
+            Readiness {
+                ready: false,
+                reason: reason::PROMETHEUS_OPERATOR_MISSING,
+                message: "The PrometheusRule kind (monitoring.coreos.com/v1) is not served by this \
+                          cluster: install prometheus-operator (for example the \
+                          kube-prometheus-stack Helm chart), or use `plimsoll generate` for a plain \
+                          Prometheus. Retrying every 5 minutes."
+                    .to_string(),
+            },
+            Some(OPERATOR_MISSING_RETRY),
+        )),
+        Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => Ok((
+            Readiness {
+                ready: false,
+                reason: reason::APPLY_FAILED,
+                message: format!(
+                    "The API server refused PrometheusRule {namespace}/{name} ({}): {}",
+                    status.code, status.message
+                ),
+            },
+            Some(APPLY_FAILED_RETRY),
+        )),
+        Err(source) => Err(Error::ApplyRule { name, source }),
+    }
+}
+
+fn summary(rule: &PrometheusRule, namespace: &str) -> String {
+    let rules = rule.spec.groups.iter().flat_map(|g| &g.rules);
+    let (records, alerts) = rules.fold((0, 0), |(r, a), rule| {
+        if rule.alert.is_some() {
+            (r, a + 1)
+        } else {
+            (r + 1, a)
+        }
+    });
+    format!(
+        "PrometheusRule {namespace}/{} holds {} rule groups: {records} recording rules, {alerts} alerts",
+        rule.name_any(),
+        rule.spec.groups.len()
+    )
+}
+
+/// Writes the reconciler's status fields when they changed; a Warning Event goes out when the
+/// verdict turns into a new problem.
+async fn update_status(
+    slo: &ServiceLevelObjective,
+    ctx: &Context,
+    namespace: &str,
+    prometheus_rule: Option<String>,
+    readiness: &Readiness,
+) -> Result<(), Error> {
+    let current = slo.status.as_ref();
+    let Some(next) = status::next(
+        current,
+        slo.meta().generation,
+        prometheus_rule,
+        readiness,
+        (ctx.clock)(),
+    ) else {
+        return Ok(());
+    };
+    let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY));
+    let new_problem = !readiness.ready
+        && previous.is_none_or(|p| p.reason != readiness.reason || p.message != readiness.message);
+    let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = slo.name_any();
+    api.patch_status(
+        &name,
+        &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+        &Patch::Apply(&StatusApply::new(name.clone(), namespace.to_string(), next)),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus { name, source })?;
+    if new_problem {
+        publish(
+            ctx,
+            slo,
+            EventType::Warning,
+            readiness.reason,
+            "Reconcile",
+            &readiness.message,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Events are for people; failing to publish one must not fail the reconcile.
+async fn publish(
+    ctx: &Context,
+    slo: &ServiceLevelObjective,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &slo.object_ref(&())).await {
+        warn!(slo = %key(slo), error = %e, "could not publish event");
+    }
+}

@@ -1,0 +1,118 @@
+//! The PrometheusRule an SLO should have, and whether the one in the cluster still matches it.
+
+use std::collections::BTreeMap;
+
+use kube::{Resource, ResourceExt};
+
+use crate::api::ServiceLevelObjective;
+use crate::model::Slo;
+use crate::rules::{self, PrometheusRule};
+
+/// The object to apply: rules rendered from the model, our labels plus the configured ones, and
+/// an ownerReference so Kubernetes deletes it with the SLO.
+pub fn desired(
+    object: &ServiceLevelObjective,
+    model: &Slo,
+    namespace: &str,
+    extra_labels: &BTreeMap<String, String>,
+) -> PrometheusRule {
+    let mut rule = rules::prometheus_rule(
+        &model.name,
+        namespace,
+        rules::render(model, namespace),
+        extra_labels,
+    );
+    rule.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
+    rule
+}
+
+/// What applying would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// No rule yet.
+    Create,
+    /// The rule differs (edited by hand, or the SLO changed).
+    Update,
+    /// Nothing to do.
+    None,
+}
+
+/// Compares only what we own: other tools may add labels or annotations of their own.
+pub fn change(existing: Option<&PrometheusRule>, desired: &PrometheusRule) -> Change {
+    let Some(existing) = existing else {
+        return Change::Create;
+    };
+    let labels = existing.labels();
+    let labels_match = desired
+        .labels()
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let owner_matches = desired.owner_references().iter().all(|o| {
+        existing
+            .owner_references()
+            .iter()
+            .any(|e| e.uid == o.uid && e.controller == o.controller)
+    });
+    if existing.spec == desired.spec && labels_match && owner_matches {
+        Change::None
+    } else {
+        Change::Update
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slo() -> (ServiceLevelObjective, Slo) {
+        let object: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1",
+            "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u-1",
+                         "labels": {"team": "shop", "argocd.argoproj.io/instance": "shop"}},
+            "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}}},
+        }))
+        .unwrap();
+        let model = crate::model::validate(&object).unwrap();
+        (object, model)
+    }
+
+    #[test]
+    fn the_rule_is_owned_by_the_slo_and_carries_no_slo_labels() {
+        let (object, model) = slo();
+        let extra = BTreeMap::from([("release".to_string(), "prom".to_string())]);
+        let rule = desired(&object, &model, "shop", &extra);
+        let owner = &rule.owner_references()[0];
+        assert_eq!(owner.uid, "u-1");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.kind, "ServiceLevelObjective");
+        assert_eq!(
+            rule.labels().get("release").map(String::as_str),
+            Some("prom")
+        );
+        assert!(!rule.labels().contains_key("team"));
+        assert!(!rule.labels().contains_key("argocd.argoproj.io/instance"));
+        assert!(rule.annotations().is_empty());
+    }
+
+    #[test]
+    fn detects_creation_drift_and_no_change() {
+        let (object, model) = slo();
+        let rule = desired(&object, &model, "shop", &BTreeMap::new());
+        assert_eq!(change(None, &rule), Change::Create);
+        let mut same = rule.clone();
+        same.labels_mut()
+            .insert("added-by-someone".into(), "x".into());
+        assert_eq!(change(Some(&same), &rule), Change::None);
+        let mut edited = rule.clone();
+        edited.spec.groups[0].rules[0].expr = "vector(1)".into();
+        assert_eq!(change(Some(&edited), &rule), Change::Update);
+        let mut relabelled = rule.clone();
+        relabelled.labels_mut().remove("plimsoll.dev/slo");
+        assert_eq!(change(Some(&relabelled), &rule), Change::Update);
+        let mut orphaned = rule.clone();
+        orphaned.metadata.owner_references = None;
+        assert_eq!(change(Some(&orphaned), &rule), Change::Update);
+    }
+}

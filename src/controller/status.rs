@@ -1,0 +1,187 @@
+//! The reconciler's part of the status: observedGeneration, prometheusRule and the Ready
+//! condition. Pure: the caller writes the result only when it differs from what is there.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use crate::api::{API_VERSION, KIND, ServiceLevelObjectiveStatus};
+
+/// The condition the reconciler owns.
+pub const READY: &str = "Ready";
+
+/// Reasons of the Ready condition.
+pub mod reason {
+    pub const RULES_APPLIED: &str = "RulesApplied";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+}
+
+/// The verdict of one reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The status fields the reconciler writes with server-side apply. Every apply carries all of
+/// them: a field left out would be given up, and removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_rule: Option<String>,
+    pub conditions: Vec<Condition>,
+}
+
+/// The body of the status apply: type, identity and the owned fields, nothing of the spec.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusApply {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ApplyMeta,
+    pub status: OwnedStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyMeta {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl StatusApply {
+    pub fn new(name: String, namespace: String, status: OwnedStatus) -> Self {
+        StatusApply {
+            api_version: API_VERSION,
+            kind: KIND,
+            metadata: ApplyMeta { name, namespace },
+            status,
+        }
+    }
+}
+
+/// The status to write, or `None` when the current one already says the same. The transition
+/// time moves only when the condition's status flips, so watchers see no churn.
+pub fn next(
+    current: Option<&ServiceLevelObjectiveStatus>,
+    generation: Option<i64>,
+    prometheus_rule: Option<String>,
+    readiness: &Readiness,
+    now: Timestamp,
+) -> Option<OwnedStatus> {
+    let status = if readiness.ready { "True" } else { "False" };
+    let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: READY.to_string(),
+        status: status.to_string(),
+        reason: readiness.reason.to_string(),
+        message: readiness.message.clone(),
+        observed_generation: generation,
+        last_transition_time,
+    };
+    let unchanged = current.is_some_and(|s| {
+        s.observed_generation == generation && s.prometheus_rule == prometheus_rule
+    }) && previous == Some(&condition);
+    (!unchanged).then(|| OwnedStatus {
+        observed_generation: generation,
+        prometheus_rule,
+        conditions: vec![condition],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied() -> Readiness {
+        Readiness {
+            ready: true,
+            reason: reason::RULES_APPLIED,
+            message: "2 rule groups applied".into(),
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn as_current(owned: OwnedStatus) -> ServiceLevelObjectiveStatus {
+        ServiceLevelObjectiveStatus {
+            observed_generation: owned.observed_generation,
+            prometheus_rule: owned.prometheus_rule,
+            conditions: owned.conditions,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn first_status_is_written() {
+        let s = next(None, Some(1), Some("checkout".into()), &applied(), at(100)).unwrap();
+        assert_eq!(s.conditions[0].status, "True");
+        assert_eq!(s.conditions[0].last_transition_time, Time(at(100)));
+        assert_eq!(s.conditions[0].observed_generation, Some(1));
+    }
+
+    #[test]
+    fn the_same_verdict_writes_nothing() {
+        let first = next(None, Some(1), Some("checkout".into()), &applied(), at(100)).unwrap();
+        let current = as_current(first);
+        assert_eq!(
+            next(
+                Some(&current),
+                Some(1),
+                Some("checkout".into()),
+                &applied(),
+                at(999)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let current = as_current(next(None, Some(1), None, &applied(), at(100)).unwrap());
+        // New generation, still ready: written, same transition time.
+        let s = next(Some(&current), Some(2), None, &applied(), at(200)).unwrap();
+        assert_eq!(s.conditions[0].last_transition_time, Time(at(100)));
+        // Invalid: flips, new transition time.
+        let invalid = Readiness {
+            ready: false,
+            reason: reason::INVALID_SPEC,
+            message: "spec.window: ...".into(),
+        };
+        let s = next(Some(&current), Some(2), None, &invalid, at(300)).unwrap();
+        assert_eq!(s.conditions[0].last_transition_time, Time(at(300)));
+        // Another message with the same status: written, time kept.
+        let current = as_current(s);
+        let other = Readiness {
+            message: "spec.objective: ...".into(),
+            ..invalid
+        };
+        let s = next(Some(&current), Some(2), None, &other, at(400)).unwrap();
+        assert_eq!(s.conditions[0].last_transition_time, Time(at(300)));
+    }
+
+    #[test]
+    fn apply_body_names_the_kind() {
+        let s = next(None, Some(3), None, &applied(), at(100)).unwrap();
+        let body = serde_json::to_value(StatusApply::new("a".into(), "b".into(), s)).unwrap();
+        assert_eq!(
+            body["metadata"],
+            serde_json::json!({"name": "a", "namespace": "b"})
+        );
+        assert_eq!(body["apiVersion"], "plimsoll.dev/v1alpha1");
+        assert_eq!(body["kind"], "ServiceLevelObjective");
+        assert_eq!(body["status"]["observedGeneration"], 3);
+        assert!(body["status"].get("prometheusRule").is_none());
+    }
+}
