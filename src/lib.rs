@@ -11,4 +11,6 @@ pub mod manifests;
 pub mod metrics;
 pub mod model;
 pub mod rules;
+pub mod server;
 pub mod synthetic;
+pub mod telemetry;

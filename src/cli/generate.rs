@@ -9,7 +9,7 @@ use crate::manifests::{self, Decoded, Outcome};
 use crate::model::Slo;
 use crate::rules;
 
-use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, parse_label};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -34,13 +34,6 @@ pub struct Args {
     /// Prometheus rule selector picks it up. Repeatable.
     #[arg(long = "rule-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
-}
-
-fn parse_label(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("{text:?} is not KEY=VALUE")),
-    }
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {

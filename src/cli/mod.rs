@@ -2,6 +2,7 @@
 
 pub mod crd;
 pub mod generate;
+pub mod run;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -31,15 +32,37 @@ pub enum Command {
     Validate(validate::Args),
     /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
     Generate(generate::Args),
+    /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
+    Run(run::Args),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> u8 {
+    // The operator logs from many threads: it must not hold the stderr lock for its lifetime.
+    if let Command::Run(args) = cli.command {
+        return run::run(args, &mut std::io::stderr());
+    }
     let stdout = &mut std::io::stdout().lock();
     let stderr = &mut std::io::stderr().lock();
     match cli.command {
         Command::Crd => crd::run(stdout, stderr),
         Command::Validate(args) => validate::run(&args, stdout, stderr),
         Command::Generate(args) => generate::run(&args, stdout, stderr),
+        Command::Run(_) => EXIT_ERROR,
     }
+}
+
+/// `KEY=VALUE`, for labels given on the command line.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// A duration such as `30s`, `5m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::model::Duration::parse(text, "hms")
+        .map(|d| std::time::Duration::from_secs(d.as_secs()))
+        .map_err(|e| format!("{text:?}: {e}; use a duration such as 30s, 5m or 1h"))
 }

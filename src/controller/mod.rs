@@ -49,6 +49,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// The time source of condition timestamps; tests fix it.
     pub clock: fn() -> Timestamp,
+    /// Reconciles running now, so shutdown can wait for exactly those.
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Context {
@@ -69,6 +71,7 @@ impl Context {
             config,
             backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
             clock: Timestamp::now,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! what changed, so a healthy SLO costs one GET.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
@@ -28,6 +29,7 @@ pub async fn reconcile(
     slo: Arc<ServiceLevelObjective>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let _running = InFlight::enter(&ctx);
     let started = Instant::now();
     let result = reconcile_slo(&slo, &ctx).await;
     ctx.metrics
@@ -36,6 +38,22 @@ pub async fn reconcile(
         ctx.backoff.succeeded(&key(&slo));
     }
     result
+}
+
+/// Counts a reconcile as running until dropped, even if its future is cancelled.
+struct InFlight<'a>(&'a Context);
+
+impl<'a> InFlight<'a> {
+    fn enter(ctx: &'a Context) -> Self {
+        ctx.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(ctx)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Transient failures back off exponentially, with jitter, per object.

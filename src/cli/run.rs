@@ -1,0 +1,328 @@
+//! `plimsoll run`: the operator. Serves health and metrics, takes the leader lease, and runs the
+//! controllers while it holds it; hands over cleanly on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{EXIT_ERROR, EXIT_OK, parse_duration, parse_label};
+use crate::controller::{self, Context, Scope, Settings};
+use crate::metrics::Metrics;
+use crate::server::{self, AppState, Health};
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Namespace to watch; repeat or separate with commas. Default: all namespaces.
+    #[arg(long = "namespace", env = "PLIMSOLL_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Only reconcile SLOs matching this label selector, such as `team=shop`.
+    #[arg(long, env = "PLIMSOLL_SELECTOR")]
+    pub selector: Option<String>,
+    /// Label for every generated PrometheusRule, such as `release=kube-prometheus-stack`, so
+    /// Prometheus' rule selector picks them up; repeat or separate with commas.
+    #[arg(
+        long = "rule-label",
+        env = "PLIMSOLL_RULE_LABELS",
+        value_name = "KEY=VALUE",
+        value_delimiter = ',',
+        value_parser = parse_label
+    )]
+    pub rule_labels: Vec<(String, String)>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "PLIMSOLL_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// How often healthy SLOs are reconciled again, besides every change.
+    #[arg(long, env = "PLIMSOLL_RESYNC", default_value = "1h", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Elect a leader with a Lease, so several replicas can run and only one writes.
+    #[arg(long, env = "PLIMSOLL_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "PLIMSOLL_LEASE_NAME", default_value = "plimsoll-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease. Default: the namespace of the kubeconfig context or the pod.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's name in the Lease and in Events. Default: the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long in-flight reconciles may take to finish after SIGTERM.
+    #[arg(long, env = "PLIMSOLL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Log format.
+    #[arg(long, env = "PLIMSOLL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level (RUST_LOG, when set, takes precedence).
+    #[arg(long, env = "PLIMSOLL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+pub fn run(args: Args, err: &mut impl std::io::Write) -> u8 {
+    telemetry::init(args.log_format, &args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll run: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    match runtime.block_on(operate(args)) {
+        Ok(()) => EXIT_OK,
+        Err(message) => {
+            let _ = writeln!(err, "plimsoll run: {message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+async fn operate(args: Args) -> Result<(), String> {
+    let config = kube::Config::infer().await.map_err(|e| {
+        format!(
+            "no Kubernetes configuration: run inside a cluster (service account) or point \
+             KUBECONFIG at a kubeconfig file ({e})"
+        )
+    })?;
+    let default_namespace = config.default_namespace.clone();
+    let client =
+        Client::try_from(config).map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health {
+        leader_election: args.leader_election,
+        ..Health::default()
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown signal received");
+        let _ = shutdown_tx.send(true);
+    });
+    let app = server::router(AppState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+    });
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+
+    let identity = args.identity.clone().unwrap_or_else(host_name);
+    let settings = Settings {
+        rule_labels: args.rule_labels.iter().cloned().collect(),
+        resync: args.resync,
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        metrics.clone(),
+        Some(identity.clone()),
+    ));
+    let scope = Scope {
+        namespaces: args.namespaces.clone(),
+        selector: args.selector.clone(),
+    };
+    let operator = Operator {
+        client,
+        scope,
+        ctx,
+        health,
+        metrics,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    if args.leader_election {
+        let namespace = args.lease_namespace.clone().unwrap_or(default_namespace);
+        operator
+            .lead(&args.lease_name, &namespace, &identity, shutdown)
+            .await;
+    } else {
+        operator.health.leading.store(true, Ordering::Relaxed);
+        operator.term(shutdown.clone(), shutdown).await;
+    }
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("HTTP server failed: {e}")),
+        Err(e) => Err(format!("HTTP server task failed: {e}")),
+    }
+}
+
+struct Operator {
+    client: Client,
+    scope: Scope,
+    ctx: Arc<Context>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown_timeout: Duration,
+}
+
+impl Operator {
+    /// Stands by until this replica holds the lease, runs the controllers while it does, and
+    /// releases the lease on shutdown so the next leader takes over at once.
+    async fn lead(
+        &self,
+        lease: &str,
+        namespace: &str,
+        identity: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut retry = Duration::from_secs(1);
+        let manager = loop {
+            let built = LeaseManagerBuilder::new(self.client.clone(), lease)
+                .with_namespace(namespace)
+                .with_identity(identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build();
+            let built = tokio::select! {
+                built = built => built,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match built {
+                Ok(manager) => break manager,
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?retry, "cannot reach the leader Lease");
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry) => {}
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                    retry = (retry * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        self.health.standing_by.store(true, Ordering::Relaxed);
+        info!(
+            lease,
+            namespace, identity, "standing by for the leader lease"
+        );
+        let (mut leading, task) = manager.watch().await;
+        loop {
+            tokio::select! {
+                changed = leading.wait_for(|l| *l) => if changed.is_err() { break },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            info!("acquired the leader lease");
+            let (stop_tx, stop) = watch::channel(false);
+            let mut lost = leading.clone();
+            let mut signal = shutdown.clone();
+            let stopper = tokio::spawn(async move {
+                tokio::select! {
+                    _ = lost.wait_for(|l| !*l) => warn!("lost the leader lease; stopping writes"),
+                    _ = signal.wait_for(|s| *s) => {}
+                }
+                let _ = stop_tx.send(true);
+            });
+            self.term(stop, shutdown.clone()).await;
+            stopper.abort();
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        drop(leading);
+        match task.await {
+            Ok(Ok(_)) => info!("released the leader lease"),
+            Ok(Err(e)) => warn!(error = %e, "could not release the leader lease"),
+            Err(e) => warn!(error = %e, "leader lease task failed"),
+        }
+    }
+
+    /// One term of office: the controllers run until `stop`, then get `shutdown_timeout` to finish.
+    async fn term(&self, mut stop: watch::Receiver<bool>, _shutdown: watch::Receiver<bool>) {
+        self.health.leading.store(true, Ordering::Relaxed);
+        self.metrics.leader.set(1);
+        let mut graceful = stop.clone();
+        let running = controller::start(&self.client, &self.scope, self.ctx.clone(), async move {
+            let _ = graceful.wait_for(|s| *s).await;
+        });
+        *self.health.stores.lock().unwrap_or_else(|p| p.into_inner()) = running.stores.clone();
+        let stores = running.stores.clone();
+        let health = self.health.clone();
+        let sync = tokio::spawn(async move {
+            for store in stores {
+                if store.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            health.synced.store(true, Ordering::Relaxed);
+            info!("watches synced");
+        });
+        let mut done = running.done;
+        tokio::select! {
+            _ = &mut done => {}
+            _ = stop.wait_for(|s| *s) => {
+                // The controllers stop taking work; what is running may finish its writes.
+                let drained = async {
+                    while self.ctx.in_flight.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = &mut done => {}
+                    _ = drained => {}
+                    _ = tokio::time::sleep(self.shutdown_timeout) => {
+                        error!(timeout = ?self.shutdown_timeout, "reconciles did not finish in time");
+                    }
+                }
+            }
+        }
+        sync.abort();
+        self.health.synced.store(false, Ordering::Relaxed);
+        self.health.leading.store(false, Ordering::Relaxed);
+        self.health
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.metrics.leader.set(0);
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("plimsoll-{}", std::process::id()))
+}

@@ -1,0 +1,131 @@
+//! The operator's HTTP endpoints: /healthz, /readyz and /metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kube::runtime::reflector::Store;
+use std::sync::Mutex;
+
+use crate::api::ServiceLevelObjective;
+use crate::metrics::Metrics;
+
+/// What /readyz and /metrics look at, updated by the run loop.
+#[derive(Default)]
+pub struct Health {
+    /// Leader election is on: a standby replica is ready without watching.
+    pub leader_election: bool,
+    /// This replica holds the lease (always true without leader election once started).
+    pub leading: AtomicBool,
+    /// The controllers' watches have listed every object once.
+    pub synced: AtomicBool,
+    /// A standby replica has reached the API server.
+    pub standing_by: AtomicBool,
+    /// The SLO caches of the running controllers.
+    pub stores: Mutex<Vec<Store<ServiceLevelObjective>>>,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        if self.leading.load(Ordering::Relaxed) {
+            self.synced.load(Ordering::Relaxed)
+        } else {
+            self.leader_election && self.standing_by.load(Ordering::Relaxed)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.health.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    count_slos(&state);
+    match state.metrics.encode() {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// SLOs by their Ready condition, counted from the caches at scrape time, so deleted SLOs drop
+/// out without bookkeeping.
+fn count_slos(state: &AppState) {
+    let stores = state
+        .health
+        .stores
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+    for slo in stores.iter().flat_map(|s| s.state()) {
+        let condition = slo
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+        match condition.map(|c| c.status.as_str()) {
+            Some("True") => ready += 1,
+            Some("False") => not_ready += 1,
+            _ => unknown += 1,
+        }
+    }
+    state.metrics.set_slos(ready, not_ready, unknown);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_role() {
+        let standby = Health {
+            leader_election: true,
+            ..Health::default()
+        };
+        assert!(!standby.ready(), "not yet talked to the API server");
+        standby.standing_by.store(true, Ordering::Relaxed);
+        assert!(standby.ready());
+        standby.leading.store(true, Ordering::Relaxed);
+        assert!(
+            !standby.ready(),
+            "a new leader is ready once its watches synced"
+        );
+        standby.synced.store(true, Ordering::Relaxed);
+        assert!(standby.ready());
+        let single = Health::default();
+        single.standing_by.store(true, Ordering::Relaxed);
+        assert!(
+            !single.ready(),
+            "without leader election only a synced controller is ready"
+        );
+    }
+}
