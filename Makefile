@@ -33,9 +33,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: render time (criterion) and Prometheus rule cost against two known designs
+## bench: render and reconcile time (criterion), cache memory, Prometheus rule cost vs two designs
 bench: tools
 	$(CARGO) bench --bench render
+	$(CARGO) bench --bench reconcile
+	$(CARGO) bench --bench cache_memory
 	$(CARGO) bench --bench prometheus_cost
 
 ## crds: regenerate crds/ from the Rust types (a test fails while they differ)
