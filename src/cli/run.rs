@@ -250,13 +250,12 @@ impl Operator {
             let _ = graceful.wait_for(|s| *s).await;
         });
         *self.health.stores.lock().unwrap_or_else(|p| p.into_inner()) = running.stores.clone();
-        let stores = running.stores.clone();
+        let synced = running.synced.clone();
+        let scopes = running.stores.len();
         let health = self.health.clone();
         let sync = tokio::spawn(async move {
-            for store in stores {
-                if store.wait_until_ready().await.is_err() {
-                    return;
-                }
+            while synced.load(Ordering::SeqCst) < scopes {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             health.synced.store(true, Ordering::Relaxed);
             info!("watches synced");

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 pub use backoff::Backoff;
@@ -88,6 +90,8 @@ pub struct Scope {
 /// A running controller per watched scope, with the stores readiness and metrics look at.
 pub struct Running {
     pub stores: Vec<Store<ServiceLevelObjective>>,
+    /// How many scopes have listed every SLO once; ready when it equals `stores.len()`.
+    pub synced: Arc<AtomicUsize>,
     pub done: futures::future::BoxFuture<'static, ()>,
 }
 
@@ -117,16 +121,31 @@ pub fn start(
         };
     let mut stores = Vec::new();
     let mut runs = Vec::new();
+    let synced = Arc::new(AtomicUsize::new(0));
     for (slos, rules) in apis {
         let mut slo_watch = watcher::Config::default().any_semantic();
         if let Some(selector) = &scope.selector {
             slo_watch = slo_watch.labels(selector);
         }
         let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let controller = Controller::new(slos, slo_watch)
+        // Our own reflector, so the end of the initial list is seen here (readiness) rather than
+        // through the store's single-waiter readiness future, which the controller uses itself.
+        let (reader, writer) = reflector::store();
+        let seen = synced.clone();
+        let mut listed = false;
+        let events = reflector(writer, watcher(slos, slo_watch))
+            .default_backoff()
+            .inspect(move |event| {
+                if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
+                    listed = true;
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .applied_objects();
+        let controller = Controller::for_stream(events, reader.clone())
             .owns(rules, owned)
             .graceful_shutdown_on(shutdown.clone());
-        stores.push(controller.store());
+        stores.push(reader);
         runs.push(
             controller
                 .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
@@ -135,6 +154,7 @@ pub fn start(
     }
     Running {
         stores,
+        synced,
         done: Box::pin(futures::future::join_all(runs).map_unit()),
     }
 }
