@@ -5,181 +5,17 @@
 //! field ownership and 409 on a conflicting holder, strategic merge to release), empty lists and
 //! open watches of SLOs and PrometheusRules, and Events.
 
-use std::convert::Infallible;
+#[path = "support/fake_api.rs"]
+mod fake_api;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::{Value, json};
-
-#[derive(Default)]
-struct Lease {
-    object: Option<Value>,
-    /// The field manager owning spec.holderIdentity, as server-side apply tracks it.
-    holder_manager: Option<String>,
-    version: u64,
-    /// Every holder the lease has had, in order.
-    holders: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Lease>>;
-
-fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "reason": reason, "message": message, "code": code.as_u16()});
-    (code, axum::Json(body)).into_response()
-}
-
-async fn get_lease(State(lease): State<Shared>) -> Response {
-    match lease.lock().unwrap().object.clone() {
-        Some(object) => axum::Json(object).into_response(),
-        None => status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "leases.coordination.k8s.io not found",
-        ),
-    }
-}
-
-async fn create_lease(
-    State(lease): State<Shared>,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> Response {
-    let mut lease = lease.lock().unwrap();
-    if lease.object.is_some() {
-        return status(
-            StatusCode::CONFLICT,
-            "AlreadyExists",
-            "lease already exists",
-        );
-    }
-    let mut object: Value = serde_json::from_slice(&body).unwrap();
-    lease.version += 1;
-    object["metadata"]["namespace"] = json!(ns);
-    object["metadata"]["resourceVersion"] = json!(lease.version.to_string());
-    object["metadata"]["uid"] = json!("lease-uid");
-    if object.get("spec").is_none() {
-        object["spec"] = json!({});
-    }
-    lease.object = Some(object.clone());
-    (StatusCode::CREATED, axum::Json(object)).into_response()
-}
-
-async fn patch_lease(
-    State(lease): State<Shared>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut lease = lease.lock().unwrap();
-    let Some(mut object) = lease.object.clone() else {
-        return status(StatusCode::NOT_FOUND, "NotFound", "lease not found");
-    };
-    let patch: Value = serde_json::from_slice(&body).unwrap();
-    let manager = query.get("fieldManager").cloned().unwrap_or_default();
-    let apply = headers
-        .get("content-type")
-        .is_some_and(|c| c.to_str().unwrap_or("").contains("apply-patch"));
-    let new_holder = patch["spec"].get("holderIdentity").cloned();
-    if apply {
-        let force = query.get("force").is_some_and(|f| f == "true");
-        let current = object["spec"]["holderIdentity"].clone();
-        let conflict = !force
-            && new_holder.as_ref().is_some_and(|h| *h != current)
-            && lease.holder_manager.as_ref().is_some_and(|m| *m != manager);
-        if conflict {
-            return status(
-                StatusCode::CONFLICT,
-                "Conflict",
-                "Apply failed with 1 conflict: conflict with another manager: .spec.holderIdentity",
-            );
-        }
-    }
-    for (key, value) in patch["spec"].as_object().into_iter().flatten() {
-        if value.is_null() {
-            if let Some(spec) = object["spec"].as_object_mut() {
-                spec.remove(key);
-            }
-        } else {
-            object["spec"][key] = value.clone();
-        }
-    }
-    match new_holder {
-        Some(Value::String(holder)) => {
-            if lease.holders.last() != Some(&holder) {
-                lease.holders.push(holder);
-            }
-            lease.holder_manager = Some(manager);
-        }
-        Some(Value::Null) => lease.holder_manager = None,
-        _ => {}
-    }
-    lease.version += 1;
-    object["metadata"]["resourceVersion"] = json!(lease.version.to_string());
-    lease.object = Some(object.clone());
-    axum::Json(object).into_response()
-}
-
-/// Lists are empty; watches stay open without events, as an idle API server's do.
-async fn list_or_watch(Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
-    if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-        let idle = futures::stream::pending::<Result<Bytes, Infallible>>();
-        return Response::new(Body::from_stream(idle));
-    }
-    axum::Json(json!({"kind": "List", "apiVersion": "v1",
-                      "metadata": {"resourceVersion": "1"}, "items": []}))
-    .into_response()
-}
-
-async fn create_event(body: Bytes) -> Response {
-    let object: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (StatusCode::CREATED, axum::Json(object)).into_response()
-}
-
-fn api_server(lease: Shared) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = Router::new()
-        .route(
-            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
-            axum::routing::post(create_lease),
-        )
-        .route(
-            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
-            get(get_lease).patch(patch_lease),
-        )
-        .route(
-            "/apis/plimsoll.dev/v1alpha1/servicelevelobjectives",
-            get(list_or_watch),
-        )
-        .route(
-            "/apis/monitoring.coreos.com/v1/prometheusrules",
-            get(list_or_watch),
-        )
-        .route(
-            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
-            axum::routing::post(create_event),
-        )
-        .with_state(lease);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    port
-}
+use fake_api::{Shared, api_server, kubeconfig};
+use serde_json::json;
 
 struct Replica {
     child: Child,
@@ -265,19 +101,10 @@ fn wait_until(what: &str, seconds: u64, condition: impl Fn() -> bool) {
 
 #[test]
 fn the_standby_takes_over_when_the_leader_stops() {
-    let lease: Shared = Arc::default();
-    let port = api_server(lease.clone());
+    let cluster: Shared = Arc::default();
+    let port = api_server(cluster.clone());
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
-             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n\
-             users:\n- name: u\n  user: {{token: t}}\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig(dir.path(), port);
 
     let a = Replica::start(&kubeconfig, "replica-a");
     wait_until("replica-a leads", 30, || a.leading());
@@ -292,7 +119,7 @@ fn the_standby_takes_over_when_the_leader_stops() {
     let (exit, log) = a.terminate();
     assert_eq!(exit, Some(0), "{log}");
     assert!(log.contains("released the leader lease"), "{log}");
-    let released = lease.lock().unwrap().object.clone().unwrap();
+    let released = cluster.lock().unwrap().lease.object.clone().unwrap();
     // Released, or already taken by the standby in the meantime.
     let holder = released["spec"].get("holderIdentity").cloned();
     assert!(
@@ -301,7 +128,62 @@ fn the_standby_takes_over_when_the_leader_stops() {
     );
 
     wait_until("replica-b takes over", 40, || b.leading());
-    assert_eq!(lease.lock().unwrap().holders, ["replica-a", "replica-b"]);
+    assert_eq!(
+        cluster.lock().unwrap().lease.holders,
+        ["replica-a", "replica-b"]
+    );
     let (exit, log) = b.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+}
+
+#[test]
+fn the_running_operator_reconciles_an_slo_end_to_end() {
+    let cluster: Shared = Arc::default();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkout-availability.yaml"
+    ))
+    .unwrap();
+    let mut slo: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+    slo["metadata"]["uid"] = json!("slo-uid");
+    slo["metadata"]["generation"] = json!(1);
+    slo["metadata"]["resourceVersion"] = json!("5");
+    slo["metadata"]["labels"] = json!({"team": "shop"});
+    cluster.lock().unwrap().slos.push(slo);
+    let port = api_server(cluster.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(dir.path(), port);
+
+    let replica = Replica::start(&kubeconfig, "solo");
+    wait_until(
+        "the PrometheusRule is applied and the status written",
+        30,
+        || {
+            let c = cluster.lock().unwrap();
+            c.rules.contains_key("shop/checkout-availability")
+                && c.statuses.contains_key("shop/checkout-availability")
+        },
+    );
+    wait_until("ready", 10, || replica.ready());
+    let (rule, status, events) = {
+        let c = cluster.lock().unwrap();
+        (
+            c.rules["shop/checkout-availability"].clone(),
+            c.statuses["shop/checkout-availability"].clone(),
+            c.events.clone(),
+        )
+    };
+    assert_eq!(rule["metadata"]["ownerReferences"][0]["uid"], "slo-uid");
+    assert!(rule["metadata"]["labels"].get("team").is_none());
+    assert_eq!(status["conditions"][0]["type"], "Ready");
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(status["observedGeneration"], 1);
+    assert!(events.iter().any(|e| e["reason"] == "RulesCreated"));
+    let (_, metrics) = replica.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("plimsoll_reconciles_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+    let (exit, log) = replica.terminate();
     assert_eq!(exit, Some(0), "{log}");
 }
