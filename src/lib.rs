@@ -11,6 +11,7 @@ pub mod controller;
 pub mod manifests;
 pub mod metrics;
 pub mod model;
+pub mod prometheus;
 pub mod rules;
 pub mod server;
 pub mod synthetic;

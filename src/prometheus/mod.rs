@@ -1,0 +1,7 @@
+//! Prometheus: the HTTP API client and the batched status query.
+
+pub mod client;
+pub mod readings;
+
+pub use client::{Client, Error, Sample, Settings};
+pub use readings::{AGES_QUERY, RATIOS_QUERY, SeriesKey, readings};
