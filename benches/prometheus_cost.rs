@@ -318,6 +318,7 @@ fn cost(prometheus: &Prometheus, design: &Design, at: u64) -> Cost {
 }
 
 fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` expect a quick exit.
     }

@@ -45,6 +45,7 @@ impl Replica {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let response = reqwest::blocking::Client::new()
             .get(format!("http://127.0.0.1:{}{path}", self.port))
             .timeout(Duration::from_secs(2))

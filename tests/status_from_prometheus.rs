@@ -1,0 +1,187 @@
+//! The status read path against a real Prometheus: a month of synthetic traffic is backfilled,
+//! Prometheus evaluates the generated rules itself, and the budget read back through our client
+//! and batched query equals the budget computed here from the synthetic counts.
+
+mod support;
+
+use std::io::{BufWriter, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use plimsoll::budget::{self, Reading};
+use plimsoll::manifests::{self, Decoded};
+use plimsoll::model::Slo;
+use plimsoll::prometheus::{self, AGES_QUERY, Client, RATIOS_QUERY, SeriesKey, Settings};
+use plimsoll::rules;
+use plimsoll::synthetic::{Service, write_openmetrics};
+use support::prometheus::{Prometheus, backfill_rules, import_openmetrics};
+
+const DAY: u64 = 86_400;
+const STEP: u64 = 300;
+
+fn service() -> Service {
+    Service {
+        job: "checkout".into(),
+        peak_per_second: 40.0,
+        quiet_error_share: 0.004,
+        busy_error_share: 0.0004,
+        phase_hours: 0.0,
+    }
+}
+
+fn slo() -> Slo {
+    let doc = serde_json::json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                 "indicator": {"ratio": {
+                     "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
+                     "total": "http_requests_total{job=\"checkout\"}"}}},
+    });
+    match manifests::decode(&doc) {
+        Decoded::Valid(v) => v.1,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The generated rules, with every group evaluated every 10 s so the test need not wait five
+/// minutes: the subqueries over 5m counts give the same sums at any cadence.
+fn fast_rules(slo: &Slo) -> Vec<rules::RuleGroup> {
+    let mut groups = rules::render(slo, "shop");
+    for g in &mut groups {
+        g.interval = "10s".into();
+    }
+    groups
+}
+
+fn client(url: &str) -> Client {
+    Client::new(Settings {
+        url: url.to_string(),
+        timeout: Duration::from_secs(10),
+        bearer_token_file: None,
+        basic_auth: None,
+        ca_file: None,
+    })
+    .unwrap()
+}
+
+fn read(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+) -> Result<Option<Reading>, prometheus::Error> {
+    runtime.block_on(async {
+        let ratios = client.query(RATIOS_QUERY).await?;
+        let ages = client.query(AGES_QUERY).await?;
+        let key = SeriesKey {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            group: Default::default(),
+        };
+        Ok(prometheus::readings(&ratios, &ages).remove(&key))
+    })
+}
+
+#[test]
+fn the_budget_read_back_equals_the_synthetic_counts() {
+    let slo = slo();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let end = now / 3600 * 3600 - 2 * 3600;
+    let start = end - 31 * DAY;
+
+    // A month and a day of traffic, then the 5m counts of that history.
+    let traffic = dir.path().join("traffic.om");
+    let mut out = BufWriter::new(std::fs::File::create(&traffic).unwrap());
+    write_openmetrics(&[service()], start, end - start, 30, &mut out).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    import_openmetrics(&traffic, &data);
+    let empty = dir.path().join("empty.yml");
+    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
+    let mut counts = rules::render(&slo, "shop").remove(1);
+    counts.rules.retain(|r| {
+        r.record.as_deref() == Some(rules::names::ERRORS_5M)
+            || r.record.as_deref() == Some(rules::names::TOTAL_5M)
+    });
+    let counts_file = dir.path().join("counts.yaml");
+    std::fs::write(&counts_file, rules::rule_file(&[counts]).unwrap()).unwrap();
+    {
+        let history = Prometheus::start(&data, &empty);
+        backfill_rules(&history, &counts_file, start, end, &data);
+    }
+
+    // Prometheus now evaluates the generated rules itself.
+    let rules_file = dir.path().join("rules.yaml");
+    std::fs::write(&rules_file, rules::rule_file(&fast_rules(&slo)).unwrap()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{evaluation_interval: 10s}}\nrule_files: [{}]\n",
+            rules_file.display()
+        ),
+    )
+    .unwrap();
+    let live = Prometheus::start(&data, &config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = client(&live.url);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let reading = loop {
+        if let Ok(Some(r)) = read(&runtime, &client)
+            && r.window_error_ratio.is_some()
+            && r.newest_sample.is_some()
+        {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no reading within 90 s");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+
+    // What the window covers: the 5m counts on the grid after `evaluated - 30d`, up to the end
+    // of the data.
+    let evaluated = reading.newest_sample.unwrap().as_second() as u64;
+    let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
+    let s = service();
+    let (upto, from) = (
+        s.counts_until(end - start),
+        s.counts_until(first_count - STEP - start),
+    );
+    let exact = (upto.errors - from.errors) / (upto.requests - from.requests);
+    let got = reading.window_error_ratio.unwrap();
+    let relative = (got - exact).abs() / exact;
+    eprintln!("window error ratio {got} vs exact {exact}: relative error {relative:e}");
+    assert!(
+        relative < 0.001,
+        "window error ratio {got} vs exact {exact} ({relative:e})"
+    );
+
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let a = budget::assess(
+        &slo,
+        &reading,
+        plimsoll::model::Duration::from_hours(6),
+        now,
+    )
+    .unwrap();
+    let expected_remaining = (1.0 - exact / 0.001) * 100.0;
+    assert!(
+        (a.remaining - expected_remaining).abs() < 0.1,
+        "{} vs {expected_remaining}",
+        a.remaining
+    );
+    assert!((a.total_minutes - 43.2).abs() < 1e-9);
+    assert!((a.consumed_minutes - exact * 30.0 * 1440.0).abs() < 0.05);
+    assert!(
+        a.burn_rates
+            .contains_key(&plimsoll::model::Duration::from_days(1))
+    );
+
+    // Prometheus gone: the client says so, with a reason for the condition.
+    drop(live);
+    let error = read(&runtime, &client).unwrap_err();
+    assert_eq!(error.reason(), "PrometheusUnreachable", "{error}");
+}

@@ -1,0 +1,100 @@
+//! A real Prometheus for tests: loopback, free port, temporary data, killed on drop; and the
+//! promtool backfill steps that give it a month of history in seconds.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A blocking HTTP client for tests. The crate's reqwest uses rustls without a built-in crypto
+/// provider; the operator installs ring, and so must anything else that builds a client.
+pub fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
+
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Starts `prometheus` on 127.0.0.1 with the data directory and config, and waits until ready.
+    pub fn start(data: &Path, config: &Path) -> Prometheus {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=400d")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (make test installs Debian's prometheus)");
+        let prometheus = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let ready = http()
+                .get(format!("{}/-/ready", prometheus.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return prometheus;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("prometheus did not become ready within 120 s");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(command: &mut Command) {
+    let out = command.output().expect("promtool is installed");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Imports an OpenMetrics file into a data directory.
+pub fn import_openmetrics(file: &Path, data: &Path) {
+    run(Command::new("promtool")
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=24h",
+        ])
+        .arg(file)
+        .arg(data));
+}
+
+/// Evaluates recording rules over history (with a running Prometheus holding the inputs) and
+/// writes the results as blocks into `data`.
+pub fn backfill_rules(prometheus: &Prometheus, rules: &Path, start: u64, end: u64, data: &Path) {
+    run(Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
+        .arg(format!("--url={}", prometheus.url))
+        .arg(format!("--start={start}"))
+        .arg(format!("--end={end}"))
+        .arg(format!("--output-dir={}", data.display()))
+        .arg(rules));
+}
