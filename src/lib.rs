@@ -8,6 +8,7 @@ pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod controller;
+pub mod evaluator;
 pub mod manifests;
 pub mod metrics;
 pub mod model;

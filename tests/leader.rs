@@ -7,6 +7,8 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+#[path = "support/prometheus.rs"]
+mod prometheus_support;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_api::{Shared, api_server, kubeconfig};
+use prometheus_support::Prometheus;
 use serde_json::json;
 
 struct Replica {
@@ -24,6 +27,10 @@ struct Replica {
 
 impl Replica {
     fn start(kubeconfig: &std::path::Path, identity: &str) -> Replica {
+        Replica::start_with(kubeconfig, identity, &[])
+    }
+
+    fn start_with(kubeconfig: &std::path::Path, identity: &str, extra: &[&str]) -> Replica {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -36,6 +43,7 @@ impl Replica {
                 "--lease-namespace=plimsoll",
             ])
             .arg(format!("--identity={identity}"))
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -155,14 +163,23 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(dir.path(), port);
 
-    let replica = Replica::start(&kubeconfig, "solo");
+    // A real Prometheus that has no series for the SLO yet.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global: {evaluation_interval: 10s}\n").unwrap();
+    let prometheus = Prometheus::start(&data, &config);
+    let url = format!("--prometheus-url={}", prometheus.url);
+    let replica = Replica::start_with(&kubeconfig, "solo", &[&url, "--evaluation-interval=1s"]);
     wait_until(
-        "the PrometheusRule is applied and the status written",
+        "the rule is applied and both status writers wrote",
         30,
         || {
             let c = cluster.lock().unwrap();
             c.rules.contains_key("shop/checkout-availability")
-                && c.statuses.contains_key("shop/checkout-availability")
+                && c.statuses
+                    .get("shop/checkout-availability")
+                    .is_some_and(|s| s["conditions"].as_array().is_some_and(|c| c.len() == 3))
         },
     );
     wait_until("ready", 10, || replica.ready());
@@ -176,8 +193,20 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     };
     assert_eq!(rule["metadata"]["ownerReferences"][0]["uid"], "slo-uid");
     assert!(rule["metadata"]["labels"].get("team").is_none());
-    assert_eq!(status["conditions"][0]["type"], "Ready");
-    assert_eq!(status["conditions"][0]["status"], "True");
+    let condition = |type_: &str| {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(condition("Ready")["status"], "True");
+    // The evaluator found no series: it says so and decides nothing.
+    assert_eq!(condition("DataAvailable")["status"], "False");
+    assert_eq!(condition("DataAvailable")["reason"], "SeriesMissing");
+    assert_eq!(condition("BudgetExhausted")["status"], "False");
     assert_eq!(status["observedGeneration"], 1);
     assert!(events.iter().any(|e| e["reason"] == "RulesCreated"));
     let (_, metrics) = replica.get("/metrics").unwrap();

@@ -27,6 +27,8 @@ pub enum NoData {
     Stale { age: String },
     #[error("the recorded error ratio is not a number")]
     NotANumber,
+    #[error("Prometheus cannot be queried: {0}")]
+    Unreachable(String),
 }
 
 impl NoData {
@@ -35,6 +37,7 @@ impl NoData {
             NoData::Missing => "SeriesMissing",
             NoData::Stale { .. } => "SeriesStale",
             NoData::NotANumber => "NotANumber",
+            NoData::Unreachable(_) => "PrometheusUnreachable",
         }
     }
 }

@@ -33,14 +33,14 @@ pub enum Command {
     /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
     Generate(generate::Args),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
-    Run(run::Args),
+    Run(Box<run::Args>),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> u8 {
     // The operator logs from many threads: it must not hold the stderr lock for its lifetime.
     if let Command::Run(args) = cli.command {
-        return run::run(args, &mut std::io::stderr());
+        return run::run(*args, &mut std::io::stderr());
     }
     let stdout = &mut std::io::stdout().lock();
     let stderr = &mut std::io::stderr().lock();

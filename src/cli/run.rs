@@ -56,6 +56,32 @@ pub struct Args {
     /// How long in-flight reconciles may take to finish after SIGTERM.
     #[arg(long, env = "PLIMSOLL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Prometheus to read the budgets from, such as `http://prometheus-operated.monitoring:9090`.
+    /// Without it, only rules and the Ready condition are managed.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Timeout of each Prometheus query.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub prometheus_timeout: Duration,
+    /// File with a bearer token for Prometheus (read on every query, so rotation works).
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub prometheus_bearer_token_file: Option<std::path::PathBuf>,
+    /// User for basic auth to Prometheus; the password comes from PLIMSOLL_PROMETHEUS_PASSWORD.
+    #[arg(
+        long,
+        env = "PLIMSOLL_PROMETHEUS_USER",
+        requires = "prometheus_password"
+    )]
+    pub prometheus_user: Option<String>,
+    /// Password for basic auth to Prometheus.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_PASSWORD", hide_env_values = true)]
+    pub prometheus_password: Option<String>,
+    /// PEM file with the CA of Prometheus' TLS certificate.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
+    pub prometheus_ca_file: Option<std::path::PathBuf>,
+    /// How often the budgets are read from Prometheus and written to status.
+    #[arg(long, env = "PLIMSOLL_EVALUATION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub evaluation_interval: Duration,
     /// Log format.
     #[arg(long, env = "PLIMSOLL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -138,6 +164,22 @@ async fn operate(args: Args) -> Result<(), String> {
         namespaces: args.namespaces.clone(),
         selector: args.selector.clone(),
     };
+    let prometheus = match &args.prometheus_url {
+        Some(url) => Some(
+            crate::prometheus::Client::new(crate::prometheus::Settings {
+                url: url.clone(),
+                timeout: args.prometheus_timeout,
+                bearer_token_file: args.prometheus_bearer_token_file.clone(),
+                basic_auth: args
+                    .prometheus_user
+                    .clone()
+                    .zip(args.prometheus_password.clone()),
+                ca_file: args.prometheus_ca_file.clone(),
+            })
+            .map_err(|e| format!("--prometheus-url: {e}"))?,
+        ),
+        None => None,
+    };
     let operator = Operator {
         client,
         scope,
@@ -145,6 +187,8 @@ async fn operate(args: Args) -> Result<(), String> {
         health,
         metrics,
         shutdown_timeout: args.shutdown_timeout,
+        prometheus,
+        evaluation_interval: args.evaluation_interval,
     };
     if args.leader_election {
         let namespace = args.lease_namespace.clone().unwrap_or(default_namespace);
@@ -169,6 +213,9 @@ struct Operator {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
+    /// Where budgets are read from; `None` runs the reconciler only.
+    prometheus: Option<crate::prometheus::Client>,
+    evaluation_interval: Duration,
 }
 
 impl Operator {
@@ -260,6 +307,21 @@ impl Operator {
             health.synced.store(true, Ordering::Relaxed);
             info!("watches synced");
         });
+        let evaluator = self.prometheus.clone().map(|prometheus| {
+            let client = self.client.clone();
+            let stores = running.stores.clone();
+            let interval = self.evaluation_interval;
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let slos = stores.iter().flat_map(|s| s.state()).collect();
+                    let written = crate::evaluator::round(&client, &prometheus, slos).await;
+                    tracing::debug!(written, "evaluation round");
+                }
+            })
+        });
         let mut done = running.done;
         tokio::select! {
             _ = &mut done => {}
@@ -280,6 +342,9 @@ impl Operator {
             }
         }
         sync.abort();
+        if let Some(evaluator) = evaluator {
+            evaluator.abort();
+        }
         self.health.synced.store(false, Ordering::Relaxed);
         self.health.leading.store(false, Ordering::Relaxed);
         self.health

@@ -38,14 +38,15 @@ pub struct OwnedStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The body of the status apply: type, identity and the owned fields, nothing of the spec.
+/// The body of a status apply: type, identity and the writer's own fields, nothing of the spec.
+/// The reconciler and the evaluator each send theirs under their own field manager.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusApply {
+pub struct StatusApply<S> {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub metadata: ApplyMeta,
-    pub status: OwnedStatus,
+    pub status: S,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,8 +55,8 @@ pub struct ApplyMeta {
     pub namespace: String,
 }
 
-impl StatusApply {
-    pub fn new(name: String, namespace: String, status: OwnedStatus) -> Self {
+impl<S: Serialize> StatusApply<S> {
+    pub fn new(name: String, namespace: String, status: S) -> Self {
         StatusApply {
             api_version: API_VERSION,
             kind: KIND,

@@ -228,10 +228,29 @@ async fn apply_status(
             "servicelevelobjectives.plimsoll.dev not found",
         );
     };
-    slo["status"] = patch["status"].clone();
-    cluster
+    // Server-side apply from several field managers: each writes its own fields; conditions are
+    // a list keyed by type.
+    let key = format!("{ns}/{name}");
+    let mut merged = cluster
         .statuses
-        .insert(format!("{ns}/{name}"), patch["status"].clone());
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    for (field, value) in patch["status"].as_object().into_iter().flatten() {
+        if field == "conditions" {
+            let mut conditions: Vec<Value> =
+                merged["conditions"].as_array().cloned().unwrap_or_default();
+            for c in value.as_array().into_iter().flatten() {
+                conditions.retain(|old| old["type"] != c["type"]);
+                conditions.push(c.clone());
+            }
+            merged["conditions"] = json!(conditions);
+        } else {
+            merged[field] = value.clone();
+        }
+    }
+    slo["status"] = merged.clone();
+    cluster.statuses.insert(key, merged);
     axum::Json(slo).into_response()
 }
 

@@ -1,0 +1,171 @@
+//! The evaluator: every interval, one batched read of all SLOs' recorded series, then per SLO the
+//! budget assessment, the policy's next state and, when a visible value changed, a status apply
+//! under its own field manager.
+
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use tracing::warn;
+
+use crate::api::{RollbackState, ServiceLevelObjective};
+use crate::budget::{self, Assessment, Memory, NoData, Reading};
+use crate::controller::status::StatusApply;
+use crate::model::{self, Percent, RollbackPolicy, Slo};
+use crate::prometheus::{self, SeriesKey};
+use crate::rules::windows::burn_windows;
+
+/// Field manager of the evaluator's status fields.
+pub const FIELD_MANAGER: &str = "plimsoll-evaluator";
+/// Status applies in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+/// Everything one round read from Prometheus, or why it could not.
+pub type Readings = Result<BTreeMap<SeriesKey, Reading>, String>;
+
+/// Reads every SLO's series with two queries.
+pub async fn read(client: &prometheus::Client) -> Readings {
+    let ratios = client.query(prometheus::RATIOS_QUERY).await;
+    let ages = client.query(prometheus::AGES_QUERY).await;
+    match (ratios, ages) {
+        (Ok(r), Ok(a)) => Ok(prometheus::readings(&r, &a)),
+        (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    }
+}
+
+/// The policy that decides BudgetExhausted for SLOs without a rollback section.
+fn default_policy() -> RollbackPolicy {
+    RollbackPolicy {
+        budget_remaining_below: Percent::ZERO,
+        burn_rate_above: None,
+        recover_above: Percent::from_f64(10.0).unwrap_or(Percent::ZERO),
+        targets: vec![],
+        abort_rollouts: false,
+        analysis_template: false,
+        dry_run: false,
+    }
+}
+
+/// One SLO's round: assessment (the worst group decides), decision, and status when it changed.
+/// Returns whether a status was written.
+pub async fn evaluate(
+    client: &kube::Client,
+    object: &ServiceLevelObjective,
+    readings: &Readings,
+    now: Timestamp,
+) -> Result<bool, kube::Error> {
+    let Ok(slo) = model::validate(object) else {
+        return Ok(false); // the reconciler reports invalid specs
+    };
+    let namespace = object.namespace().unwrap_or_default();
+    let projection = burn_windows(&slo.window)
+        .get(1)
+        .map(|b| b.long)
+        .unwrap_or(model::Duration::from_hours(6));
+    let (verdict, groups) = judge(&slo, &namespace, readings, projection, now);
+    let current = object.status.as_ref();
+    let memory = current
+        .and_then(|s| s.rollback.as_ref())
+        .map(|r| Memory {
+            state: r.state,
+            since: r
+                .since
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(now),
+        })
+        .unwrap_or(Memory {
+            state: RollbackState::Healthy,
+            since: now,
+        });
+    let policy = slo.rollback.clone().unwrap_or_else(default_policy);
+    let step = budget::decide(&policy, &memory, verdict.as_ref(), projection, now);
+    let round = status::Round {
+        verdict: verdict.as_ref(),
+        groups,
+        memory: &step.memory,
+        generation: object.metadata.generation,
+        now,
+    };
+    let Some(next) = status::next(current, &round) else {
+        return Ok(false);
+    };
+    let api: Api<ServiceLevelObjective> = Api::namespaced(client.clone(), &namespace);
+    let body = StatusApply::new(object.name_any(), namespace, next);
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(true)
+}
+
+type Groups = Vec<(BTreeMap<String, String>, f64)>;
+
+/// The assessment the policy acts on: the only one, or the group with the least budget left.
+fn judge(
+    slo: &Slo,
+    namespace: &str,
+    readings: &Readings,
+    projection: model::Duration,
+    now: Timestamp,
+) -> (Result<Assessment, NoData>, Groups) {
+    let readings = match readings {
+        Ok(r) => r,
+        Err(e) => return (Err(NoData::Unreachable(e.clone())), vec![]),
+    };
+    let mine = readings
+        .iter()
+        .filter(|(k, _)| k.namespace == namespace && k.name == slo.name);
+    let mut best: Option<Result<Assessment, NoData>> = None;
+    let mut groups = Vec::new();
+    for (key, reading) in mine {
+        let verdict = budget::assess(slo, reading, projection, now);
+        if let Ok(a) = &verdict
+            && !slo.indicator.group_by().is_empty()
+        {
+            groups.push((key.group.clone(), a.remaining));
+        }
+        best = Some(match (best, verdict) {
+            (None, v) => v,
+            (Some(Ok(b)), Ok(a)) => Ok(if a.remaining < b.remaining { a } else { b }),
+            (Some(Err(_)), Ok(a)) | (Some(Ok(a)), Err(_)) => Ok(a),
+            (Some(Err(e)), Err(_)) => Err(e),
+        });
+    }
+    (best.unwrap_or(Err(NoData::Missing)), groups)
+}
+
+/// A whole round over the SLOs in the caches, at most [`CONCURRENCY`] writes at a time.
+pub async fn round(
+    client: &kube::Client,
+    prometheus: &prometheus::Client,
+    slos: Vec<Arc<ServiceLevelObjective>>,
+) -> usize {
+    let readings = read(prometheus).await;
+    if let Err(e) = &readings {
+        warn!(error = %e, "Prometheus read failed; SLOs will show DataAvailable=False");
+    }
+    let now = Timestamp::now();
+    let readings = &readings;
+    futures::stream::iter(slos)
+        .map(|slo| async move {
+            match evaluate(client, &slo, readings, now).await {
+                Ok(written) => written,
+                Err(e) => {
+                    warn!(slo = %slo.name_any(), error = %e, "could not write the budget status");
+                    false
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter(|written| futures::future::ready(*written))
+        .count()
+        .await
+}

@@ -1,0 +1,426 @@
+//! The evaluator's part of the status: the budget in numbers, the rollback state, and the
+//! BudgetExhausted and DataAvailable conditions. Pure; written only when a visible value changed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use crate::api::{
+    ErrorBudgetStatus, GroupsStatus, RollbackState, RollbackStatus, ServiceLevelObjectiveStatus,
+    WorstGroup,
+};
+use crate::budget::format::{
+    BUDGET_DECIMALS, BURN_RATE_DECIMALS, MINUTES_DECIMALS, SLI_DECIMALS, fixed,
+};
+use crate::budget::{Assessment, Memory, NoData};
+
+pub const DATA_AVAILABLE: &str = "DataAvailable";
+pub const BUDGET_EXHAUSTED: &str = "BudgetExhausted";
+
+/// The status fields the evaluator writes with server-side apply, all of them every time.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluatedStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sli: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_budget: Option<ErrorBudgetStatus>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub burn_rates: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exhaustion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackStatus>,
+    pub conditions: Vec<Condition>,
+}
+
+/// What one round found for one SLO.
+pub struct Round<'a> {
+    /// The assessment the policy acts on (the worst group's, for groupBy SLOs), or why none.
+    pub verdict: Result<&'a Assessment, &'a NoData>,
+    /// Every group's remaining budget, with its labels; empty without groupBy.
+    pub groups: Vec<(BTreeMap<String, String>, f64)>,
+    pub memory: &'a Memory,
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+/// The status to write, or `None` when the visible values are those already written.
+pub fn next(
+    current: Option<&ServiceLevelObjectiveStatus>,
+    round: &Round,
+) -> Option<EvaluatedStatus> {
+    let mut status = match round.verdict {
+        Ok(a) => numbers(a, &round.groups),
+        // Without data the last numbers stay; only the condition says they are old.
+        Err(_) => kept_numbers(current),
+    };
+    status.rollback = Some(RollbackStatus {
+        state: round.memory.state,
+        since: Some(round.memory.since.to_string()),
+        targets: current
+            .and_then(|c| c.rollback.as_ref())
+            .map(|r| r.targets.clone())
+            .unwrap_or_default(),
+    });
+    let data = match round.verdict {
+        Ok(_) => (
+            "True",
+            "SeriesPresent",
+            "Prometheus has fresh recorded series for this SLO".to_string(),
+        ),
+        Err(e) => ("False", e.reason(), e.to_string()),
+    };
+    let exhausted = matches!(
+        round.memory.state,
+        RollbackState::Exhausted | RollbackState::Recovering
+    );
+    let budget = if exhausted {
+        (
+            "True",
+            "BudgetExhausted",
+            "the error budget policy's trigger holds".to_string(),
+        )
+    } else {
+        (
+            "False",
+            "WithinBudget",
+            "the error budget is within the policy".to_string(),
+        )
+    };
+    status.conditions = vec![
+        condition(current, DATA_AVAILABLE, data, round),
+        condition(current, BUDGET_EXHAUSTED, budget, round),
+    ];
+    let unchanged = current.is_some_and(|c| visible(c) == visible_of(&status));
+    if unchanged {
+        return None;
+    }
+    status.evaluated_at = Some(round.now.to_string());
+    Some(status)
+}
+
+fn numbers(a: &Assessment, groups: &[(BTreeMap<String, String>, f64)]) -> EvaluatedStatus {
+    EvaluatedStatus {
+        sli: Some(fixed(a.sli, SLI_DECIMALS)),
+        error_budget: Some(ErrorBudgetStatus {
+            remaining: fixed(a.remaining, BUDGET_DECIMALS),
+            consumed_minutes: fixed(a.consumed_minutes, MINUTES_DECIMALS),
+            total_minutes: fixed(a.total_minutes, MINUTES_DECIMALS),
+        }),
+        burn_rates: a
+            .burn_rates
+            .iter()
+            .map(|(w, r)| (w.to_string(), fixed(*r, BURN_RATE_DECIMALS)))
+            .collect(),
+        // Rounded to the minute, so the projection does not churn every round.
+        exhaustion: a.exhaustion.map(|t| {
+            let minute = t.as_second() / 60 * 60;
+            Timestamp::from_second(minute).unwrap_or(t).to_string()
+        }),
+        groups: worst_group(groups),
+        ..EvaluatedStatus::default()
+    }
+}
+
+fn worst_group(groups: &[(BTreeMap<String, String>, f64)]) -> Option<GroupsStatus> {
+    if groups.is_empty() {
+        return None;
+    }
+    let worst = groups
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(labels, remaining)| WorstGroup {
+            labels: labels.clone(),
+            remaining: fixed(*remaining, BUDGET_DECIMALS),
+        });
+    Some(GroupsStatus {
+        count: groups.len() as i64,
+        worst,
+    })
+}
+
+fn kept_numbers(current: Option<&ServiceLevelObjectiveStatus>) -> EvaluatedStatus {
+    let Some(c) = current else {
+        return EvaluatedStatus::default();
+    };
+    EvaluatedStatus {
+        sli: c.sli.clone(),
+        error_budget: c.error_budget.clone(),
+        burn_rates: c.burn_rates.clone(),
+        exhaustion: c.exhaustion.clone(),
+        groups: c.groups.clone(),
+        ..EvaluatedStatus::default()
+    }
+}
+
+fn condition(
+    current: Option<&ServiceLevelObjectiveStatus>,
+    type_: &str,
+    (status, reason, message): (&str, &str, String),
+    round: &Round,
+) -> Condition {
+    let previous = current.and_then(|c| c.conditions.iter().find(|x| x.type_ == type_));
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(round.now),
+    };
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: round.generation,
+        last_transition_time,
+    }
+}
+
+/// Everything a reader sees, without the timestamps that only say when it was looked at.
+type Visible = (
+    Option<String>,
+    Option<ErrorBudgetStatus>,
+    BTreeMap<String, String>,
+    Option<String>,
+    Option<GroupsStatus>,
+    Option<(RollbackState, Option<String>)>,
+    Vec<(String, String, String, String)>,
+);
+
+fn visible(c: &ServiceLevelObjectiveStatus) -> Visible {
+    (
+        c.sli.clone(),
+        c.error_budget.clone(),
+        c.burn_rates.clone(),
+        c.exhaustion.clone(),
+        c.groups.clone(),
+        c.rollback.as_ref().map(|r| (r.state, r.since.clone())),
+        own_conditions(&c.conditions),
+    )
+}
+
+fn visible_of(s: &EvaluatedStatus) -> Visible {
+    (
+        s.sli.clone(),
+        s.error_budget.clone(),
+        s.burn_rates.clone(),
+        s.exhaustion.clone(),
+        s.groups.clone(),
+        s.rollback.as_ref().map(|r| (r.state, r.since.clone())),
+        own_conditions(&s.conditions),
+    )
+}
+
+fn own_conditions(conditions: &[Condition]) -> Vec<(String, String, String, String)> {
+    let mut own: Vec<_> = conditions
+        .iter()
+        .filter(|c| c.type_ == DATA_AVAILABLE || c.type_ == BUDGET_EXHAUSTED)
+        .map(|c| {
+            (
+                c.type_.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                c.message.clone(),
+            )
+        })
+        .collect();
+    own.sort();
+    own
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Duration;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn assessment(remaining: f64) -> Assessment {
+        Assessment {
+            sli: 99.941234,
+            remaining,
+            consumed_minutes: 25.40,
+            total_minutes: 43.2,
+            burn_rates: BTreeMap::from([
+                (Duration::from_hours(1), 0.94),
+                (Duration::from_hours(6), 1.1),
+            ]),
+            exhaustion: None,
+        }
+    }
+
+    fn applied(s: EvaluatedStatus) -> ServiceLevelObjectiveStatus {
+        ServiceLevelObjectiveStatus {
+            sli: s.sli,
+            error_budget: s.error_budget,
+            burn_rates: s.burn_rates,
+            exhaustion: s.exhaustion,
+            groups: s.groups,
+            evaluated_at: s.evaluated_at,
+            rollback: s.rollback,
+            conditions: s.conditions,
+            ..Default::default()
+        }
+    }
+
+    fn memory() -> Memory {
+        Memory {
+            state: RollbackState::Healthy,
+            since: at(0),
+        }
+    }
+
+    #[test]
+    fn numbers_are_fixed_precision_strings() {
+        let a = assessment(41.23);
+        let m = memory();
+        let round = Round {
+            verdict: Ok(&a),
+            groups: vec![],
+            memory: &m,
+            generation: Some(2),
+            now: at(100),
+        };
+        let s = next(None, &round).unwrap();
+        assert_eq!(s.sli.as_deref(), Some("99.9412"));
+        let b = s.error_budget.as_ref().unwrap();
+        assert_eq!(
+            (
+                b.remaining.as_str(),
+                b.consumed_minutes.as_str(),
+                b.total_minutes.as_str()
+            ),
+            ("41.2", "25.4", "43.2")
+        );
+        assert_eq!(s.burn_rates["1h"], "0.9");
+        assert_eq!(s.burn_rates["6h"], "1.1");
+        assert_eq!(s.conditions[0].type_, "DataAvailable");
+        assert_eq!(s.conditions[0].status, "True");
+        assert_eq!(s.conditions[1].status, "False");
+        assert_eq!(s.evaluated_at.as_deref(), Some("1970-01-01T00:01:40Z"));
+    }
+
+    #[test]
+    fn noise_below_the_precision_writes_nothing() {
+        let m = memory();
+        let first = assessment(41.23);
+        let s = next(
+            None,
+            &Round {
+                verdict: Ok(&first),
+                groups: vec![],
+                memory: &m,
+                generation: Some(2),
+                now: at(100),
+            },
+        )
+        .unwrap();
+        let current = applied(s);
+        let later = assessment(41.24);
+        let round = Round {
+            verdict: Ok(&later),
+            groups: vec![],
+            memory: &m,
+            generation: Some(2),
+            now: at(160),
+        };
+        assert_eq!(
+            next(Some(&current), &round),
+            None,
+            "41.24 still shows as 41.2"
+        );
+        let moved = assessment(41.0);
+        let round = Round {
+            verdict: Ok(&moved),
+            groups: vec![],
+            memory: &m,
+            generation: Some(2),
+            now: at(220),
+        };
+        assert!(next(Some(&current), &round).is_some());
+    }
+
+    #[test]
+    fn missing_data_keeps_the_numbers_and_says_so() {
+        let m = memory();
+        let a = assessment(41.23);
+        let current = applied(
+            next(
+                None,
+                &Round {
+                    verdict: Ok(&a),
+                    groups: vec![],
+                    memory: &m,
+                    generation: None,
+                    now: at(100),
+                },
+            )
+            .unwrap(),
+        );
+        let gone = NoData::Stale { age: "12m".into() };
+        let s = next(
+            Some(&current),
+            &Round {
+                verdict: Err(&gone),
+                groups: vec![],
+                memory: &m,
+                generation: None,
+                now: at(900),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.sli, current.sli);
+        assert_eq!(s.error_budget, current.error_budget);
+        let data = &s.conditions[0];
+        assert_eq!(
+            (data.status.as_str(), data.reason.as_str()),
+            ("False", "SeriesStale")
+        );
+        assert_eq!(data.last_transition_time, Time(at(900)));
+        let budget = &s.conditions[1];
+        assert_eq!(
+            budget.last_transition_time,
+            Time(at(100)),
+            "unchanged status keeps its time"
+        );
+    }
+
+    #[test]
+    fn groups_report_the_worst() {
+        let m = memory();
+        let a = assessment(3.12);
+        let groups = vec![
+            (
+                BTreeMap::from([("route".to_string(), "/cart".to_string())]),
+                80.0,
+            ),
+            (
+                BTreeMap::from([("route".to_string(), "/pay".to_string())]),
+                3.12,
+            ),
+        ];
+        let s = next(
+            None,
+            &Round {
+                verdict: Ok(&a),
+                groups,
+                memory: &m,
+                generation: None,
+                now: at(1),
+            },
+        )
+        .unwrap();
+        let g = s.groups.unwrap();
+        assert_eq!(g.count, 2);
+        let worst = g.worst.unwrap();
+        assert_eq!(worst.labels["route"], "/pay");
+        assert_eq!(worst.remaining, "3.1");
+    }
+}
