@@ -28,16 +28,19 @@ fn service() -> Service {
     }
 }
 
-fn slo() -> Slo {
-    let doc = serde_json::json!({
+fn slo_manifest() -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
         "metadata": {"name": "checkout", "namespace": "shop"},
         "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
                  "indicator": {"ratio": {
                      "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
                      "total": "http_requests_total{job=\"checkout\"}"}}},
-    });
-    match manifests::decode(&doc) {
+    })
+}
+
+fn slo() -> Slo {
+    match manifests::decode(&slo_manifest()) {
         Decoded::Valid(v) => v.1,
         other => panic!("{other:?}"),
     }
@@ -180,8 +183,48 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
             .contains_key(&plimsoll::model::Duration::from_days(1))
     );
 
-    // Prometheus gone: the client says so, with a reason for the condition.
+    // The release gate reads the same numbers.
+    let manifest = dir.path().join("slo.yaml");
+    std::fs::write(&manifest, serde_json::to_string(&slo_manifest()).unwrap()).unwrap();
+    let gate = |min: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+            .args(["gate", "--slo", "shop/checkout", "--min-budget", min])
+            .arg(format!("--prometheus-url={}", live.url))
+            .arg("-f")
+            .arg(&manifest)
+            .output()
+            .unwrap()
+    };
+    let pass = gate(&format!("{:.0}", (a.remaining - 5.0).floor()));
+    assert_eq!(pass.status.code(), Some(0), "{pass:?}");
+    let line = String::from_utf8_lossy(&pass.stdout);
+    assert!(line.starts_with("PASS shop/checkout: "), "{line}");
+    assert!(line.contains("% of the error budget left"), "{line}");
+    let fail = gate(&format!("{:.0}", (a.remaining + 5.0).ceil()));
+    assert_eq!(fail.status.code(), Some(1), "{fail:?}");
+    assert!(String::from_utf8_lossy(&fail.stdout).starts_with("FAIL shop/checkout: "));
+    let unknown_slo = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["gate", "--slo", "shop/nothing", "--min-budget", "10"])
+        .arg(format!("--prometheus-url={}", live.url))
+        .arg("-f")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(unknown_slo.status.code(), Some(2));
+
+    // Prometheus gone: the client says so, with a reason for the condition, and the gate will
+    // not decide.
+    let url = live.url.clone();
     drop(live);
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["gate", "--slo", "shop/checkout", "--min-budget", "10"])
+        .arg(format!("--prometheus-url={url}"))
+        .arg("-f")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(2), "{down:?}");
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("UNKNOWN shop/checkout: no answer"));
     let error = read(&runtime, &client).unwrap_err();
     assert_eq!(error.reason(), "PrometheusUnreachable", "{error}");
 }

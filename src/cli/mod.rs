@@ -1,6 +1,7 @@
 //! The `plimsoll` command line: one function per subcommand, each returning the exit code.
 
 pub mod crd;
+pub mod gate;
 pub mod generate;
 pub mod run;
 pub mod validate;
@@ -32,6 +33,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
     Generate(generate::Args),
+    /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
+    Gate(gate::Args),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
     Run(Box<run::Args>),
 }
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Crd => crd::run(stdout, stderr),
         Command::Validate(args) => validate::run(&args, stdout, stderr),
         Command::Generate(args) => generate::run(&args, stdout, stderr),
+        Command::Gate(args) => gate::run(&args, stdout, stderr),
         Command::Run(_) => EXIT_ERROR,
     }
 }

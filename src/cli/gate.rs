@@ -1,0 +1,153 @@
+//! `plimsoll gate`: a release gate for CI/CD pipelines and Argo CD PreSync hooks. Exit 0 when
+//! enough budget is left, 1 when not, 2 when nobody can tell (no data, Prometheus down, no SLO).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::Api;
+use tracing::debug;
+
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, parse_duration};
+use crate::api::ServiceLevelObjective;
+use crate::budget;
+use crate::evaluator;
+use crate::manifests::{self, Decoded, Outcome};
+use crate::model::{self, Slo};
+use crate::prometheus;
+use crate::rules::windows::burn_windows;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The SLO, as `<namespace>/<name>`.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub slo: String,
+    /// Pass only with at least this much error budget left, in percent of the whole budget.
+    #[arg(long, value_name = "PERCENT")]
+    pub min_budget: f64,
+    /// Read the SLO from these manifests instead of the cluster.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub filenames: Vec<PathBuf>,
+    /// Prometheus that evaluates the SLO's rules.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
+    pub prometheus_url: String,
+    /// Timeout of each Prometheus query.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// File with a bearer token for Prometheus.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// The gate's answer.
+enum Verdict {
+    Pass(String),
+    Fail(String),
+    Unknown(String),
+}
+
+pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let verdict = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(judge(args)),
+        Err(e) => Verdict::Unknown(format!("cannot start the async runtime: {e}")),
+    };
+    match verdict {
+        Verdict::Pass(line) => {
+            let _ = writeln!(out, "PASS {line}");
+            EXIT_OK
+        }
+        Verdict::Fail(line) => {
+            let _ = writeln!(out, "FAIL {line}");
+            EXIT_INVALID
+        }
+        Verdict::Unknown(line) => {
+            let _ = writeln!(err, "UNKNOWN {line}");
+            EXIT_ERROR
+        }
+    }
+}
+
+async fn judge(args: &Args) -> Verdict {
+    let Some((namespace, name)) = args.slo.split_once('/') else {
+        return Verdict::Unknown(format!("--slo {:?}: use <namespace>/<name>", args.slo));
+    };
+    let slo = match load(args, namespace, name).await {
+        Ok(slo) => slo,
+        Err(e) => return Verdict::Unknown(format!("{}: {e}", args.slo)),
+    };
+    let client = match prometheus::Client::new(prometheus::Settings {
+        url: args.prometheus_url.clone(),
+        timeout: args.timeout,
+        bearer_token_file: args.bearer_token_file.clone(),
+        basic_auth: None,
+        ca_file: None,
+    }) {
+        Ok(c) => c,
+        Err(e) => return Verdict::Unknown(e.to_string()),
+    };
+    let readings = match evaluator::read(&client).await {
+        Ok(r) => r,
+        Err(e) => return Verdict::Unknown(format!("{}: no answer, not deciding: {e}", args.slo)),
+    };
+    let projection = burn_windows(&slo.window)
+        .get(1)
+        .map(|b| b.long)
+        .unwrap_or(model::Duration::from_hours(6));
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // The group with the least budget left speaks for the SLO.
+    let worst = readings
+        .iter()
+        .filter(|(k, _)| k.namespace == namespace && k.name == name)
+        .filter_map(|(_, r)| budget::assess(&slo, r, projection, now).ok())
+        .min_by(|a, b| a.remaining.total_cmp(&b.remaining));
+    debug!(?worst, "gate assessment");
+    let Some(a) = worst else {
+        return Verdict::Unknown(format!(
+            "{}: no fresh recorded series in Prometheus; not deciding",
+            args.slo
+        ));
+    };
+    let line = format!(
+        "{}: {:.1}% of the error budget left (SLI {:.4}%, objective {}% over {}); the gate needs {}%",
+        args.slo,
+        a.remaining,
+        a.sli,
+        slo.objective,
+        slo.window.rolling_equivalent(),
+        args.min_budget
+    );
+    if a.remaining >= args.min_budget {
+        Verdict::Pass(line)
+    } else {
+        Verdict::Fail(line)
+    }
+}
+
+async fn load(args: &Args, namespace: &str, name: &str) -> Result<Slo, String> {
+    if !args.filenames.is_empty() {
+        let files = manifests::expand(&args.filenames).map_err(|e| e.to_string())?;
+        let (checked, errors) = manifests::check_files(&files);
+        if let Some(e) = errors.first() {
+            return Err(e.to_string());
+        }
+        for doc in checked {
+            if let Outcome::Decoded(Decoded::Valid(valid)) = doc.outcome {
+                let slo = valid.1;
+                let ns = slo.namespace.as_deref().unwrap_or("default");
+                if ns == namespace && slo.name == name {
+                    return Ok(slo);
+                }
+            }
+        }
+        return Err("no valid SLO of that name in the given files".into());
+    }
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no cluster to read the SLO from (give -f, or a kubeconfig): {e}"))?;
+    let api: Api<ServiceLevelObjective> = Api::namespaced(client, namespace);
+    let object = api.get(name).await.map_err(|e| e.to_string())?;
+    model::validate(&object).map_err(|e| format!("invalid spec: {e}"))
+}
