@@ -209,6 +209,11 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     assert_eq!(condition("BudgetExhausted")["status"], "False");
     assert_eq!(status["observedGeneration"], 1);
     assert!(events.iter().any(|e| e["reason"] == "RulesCreated"));
+    // Flagger's webhook: no rollback without current data; unknown SLOs and bad queries refused.
+    let flagger = |query: &str| replica.get(&format!("/flagger/rollback{query}")).unwrap().0;
+    assert_eq!(flagger("?slo=shop/checkout-availability"), 412);
+    assert_eq!(flagger("?slo=shop/unknown"), 404);
+    assert_eq!(flagger(""), 400);
     let (_, metrics) = replica.get("/metrics").unwrap();
     assert!(
         metrics.contains("plimsoll_reconciles_total{result=\"ok\"}"),

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/flagger/rollback", get(flagger_rollback))
         .with_state(state)
 }
 
@@ -74,6 +75,73 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FlaggerQuery {
+    slo: Option<String>,
+}
+
+/// Flagger's rollback webhook: Flagger rolls the canary back when this answers 2xx. 200 while the
+/// SLO's rollback trigger holds (state Exhausted or Recovering); 412 Precondition Failed
+/// otherwise, including when there is no data (missing data never rolls back); 404 for an SLO this
+/// operator does not know; 400 without `?slo=<namespace>/<name>`.
+async fn flagger_rollback(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<FlaggerQuery>,
+) -> impl IntoResponse {
+    let Some((namespace, name)) = query.slo.as_deref().and_then(|s| s.split_once('/')) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?slo=<namespace>/<name>\n".to_string(),
+        );
+    };
+    let stores = state
+        .health
+        .stores
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let found = stores.iter().flat_map(|s| s.state()).find(|slo| {
+        slo.metadata.namespace.as_deref() == Some(namespace)
+            && slo.metadata.name.as_deref() == Some(name)
+    });
+    let Some(slo) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no SLO {namespace}/{name} is watched here\n"),
+        );
+    };
+    rollback_answer(slo.status.as_ref())
+}
+
+/// The answer for one SLO's status, pure for the tests.
+pub fn rollback_answer(
+    status: Option<&crate::api::ServiceLevelObjectiveStatus>,
+) -> (StatusCode, String) {
+    use crate::api::RollbackState;
+    let data = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "DataAvailable"));
+    if data.is_none_or(|c| c.status != "True") {
+        return (
+            StatusCode::PRECONDITION_FAILED,
+            "no rollback: no current budget data\n".to_string(),
+        );
+    }
+    let state = status.and_then(|s| s.rollback.as_ref()).map(|r| r.state);
+    let remaining = status
+        .and_then(|s| s.error_budget.as_ref())
+        .map(|b| b.remaining.clone())
+        .unwrap_or_default();
+    match state {
+        Some(RollbackState::Exhausted | RollbackState::Recovering) => (
+            StatusCode::OK,
+            format!("roll back: error budget trigger holds ({remaining}% left)\n"),
+        ),
+        _ => (
+            StatusCode::PRECONDITION_FAILED,
+            format!("no rollback: within budget ({remaining}% left)\n"),
+        ),
     }
 }
 
@@ -104,6 +172,50 @@ fn count_slos(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(
+        data: &str,
+        state: crate::api::RollbackState,
+    ) -> crate::api::ServiceLevelObjectiveStatus {
+        serde_json::from_value(serde_json::json!({
+            "errorBudget": {"remaining": "-3.0", "consumedMinutes": "44.5", "totalMinutes": "43.2"},
+            "rollback": {"state": state},
+            "conditions": [{"type": "DataAvailable", "status": data, "reason": "x", "message": "",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn flagger_rolls_back_only_while_the_trigger_holds_on_fresh_data() {
+        use crate::api::RollbackState::*;
+        assert_eq!(
+            rollback_answer(Some(&status("True", Exhausted))).0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            rollback_answer(Some(&status("True", Recovering))).0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            rollback_answer(Some(&status("True", Healthy))).0,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            rollback_answer(Some(&status("True", Burning))).0,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            rollback_answer(Some(&status("False", Exhausted))).0,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(rollback_answer(None).0, StatusCode::PRECONDITION_FAILED);
+        assert!(
+            rollback_answer(Some(&status("True", Exhausted)))
+                .1
+                .contains("-3.0% left")
+        );
+    }
 
     #[test]
     fn readiness_follows_the_role() {
