@@ -13,7 +13,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use tracing::warn;
 
-use crate::api::{RollbackState, ServiceLevelObjective};
+use crate::actions;
+use crate::api::{RollbackState, ServiceLevelObjective, TargetStatus};
 use crate::budget::{self, Assessment, Memory, NoData, Reading};
 use crate::controller::status::StatusApply;
 use crate::model::{self, Percent, RollbackPolicy, Slo};
@@ -85,9 +86,39 @@ pub async fn evaluate(
         });
     let policy = slo.rollback.clone().unwrap_or_else(default_policy);
     let step = budget::decide(&policy, &memory, verdict.as_ref(), projection, now);
+    let key = format!("{namespace}/{}", object.name_any());
+    let targets = match (&slo.rollback, step.action, verdict.as_ref()) {
+        (Some(policy), budget::Action::Trigger, Ok(a)) => {
+            let signal = actions::Signal {
+                slo: key.clone(),
+                state: "Exhausted",
+                reason: format!(
+                    "{:.1}% of the error budget of {key} is left (SLI {:.4}%, objective {}% over {}); \
+                     the policy triggers below {}%",
+                    a.remaining,
+                    a.sli,
+                    slo.objective,
+                    slo.window.rolling_equivalent(),
+                    policy.budget_remaining_below
+                ),
+                exhausted_at: step.memory.since.to_string(),
+            };
+            Some(act(client, &namespace, &key, policy, Some(&signal), "Exhausted").await)
+        }
+        (Some(policy), budget::Action::Clear, _) => {
+            let after = if step.memory.state == RollbackState::Burning {
+                "Burning"
+            } else {
+                "Healthy"
+            };
+            Some(act(client, &namespace, &key, policy, None, after).await)
+        }
+        _ => None,
+    };
     let round = status::Round {
         verdict: verdict.as_ref(),
         groups,
+        targets,
         memory: &step.memory,
         generation: object.metadata.generation,
         now,
@@ -104,6 +135,82 @@ pub async fn evaluate(
     )
     .await?;
     Ok(true)
+}
+
+/// Signals (with `Some`) or clears the rollback on every target, in order; failures are reported
+/// per target and never stop the others. `dryRun` writes nothing and says what it would do.
+async fn act(
+    client: &kube::Client,
+    namespace: &str,
+    slo_key: &str,
+    policy: &RollbackPolicy,
+    signal: Option<&actions::Signal>,
+    state_after: &str,
+) -> Vec<TargetStatus> {
+    let mut out = Vec::new();
+    for target in &policy.targets {
+        let (action, revision, message) = if policy.dry_run {
+            let would = if signal.is_some() {
+                "WouldAnnotate"
+            } else {
+                "WouldClear"
+            };
+            (
+                would.to_string(),
+                None,
+                Some("dryRun: nothing written".to_string()),
+            )
+        } else {
+            let result = match signal {
+                Some(s) => {
+                    actions::signal(
+                        client,
+                        namespace,
+                        target.kind,
+                        &target.name,
+                        s,
+                        policy.abort_rollouts,
+                    )
+                    .await
+                }
+                None => {
+                    actions::clear(
+                        client,
+                        namespace,
+                        target.kind,
+                        &target.name,
+                        slo_key,
+                        state_after,
+                    )
+                    .await
+                }
+            };
+            match result {
+                Ok(actions::Outcome::Annotated { revision }) => {
+                    ("Annotated".into(), revision, None)
+                }
+                Ok(actions::Outcome::Aborted { revision }) => ("Aborted".into(), revision, None),
+                Ok(actions::Outcome::Cleared) => ("Cleared".into(), None, None),
+                Ok(actions::Outcome::Missing) => (
+                    "Missing".into(),
+                    None,
+                    Some(format!(
+                        "{:?} {namespace}/{} does not exist",
+                        target.kind, target.name
+                    )),
+                ),
+                Err(e) => ("Failed".into(), None, Some(e.to_string())),
+            }
+        };
+        out.push(TargetStatus {
+            kind: target.kind,
+            name: target.name.clone(),
+            action,
+            revision,
+            message,
+        });
+    }
+    out
 }
 
 type Groups = Vec<(BTreeMap<String, String>, f64)>;

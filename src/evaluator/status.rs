@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::api::{
     ErrorBudgetStatus, GroupsStatus, RollbackState, RollbackStatus, ServiceLevelObjectiveStatus,
-    WorstGroup,
+    TargetStatus, WorstGroup,
 };
 use crate::budget::format::{
     BUDGET_DECIMALS, BURN_RATE_DECIMALS, MINUTES_DECIMALS, SLI_DECIMALS, fixed,
@@ -47,6 +47,8 @@ pub struct Round<'a> {
     /// Every group's remaining budget, with its labels; empty without groupBy.
     pub groups: Vec<(BTreeMap<String, String>, f64)>,
     pub memory: &'a Memory,
+    /// What was done to the targets this round; `None` keeps what the status says.
+    pub targets: Option<Vec<TargetStatus>>,
     pub generation: Option<i64>,
     pub now: Timestamp,
 }
@@ -64,10 +66,12 @@ pub fn next(
     status.rollback = Some(RollbackStatus {
         state: round.memory.state,
         since: Some(round.memory.since.to_string()),
-        targets: current
-            .and_then(|c| c.rollback.as_ref())
-            .map(|r| r.targets.clone())
-            .unwrap_or_default(),
+        targets: round.targets.clone().unwrap_or_else(|| {
+            current
+                .and_then(|c| c.rollback.as_ref())
+                .map(|r| r.targets.clone())
+                .unwrap_or_default()
+        }),
     });
     let data = match round.verdict {
         Ok(_) => (
@@ -188,7 +192,7 @@ type Visible = (
     BTreeMap<String, String>,
     Option<String>,
     Option<GroupsStatus>,
-    Option<(RollbackState, Option<String>)>,
+    Option<(RollbackState, Option<String>, Vec<TargetStatus>)>,
     Vec<(String, String, String, String)>,
 );
 
@@ -199,7 +203,9 @@ fn visible(c: &ServiceLevelObjectiveStatus) -> Visible {
         c.burn_rates.clone(),
         c.exhaustion.clone(),
         c.groups.clone(),
-        c.rollback.as_ref().map(|r| (r.state, r.since.clone())),
+        c.rollback
+            .as_ref()
+            .map(|r| (r.state, r.since.clone(), r.targets.clone())),
         own_conditions(&c.conditions),
     )
 }
@@ -211,7 +217,9 @@ fn visible_of(s: &EvaluatedStatus) -> Visible {
         s.burn_rates.clone(),
         s.exhaustion.clone(),
         s.groups.clone(),
-        s.rollback.as_ref().map(|r| (r.state, r.since.clone())),
+        s.rollback
+            .as_ref()
+            .map(|r| (r.state, r.since.clone(), r.targets.clone())),
         own_conditions(&s.conditions),
     )
 }
@@ -285,6 +293,7 @@ mod tests {
             verdict: Ok(&a),
             groups: vec![],
             memory: &m,
+            targets: None,
             generation: Some(2),
             now: at(100),
         };
@@ -317,6 +326,7 @@ mod tests {
                 verdict: Ok(&first),
                 groups: vec![],
                 memory: &m,
+                targets: None,
                 generation: Some(2),
                 now: at(100),
             },
@@ -328,6 +338,7 @@ mod tests {
             verdict: Ok(&later),
             groups: vec![],
             memory: &m,
+            targets: None,
             generation: Some(2),
             now: at(160),
         };
@@ -341,6 +352,7 @@ mod tests {
             verdict: Ok(&moved),
             groups: vec![],
             memory: &m,
+            targets: None,
             generation: Some(2),
             now: at(220),
         };
@@ -358,6 +370,7 @@ mod tests {
                     verdict: Ok(&a),
                     groups: vec![],
                     memory: &m,
+                    targets: None,
                     generation: None,
                     now: at(100),
                 },
@@ -371,6 +384,7 @@ mod tests {
                 verdict: Err(&gone),
                 groups: vec![],
                 memory: &m,
+                targets: None,
                 generation: None,
                 now: at(900),
             },
@@ -412,6 +426,7 @@ mod tests {
                 verdict: Ok(&a),
                 groups,
                 memory: &m,
+                targets: None,
                 generation: None,
                 now: at(1),
             },

@@ -1,0 +1,272 @@
+//! Rollback actions through the evaluator, against a mocked API server that records every
+//! request: annotate, abort, clear, dryRun and a missing target.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::client::Body;
+use plimsoll::api::ServiceLevelObjective;
+use plimsoll::budget::Reading;
+use plimsoll::evaluator::{Readings, evaluate};
+use plimsoll::model::Duration as Window;
+use plimsoll::prometheus::SeriesKey;
+use serde_json::{Value, json};
+use tower_test::mock::Handle;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    content_type: String,
+    body: Value,
+}
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
+const ROLLOUT: &str = "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout-canary";
+const SLO_STATUS: &str =
+    "/apis/plimsoll.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout/status";
+
+fn slo(rollback: Value, status: Option<Value>) -> ServiceLevelObjective {
+    let mut object = json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": "checkout", "namespace": "shop", "uid": "u", "generation": 1},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                 "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}},
+                 "rollback": rollback},
+    });
+    if let Some(s) = status {
+        object["status"] = s;
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+fn policy(dry_run: bool) -> Value {
+    json!({"targets": [{"kind": "Deployment", "name": "checkout"},
+                       {"kind": "Rollout", "name": "checkout-canary"}],
+           "abortRollouts": true, "dryRun": dry_run})
+}
+
+fn readings(window_ratio: f64) -> Readings {
+    let reading = Reading {
+        window_error_ratio: Some(window_ratio),
+        error_ratios: BTreeMap::from([(Window::from_hours(6), window_ratio)]),
+        newest_sample: Some(Timestamp::from_second(1_800_000_000 - 30).unwrap()),
+    };
+    let key = SeriesKey {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        group: BTreeMap::new(),
+    };
+    Ok(BTreeMap::from([(key, reading)]))
+}
+
+/// An API server that has the Deployment (revision 7) and, if `rollout`, the Rollout (revision
+/// 3); it accepts every write and records every request.
+async fn run(object: ServiceLevelObjective, readings: Readings, rollout: bool) -> Vec<Seen> {
+    let (service, mut handle): (_, Handle<Request<Body>, Response<Body>>) =
+        tower_test::mock::pair();
+    let client = Client::new(service, "default");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let stored = serde_json::to_value(&object).unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok(Some((request, respond))) =
+            tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
+        {
+            let method = request.method().to_string();
+            let path = request.uri().path().to_string();
+            let query = request.uri().query().unwrap_or("").to_string();
+            let content_type = request
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (code, answer) = match (method.as_str(), path.as_str()) {
+                ("GET", DEPLOYMENT) => (
+                    200,
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "checkout", "namespace": "shop",
+                                 "annotations": {"deployment.kubernetes.io/revision": "7"}}}),
+                ),
+                ("GET", ROLLOUT) if rollout => (
+                    200,
+                    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "metadata": {"name": "checkout-canary", "namespace": "shop",
+                                 "annotations": {"rollout.argoproj.io/revision": "3"}}}),
+                ),
+                ("GET", _) => (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                           "reason": "NotFound", "code": 404, "message": "not found"}),
+                ),
+                // The status subresource answers with the whole object.
+                ("PATCH", SLO_STATUS) => {
+                    let mut whole = stored.clone();
+                    whole["status"] = body["status"].clone();
+                    (200, whole)
+                }
+                _ => (200, body.clone()),
+            };
+            record.lock().unwrap().push(Seen {
+                method,
+                path,
+                query,
+                content_type,
+                body,
+            });
+            respond.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    let now = Timestamp::from_second(1_800_000_000).unwrap();
+    evaluate(&client, &object, &readings, now).await.unwrap();
+    server.await.unwrap();
+    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+}
+
+fn calls(seen: &[Seen]) -> Vec<(String, String)> {
+    seen.iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect()
+}
+
+fn exhausted_status() -> Value {
+    json!({"rollback": {"state": "Exhausted", "since": "2027-01-15T07:00:00Z",
+                        "targets": [{"kind": "Deployment", "name": "checkout", "action": "Annotated", "revision": "7"}]},
+           "conditions": [{"type": "DataAvailable", "status": "True", "reason": "SeriesPresent", "message": "",
+                           "lastTransitionTime": "2027-01-15T07:00:00Z"}]})
+}
+
+#[tokio::test]
+async fn exhaustion_annotates_the_targets_and_aborts_the_rollout() {
+    let seen = run(slo(policy(false), None), readings(0.0015), true).await;
+    assert_eq!(
+        calls(&seen),
+        [
+            ("GET".into(), DEPLOYMENT.into()),
+            ("PATCH".into(), DEPLOYMENT.into()),
+            ("GET".into(), ROLLOUT.into()),
+            ("PATCH".into(), ROLLOUT.into()),
+            ("PATCH".into(), format!("{ROLLOUT}/status")),
+            ("PATCH".into(), SLO_STATUS.into()),
+        ]
+    );
+    let annotate = &seen[1];
+    assert!(
+        annotate.query.contains("fieldManager=plimsoll-rollback")
+            && annotate.query.contains("force=true")
+    );
+    assert!(annotate.content_type.contains("apply-patch"));
+    let annotations = &annotate.body["metadata"]["annotations"];
+    assert_eq!(annotations["plimsoll.dev/rollback"], "true");
+    assert_eq!(annotations["plimsoll.dev/budget-state"], "Exhausted");
+    assert_eq!(annotations["plimsoll.dev/slo"], "shop/checkout");
+    assert_eq!(annotations["plimsoll.dev/rollback-revision"], "7");
+    assert!(
+        annotations["plimsoll.dev/rollback-reason"]
+            .as_str()
+            .unwrap()
+            .contains("-50.0% of the error budget")
+    );
+    assert!(
+        annotate.body.get("spec").is_none(),
+        "never the pod template"
+    );
+    assert_eq!(
+        seen[3].body["metadata"]["annotations"]["plimsoll.dev/rollback-revision"],
+        "3"
+    );
+    let abort = &seen[4];
+    assert!(abort.content_type.contains("merge-patch"));
+    assert_eq!(abort.body, json!({"status": {"abort": true}}));
+    let status = &seen[5].body["status"];
+    assert_eq!(status["rollback"]["state"], "Exhausted");
+    assert_eq!(status["rollback"]["targets"][0]["action"], "Annotated");
+    assert_eq!(status["rollback"]["targets"][1]["action"], "Aborted");
+    assert_eq!(status["rollback"]["targets"][1]["revision"], "3");
+}
+
+#[tokio::test]
+async fn a_missing_target_is_reported_and_the_others_still_act() {
+    let seen = run(slo(policy(false), None), readings(0.0015), false).await;
+    assert_eq!(
+        calls(&seen),
+        [
+            ("GET".into(), DEPLOYMENT.into()),
+            ("PATCH".into(), DEPLOYMENT.into()),
+            ("GET".into(), ROLLOUT.into()),
+            ("PATCH".into(), SLO_STATUS.into()),
+        ]
+    );
+    let target = &seen[3].body["status"]["rollback"]["targets"][1];
+    assert_eq!(target["action"], "Missing");
+    assert!(
+        target["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_to_targets() {
+    let seen = run(slo(policy(true), None), readings(0.0015), true).await;
+    assert_eq!(calls(&seen), [("PATCH".into(), SLO_STATUS.into())]);
+    let targets = &seen[0].body["status"]["rollback"]["targets"];
+    assert_eq!(targets[0]["action"], "WouldAnnotate");
+    assert_eq!(seen[0].body["status"]["rollback"]["state"], "Exhausted");
+}
+
+#[tokio::test]
+async fn recovery_clears_exactly_our_signal() {
+    // 20% of the budget left: above the default recovery line (trigger 0 + 10).
+    let seen = run(
+        slo(policy(false), Some(exhausted_status())),
+        readings(0.0008),
+        true,
+    )
+    .await;
+    assert_eq!(
+        calls(&seen),
+        [
+            ("PATCH".into(), DEPLOYMENT.into()),
+            ("PATCH".into(), ROLLOUT.into()),
+            ("PATCH".into(), SLO_STATUS.into()),
+        ]
+    );
+    let cleared = &seen[0].body["metadata"]["annotations"];
+    assert_eq!(
+        cleared,
+        &json!({"plimsoll.dev/budget-state": "Healthy", "plimsoll.dev/slo": "shop/checkout"})
+    );
+    assert!(seen[0].query.contains("fieldManager=plimsoll-rollback"));
+    let status = &seen[2].body["status"]["rollback"];
+    assert_eq!(status["state"], "Healthy");
+    assert_eq!(status["targets"][0]["action"], "Cleared");
+}
+
+#[tokio::test]
+async fn still_exhausted_does_not_act_again() {
+    let seen = run(
+        slo(policy(false), Some(exhausted_status())),
+        readings(0.0015),
+        true,
+    )
+    .await;
+    assert!(
+        calls(&seen).iter().all(|(_, path)| path == SLO_STATUS),
+        "no target writes in the same episode: {:?}",
+        calls(&seen)
+    );
+}
