@@ -38,6 +38,7 @@ bench: tools
 	$(CARGO) bench --bench render
 	$(CARGO) bench --bench reconcile
 	$(CARGO) bench --bench cache_memory
+	$(CARGO) bench --bench evaluator_round
 	$(CARGO) bench --bench prometheus_cost
 
 ## crds: regenerate crds/ from the Rust types (a test fails while they differ)
