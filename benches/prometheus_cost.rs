@@ -16,12 +16,14 @@
 //!
 //! Environment: `PLIMSOLL_BENCH_SLOS` (default 4), `PLIMSOLL_BENCH_SCRAPE` seconds (default 30).
 
+#[path = "../tests/support/prometheus.rs"]
+mod prometheus_support;
+
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_support::{Prometheus, backfill_rules, import_openmetrics};
 
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::rules::{self, Rule, RuleGroup};
@@ -202,89 +204,34 @@ fn ratio_average_design(services: &[Service]) -> Design {
     }
 }
 
-/// A Prometheus server on loopback, stopped when dropped.
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Prometheus {
-    fn start(data: &Path, config: &Path) -> Prometheus {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=400d")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus runs (apt-get install prometheus)");
-        let prometheus = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if reqwest::blocking::get(format!("{}/-/ready", prometheus.url))
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return prometheus;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("prometheus did not become ready within 120 s");
-    }
-
-    /// Runs an instant query; returns the first sample's value, samples touched and seconds.
-    fn query(&self, expr: &str, time: u64) -> (Option<f64>, u64, f64) {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .unwrap();
-        let body: serde_json::Value = client
-            .post(format!("{}/api/v1/query", self.url))
-            .form(&[
-                ("query", expr),
-                ("time", &time.to_string()),
-                ("stats", "all"),
-            ])
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert_eq!(body["status"], "success", "{expr}: {body}");
-        let value = body["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok());
-        let stats = &body["data"]["stats"];
-        let samples = stats["samples"]["totalQueryableSamples"]
-            .as_u64()
-            .unwrap_or(0);
-        let seconds = stats["timings"]["execTotalTime"].as_f64().unwrap_or(0.0);
-        (value, samples, seconds)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(command: &mut Command) {
-    let out = command.output().expect("promtool runs");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs an instant query with `stats=all`; returns the first sample's value, samples touched and
+/// seconds spent.
+fn query(prometheus: &Prometheus, expr: &str, time: u64) -> (Option<f64>, u64, f64) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let body: serde_json::Value = client
+        .post(format!("{}/api/v1/query", prometheus.url))
+        .form(&[
+            ("query", expr),
+            ("time", &time.to_string()),
+            ("stats", "all"),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    let value = body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok());
+    let stats = &body["data"]["stats"];
+    let samples = stats["samples"]["totalQueryableSamples"]
+        .as_u64()
+        .unwrap_or(0);
+    let seconds = stats["timings"]["execTotalTime"].as_f64().unwrap_or(0.0);
+    (value, samples, seconds)
 }
 
 fn interval_seconds(interval: &str) -> f64 {
@@ -308,7 +255,7 @@ fn cost(prometheus: &Prometheus, design: &Design, at: u64) -> Cost {
     for group in &design.groups {
         let per_hour = 3600.0 / interval_seconds(&group.interval);
         for rule in &group.rules {
-            let (_, samples, seconds) = prometheus.query(&rule.expr, at);
+            let (_, samples, seconds) = query(prometheus, &rule.expr, at);
             cost.samples_per_eval += samples;
             cost.samples_per_hour += samples as f64 * per_hour;
             cost.seconds_per_hour += seconds * per_hour;
@@ -345,15 +292,7 @@ fn main() {
         write_openmetrics(&services, start, WINDOW + lead_in, scrape, &mut out).unwrap();
         out.flush().unwrap();
     }
-    run(Command::new("promtool")
-        .args([
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--max-block-duration=24h",
-        ])
-        .arg(&openmetrics)
-        .arg(&data));
+    import_openmetrics(&openmetrics, &data);
     std::fs::remove_file(&openmetrics).unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global: {evaluation_interval: 30s}\n").unwrap();
@@ -368,13 +307,7 @@ fn main() {
     std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
     {
         let prometheus = Prometheus::start(&data, &config);
-        run(Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
-            .arg(format!("--url={}", prometheus.url))
-            .arg(format!("--start={}", start))
-            .arg(format!("--end={}", end))
-            .arg(format!("--output-dir={}", data.display()))
-            .arg(&backfill_file));
+        backfill_rules(&prometheus, &backfill_file, start, end, &data);
     }
     let prepared = started.elapsed().as_secs_f64();
     let prometheus = Prometheus::start(&data, &config);
@@ -396,8 +329,11 @@ fn main() {
         let base = *ours.get_or_insert(c.samples_per_hour);
         let mut errors = Vec::new();
         for s in &services {
-            let (value, _, _) =
-                prometheus.query(&(design.window_ratio)(s), end + design.read_offset);
+            let (value, _, _) = query(
+                &prometheus,
+                &(design.window_ratio)(s),
+                end + design.read_offset,
+            );
             let now = s.counts_until(WINDOW + lead_in);
             let then = s.counts_until(lead_in);
             let exact = (now.errors - then.errors) / (now.requests - then.requests);
