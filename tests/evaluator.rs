@@ -1,6 +1,7 @@
 //! The evaluator's status writes against a mocked API server: what it writes, that an unchanged
 //! budget writes nothing, that missing Prometheus data is reported and decides nothing, and an
-//! injected incident taking the SLO to Exhausted.
+//! injected incident taking the SLO to Exhausted (in dryRun, so only status is written here;
+//! tests/actions.rs covers the targets).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,7 +29,7 @@ fn slo(status: Option<Value>) -> ServiceLevelObjective {
         "metadata": {"name": "checkout", "namespace": "shop", "uid": "u", "generation": 4},
         "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
                  "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}},
-                 "rollback": {"targets": [{"kind": "Deployment", "name": "checkout"}]}},
+                 "rollback": {"targets": [{"kind": "Deployment", "name": "checkout"}], "dryRun": true}},
     });
     if let Some(s) = status {
         object["status"] = s;
