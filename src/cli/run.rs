@@ -197,7 +197,7 @@ async fn operate(args: Args) -> Result<(), String> {
             .await;
     } else {
         operator.health.leading.store(true, Ordering::Relaxed);
-        operator.term(shutdown.clone(), shutdown).await;
+        operator.term(shutdown).await;
     }
     match server.await {
         Ok(Ok(())) => Ok(()),
@@ -274,7 +274,7 @@ impl Operator {
                 }
                 let _ = stop_tx.send(true);
             });
-            self.term(stop, shutdown.clone()).await;
+            self.term(stop).await;
             stopper.abort();
             if *shutdown.borrow() {
                 break;
@@ -289,7 +289,7 @@ impl Operator {
     }
 
     /// One term of office: the controllers run until `stop`, then get `shutdown_timeout` to finish.
-    async fn term(&self, mut stop: watch::Receiver<bool>, _shutdown: watch::Receiver<bool>) {
+    async fn term(&self, mut stop: watch::Receiver<bool>) {
         self.health.leading.store(true, Ordering::Relaxed);
         self.metrics.leader.set(1);
         let mut graceful = stop.clone();

@@ -155,18 +155,8 @@ pub fn start(
     Running {
         stores,
         synced,
-        done: Box::pin(futures::future::join_all(runs).map_unit()),
-    }
-}
-
-trait MapUnit {
-    fn map_unit(self) -> futures::future::Map<Self, fn(Vec<()>)>
-    where
-        Self: Sized;
-}
-
-impl<F: std::future::Future<Output = Vec<()>>> MapUnit for F {
-    fn map_unit(self) -> futures::future::Map<Self, fn(Vec<()>)> {
-        futures::FutureExt::map(self, drop as fn(Vec<()>))
+        done: Box::pin(async move {
+            futures::future::join_all(runs).await;
+        }),
     }
 }
