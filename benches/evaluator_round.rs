@@ -124,7 +124,19 @@ fn main() {
     let kube = Client::new(service, "default");
     let slos: Vec<Arc<ServiceLevelObjective>> = (0..SLOS).map(slo).collect();
     let started = Instant::now();
-    let written = runtime.block_on(plimsoll::evaluator::round(&kube, &client, slos.clone()));
+    let recorder = kube::runtime::events::Recorder::new(
+        kube.clone(),
+        kube::runtime::events::Reporter {
+            controller: "plimsoll".into(),
+            instance: None,
+        },
+    );
+    let written = runtime.block_on(plimsoll::evaluator::round(
+        &kube,
+        &recorder,
+        &client,
+        slos.clone(),
+    ));
     let round = started.elapsed();
     let started = Instant::now();
     let readings = runtime

@@ -9,6 +9,7 @@ use http::{Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
 use plimsoll::api::ServiceLevelObjective;
 use plimsoll::budget::Reading;
 use plimsoll::evaluator::{Readings, evaluate};
@@ -130,14 +131,42 @@ async fn run(object: ServiceLevelObjective, readings: Readings, rollout: bool) -
         }
     });
     let now = Timestamp::from_second(1_800_000_000).unwrap();
-    evaluate(&client, &object, &readings, now).await.unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "plimsoll".into(),
+            instance: None,
+        },
+    );
+    evaluate(&client, &recorder, &object, &readings, now)
+        .await
+        .unwrap();
     server.await.unwrap();
     Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
 }
 
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+/// The writes and reads of objects, without the Events.
 fn calls(seen: &[Seen]) -> Vec<(String, String)> {
     seen.iter()
+        .filter(|s| s.path != EVENTS)
         .map(|s| (s.method.clone(), s.path.clone()))
+        .collect()
+}
+
+/// The Events published: reason, and the kind and name they are about.
+fn events(seen: &[Seen]) -> Vec<(String, String, String)> {
+    seen.iter()
+        .filter(|s| s.path == EVENTS)
+        .map(|s| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&s.body["reason"]),
+                text(&s.body["regarding"]["kind"]),
+                text(&s.body["regarding"]["name"]),
+            )
+        })
         .collect()
 }
 
@@ -162,7 +191,8 @@ async fn exhaustion_annotates_the_targets_and_aborts_the_rollout() {
             ("PATCH".into(), SLO_STATUS.into()),
         ]
     );
-    let annotate = &seen[1];
+    let writes: Vec<&Seen> = seen.iter().filter(|s| s.path != EVENTS).collect();
+    let annotate = writes[1];
     assert!(
         annotate.query.contains("fieldManager=plimsoll-rollback")
             && annotate.query.contains("force=true")
@@ -184,17 +214,26 @@ async fn exhaustion_annotates_the_targets_and_aborts_the_rollout() {
         "never the pod template"
     );
     assert_eq!(
-        seen[3].body["metadata"]["annotations"]["plimsoll.dev/rollback-revision"],
+        writes[3].body["metadata"]["annotations"]["plimsoll.dev/rollback-revision"],
         "3"
     );
-    let abort = &seen[4];
+    let abort = writes[4];
     assert!(abort.content_type.contains("merge-patch"));
     assert_eq!(abort.body, json!({"status": {"abort": true}}));
-    let status = &seen[5].body["status"];
+    let status = &writes[5].body["status"];
     assert_eq!(status["rollback"]["state"], "Exhausted");
     assert_eq!(status["rollback"]["targets"][0]["action"], "Annotated");
     assert_eq!(status["rollback"]["targets"][1]["action"], "Aborted");
     assert_eq!(status["rollback"]["targets"][1]["revision"], "3");
+    let r = "RollbackSignalled".to_string();
+    assert_eq!(
+        events(&seen),
+        [
+            (r.clone(), "ServiceLevelObjective".into(), "checkout".into()),
+            (r.clone(), "Deployment".into(), "checkout".into()),
+            (r, "Rollout".into(), "checkout-canary".into()),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -209,7 +248,12 @@ async fn a_missing_target_is_reported_and_the_others_still_act() {
             ("PATCH".into(), SLO_STATUS.into()),
         ]
     );
-    let target = &seen[3].body["status"]["rollback"]["targets"][1];
+    let target = &seen.last().unwrap().body["status"]["rollback"]["targets"][1];
+    assert_eq!(
+        events(&seen).len(),
+        2,
+        "the SLO and the Deployment, not the missing Rollout"
+    );
     assert_eq!(target["action"], "Missing");
     assert!(
         target["message"]
@@ -223,9 +267,21 @@ async fn a_missing_target_is_reported_and_the_others_still_act() {
 async fn dry_run_writes_nothing_to_targets() {
     let seen = run(slo(policy(true), None), readings(0.0015), true).await;
     assert_eq!(calls(&seen), [("PATCH".into(), SLO_STATUS.into())]);
-    let targets = &seen[0].body["status"]["rollback"]["targets"];
+    let targets = &seen.last().unwrap().body["status"]["rollback"]["targets"];
     assert_eq!(targets[0]["action"], "WouldAnnotate");
-    assert_eq!(seen[0].body["status"]["rollback"]["state"], "Exhausted");
+    assert_eq!(
+        seen.last().unwrap().body["status"]["rollback"]["state"],
+        "Exhausted"
+    );
+    assert_eq!(
+        events(&seen),
+        [(
+            "RollbackWouldSignal".into(),
+            "ServiceLevelObjective".into(),
+            "checkout".into()
+        )],
+        "dryRun records the decision in an Event on the SLO only"
+    );
 }
 
 #[tokio::test]
@@ -251,8 +307,10 @@ async fn recovery_clears_exactly_our_signal() {
         &json!({"plimsoll.dev/budget-state": "Healthy", "plimsoll.dev/slo": "shop/checkout"})
     );
     assert!(seen[0].query.contains("fieldManager=plimsoll-rollback"));
-    let status = &seen[2].body["status"]["rollback"];
+    let status = &seen.last().unwrap().body["status"]["rollback"];
     assert_eq!(status["state"], "Healthy");
+    assert!(events(&seen).iter().all(|e| e.0 == "RollbackCleared"));
+    assert_eq!(events(&seen).len(), 3);
     assert_eq!(status["targets"][0]["action"], "Cleared");
 }
 
@@ -264,6 +322,7 @@ async fn still_exhausted_does_not_act_again() {
         true,
     )
     .await;
+    assert!(events(&seen).is_empty(), "no Events either");
     assert!(
         calls(&seen).iter().all(|(_, path)| path == SLO_STATUS),
         "no target writes in the same episode: {:?}",

@@ -10,6 +10,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
 use plimsoll::api::ServiceLevelObjective;
 use plimsoll::budget::Reading;
 use plimsoll::evaluator::{Readings, evaluate};
@@ -70,30 +71,52 @@ async fn evaluate_once(
     let answered = {
         let object = object.clone();
         tokio::spawn(async move {
-            let next =
-                tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
-            let Ok(Some((request, respond))) = next else {
-                return None;
-            };
-            assert_eq!(request.method(), Method::PATCH);
-            assert_eq!(request.uri().path(), STATUS_PATH);
-            let query = request.uri().query().unwrap_or("").to_string();
-            assert!(query.contains("fieldManager=plimsoll-evaluator"), "{query}");
-            assert!(query.contains("force=true"), "{query}");
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap();
-            assert!(body.get("spec").is_none());
-            let mut stored = serde_json::to_value(&object).unwrap();
-            stored["status"] = body["status"].clone();
-            respond.send_response(
-                Response::builder()
-                    .body(Body::from(serde_json::to_vec(&stored).unwrap()))
-                    .unwrap(),
-            );
-            Some(body["status"].clone())
+            let mut status = None;
+            while let Ok(Some((request, respond))) =
+                tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await
+            {
+                let path = request.uri().path().to_string();
+                let method = request.method().clone();
+                let query = request.uri().query().unwrap_or("").to_string();
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap();
+                if path.ends_with("/events") {
+                    // Events (dryRun decisions) are answered and set aside.
+                    respond.send_response(
+                        Response::builder()
+                            .status(201)
+                            .body(Body::from(bytes.to_vec()))
+                            .unwrap(),
+                    );
+                    continue;
+                }
+                assert_eq!(method, Method::PATCH);
+                assert_eq!(path, STATUS_PATH);
+                assert!(query.contains("fieldManager=plimsoll-evaluator"), "{query}");
+                assert!(query.contains("force=true"), "{query}");
+                assert!(body.get("spec").is_none());
+                let mut stored = serde_json::to_value(&object).unwrap();
+                stored["status"] = body["status"].clone();
+                respond.send_response(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&stored).unwrap()))
+                        .unwrap(),
+                );
+                status = Some(body["status"].clone());
+            }
+            status
         })
     };
-    let written = evaluate(&client, object, readings, now()).await.unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "plimsoll".into(),
+            instance: None,
+        },
+    );
+    let written = evaluate(&client, &recorder, object, readings, now())
+        .await
+        .unwrap();
     (written, answered.await.unwrap())
 }
 

@@ -309,6 +309,7 @@ impl Operator {
         });
         let evaluator = self.prometheus.clone().map(|prometheus| {
             let client = self.client.clone();
+            let ctx = self.ctx.clone();
             let stores = running.stores.clone();
             let interval = self.evaluation_interval;
             tokio::spawn(async move {
@@ -317,7 +318,8 @@ impl Operator {
                 loop {
                     ticker.tick().await;
                     let slos = stores.iter().flat_map(|s| s.state()).collect();
-                    let written = crate::evaluator::round(&client, &prometheus, slos).await;
+                    let written =
+                        crate::evaluator::round(&client, &ctx.recorder, &prometheus, slos).await;
                     tracing::debug!(written, "evaluation round");
                 }
             })

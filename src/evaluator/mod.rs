@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
 use tracing::warn;
 
 use crate::actions;
@@ -56,6 +58,7 @@ fn default_policy() -> RollbackPolicy {
 /// Returns whether a status was written.
 pub async fn evaluate(
     client: &kube::Client,
+    recorder: &Recorder,
     object: &ServiceLevelObjective,
     readings: &Readings,
     now: Timestamp,
@@ -115,6 +118,9 @@ pub async fn evaluate(
         }
         _ => None,
     };
+    if let (Some(done), Some(policy)) = (&targets, &slo.rollback) {
+        announce(recorder, object, policy, done, step.action).await;
+    }
     let round = status::Round {
         verdict: verdict.as_ref(),
         groups,
@@ -213,6 +219,71 @@ async fn act(
     out
 }
 
+/// An Event on the SLO for the decision, and one on each target that was written to. Events are
+/// for people; a failure to publish is logged, never fatal.
+async fn announce(
+    recorder: &Recorder,
+    object: &ServiceLevelObjective,
+    policy: &RollbackPolicy,
+    done: &[TargetStatus],
+    action: budget::Action,
+) {
+    let (reason, verb) = match (action, policy.dry_run) {
+        (budget::Action::Trigger, false) => ("RollbackSignalled", "signalled a rollback on"),
+        (budget::Action::Trigger, true) => {
+            ("RollbackWouldSignal", "would signal a rollback on (dryRun)")
+        }
+        (_, false) => ("RollbackCleared", "cleared the rollback signal on"),
+        (_, true) => (
+            "RollbackWouldClear",
+            "would clear the rollback signal on (dryRun)",
+        ),
+    };
+    let listed: Vec<String> = done
+        .iter()
+        .map(|t| format!("{:?}/{} ({})", t.kind, t.name, t.action))
+        .collect();
+    let slo_key = format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    );
+    let note = format!("SLO {slo_key} {verb} {}", listed.join(", "));
+    let event = |note: String| Event {
+        type_: EventType::Warning,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Rollback".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = recorder
+        .publish(&event(note), &object.object_ref(&()))
+        .await
+    {
+        warn!(slo = %slo_key, error = %e, "could not publish event");
+    }
+    if policy.dry_run {
+        return;
+    }
+    for target in done
+        .iter()
+        .filter(|t| matches!(t.action.as_str(), "Annotated" | "Aborted" | "Cleared"))
+    {
+        let resource = actions::resource(target.kind);
+        let reference = ObjectReference {
+            api_version: Some(resource.api_version.clone()),
+            kind: Some(resource.kind.clone()),
+            name: Some(target.name.clone()),
+            namespace: object.namespace(),
+            ..ObjectReference::default()
+        };
+        let note = format!("SLO {slo_key} {verb} this {:?}", target.kind);
+        if let Err(e) = recorder.publish(&event(note), &reference).await {
+            warn!(slo = %slo_key, error = %e, "could not publish event");
+        }
+    }
+}
+
 type Groups = Vec<(BTreeMap<String, String>, f64)>;
 
 /// The assessment the policy acts on: the only one, or the group with the least budget left.
@@ -252,6 +323,7 @@ fn judge(
 /// A whole round over the SLOs in the caches, at most [`CONCURRENCY`] writes at a time.
 pub async fn round(
     client: &kube::Client,
+    recorder: &Recorder,
     prometheus: &prometheus::Client,
     slos: Vec<Arc<ServiceLevelObjective>>,
 ) -> usize {
@@ -263,7 +335,7 @@ pub async fn round(
     let readings = &readings;
     futures::stream::iter(slos)
         .map(|slo| async move {
-            match evaluate(client, &slo, readings, now).await {
+            match evaluate(client, recorder, &slo, readings, now).await {
                 Ok(written) => written,
                 Err(e) => {
                     warn!(slo = %slo.name_any(), error = %e, "could not write the budget status");
