@@ -7,97 +7,25 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+#[path = "support/operator.rs"]
+mod operator;
 #[path = "support/prometheus.rs"]
 mod prometheus_support;
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_api::{Shared, api_server, kubeconfig};
+use operator::Operator;
 use prometheus_support::Prometheus;
 use serde_json::json;
 
-struct Replica {
-    child: Child,
-    port: u16,
-}
-
-impl Replica {
-    fn start(kubeconfig: &std::path::Path, identity: &str) -> Replica {
-        Replica::start_with(kubeconfig, identity, &[])
-    }
-
-    fn start_with(kubeconfig: &std::path::Path, identity: &str, extra: &[&str]) -> Replica {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
-            .args([
-                "run",
-                &format!("--listen=127.0.0.1:{port}"),
-                "--lease-namespace=plimsoll",
-            ])
-            .arg(format!("--identity={identity}"))
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Replica { child, port }
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let response = reqwest::blocking::Client::new()
-            .get(format!("http://127.0.0.1:{}{path}", self.port))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .ok()?;
-        let code = response.status().as_u16();
-        Some((code, response.text().unwrap_or_default()))
-    }
-
-    fn leading(&self) -> bool {
-        self.get("/metrics")
-            .is_some_and(|(_, m)| m.lines().any(|l| l == "plimsoll_leader 1"))
-    }
-
-    fn ready(&self) -> bool {
-        self.get("/readyz").is_some_and(|(code, _)| code == 200)
-    }
-
-    fn terminate(mut self) -> (Option<i32>, String) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                let mut log = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut log);
-                return (exit.code(), log);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running 20 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One replica of the operator, with leader election in the namespace `plimsoll`.
+fn replica(kubeconfig: &std::path::Path, identity: &str, extra: &[&str]) -> Operator {
+    let identity = format!("--identity={identity}");
+    let mut args = vec!["--lease-namespace=plimsoll", identity.as_str()];
+    args.extend_from_slice(extra);
+    Operator::start(kubeconfig, &args)
 }
 
 fn wait_until(what: &str, seconds: u64, condition: impl Fn() -> bool) {
@@ -115,11 +43,11 @@ fn the_standby_takes_over_when_the_leader_stops() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(dir.path(), port);
 
-    let a = Replica::start(&kubeconfig, "replica-a");
+    let a = replica(&kubeconfig, "replica-a", &[]);
     wait_until("replica-a leads", 30, || a.leading());
     wait_until("replica-a is ready (watches synced)", 30, || a.ready());
 
-    let b = Replica::start(&kubeconfig, "replica-b");
+    let b = replica(&kubeconfig, "replica-b", &[]);
     wait_until("replica-b stands by, ready", 30, || b.ready());
     std::thread::sleep(Duration::from_secs(3));
     assert!(!b.leading(), "two leaders at once");
@@ -170,7 +98,7 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     std::fs::write(&config, "global: {evaluation_interval: 10s}\n").unwrap();
     let prometheus = Prometheus::start(&data, &config);
     let url = format!("--prometheus-url={}", prometheus.url);
-    let replica = Replica::start_with(&kubeconfig, "solo", &[&url, "--evaluation-interval=1s"]);
+    let replica = replica(&kubeconfig, "solo", &[&url, "--evaluation-interval=1s"]);
     wait_until(
         "the rule is applied and both status writers wrote",
         30,

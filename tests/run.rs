@@ -2,18 +2,13 @@
 //! cannot reach, it serves health and metrics on loopback, backs off instead of spinning, and
 //! stops cleanly on SIGTERM.
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/operator.rs"]
+mod operator;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
+use std::time::Duration;
+
+use operator::{Operator, free_port};
 
 /// A kubeconfig whose API server refuses connections.
 fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
@@ -29,81 +24,6 @@ fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
     )
     .unwrap();
     file
-}
-
-struct Operator {
-    child: Child,
-    port: u16,
-}
-
-impl Operator {
-    fn start(kubeconfig: &std::path::Path, extra: &[&str]) -> Operator {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
-            .arg("run")
-            .arg(format!("--listen=127.0.0.1:{port}"))
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let operator = Operator { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if operator.get("/healthz").is_some() {
-                return operator;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("/healthz did not answer within 10 s");
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let response = reqwest::blocking::Client::new()
-            .get(format!("http://127.0.0.1:{}{path}", self.port))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .ok()?;
-        let code = response.status().as_u16();
-        Some((code, response.text().unwrap_or_default()))
-    }
-
-    /// Sends SIGTERM and returns the exit code and everything logged.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                let mut log = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut log)
-                    .unwrap();
-                return (exit.code(), log);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running 15 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
