@@ -80,13 +80,10 @@ fn main() {
     let prometheus = Prometheus::start(&data, &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _inside = runtime.enter();
-    let client = plimsoll::prometheus::Client::new(plimsoll::prometheus::Settings {
-        url: prometheus.url.clone(),
-        timeout: Duration::from_secs(60),
-        bearer_token_file: None,
-        basic_auth: None,
-        ca_file: None,
-    })
+    let client = plimsoll::prometheus::Client::new(plimsoll::prometheus::Settings::new(
+        prometheus.url.clone(),
+        Duration::from_secs(60),
+    ))
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

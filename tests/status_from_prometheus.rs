@@ -57,14 +57,7 @@ fn fast_rules(slo: &Slo) -> Vec<rules::RuleGroup> {
 }
 
 fn client(url: &str) -> Client {
-    Client::new(Settings {
-        url: url.to_string(),
-        timeout: Duration::from_secs(10),
-        bearer_token_file: None,
-        basic_auth: None,
-        ca_file: None,
-    })
-    .unwrap()
+    Client::new(Settings::new(url, Duration::from_secs(10))).unwrap()
 }
 
 fn read(

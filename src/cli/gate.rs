@@ -10,12 +10,10 @@ use tracing::debug;
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, parse_duration};
 use crate::api::ServiceLevelObjective;
-use crate::budget;
 use crate::evaluator;
 use crate::manifests::{self, Decoded, Outcome};
 use crate::model::{self, Slo};
 use crate::prometheus;
-use crate::rules::windows::burn_windows;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -79,11 +77,8 @@ async fn judge(args: &Args) -> Verdict {
         Err(e) => return Verdict::Unknown(format!("{}: {e}", args.slo)),
     };
     let client = match prometheus::Client::new(prometheus::Settings {
-        url: args.prometheus_url.clone(),
-        timeout: args.timeout,
         bearer_token_file: args.bearer_token_file.clone(),
-        basic_auth: None,
-        ca_file: None,
+        ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
     }) {
         Ok(c) => c,
         Err(e) => return Verdict::Unknown(e.to_string()),
@@ -92,24 +87,12 @@ async fn judge(args: &Args) -> Verdict {
         Ok(r) => r,
         Err(e) => return Verdict::Unknown(format!("{}: no answer, not deciding: {e}", args.slo)),
     };
-    let projection = burn_windows(&slo.window)
-        .get(1)
-        .map(|b| b.long)
-        .unwrap_or(model::Duration::from_hours(6));
     let now = k8s_openapi::jiff::Timestamp::now();
-    // The group with the least budget left speaks for the SLO.
-    let worst = readings
-        .iter()
-        .filter(|(k, _)| k.namespace == namespace && k.name == name)
-        .filter_map(|(_, r)| budget::assess(&slo, r, projection, now).ok())
-        .min_by(|a, b| a.remaining.total_cmp(&b.remaining));
-    debug!(?worst, "gate assessment");
-    let Some(a) = worst else {
-        return Verdict::Unknown(format!(
-            "{}: no fresh recorded series in Prometheus; not deciding",
-            args.slo
-        ));
+    let a = match evaluator::judge(&slo, namespace, &Ok(readings), now) {
+        (Ok(a), _) => a,
+        (Err(e), _) => return Verdict::Unknown(format!("{}: {e}; not deciding", args.slo)),
     };
+    debug!(?a, "gate assessment");
     let line = format!(
         "{}: {:.1}% of the error budget left (SLI {:.4}%, objective {}% over {}); the gate needs {}%",
         args.slo,

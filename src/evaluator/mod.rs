@@ -19,7 +19,7 @@ use crate::actions;
 use crate::api::{RollbackState, ServiceLevelObjective, TargetStatus};
 use crate::budget::{self, Assessment, Memory, NoData, Reading};
 use crate::controller::status::StatusApply;
-use crate::model::{self, Percent, RollbackPolicy, Slo};
+use crate::model::{self, RollbackPolicy, Slo};
 use crate::prometheus::{self, SeriesKey};
 use crate::rules::windows::burn_windows;
 
@@ -41,19 +41,6 @@ pub async fn read(client: &prometheus::Client) -> Readings {
     }
 }
 
-/// The policy that decides BudgetExhausted for SLOs without a rollback section.
-fn default_policy() -> RollbackPolicy {
-    RollbackPolicy {
-        budget_remaining_below: Percent::ZERO,
-        burn_rate_above: None,
-        recover_above: Percent::from_f64(10.0).unwrap_or(Percent::ZERO),
-        targets: vec![],
-        abort_rollouts: false,
-        analysis_template: false,
-        dry_run: false,
-    }
-}
-
 /// One SLO's round: assessment (the worst group decides), decision, and status when it changed.
 /// Returns whether a status was written.
 pub async fn evaluate(
@@ -67,11 +54,8 @@ pub async fn evaluate(
         return Ok(false); // the reconciler reports invalid specs
     };
     let namespace = object.namespace().unwrap_or_default();
-    let projection = burn_windows(&slo.window)
-        .get(1)
-        .map(|b| b.long)
-        .unwrap_or(model::Duration::from_hours(6));
-    let (verdict, groups) = judge(&slo, &namespace, readings, projection, now);
+    let projection = projection_window(&slo);
+    let (verdict, groups) = judge(&slo, &namespace, readings, now);
     let current = object.status.as_ref();
     let memory = current
         .and_then(|s| s.rollback.as_ref())
@@ -87,7 +71,10 @@ pub async fn evaluate(
             state: RollbackState::Healthy,
             since: now,
         });
-    let policy = slo.rollback.clone().unwrap_or_else(default_policy);
+    let policy = slo
+        .rollback
+        .clone()
+        .unwrap_or_else(RollbackPolicy::observe_only);
     let step = budget::decide(&policy, &memory, verdict.as_ref(), projection, now);
     let key = format!("{namespace}/{}", object.name_any());
     let targets = match (&slo.rollback, step.action, verdict.as_ref()) {
@@ -284,16 +271,26 @@ async fn announce(
     }
 }
 
-type Groups = Vec<(BTreeMap<String, String>, f64)>;
+/// Every group's labels and remaining budget; empty without `groupBy`.
+pub type Groups = Vec<(BTreeMap<String, String>, f64)>;
+
+/// The window whose burn rate projects exhaustion and marks Burning: the long window of the
+/// slower page tier (6h for 30 days).
+pub fn projection_window(slo: &Slo) -> model::Duration {
+    burn_windows(&slo.window)
+        .get(1)
+        .map(|b| b.long)
+        .unwrap_or(model::Duration::from_hours(6))
+}
 
 /// The assessment the policy acts on: the only one, or the group with the least budget left.
-fn judge(
+pub fn judge(
     slo: &Slo,
     namespace: &str,
     readings: &Readings,
-    projection: model::Duration,
     now: Timestamp,
 ) -> (Result<Assessment, NoData>, Groups) {
+    let projection = projection_window(slo);
     let readings = match readings {
         Ok(r) => r,
         Err(e) => return (Err(NoData::Unreachable(e.clone())), vec![]),

@@ -102,7 +102,7 @@ pub fn next(
         condition(current, DATA_AVAILABLE, data, round),
         condition(current, BUDGET_EXHAUSTED, budget, round),
     ];
-    let unchanged = current.is_some_and(|c| visible(c) == visible_of(&status));
+    let unchanged = current.is_some_and(|c| visible(owned(c)) == visible(status.clone()));
     if unchanged {
         return None;
     }
@@ -185,59 +185,33 @@ fn condition(
     }
 }
 
-/// Everything a reader sees, without the timestamps that only say when it was looked at.
-type Visible = (
-    Option<String>,
-    Option<ErrorBudgetStatus>,
-    BTreeMap<String, String>,
-    Option<String>,
-    Option<GroupsStatus>,
-    Option<(RollbackState, Option<String>, Vec<TargetStatus>)>,
-    Vec<(String, String, String, String)>,
-);
-
-fn visible(c: &ServiceLevelObjectiveStatus) -> Visible {
-    (
-        c.sli.clone(),
-        c.error_budget.clone(),
-        c.burn_rates.clone(),
-        c.exhaustion.clone(),
-        c.groups.clone(),
-        c.rollback
-            .as_ref()
-            .map(|r| (r.state, r.since.clone(), r.targets.clone())),
-        own_conditions(&c.conditions),
-    )
+/// The evaluator's fields of a written status.
+fn owned(c: &ServiceLevelObjectiveStatus) -> EvaluatedStatus {
+    EvaluatedStatus {
+        rollback: c.rollback.clone(),
+        conditions: c.conditions.clone(),
+        ..kept_numbers(Some(c))
+    }
 }
 
-fn visible_of(s: &EvaluatedStatus) -> Visible {
-    (
-        s.sli.clone(),
-        s.error_budget.clone(),
-        s.burn_rates.clone(),
-        s.exhaustion.clone(),
-        s.groups.clone(),
-        s.rollback
-            .as_ref()
-            .map(|r| (r.state, r.since.clone(), r.targets.clone())),
-        own_conditions(&s.conditions),
-    )
+/// What a reader sees: no evaluatedAt, no transition times, only our own conditions.
+fn visible(mut s: EvaluatedStatus) -> EvaluatedStatus {
+    s.evaluated_at = None;
+    s.conditions = own_conditions(&s.conditions);
+    s
 }
 
-fn own_conditions(conditions: &[Condition]) -> Vec<(String, String, String, String)> {
-    let mut own: Vec<_> = conditions
+fn own_conditions(conditions: &[Condition]) -> Vec<Condition> {
+    let mut own: Vec<Condition> = conditions
         .iter()
         .filter(|c| c.type_ == DATA_AVAILABLE || c.type_ == BUDGET_EXHAUSTED)
-        .map(|c| {
-            (
-                c.type_.clone(),
-                c.status.clone(),
-                c.reason.clone(),
-                c.message.clone(),
-            )
+        .map(|c| Condition {
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+            ..c.clone()
         })
         .collect();
-    own.sort();
+    own.sort_by(|a, b| a.type_.cmp(&b.type_));
     own
 }
 

@@ -177,6 +177,25 @@ pub struct RollbackPolicy {
     pub dry_run: bool,
 }
 
+/// Hysteresis when `recoverAbove` is not given: this many points above the trigger.
+pub(crate) const DEFAULT_RECOVERY_MARGIN: u64 = 10;
+
+impl RollbackPolicy {
+    /// The defaults of a `rollback` section without targets: what decides BudgetExhausted for
+    /// SLOs that only observe.
+    pub fn observe_only() -> Self {
+        RollbackPolicy {
+            budget_remaining_below: Percent::ZERO,
+            burn_rate_above: None,
+            recover_above: Percent::whole(DEFAULT_RECOVERY_MARGIN),
+            targets: vec![],
+            abort_rollouts: false,
+            analysis_template: false,
+            dry_run: false,
+        }
+    }
+}
+
 /// A burn-rate trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurnRateTrigger {

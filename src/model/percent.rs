@@ -32,6 +32,14 @@ impl Percent {
     pub const HUNDRED: Percent = Percent { units: 100 * SCALE };
     pub const ZERO: Percent = Percent { units: 0 };
 
+    /// A whole number of percent, at most 100.
+    pub const fn whole(percent: u64) -> Self {
+        let percent = if percent > 100 { 100 } else { percent };
+        Percent {
+            units: percent * SCALE,
+        }
+    }
+
     /// Reads the number as the user wrote it: YAML `99.9` arrives as the nearest double, whose
     /// shortest decimal spelling is again `99.9`.
     pub fn from_f64(value: f64) -> Result<Self, PercentError> {
@@ -132,6 +140,12 @@ mod tests {
             Percent::from_f64(99.1234567891),
             Err(PercentError::TooPrecise)
         );
+    }
+
+    #[test]
+    fn whole_percentages() {
+        assert_eq!(Percent::whole(10), pct(10.0));
+        assert_eq!(Percent::whole(250), Percent::HUNDRED);
     }
 
     #[test]

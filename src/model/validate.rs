@@ -12,7 +12,8 @@ use super::names::{
 use super::promql::{check_error_ratio_template, parse_selector};
 use super::{
     AbsentAlert, AlertTier, Alerting, BadEvents, BudgetingMethod, BurnRateTrigger, CalendarPeriod,
-    Duration, Indicator, Percent, RollbackPolicy, Selector, Slo, Target, Window,
+    DEFAULT_RECOVERY_MARGIN, Duration, Indicator, Percent, RollbackPolicy, Selector, Slo, Target,
+    Window,
 };
 
 /// Shortest and longest rolling windows. Below a day the slow alert tiers lose meaning; beyond 90
@@ -22,8 +23,6 @@ const MAX_WINDOW: Duration = Duration::from_days(90);
 /// The resolution of recorded counts: burn-rate windows are read from them.
 const COUNT_STEP: Duration = Duration::from_minutes(5);
 const DEFAULT_ABSENT_FOR: Duration = Duration::from_minutes(10);
-/// Hysteresis when `recoverAbove` is not given: this many points above the trigger.
-const DEFAULT_RECOVERY_MARGIN: u64 = 10;
 
 /// Validates an API object into the model, or returns every problem found.
 pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationErrors> {

@@ -20,6 +20,19 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
 }
 
+impl Settings {
+    /// No authentication, system roots, the given timeout.
+    pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
+        Settings {
+            url: url.into(),
+            timeout,
+            bearer_token_file: None,
+            basic_auth: None,
+            ca_file: None,
+        }
+    }
+}
+
 /// What went wrong talking to Prometheus.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -216,15 +229,9 @@ mod tests {
 
     #[test]
     fn refuses_urls_without_a_scheme() {
-        let err = Client::new(Settings {
-            url: "prometheus:9090".into(),
-            timeout: Duration::from_secs(1),
-            bearer_token_file: None,
-            basic_auth: None,
-            ca_file: None,
-        })
-        .err()
-        .unwrap();
+        let err = Client::new(Settings::new("prometheus:9090", Duration::from_secs(1)))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("http(s)://host:port"));
     }
 }
