@@ -296,17 +296,19 @@ async fn recovery_clears_exactly_our_signal() {
     assert_eq!(
         calls(&seen),
         [
+            ("GET".into(), DEPLOYMENT.into()),
             ("PATCH".into(), DEPLOYMENT.into()),
+            ("GET".into(), ROLLOUT.into()),
             ("PATCH".into(), ROLLOUT.into()),
             ("PATCH".into(), SLO_STATUS.into()),
         ]
     );
-    let cleared = &seen[0].body["metadata"]["annotations"];
+    let cleared = &seen[1].body["metadata"]["annotations"];
     assert_eq!(
         cleared,
         &json!({"plimsoll.dev/budget-state": "Healthy", "plimsoll.dev/slo": "shop/checkout"})
     );
-    assert!(seen[0].query.contains("fieldManager=plimsoll-rollback"));
+    assert!(seen[1].query.contains("fieldManager=plimsoll-rollback"));
     let status = &seen.last().unwrap().body["status"]["rollback"];
     assert_eq!(status["state"], "Healthy");
     assert!(events(&seen).iter().all(|e| e.0 == "RollbackCleared"));
@@ -328,4 +330,22 @@ async fn still_exhausted_does_not_act_again() {
         "no target writes in the same episode: {:?}",
         calls(&seen)
     );
+}
+
+#[tokio::test]
+async fn clearing_never_creates_a_target_that_is_gone() {
+    // The Rollout was deleted during the episode: apply would create an empty one.
+    let seen = run(
+        slo(policy(false), Some(exhausted_status())),
+        readings(0.0008),
+        false,
+    )
+    .await;
+    assert!(
+        !calls(&seen).contains(&("PATCH".into(), ROLLOUT.into())),
+        "{:?}",
+        calls(&seen)
+    );
+    let targets = &seen.last().unwrap().body["status"]["rollback"]["targets"];
+    assert_eq!(targets[1]["action"], "Missing");
 }

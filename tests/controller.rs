@@ -522,3 +522,124 @@ fn requeue_after(action: &Action) -> Duration {
     };
     Duration::from_secs_f64(seconds)
 }
+
+const SLO_PATH: &str =
+    "/apis/plimsoll.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout";
+const TARGET_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
+const OLD_TARGET_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/old-checkout";
+
+/// An SLO that acts on a Deployment; `deleting` sets the deletionTimestamp as `kubectl delete`
+/// does while a finalizer holds the object.
+fn acting_slo(finalizers: &[&str], deleting: bool) -> ServiceLevelObjective {
+    let mut object = serde_json::to_value(slo(1, 99.9, None)).unwrap();
+    object["spec"]["rollback"] = json!({"targets": [{"kind": "Deployment", "name": "checkout"}]});
+    object["metadata"]["finalizers"] = json!(finalizers);
+    if deleting {
+        object["metadata"]["deletionTimestamp"] = json!("2027-01-15T08:00:00Z");
+        // Acted on in this episode, then dropped from the spec: still cleaned.
+        object["status"] = json!({"rollback": {"state": "Exhausted", "targets": [
+            {"kind": "Deployment", "name": "old-checkout", "action": "Annotated"}]}});
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+/// A merge patch of the finalizers, guarded by the resourceVersion the reconciler saw.
+async fn expect_finalizers(handle: &mut ApiHandle, expected: Value) {
+    let seen = next(handle).await;
+    assert_eq!((seen.method, seen.path.as_str()), (Method::PATCH, SLO_PATH));
+    assert_eq!(seen.body["metadata"]["finalizers"], expected);
+    assert_eq!(seen.body["metadata"]["resourceVersion"], "100");
+    assert!(seen.body.get("spec").is_none() && seen.body.get("status").is_none());
+    let mut object = serde_json::to_value(acting_slo(&[], false)).unwrap();
+    object["metadata"]["finalizers"] = expected;
+    answer(seen.respond, 200, &object);
+}
+
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "namespace": "shop", "annotations": {
+               "plimsoll.dev/rollback": "true", "deployment.kubernetes.io/revision": "4"}}})
+}
+
+#[tokio::test]
+async fn an_slo_that_acts_on_targets_gets_the_finalizer_first() {
+    let object = acting_slo(&["other.io/keep"], false);
+    let expected = object.clone();
+    let (result, _, _) = run(object, move |mut h| async move {
+        expect_finalizers(&mut h, json!(["other.io/keep", "plimsoll.dev/cleanup"])).await;
+        answer(expect_get_rule(&mut h).await, 404, &not_found());
+        let (rule, respond) = expect_apply_rule(&mut h).await;
+        answer(respond, 201, &stored(rule));
+        expect_event(&mut h, "Normal", "RulesCreated").await;
+        expect_status(&mut h, &expected).await;
+        expect_silence(&mut h).await;
+    })
+    .await;
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn deletion_removes_our_annotations_then_the_finalizer() {
+    let object = acting_slo(&["plimsoll.dev/cleanup", "other.io/keep"], true);
+    let (result, _, _) = run(object, move |mut h| async move {
+        for (path, name) in [(TARGET_PATH, "checkout"), (OLD_TARGET_PATH, "old-checkout")] {
+            let get = next(&mut h).await;
+            assert_eq!((get.method, get.path.as_str()), (Method::GET, path));
+            answer(get.respond, 200, &deployment(name));
+            let apply = next(&mut h).await;
+            assert_eq!((apply.method, apply.path.as_str()), (Method::PATCH, path));
+            assert_eq!(apply.query["fieldManager"], "plimsoll-rollback");
+            assert_eq!(apply.query["force"], "true");
+            // Server-side apply naming no annotation: the API server drops every key this
+            // manager owned, and nothing else.
+            assert_eq!(apply.body["metadata"]["annotations"], json!({}));
+            assert!(apply.body.get("spec").is_none(), "never the pod template");
+            answer(apply.respond, 200, &deployment(name));
+        }
+        expect_finalizers(&mut h, json!(["other.io/keep"])).await;
+        expect_silence(&mut h).await;
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn deletion_with_missing_targets_still_completes() {
+    let object = acting_slo(&["plimsoll.dev/cleanup"], true);
+    let (result, _, _) = run(object, move |mut h| async move {
+        for path in [TARGET_PATH, OLD_TARGET_PATH] {
+            let get = next(&mut h).await;
+            assert_eq!((get.method, get.path.as_str()), (Method::GET, path));
+            answer(
+                get.respond,
+                404,
+                &status_error(404, "NotFound", "not found"),
+            );
+        }
+        expect_finalizers(&mut h, json!([])).await;
+        expect_silence(&mut h).await;
+    })
+    .await;
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn a_failed_cleanup_keeps_the_finalizer_and_retries() {
+    let object = acting_slo(&["plimsoll.dev/cleanup"], true);
+    let (result, ctx, slo) = run(object, move |mut h| async move {
+        let get = next(&mut h).await;
+        answer(get.respond, 200, &deployment("checkout"));
+        let apply = next(&mut h).await;
+        assert_eq!(apply.method, Method::PATCH);
+        answer(
+            apply.respond,
+            403,
+            &status_error(403, "Forbidden", "cannot patch deployments"),
+        );
+        expect_silence(&mut h).await;
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert_eq!(error.reason(), "ReleaseTargets");
+    assert!(requeue_after(&error_policy(slo, &error, ctx)) > Duration::ZERO);
+}

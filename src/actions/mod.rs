@@ -156,13 +156,41 @@ pub async fn clear(
     slo: &str,
     state: &str,
 ) -> Result<Outcome, kube::Error> {
+    let annotations = cleared_annotations(slo, state);
+    apply_if_present(client, namespace, kind, name, Some(&annotations)).await
+}
+
+/// Applies our annotations (`None`: none at all) to a target that exists. Apply creates missing
+/// objects, so the target is read first: a workload must never be created by a rollback signal.
+async fn apply_if_present(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Outcome, kube::Error> {
     let resource = resource(kind);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    match apply_annotations(&api, &resource, name, &cleared_annotations(slo, state)).await {
+    if api.get_opt(name).await?.is_none() {
+        return Ok(Outcome::Missing);
+    }
+    let empty = BTreeMap::new();
+    match apply_annotations(&api, &resource, name, annotations.unwrap_or(&empty)).await {
         Ok(()) => Ok(Outcome::Cleared),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Outcome::Missing),
         Err(e) => Err(e),
     }
+}
+
+/// Takes all our annotations off one target (the SLO is being deleted): an apply that names no
+/// annotation gives up every one this manager owned, and the API server removes them.
+pub async fn release(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<Outcome, kube::Error> {
+    apply_if_present(client, namespace, kind, name, None).await
 }
 
 #[cfg(test)]

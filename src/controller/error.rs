@@ -21,6 +21,18 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("updating the finalizer of {name}: {source}")]
+    Finalizer {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("removing the rollback annotations of {name} from its targets: {source}")]
+    ReleaseTargets {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("object has no {0}")]
     MissingMetadata(&'static str),
 }
@@ -32,6 +44,8 @@ impl Error {
             Error::ReadRule { .. } => "ReadRule",
             Error::ApplyRule { .. } => "ApplyRule",
             Error::WriteStatus { .. } => "WriteStatus",
+            Error::Finalizer { .. } => "Finalizer",
+            Error::ReleaseTargets { .. } => "ReleaseTargets",
             Error::MissingMetadata(_) => "MissingMetadata",
         }
     }

@@ -2,6 +2,7 @@
 //! spec-derived part of their status. See `reconcile` for the pipeline.
 
 mod backoff;
+pub mod cleanup;
 pub mod error;
 pub mod reconcile;
 pub mod rule;

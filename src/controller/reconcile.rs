@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::cleanup;
 use super::error::{Error, api_code};
 use super::rule::{self, Change};
 use super::status::{self, Readiness, StatusApply, reason};
@@ -69,6 +70,16 @@ fn key(slo: &ServiceLevelObjective) -> String {
 
 async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Action, Error> {
     let namespace = slo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    if slo.meta().deletion_timestamp.is_some() {
+        if cleanup::present(slo) {
+            finalize(slo, ctx, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let wanted = cleanup::wanted(slo);
+    if wanted != cleanup::present(slo) {
+        finalize(slo, ctx, wanted).await?;
+    }
     match model::validate(slo) {
         Err(problems) => {
             let readiness = Readiness {
@@ -90,6 +101,23 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             Ok(Action::requeue(retry.unwrap_or(ctx.config.resync)))
         }
     }
+}
+
+/// Puts our finalizer on, or takes it off after removing our annotations from every target.
+async fn finalize(slo: &ServiceLevelObjective, ctx: &Context, keep: bool) -> Result<(), Error> {
+    let name = key(slo);
+    if !keep {
+        let released = cleanup::release_targets(&ctx.client, slo)
+            .await
+            .map_err(|source| Error::ReleaseTargets {
+                name: name.clone(),
+                source,
+            })?;
+        info!(slo = %name, released, "rollback annotations removed from targets");
+    }
+    cleanup::set(&ctx.client, slo, keep)
+        .await
+        .map_err(|source| Error::Finalizer { name, source })
 }
 
 /// Applies the PrometheusRule when it is missing or differs. Returns the verdict, and a retry delay
