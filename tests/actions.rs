@@ -171,8 +171,14 @@ fn events(seen: &[Seen]) -> Vec<(String, String, String)> {
 }
 
 fn exhausted_status() -> Value {
+    exhausted_with("7")
+}
+
+/// Exhausted since 07:00, the Deployment signalled at `revision`, the Rollout (revision 3) aborted.
+fn exhausted_with(revision: &str) -> Value {
     json!({"rollback": {"state": "Exhausted", "since": "2027-01-15T07:00:00Z",
-                        "targets": [{"kind": "Deployment", "name": "checkout", "action": "Annotated", "revision": "7"}]},
+                        "targets": [{"kind": "Deployment", "name": "checkout", "action": "Annotated", "revision": revision},
+                                    {"kind": "Rollout", "name": "checkout-canary", "action": "Aborted", "revision": "3"}]},
            "conditions": [{"type": "DataAvailable", "status": "True", "reason": "SeriesPresent", "message": "",
                            "lastTransitionTime": "2027-01-15T07:00:00Z"}]})
 }
@@ -325,11 +331,77 @@ async fn still_exhausted_does_not_act_again() {
     )
     .await;
     assert!(events(&seen).is_empty(), "no Events either");
-    assert!(
-        calls(&seen).iter().all(|(_, path)| path == SLO_STATUS),
-        "no target writes in the same episode: {:?}",
-        calls(&seen)
+    let targets: Vec<_> = calls(&seen)
+        .into_iter()
+        .filter(|(_, path)| path != SLO_STATUS)
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("GET".into(), DEPLOYMENT.into()),
+            ("GET".into(), ROLLOUT.into())
+        ],
+        "the targets are read for their revisions; nothing is written in the same episode"
     );
+}
+
+#[tokio::test]
+async fn a_new_revision_within_the_episode_is_signalled_once() {
+    // The Deployment was signalled at revision 6 and has rolled out revision 7 since.
+    let seen = run(
+        slo(policy(false), Some(exhausted_with("6"))),
+        readings(0.0015),
+        true,
+    )
+    .await;
+    assert_eq!(
+        calls(&seen),
+        [
+            ("GET".into(), DEPLOYMENT.into()),
+            ("PATCH".into(), DEPLOYMENT.into()),
+            ("GET".into(), ROLLOUT.into()),
+            ("PATCH".into(), SLO_STATUS.into()),
+        ],
+        "only the target on a new revision is written to"
+    );
+    let writes: Vec<&Seen> = seen.iter().filter(|s| s.path != EVENTS).collect();
+    let annotations = &writes[1].body["metadata"]["annotations"];
+    assert_eq!(annotations["plimsoll.dev/rollback-revision"], "7");
+    assert_eq!(annotations["plimsoll.dev/rollback"], "true");
+    assert_eq!(
+        annotations["plimsoll.dev/exhausted-at"], "2027-01-15T07:00:00Z",
+        "the episode keeps its start"
+    );
+    let targets = &writes[3].body["status"]["rollback"]["targets"];
+    assert_eq!(targets[0]["revision"], "7");
+    assert_eq!(targets[1]["action"], "Aborted");
+    let r = "RollbackSignalled".to_string();
+    assert_eq!(
+        events(&seen),
+        [
+            (r.clone(), "ServiceLevelObjective".into(), "checkout".into()),
+            (r, "Deployment".into(), "checkout".into()),
+        ]
+    );
+    // The next round sees revision 7 recorded: nothing more.
+    let status = writes[3].body["status"].clone();
+    let again = run(slo(policy(false), Some(status)), readings(0.0015), true).await;
+    assert!(
+        calls(&again).iter().all(|(method, _)| method == "GET"),
+        "{:?}",
+        calls(&again)
+    );
+}
+
+#[tokio::test]
+async fn a_target_that_failed_is_retried_while_the_signal_holds() {
+    let mut status = exhausted_status();
+    status["rollback"]["targets"][0] = json!({"kind": "Deployment", "name": "checkout", "action": "Failed", "message": "timed out"});
+    let seen = run(slo(policy(false), Some(status)), readings(0.0015), true).await;
+    assert!(calls(&seen).contains(&("PATCH".into(), DEPLOYMENT.into())));
+    let targets = &seen.last().unwrap().body["status"]["rollback"]["targets"];
+    assert_eq!(targets[0]["action"], "Annotated");
+    assert_eq!(targets[0]["revision"], "7");
 }
 
 #[tokio::test]

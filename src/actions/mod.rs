@@ -107,6 +107,39 @@ async fn apply_annotations(
     .map(|_| ())
 }
 
+/// What a target shows now: the revision its controller runs, and when our signal on it began.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub revision: Option<String>,
+    pub exhausted_at: Option<String>,
+}
+
+/// Reads a target; `None` when it (or its kind) does not exist.
+pub async fn observe(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+) -> Result<Option<Observed>, kube::Error> {
+    let resource = resource(kind);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let Some(target) = api.get_opt(name).await? else {
+        return Ok(None);
+    };
+    let annotation = |key: &str| {
+        target
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    Ok(Some(Observed {
+        revision: annotation(revision_key(kind)),
+        exhausted_at: annotation(keys::EXHAUSTED_AT),
+    }))
+}
+
 /// Signals a rollback on one target; for Rollouts with `abort`, also aborts the rollout (as
 /// `kubectl argo rollouts abort` does). A target that does not exist is reported, not fatal.
 pub async fn signal(
@@ -117,17 +150,26 @@ pub async fn signal(
     signal: &Signal,
     abort: bool,
 ) -> Result<Outcome, kube::Error> {
+    match observe(client, namespace, kind, name).await? {
+        None => Ok(Outcome::Missing),
+        Some(seen) => {
+            signal_observed(client, namespace, kind, name, signal, abort, seen.revision).await
+        }
+    }
+}
+
+/// Signals a rollback on a target just read, naming the revision it runs.
+pub async fn signal_observed(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+    signal: &Signal,
+    abort: bool,
+    revision: Option<String>,
+) -> Result<Outcome, kube::Error> {
     let resource = resource(kind);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let Some(target) = api.get_opt(name).await? else {
-        return Ok(Outcome::Missing);
-    };
-    let revision = target
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(revision_key(kind)))
-        .cloned();
     apply_annotations(
         &api,
         &resource,

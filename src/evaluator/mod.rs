@@ -77,23 +77,16 @@ pub async fn evaluate(
         .unwrap_or_else(RollbackPolicy::observe_only);
     let step = budget::decide(&policy, &memory, verdict.as_ref(), projection, now);
     let key = format!("{namespace}/{}", object.name_any());
-    let targets = match (&slo.rollback, step.action, verdict.as_ref()) {
+    let previous = current
+        .and_then(|s| s.rollback.as_ref())
+        .map(|r| r.targets.as_slice())
+        .unwrap_or_default();
+    let (targets, news) = match (&slo.rollback, step.action, verdict.as_ref()) {
         (Some(policy), budget::Action::Trigger, Ok(a)) => {
-            let signal = actions::Signal {
-                slo: key.clone(),
-                state: "Exhausted",
-                reason: format!(
-                    "{:.1}% of the error budget of {key} is left (SLI {:.4}%, objective {}% over {}); \
-                     the policy triggers below {}%",
-                    a.remaining,
-                    a.sli,
-                    slo.objective,
-                    slo.window.rolling_equivalent(),
-                    policy.budget_remaining_below
-                ),
-                exhausted_at: step.memory.since.to_string(),
-            };
-            Some(act(client, &namespace, &key, policy, Some(&signal), "Exhausted").await)
+            let since = step.memory.since.to_string();
+            let signal = signal_for(&slo, &key, policy, a, since);
+            let done = act(client, &namespace, &key, policy, Some(&signal), "Exhausted").await;
+            (Some(done.clone()), Some((done, News::Signalled)))
         }
         (Some(policy), budget::Action::Clear, _) => {
             let after = if step.memory.state == RollbackState::Burning {
@@ -101,12 +94,24 @@ pub async fn evaluate(
             } else {
                 "Healthy"
             };
-            Some(act(client, &namespace, &key, policy, None, after).await)
+            let done = act(client, &namespace, &key, policy, None, after).await;
+            (Some(done.clone()), Some((done, News::Cleared)))
         }
-        _ => None,
+        (Some(policy), budget::Action::None, Ok(a))
+            if signal_holds(step.memory.state) && !policy.dry_run =>
+        {
+            let since = step.memory.since.to_string();
+            let signal = signal_for(&slo, &key, policy, a, since);
+            let followed = follow(client, &namespace, policy, &signal, previous).await;
+            match followed {
+                Some((all, fresh)) => (Some(all), Some((fresh, News::NewRevision))),
+                None => (None, None),
+            }
+        }
+        _ => (None, None),
     };
-    if let (Some(done), Some(policy)) = (&targets, &slo.rollback) {
-        announce(recorder, object, policy, done, step.action).await;
+    if let (Some((done, news)), Some(policy)) = (&news, &slo.rollback) {
+        announce(recorder, object, policy, done, *news).await;
     }
     let round = status::Round {
         verdict: verdict.as_ref(),
@@ -130,6 +135,99 @@ pub async fn evaluate(
     Ok(true)
 }
 
+/// What an Event announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum News {
+    Signalled,
+    Cleared,
+    /// A target moved to a revision the signal did not name yet, within the same episode.
+    NewRevision,
+}
+
+/// Whether the rollback signal is on: from the trigger until recovery.
+fn signal_holds(state: RollbackState) -> bool {
+    matches!(state, RollbackState::Exhausted | RollbackState::Recovering)
+}
+
+/// The facts of the signal, with one sentence a person can act on.
+fn signal_for(
+    slo: &Slo,
+    key: &str,
+    policy: &RollbackPolicy,
+    a: &Assessment,
+    exhausted_at: String,
+) -> actions::Signal {
+    actions::Signal {
+        slo: key.to_string(),
+        state: "Exhausted",
+        reason: format!(
+            "{:.1}% of the error budget of {key} is left (SLI {:.4}%, objective {}% over {}); \
+             the policy triggers below {}%",
+            a.remaining,
+            a.sli,
+            slo.objective,
+            slo.window.rolling_equivalent(),
+            policy.budget_remaining_below
+        ),
+        exhausted_at,
+    }
+}
+
+/// While the signal holds, each target is signalled once per revision: a target that now runs
+/// a revision the signal did not name (a new rollout during the episode), or that could not be
+/// signalled before, is signalled again. Returns every target's entry and the fresh ones, or
+/// `None` when nothing changed.
+async fn follow(
+    client: &kube::Client,
+    namespace: &str,
+    policy: &RollbackPolicy,
+    signal: &actions::Signal,
+    previous: &[TargetStatus],
+) -> Option<(Vec<TargetStatus>, Vec<TargetStatus>)> {
+    let mut all = Vec::new();
+    let mut fresh = Vec::new();
+    for target in &policy.targets {
+        let before = previous
+            .iter()
+            .find(|t| t.kind == target.kind && t.name == target.name);
+        let entry = match actions::observe(client, namespace, target.kind, &target.name).await {
+            Ok(Some(seen)) if before.is_some_and(|b| signalled(b, &seen)) => before.cloned(),
+            Ok(Some(seen)) => {
+                let signal = actions::Signal {
+                    exhausted_at: seen.exhausted_at.unwrap_or(signal.exhausted_at.clone()),
+                    ..signal.clone()
+                };
+                let outcome = actions::signal_observed(
+                    client,
+                    namespace,
+                    target.kind,
+                    &target.name,
+                    &signal,
+                    policy.abort_rollouts,
+                    seen.revision,
+                )
+                .await;
+                let entry = target_status(target, namespace, outcome);
+                fresh.push(entry.clone());
+                Some(entry)
+            }
+            Ok(None) => Some(target_status(
+                target,
+                namespace,
+                Ok(actions::Outcome::Missing),
+            )),
+            Err(e) => Some(target_status(target, namespace, Err(e))),
+        };
+        all.extend(entry);
+    }
+    (all.as_slice() != previous).then_some((all, fresh))
+}
+
+/// Whether the entry records a signal on the revision the target runs now.
+fn signalled(entry: &TargetStatus, seen: &actions::Observed) -> bool {
+    matches!(entry.action.as_str(), "Annotated" | "Aborted") && entry.revision == seen.revision
+}
+
 /// Signals (with `Some`) or clears the rollback on every target, in order; failures are reported
 /// per target and never stop the others. `dryRun` writes nothing and says what it would do.
 async fn act(
@@ -142,68 +240,60 @@ async fn act(
 ) -> Vec<TargetStatus> {
     let mut out = Vec::new();
     for target in &policy.targets {
-        let (action, revision, message) = if policy.dry_run {
+        if policy.dry_run {
             let would = if signal.is_some() {
                 "WouldAnnotate"
             } else {
                 "WouldClear"
             };
-            (
-                would.to_string(),
-                None,
-                Some("dryRun: nothing written".to_string()),
-            )
-        } else {
-            let result = match signal {
-                Some(s) => {
-                    actions::signal(
-                        client,
-                        namespace,
-                        target.kind,
-                        &target.name,
-                        s,
-                        policy.abort_rollouts,
-                    )
-                    .await
-                }
-                None => {
-                    actions::clear(
-                        client,
-                        namespace,
-                        target.kind,
-                        &target.name,
-                        slo_key,
-                        state_after,
-                    )
-                    .await
-                }
-            };
-            match result {
-                Ok(actions::Outcome::Annotated { revision }) => {
-                    ("Annotated".into(), revision, None)
-                }
-                Ok(actions::Outcome::Aborted { revision }) => ("Aborted".into(), revision, None),
-                Ok(actions::Outcome::Cleared) => ("Cleared".into(), None, None),
-                Ok(actions::Outcome::Missing) => (
-                    "Missing".into(),
-                    None,
-                    Some(format!(
-                        "{:?} {namespace}/{} does not exist",
-                        target.kind, target.name
-                    )),
-                ),
-                Err(e) => ("Failed".into(), None, Some(e.to_string())),
+            out.push(TargetStatus {
+                kind: target.kind,
+                name: target.name.clone(),
+                action: would.to_string(),
+                revision: None,
+                message: Some("dryRun: nothing written".to_string()),
+            });
+            continue;
+        }
+        let (kind, name) = (target.kind, target.name.as_str());
+        let result = match signal {
+            Some(s) => {
+                actions::signal(client, namespace, kind, name, s, policy.abort_rollouts).await
             }
+            None => actions::clear(client, namespace, kind, name, slo_key, state_after).await,
         };
-        out.push(TargetStatus {
-            kind: target.kind,
-            name: target.name.clone(),
-            action,
-            revision,
-            message,
-        });
+        out.push(target_status(target, namespace, result));
     }
     out
+}
+
+/// The status entry for what happened to one target.
+fn target_status(
+    target: &model::Target,
+    namespace: &str,
+    result: Result<actions::Outcome, kube::Error>,
+) -> TargetStatus {
+    let (action, revision, message) = match result {
+        Ok(actions::Outcome::Annotated { revision }) => ("Annotated", revision, None),
+        Ok(actions::Outcome::Aborted { revision }) => ("Aborted", revision, None),
+        Ok(actions::Outcome::Cleared) => ("Cleared", None, None),
+        Ok(actions::Outcome::Missing) => (
+            "Missing",
+            None,
+            Some(format!(
+                "{:?} {namespace}/{} does not exist",
+                target.kind, target.name
+            )),
+        ),
+        Err(e) => ("Failed", None, Some(e.to_string())),
+    };
+    TargetStatus {
+        kind: target.kind,
+        name: target.name.clone(),
+        action: action.to_string(),
+        revision,
+        message,
+    }
 }
 
 /// An Event on the SLO for the decision, and one on each target that was written to. Events are
@@ -213,15 +303,20 @@ async fn announce(
     object: &ServiceLevelObjective,
     policy: &RollbackPolicy,
     done: &[TargetStatus],
-    action: budget::Action,
+    news: News,
 ) {
-    let (reason, verb) = match (action, policy.dry_run) {
-        (budget::Action::Trigger, false) => ("RollbackSignalled", "signalled a rollback on"),
-        (budget::Action::Trigger, true) => {
-            ("RollbackWouldSignal", "would signal a rollback on (dryRun)")
-        }
-        (_, false) => ("RollbackCleared", "cleared the rollback signal on"),
-        (_, true) => (
+    if done.is_empty() && news == News::NewRevision {
+        return;
+    }
+    let (reason, verb) = match (news, policy.dry_run) {
+        (News::Signalled, false) => ("RollbackSignalled", "signalled a rollback on"),
+        (News::Signalled, true) => ("RollbackWouldSignal", "would signal a rollback on (dryRun)"),
+        (News::NewRevision, _) => (
+            "RollbackSignalled",
+            "signalled a rollback on a new revision of",
+        ),
+        (News::Cleared, false) => ("RollbackCleared", "cleared the rollback signal on"),
+        (News::Cleared, true) => (
             "RollbackWouldClear",
             "would clear the rollback signal on (dryRun)",
         ),
