@@ -75,6 +75,7 @@ fn context(client: Client) -> Arc<Context> {
     let settings = Settings {
         rule_labels: Default::default(),
         resync: Duration::from_secs(3600),
+        analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
     };
     Arc::new(Context::new(
         client,

@@ -46,6 +46,7 @@ fn context(client: Client) -> Arc<Context> {
     let settings = Settings {
         rule_labels: BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]),
         resync: Duration::from_secs(3600),
+        analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
     };
     let mut ctx = Context::new(client, settings, Arc::new(Metrics::default()), None);
     ctx.clock = || Timestamp::from_second(NOW).unwrap();
@@ -642,4 +643,184 @@ async fn a_failed_cleanup_keeps_the_finalizer_and_retries() {
     let error = result.unwrap_err();
     assert_eq!(error.reason(), "ReleaseTargets");
     assert!(requeue_after(&error_policy(slo, &error, ctx)) > Duration::ZERO);
+}
+
+const TEMPLATE_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/shop/analysistemplates/checkout";
+
+fn with_template(status: Option<Value>, on: bool) -> ServiceLevelObjective {
+    let mut object = serde_json::to_value(slo(1, 99.9, status)).unwrap();
+    if on {
+        object["spec"]["rollback"] = json!({"analysisTemplate": true});
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// The create path up to the template: the rule is created as usual.
+async fn rule_created(h: &mut ApiHandle) {
+    answer(expect_get_rule(h).await, 404, &not_found());
+    let (rule, respond) = expect_apply_rule(h).await;
+    answer(respond, 201, &stored(rule));
+    expect_event(h, "Normal", "RulesCreated").await;
+}
+
+#[tokio::test]
+async fn an_analysis_template_is_applied_owned_by_the_slo() {
+    let object = with_template(None, true);
+    let expected = object.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (result, _, _) = run(object, move |mut h| async move {
+        rule_created(&mut h).await;
+        let get = next(&mut h).await;
+        assert_eq!(
+            (get.method, get.path.as_str()),
+            (Method::GET, TEMPLATE_PATH)
+        );
+        answer(
+            get.respond,
+            404,
+            &status_error(404, "NotFound", "not found"),
+        );
+        let apply = next(&mut h).await;
+        assert_eq!(
+            (apply.method, apply.path.as_str()),
+            (Method::PATCH, TEMPLATE_PATH)
+        );
+        assert_eq!(apply.query["fieldManager"], "plimsoll");
+        assert_eq!(apply.query["force"], "true");
+        answer(apply.respond, 201, &stored(apply.body.clone()));
+        let status = expect_status(&mut h, &expected).await;
+        expect_silence(&mut h).await;
+        let _ = tx.send((apply.body, status));
+    })
+    .await;
+    assert!(result.is_ok());
+    let (template, status) = rx.await.unwrap();
+    assert_eq!(template["kind"], "AnalysisTemplate");
+    assert_eq!(template["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    assert!(template["metadata"]["labels"].get("team").is_none());
+    let metrics = template["spec"]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert_eq!(
+        metrics[0]["provider"]["prometheus"]["address"],
+        "http://prometheus-operated.monitoring:9090"
+    );
+    assert_eq!(ready_condition(&status)["status"], "True");
+    let t = condition(&status, "AnalysisTemplateReady").unwrap();
+    assert_eq!(
+        (&t["status"], &t["reason"]),
+        (&json!("True"), &json!("TemplateApplied"))
+    );
+}
+
+#[tokio::test]
+async fn without_argo_rollouts_the_template_condition_says_so_and_ready_stays_true() {
+    let object = with_template(None, true);
+    let expected = object.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (result, _, _) = run(object, move |mut h| async move {
+        rule_created(&mut h).await;
+        // GET and apply on a kind the cluster does not serve: 404 without details.
+        let absent = status_error(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        answer(next(&mut h).await.respond, 404, &absent);
+        let apply = next(&mut h).await;
+        assert_eq!(apply.method, Method::PATCH);
+        answer(apply.respond, 404, &absent);
+        let status = expect_status(&mut h, &expected).await;
+        expect_event(&mut h, "Warning", "ArgoRolloutsMissing").await;
+        expect_silence(&mut h).await;
+        let _ = tx.send(status);
+    })
+    .await;
+    assert_eq!(requeue_after(&result.unwrap()), Duration::from_secs(300));
+    let status = rx.await.unwrap();
+    assert_eq!(ready_condition(&status)["status"], "True");
+    let t = condition(&status, "AnalysisTemplateReady").unwrap();
+    assert_eq!(t["status"], "False");
+    assert!(
+        t["message"]
+            .as_str()
+            .unwrap()
+            .contains("install Argo Rollouts")
+    );
+}
+
+#[tokio::test]
+async fn turning_the_template_off_deletes_it_and_its_condition() {
+    let (rule, mut status) = created_status().await;
+    status["conditions"].as_array_mut().unwrap().push(json!({
+        "type": "AnalysisTemplateReady", "status": "True", "reason": "TemplateApplied",
+        "message": "", "lastTransitionTime": "2027-01-15T08:00:00Z"}));
+    let object = with_template(Some(status), false);
+    let expected = object.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (result, _, _) = run(object, move |mut h| async move {
+        answer(expect_get_rule(&mut h).await, 200, &stored(rule));
+        let delete = next(&mut h).await;
+        assert_eq!(
+            (delete.method, delete.path.as_str()),
+            (Method::DELETE, TEMPLATE_PATH)
+        );
+        answer(
+            delete.respond,
+            200,
+            &json!({"kind": "Status", "status": "Success"}),
+        );
+        let status = expect_status(&mut h, &expected).await;
+        expect_silence(&mut h).await;
+        let _ = tx.send(status);
+    })
+    .await;
+    assert!(result.is_ok());
+    let status = rx.await.unwrap();
+    assert!(condition(&status, "AnalysisTemplateReady").is_none());
+    assert_eq!(ready_condition(&status)["status"], "True");
+}
+
+#[tokio::test]
+async fn an_unchanged_template_costs_one_get() {
+    let object = with_template(None, true);
+    let expected = object.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (first, _, _) = run(object, move |mut h| async move {
+        answer(expect_get_rule(&mut h).await, 404, &not_found());
+        let (rule, respond) = expect_apply_rule(&mut h).await;
+        answer(respond, 201, &stored(rule.clone()));
+        expect_event(&mut h, "Normal", "RulesCreated").await;
+        answer(
+            next(&mut h).await.respond,
+            404,
+            &status_error(404, "NotFound", "not found"),
+        );
+        let apply = next(&mut h).await;
+        answer(apply.respond, 201, &stored(apply.body.clone()));
+        let status = expect_status(&mut h, &expected).await;
+        let _ = tx.send((rule, apply.body, status));
+    })
+    .await;
+    assert!(first.is_ok());
+    let (rule, template, status) = rx.await.unwrap();
+    let (result, _, _) = run(with_template(Some(status), true), move |mut h| async move {
+        answer(expect_get_rule(&mut h).await, 200, &stored(rule));
+        let get = next(&mut h).await;
+        assert_eq!(
+            (get.method, get.path.as_str()),
+            (Method::GET, TEMPLATE_PATH)
+        );
+        answer(get.respond, 200, &stored(template));
+        expect_silence(&mut h).await;
+    })
+    .await;
+    assert!(result.is_ok());
 }

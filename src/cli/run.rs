@@ -60,6 +60,10 @@ pub struct Args {
     /// Without it, only rules and the Ready condition are managed.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// Prometheus address written into AnalysisTemplates, for Argo Rollouts to query. Default:
+    /// --prometheus-url.
+    #[arg(long, env = "PLIMSOLL_ANALYSIS_PROMETHEUS_URL")]
+    pub analysis_prometheus_url: Option<String>,
     /// Timeout of each Prometheus query.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
@@ -153,6 +157,10 @@ async fn operate(args: Args) -> Result<(), String> {
     let settings = Settings {
         rule_labels: args.rule_labels.iter().cloned().collect(),
         resync: args.resync,
+        analysis_prometheus_url: args
+            .analysis_prometheus_url
+            .clone()
+            .or_else(|| args.prometheus_url.clone()),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -21,6 +21,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("writing AnalysisTemplate {name}: {source}")]
+    ApplyTemplate {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("updating the finalizer of {name}: {source}")]
     Finalizer {
         name: String,
@@ -44,6 +50,7 @@ impl Error {
             Error::ReadRule { .. } => "ReadRule",
             Error::ApplyRule { .. } => "ApplyRule",
             Error::WriteStatus { .. } => "WriteStatus",
+            Error::ApplyTemplate { .. } => "ApplyTemplate",
             Error::Finalizer { .. } => "Finalizer",
             Error::ReleaseTargets { .. } => "ReleaseTargets",
             Error::MissingMetadata(_) => "MissingMetadata",

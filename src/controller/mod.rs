@@ -7,6 +7,7 @@ pub mod error;
 pub mod reconcile;
 pub mod rule;
 pub mod status;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub rule_labels: BTreeMap<String, String>,
     /// How often a healthy SLO is looked at again, as a safety net under the watches.
     pub resync: Duration,
+    /// The Prometheus address written into AnalysisTemplates (Argo Rollouts queries it).
+    pub analysis_prometheus_url: Option<String>,
 }
 
 /// Shared by every reconcile.

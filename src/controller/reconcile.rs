@@ -15,6 +15,7 @@ use super::cleanup;
 use super::error::{Error, api_code};
 use super::rule::{self, Change};
 use super::status::{self, Readiness, StatusApply, reason};
+use super::template;
 use super::{Context, FIELD_MANAGER, STATUS_FIELD_MANAGER};
 use crate::api::ServiceLevelObjective;
 use crate::model::{self, Slo};
@@ -89,15 +90,20 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             };
             // The last good rules keep running: a typo must not switch off alerting.
             let kept = slo.status.as_ref().and_then(|s| s.prometheus_rule.clone());
-            update_status(slo, ctx, &namespace, kept, &readiness).await?;
+            update_status(slo, ctx, &namespace, kept, &[(status::READY, &readiness)]).await?;
             Ok(Action::await_change())
         }
         Ok(model) => {
             let (readiness, retry) = apply_rule(slo, &model, ctx, &namespace).await?;
+            let (template, template_retry) =
+                template::reconcile(slo, &model, ctx, &namespace).await?;
             let rule_name = readiness.ready.then(|| model.name.clone());
             let kept =
                 rule_name.or_else(|| slo.status.as_ref().and_then(|s| s.prometheus_rule.clone()));
-            update_status(slo, ctx, &namespace, kept, &readiness).await?;
+            let mut verdicts = vec![(status::READY, &readiness)];
+            verdicts.extend(template.as_ref().map(|t| (template::CONDITION, t)));
+            update_status(slo, ctx, &namespace, kept, &verdicts).await?;
+            let retry = retry.into_iter().chain(template_retry).min();
             Ok(Action::requeue(retry.unwrap_or(ctx.config.resync)))
         }
     }
@@ -198,28 +204,35 @@ fn summary(rule: &PrometheusRule, namespace: &str) -> String {
     )
 }
 
-/// Writes the reconciler's status fields when they changed; a Warning Event goes out when the
+/// Writes the reconciler's status fields when they changed; a Warning Event goes out when a
 /// verdict turns into a new problem.
 async fn update_status(
     slo: &ServiceLevelObjective,
     ctx: &Context,
     namespace: &str,
     prometheus_rule: Option<String>,
-    readiness: &Readiness,
+    verdicts: &[(&str, &Readiness)],
 ) -> Result<(), Error> {
     let current = slo.status.as_ref();
-    let Some(next) = status::next(
+    let Some(next) = status::next_with(
         current,
         slo.meta().generation,
         prometheus_rule,
-        readiness,
+        verdicts,
         (ctx.clock)(),
     ) else {
         return Ok(());
     };
-    let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY));
-    let new_problem = !readiness.ready
-        && previous.is_none_or(|p| p.reason != readiness.reason || p.message != readiness.message);
+    let new_problems: Vec<&Readiness> = verdicts
+        .iter()
+        .filter(|(type_, readiness)| {
+            let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == *type_));
+            !readiness.ready
+                && previous
+                    .is_none_or(|p| p.reason != readiness.reason || p.message != readiness.message)
+        })
+        .map(|(_, readiness)| *readiness)
+        .collect();
     let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), namespace);
     let name = slo.name_any();
     api.patch_status(
@@ -229,14 +242,14 @@ async fn update_status(
     )
     .await
     .map_err(|source| Error::WriteStatus { name, source })?;
-    if new_problem {
+    for problem in new_problems {
         publish(
             ctx,
             slo,
             EventType::Warning,
-            readiness.reason,
+            problem.reason,
             "Reconcile",
-            &readiness.message,
+            &problem.message,
         )
         .await;
     }

@@ -16,6 +16,10 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// Reasons of the AnalysisTemplateReady condition.
+    pub const TEMPLATE_APPLIED: &str = "TemplateApplied";
+    pub const ROLLOUTS_MISSING: &str = "ArgoRolloutsMissing";
+    pub const PROMETHEUS_ADDRESS_MISSING: &str = "PrometheusAddressMissing";
 }
 
 /// The verdict of one reconcile.
@@ -75,27 +79,57 @@ pub fn next(
     readiness: &Readiness,
     now: Timestamp,
 ) -> Option<OwnedStatus> {
-    let status = if readiness.ready { "True" } else { "False" };
-    let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    let last_transition_time = match previous {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
-        _ => Time(now),
-    };
-    let condition = Condition {
-        type_: READY.to_string(),
-        status: status.to_string(),
-        reason: readiness.reason.to_string(),
-        message: readiness.message.clone(),
-        observed_generation: generation,
-        last_transition_time,
-    };
+    next_with(
+        current,
+        generation,
+        prometheus_rule,
+        &[(READY, readiness)],
+        now,
+    )
+}
+
+/// Conditions the reconciler owns; one missing from a verdict list is removed.
+const OWNED: [&str; 2] = [READY, super::template::CONDITION];
+
+/// [`next`] for several conditions: `Ready` and, when the SLO has one, `AnalysisTemplateReady`.
+pub fn next_with(
+    current: Option<&ServiceLevelObjectiveStatus>,
+    generation: Option<i64>,
+    prometheus_rule: Option<String>,
+    verdicts: &[(&str, &Readiness)],
+    now: Timestamp,
+) -> Option<OwnedStatus> {
+    let previous =
+        |type_: &str| current.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    let conditions: Vec<Condition> = verdicts
+        .iter()
+        .map(|(type_, readiness)| {
+            let status = if readiness.ready { "True" } else { "False" };
+            let last_transition_time = match previous(type_) {
+                Some(p) if p.status == status => p.last_transition_time.clone(),
+                _ => Time(now),
+            };
+            Condition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason: readiness.reason.to_string(),
+                message: readiness.message.clone(),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect();
+    let same_conditions = conditions.iter().all(|c| previous(&c.type_) == Some(c))
+        && OWNED
+            .iter()
+            .all(|t| previous(t).is_none() || conditions.iter().any(|c| c.type_ == *t));
     let unchanged = current.is_some_and(|s| {
         s.observed_generation == generation && s.prometheus_rule == prometheus_rule
-    }) && previous == Some(&condition);
-    (!unchanged).then(|| OwnedStatus {
+    }) && same_conditions;
+    (!unchanged).then_some(OwnedStatus {
         observed_generation: generation,
         prometheus_rule,
-        conditions: vec![condition],
+        conditions,
     })
 }
 

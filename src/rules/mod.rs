@@ -7,6 +7,7 @@
 
 mod alerts;
 mod amounts;
+pub mod analysis;
 pub mod output;
 pub mod windows;
 
@@ -18,6 +19,7 @@ use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
 use amounts::{Reading, amounts, guarded_ratio, ratio};
 use windows::{COUNT_STEP, FROM_COUNTS, rate_suffix, recorded_windows};
 
+pub use analysis::{AnalysisTemplate, analysis_template};
 pub use output::{OutputError, PrometheusRule, prometheus_rule, rule_file};
 
 /// Record names, shared with the status reader.
@@ -119,7 +121,7 @@ impl Context<'_> {
 /// All rule groups of one SLO, in evaluation order.
 pub fn render(slo: &Slo, namespace: &str) -> Vec<RuleGroup> {
     let ctx = Context { slo, namespace };
-    let (short, long): (Vec<Duration>, Vec<Duration>) = recorded_windows(&slo.window)
+    let (short, long): (Vec<Duration>, Vec<Duration>) = windows_read(slo)
         .into_iter()
         .partition(|w| *w < FROM_COUNTS);
     let mut first = match &slo.method {
@@ -132,6 +134,24 @@ pub fn render(slo: &Slo, namespace: &str) -> Vec<RuleGroup> {
     let mut slow = slow_group(&ctx, &long);
     alerts::place(&ctx, &mut first, &mut slow);
     vec![first, slow]
+}
+
+/// The windows with a recorded ratio: the burn-rate table's, and the policy's own burn-rate
+/// trigger window, so the status and the AnalysisTemplate can read it.
+pub fn windows_read(slo: &Slo) -> Vec<Duration> {
+    let mut windows = recorded_windows(&slo.window);
+    let trigger = slo
+        .rollback
+        .as_ref()
+        .and_then(|r| r.burn_rate_above.as_ref());
+    if let Some(t) = trigger
+        && t.window < slo.window.rolling_equivalent()
+        && !windows.contains(&t.window)
+    {
+        windows.push(t.window);
+        windows.sort();
+    }
+    windows
 }
 
 /// Raw series, short windows, every 30s: what the fast page alert reads.
@@ -368,6 +388,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_burn_rate_trigger_window_outside_the_table_is_recorded_too() {
+        let mut s = spec(serde_json::json!({"ratio": {"errors": "e", "total": "t"}}));
+        s["rollback"] =
+            serde_json::json!({"trigger": {"burnRateAbove": {"window": "10m", "factor": 20}}});
+        let text = rule_file(&render(&slo(s.clone()), "shop")).unwrap();
+        assert!(
+            text.contains("record: slo:sli_error:ratio_rate10m"),
+            "{text}"
+        );
+        s["rollback"] =
+            serde_json::json!({"trigger": {"burnRateAbove": {"window": "1h", "factor": 20}}});
+        let again = rule_file(&render(&slo(s), "shop")).unwrap();
+        assert_eq!(
+            again
+                .matches("record: slo:sli_error:ratio_rate1h\n")
+                .count(),
+            1
+        );
     }
 
     #[test]
