@@ -57,6 +57,7 @@ fn readings(window_ratio: f64) -> Readings {
         window_error_ratio: Some(window_ratio),
         error_ratios: BTreeMap::from([(Window::from_hours(6), window_ratio)]),
         newest_sample: Some(Timestamp::from_second(1_800_000_000 - 30).unwrap()),
+        period_error_ratio: None,
     };
     let key = SeriesKey {
         namespace: "shop".into(),

@@ -57,6 +57,7 @@ fn readings(window_ratio: f64, hour_ratio: f64, six_hour_ratio: f64) -> Readings
             (Window::from_hours(6), six_hour_ratio),
         ]),
         newest_sample: Some(Timestamp::from_second(1_800_000_000 - 60).unwrap()),
+        period_error_ratio: None,
     };
     Ok(BTreeMap::from([(key, reading)]))
 }

@@ -176,6 +176,8 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
             .contains_key(&plimsoll::model::Duration::from_days(1))
     );
 
+    calendar_week_reads_the_counts_since_its_start(&runtime, &client, start, end);
+
     // The release gate reads the same numbers.
     let manifest = dir.path().join("slo.yaml");
     std::fs::write(&manifest, serde_json::to_string(&slo_manifest()).unwrap()).unwrap();
@@ -220,4 +222,63 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     assert!(String::from_utf8_lossy(&down.stderr).starts_with("UNKNOWN shop/checkout: no answer"));
     let error = read(&runtime, &client).unwrap_err();
     assert_eq!(error.reason(), "PrometheusUnreachable", "{error}");
+}
+
+/// A calendar-week SLO over the same counts: the status uses the 5m counts since Monday 00:00 in
+/// its time zone, and the budget is that ratio spent over the share of the week gone by.
+fn calendar_week_reads_the_counts_since_its_start(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    start: u64,
+    end: u64,
+) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // A zone whose week began at least 6 hours before the data ends, so there is something to sum.
+    let (slo, week_start, week_end) = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
+        .iter()
+        .find_map(|zone| {
+            let mut manifest = slo_manifest();
+            manifest["spec"]["window"] = serde_json::json!("week");
+            manifest["spec"]["timeZone"] = serde_json::json!(zone);
+            let Decoded::Valid(v) = manifests::decode(&manifest) else {
+                panic!("week SLO invalid")
+            };
+            let (from, to) = v.1.window.period(now).unwrap();
+            let from = from.as_second() as u64;
+            (from + 6 * 3600 <= end).then_some((v.1, from, to.as_second() as u64))
+        })
+        .expect("one of the zones has a week started 6h before the data ends");
+    let own = [("shop".to_string(), slo.clone())];
+    let readings = runtime
+        .block_on(plimsoll::evaluator::read_for(client, &own, now))
+        .unwrap();
+    let key = SeriesKey {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        group: Default::default(),
+    };
+    let reading = &readings[&key];
+    let s = service();
+    let (upto, from) = (
+        s.counts_until(end - start),
+        s.counts_until(week_start - start),
+    );
+    let exact = (upto.errors - from.errors) / (upto.requests - from.requests);
+    let got = reading
+        .period_error_ratio
+        .expect("the week's sums were read");
+    let relative = (got - exact).abs() / exact;
+    eprintln!("week error ratio {got} vs exact {exact}: relative error {relative:e}");
+    assert!(relative < 0.001, "week error ratio {got} vs exact {exact}");
+    let a = budget::assess(&slo, reading, plimsoll::model::Duration::from_hours(6), now).unwrap();
+    let elapsed = (now.as_second() as u64 - week_start) as f64 / (week_end - week_start) as f64;
+    let expected = (1.0 - got * elapsed / 0.001) * 100.0;
+    assert!(
+        (a.remaining - expected).abs() < 1e-3,
+        "{} vs {expected}",
+        a.remaining
+    );
+    assert!((a.sli - (1.0 - got) * 100.0).abs() < 1e-9);
+    let week_minutes = (week_end - week_start) as f64 / 60.0;
+    assert!((a.total_minutes - 0.001 * week_minutes).abs() < 1e-9);
 }

@@ -16,6 +16,8 @@ pub struct Reading {
     pub error_ratios: BTreeMap<Duration, f64>,
     /// When the newest of these samples was written.
     pub newest_sample: Option<Timestamp>,
+    /// Calendar windows: the error ratio since the period start, from the 5m counts.
+    pub period_error_ratio: Option<f64>,
 }
 
 /// Why there is no verdict: nothing is decided on missing or stale data.
@@ -83,30 +85,75 @@ pub fn assess(
         });
     }
     let budget = slo.error_budget().as_f64() / 100.0;
-    let window_minutes = slo.window.rolling_equivalent().as_secs() as f64 / 60.0;
+    let span = Span::of(slo, reading, ratio, now)?;
     let burn_rates: BTreeMap<Duration, f64> = reading
         .error_ratios
         .iter()
         .filter(|(_, r)| r.is_finite())
         .map(|(w, r)| (*w, r / budget))
         .collect();
-    let remaining = (1.0 - ratio / budget) * 100.0;
+    let consumed_minutes = span.ratio * span.minutes * span.elapsed;
+    let total_minutes = budget * span.minutes;
+    let remaining = (1.0 - consumed_minutes / total_minutes) * 100.0;
     let exhaustion = burn_rates
         .get(&projection)
         .filter(|burn| **burn > 1.0 && remaining > 0.0)
         .map(|burn| {
             // At `burn` times the sustainable rate, what is left lasts this share of the window.
-            let minutes = remaining / 100.0 * window_minutes / burn;
+            let minutes = remaining / 100.0 * span.minutes / burn;
             now + SignedDuration::from_secs((minutes * 60.0).round() as i64)
-        });
+        })
+        // A calendar budget starts afresh at the period's end.
+        .filter(|at| span.end.is_none_or(|end| *at < end));
     Ok(Assessment {
-        sli: (1.0 - ratio) * 100.0,
+        sli: (1.0 - span.ratio) * 100.0,
         remaining,
-        consumed_minutes: ratio * window_minutes,
-        total_minutes: budget * window_minutes,
+        consumed_minutes,
+        total_minutes,
         burn_rates,
         exhaustion,
     })
+}
+
+/// What the budget is measured over.
+struct Span {
+    /// Error ratio over the window, or over the calendar period so far.
+    ratio: f64,
+    /// Length of the window or of the whole period, in minutes.
+    minutes: f64,
+    /// Share of the period gone by (1 for rolling windows): a calendar budget is spent at the
+    /// rate so far, projected over the whole period.
+    elapsed: f64,
+    /// The period's end; `None` for rolling windows.
+    end: Option<Timestamp>,
+}
+
+impl Span {
+    fn of(slo: &Slo, reading: &Reading, window_ratio: f64, now: Timestamp) -> Result<Span, NoData> {
+        let Some((start, end)) = slo.window.period(now) else {
+            return Ok(Span {
+                ratio: window_ratio,
+                minutes: slo.window.rolling_equivalent().as_secs() as f64 / 60.0,
+                elapsed: 1.0,
+                end: None,
+            });
+        };
+        let length = end.duration_since(start).as_secs_f64();
+        let gone = now.duration_since(start).as_secs_f64();
+        let ratio = match reading.period_error_ratio {
+            Some(r) if r.is_finite() => r,
+            Some(_) => return Err(NoData::NotANumber),
+            // The first counts of a new period are not written yet.
+            None if gone <= STALE_AFTER.as_secs() as f64 => 0.0,
+            None => return Err(NoData::Missing),
+        };
+        Ok(Span {
+            ratio,
+            minutes: length / 60.0,
+            elapsed: (gone / length).clamp(0.0, 1.0),
+            end: Some(end),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +186,7 @@ mod tests {
                 (SIX_HOURS, six_hour_ratio),
             ]),
             newest_sample: Some(at(sampled)),
+            period_error_ratio: None,
         }
     }
 
@@ -204,5 +252,110 @@ mod tests {
         assert!(assess(&s, &reading(0.0, 0.0, 0), SIX_HOURS, at(9 * 60)).is_ok());
         let nan = assess(&s, &reading(f64::NAN, 0.0, 0), SIX_HOURS, at(0));
         assert_eq!(nan, Err(NoData::NotANumber));
+    }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+    use crate::api::ServiceLevelObjective;
+
+    fn slo(window: &str, zone: &str) -> Slo {
+        let mut spec = serde_json::json!({"service": "checkout", "objective": 99.9, "window": window,
+                                          "indicator": {"ratio": {"errors": "e", "total": "t"}}});
+        if matches!(window, "month" | "week") {
+            spec["timeZone"] = serde_json::json!(zone);
+        }
+        let object: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop"}, "spec": spec,
+        }))
+        .unwrap();
+        crate::model::validate(&object).unwrap()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn reading(period: Option<f64>, now: Timestamp) -> Reading {
+        Reading {
+            window_error_ratio: Some(0.0009),
+            error_ratios: BTreeMap::new(),
+            newest_sample: Some(now),
+            period_error_ratio: period,
+        }
+    }
+
+    #[test]
+    fn periods_start_at_midnight_in_the_slos_time_zone() {
+        // 23:30 UTC on 31 March is already 1 April in Berlin (CEST, UTC+2).
+        let month = slo("month", "Europe/Berlin").window;
+        let (start, end) = month.period(at("2027-03-31T23:30:00Z")).unwrap();
+        assert_eq!(start, at("2027-03-31T22:00:00Z"));
+        assert_eq!(end, at("2027-04-30T22:00:00Z"));
+        // March in Berlin has the switch to summer time: one hour short of 31 days.
+        let (start, end) = month.period(at("2027-03-15T12:00:00Z")).unwrap();
+        assert_eq!(start, at("2027-02-28T23:00:00Z"));
+        assert_eq!(end.duration_since(start).as_hours(), 31 * 24 - 1);
+        // Weeks start on Monday: 2027-01-14 is a Thursday.
+        let week = slo("week", "UTC").window;
+        let (start, end) = week.period(at("2027-01-14T08:00:00Z")).unwrap();
+        assert_eq!(
+            (start, end),
+            (at("2027-01-11T00:00:00Z"), at("2027-01-18T00:00:00Z"))
+        );
+        assert!(
+            slo("30d", "UTC")
+                .window
+                .period(at("2027-01-14T08:00:00Z"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_calendar_budget_is_the_ratio_so_far_spread_over_the_whole_period() {
+        let s = slo("week", "UTC");
+        // Half the week gone (Thursday noon), 0.05% errors so far: half the budget's rate for half
+        // the time -> a quarter spent.
+        let now = at("2027-01-14T12:00:00Z");
+        let a = assess(
+            &s,
+            &reading(Some(0.0005), now),
+            Duration::from_hours(6),
+            now,
+        )
+        .unwrap();
+        assert!((a.sli - 99.95).abs() < 1e-9);
+        assert!((a.remaining - 75.0).abs() < 1e-9, "{}", a.remaining);
+        assert!((a.total_minutes - 0.001 * 7.0 * 1440.0).abs() < 1e-9);
+        assert!((a.consumed_minutes - 0.0005 * 3.5 * 1440.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn exhaustion_after_the_period_end_is_not_projected() {
+        let s = slo("week", "UTC");
+        let now = at("2027-01-17T12:00:00Z");
+        let mut r = reading(Some(0.0005), now);
+        // 1.5x: the budget left would last longer than the 12 hours left in the week.
+        r.error_ratios.insert(Duration::from_hours(6), 0.0015);
+        let a = assess(&s, &r, Duration::from_hours(6), now).unwrap();
+        assert!(a.exhaustion.is_none());
+        r.error_ratios.insert(Duration::from_hours(6), 0.5);
+        let a = assess(&s, &r, Duration::from_hours(6), now).unwrap();
+        assert!(a.exhaustion.is_some_and(|t| t < at("2027-01-18T00:00:00Z")));
+    }
+
+    #[test]
+    fn missing_period_sums_are_no_data_except_in_the_first_minutes() {
+        let s = slo("month", "UTC");
+        let early = at("2027-02-01T00:04:00Z");
+        let a = assess(&s, &reading(None, early), Duration::from_hours(6), early).unwrap();
+        assert_eq!(a.remaining, 100.0);
+        let later = at("2027-02-01T00:30:00Z");
+        assert_eq!(
+            assess(&s, &reading(None, later), Duration::from_hours(6), later),
+            Err(NoData::Missing)
+        );
     }
 }

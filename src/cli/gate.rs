@@ -83,11 +83,12 @@ async fn judge(args: &Args) -> Verdict {
         Ok(c) => c,
         Err(e) => return Verdict::Unknown(e.to_string()),
     };
-    let readings = match evaluator::read(&client).await {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let own = [(namespace.to_string(), slo.clone())];
+    let readings = match evaluator::read_for(&client, &own, now).await {
         Ok(r) => r,
         Err(e) => return Verdict::Unknown(format!("{}: no answer, not deciding: {e}", args.slo)),
     };
-    let now = k8s_openapi::jiff::Timestamp::now();
     let a = match evaluator::judge(&slo, namespace, &Ok(readings), now) {
         (Ok(a), _) => a,
         (Err(e), _) => return Verdict::Unknown(format!("{}: {e}; not deciding", args.slo)),

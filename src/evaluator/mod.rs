@@ -41,6 +41,37 @@ pub async fn read(client: &prometheus::Client) -> Readings {
     }
 }
 
+/// [`read`], plus for SLOs with calendar windows the sums since their period start: one more
+/// query per distinct period start (all SLOs with monthly periods in one time zone share one).
+pub async fn read_for(
+    client: &prometheus::Client,
+    slos: &[(String, Slo)],
+    now: Timestamp,
+) -> Readings {
+    let mut readings = read(client).await?;
+    let mut by_start: BTreeMap<Timestamp, Vec<(&str, &str)>> = BTreeMap::new();
+    for (namespace, slo) in slos {
+        if let Some((start, _)) = slo.window.period(now) {
+            by_start
+                .entry(start)
+                .or_default()
+                .push((namespace.as_str(), slo.name.as_str()));
+        }
+    }
+    for (start, members) in by_start {
+        let seconds = now.duration_since(start).as_secs().max(1) as u64;
+        let query = prometheus::period_query(&members, seconds);
+        let samples = client.query(&query).await.map_err(|e| e.to_string())?;
+        for (key, ratio) in prometheus::period_ratios(&samples) {
+            let member = members.contains(&(key.namespace.as_str(), key.name.as_str()));
+            if let (true, Some(reading)) = (member, readings.get_mut(&key)) {
+                reading.period_error_ratio = Some(ratio);
+            }
+        }
+    }
+    Ok(readings)
+}
+
 /// One SLO's round: assessment (the worst group decides), decision, and status when it changed.
 /// Returns whether a status was written.
 pub async fn evaluate(
@@ -419,11 +450,16 @@ pub async fn round(
     prometheus: &prometheus::Client,
     slos: Vec<Arc<ServiceLevelObjective>>,
 ) -> usize {
-    let readings = read(prometheus).await;
+    let now = Timestamp::now();
+    let calendars: Vec<(String, Slo)> = slos
+        .iter()
+        .filter_map(|o| Some((o.namespace()?, model::validate(o).ok()?)))
+        .filter(|(_, m)| m.window.period(now).is_some())
+        .collect();
+    let readings = read_for(prometheus, &calendars, now).await;
     if let Err(e) = &readings {
         warn!(error = %e, "Prometheus read failed; SLOs will show DataAvailable=False");
     }
-    let now = Timestamp::now();
     let readings = &readings;
     futures::stream::iter(slos)
         .map(|slo| async move {

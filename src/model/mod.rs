@@ -78,6 +78,31 @@ impl Window {
             } => Duration::from_days(7),
         }
     }
+
+    /// The calendar period `now` falls in, as [start, end): months from the 1st, weeks from
+    /// Monday, both at midnight in the SLO's time zone (so a period can be 23 or 25 hours off
+    /// a whole number of days across a DST change). `None` for rolling windows.
+    pub fn period(&self, now: jiff::Timestamp) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+        let Window::Calendar { period, time_zone } = self else {
+            return None;
+        };
+        let tz = jiff::tz::TimeZone::get(time_zone).ok()?;
+        let today = now.to_zoned(tz.clone()).date();
+        let (first, next) = match period {
+            CalendarPeriod::Month => {
+                let first = today.first_of_month();
+                (first, first.checked_add(jiff::Span::new().months(1)).ok()?)
+            }
+            CalendarPeriod::Week => {
+                let back = i64::from(today.weekday().to_monday_zero_offset());
+                let first = today.checked_sub(jiff::Span::new().days(back)).ok()?;
+                (first, first.checked_add(jiff::Span::new().days(7)).ok()?)
+            }
+        };
+        let start = first.to_zoned(tz.clone()).ok()?.timestamp();
+        let end = next.to_zoned(tz).ok()?.timestamp();
+        Some((start, end))
+    }
 }
 
 /// How the budget is counted.

@@ -4,4 +4,4 @@ pub mod client;
 pub mod readings;
 
 pub use client::{Client, Error, Sample, Settings};
-pub use readings::{AGES_QUERY, RATIOS_QUERY, SeriesKey, readings};
+pub use readings::{AGES_QUERY, RATIOS_QUERY, SeriesKey, period_query, period_ratios, readings};

@@ -32,7 +32,11 @@ fn key(labels: &BTreeMap<String, String>) -> Option<SeriesKey> {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "__name__" | names::LABEL_SLO | names::LABEL_NAMESPACE | names::LABEL_SERVICE
+                "__name__"
+                    | names::LABEL_SLO
+                    | names::LABEL_NAMESPACE
+                    | names::LABEL_SERVICE
+                    | AMOUNT_LABEL
             )
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -74,6 +78,92 @@ pub fn readings(ratios: &[Sample], ages: &[Sample]) -> BTreeMap<SeriesKey, Readi
     out
 }
 
+/// Tells the sums of the calendar query apart.
+const AMOUNT_LABEL: &str = "plimsoll_amount";
+
+/// One query for every SLO whose calendar period started at the same instant, `seconds` ago: the
+/// 5m error and total counts summed since then (or, for timeslices, the share of bad slices).
+/// SLOs are picked by name and namespace alternations; pairs that do not exist together are
+/// dropped by the caller's lookup.
+pub fn period_query(slos: &[(&str, &str)], seconds: u64) -> String {
+    let alternation = |values: Vec<&str>| {
+        let mut v: Vec<String> = values.into_iter().map(regex_escape).collect();
+        v.sort();
+        v.dedup();
+        crate::model::promql::quote(&v.join("|"))
+    };
+    let selector = format!(
+        "{{{}=~{},{}=~{}}}",
+        names::LABEL_SLO,
+        alternation(slos.iter().map(|(_, name)| *name).collect()),
+        names::LABEL_NAMESPACE,
+        alternation(slos.iter().map(|(ns, _)| *ns).collect()),
+    );
+    let tagged = |expr: String, amount: &str| {
+        format!(r#"label_replace({expr}, "{AMOUNT_LABEL}", "{amount}", "", "")"#)
+    };
+    [
+        tagged(
+            format!("sum_over_time({}{selector}[{seconds}s])", names::ERRORS_5M),
+            "errors",
+        ),
+        tagged(
+            format!("sum_over_time({}{selector}[{seconds}s])", names::TOTAL_5M),
+            "total",
+        ),
+        tagged(
+            format!(
+                "1 - avg_over_time({}{selector}[{seconds}s])",
+                names::SLICE_GOOD
+            ),
+            "bad_share",
+        ),
+    ]
+    .join(" or ")
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = r"\.+*?()|[]{}^$".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// The error ratio since the period start, per SLO and group: errors over total (0 without
+/// traffic), or the share of bad slices.
+pub fn period_ratios(samples: &[Sample]) -> BTreeMap<SeriesKey, f64> {
+    let mut sums: BTreeMap<SeriesKey, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for sample in samples {
+        let (Some(key), Some(amount)) = (key(&sample.labels), sample.labels.get(AMOUNT_LABEL))
+        else {
+            continue;
+        };
+        match amount.as_str() {
+            "errors" => sums.entry(key).or_default().0 = Some(sample.value),
+            "total" => sums.entry(key).or_default().1 = Some(sample.value),
+            "bad_share" => {
+                out.insert(key, sample.value);
+            }
+            _ => {}
+        }
+    }
+    for (key, sums) in sums {
+        match sums {
+            (Some(_), Some(0.0)) => {
+                out.insert(key, 0.0);
+            }
+            (Some(errors), Some(total)) => {
+                out.insert(key, errors / total);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +188,60 @@ mod tests {
         ];
         labels.extend_from_slice(extra);
         sample(&labels, value)
+    }
+
+    #[test]
+    fn the_period_query_parses_and_escapes_names() {
+        let q = period_query(&[("shop", "checkout.v2"), ("pay", "api")], 3600);
+        assert!(promql_parser::parser::parse(&q).is_ok(), "{q}");
+        assert!(q.contains(r#"slo=~"api|checkout\\.v2""#), "{q}");
+        assert!(q.contains(r#"slo_namespace=~"pay|shop""#), "{q}");
+        assert!(
+            q.contains("sum_over_time(slo:sli_errors:increase5m{"),
+            "{q}"
+        );
+        assert!(q.contains("[3600s]"));
+    }
+
+    #[test]
+    fn period_sums_become_ratios_per_slo_and_group() {
+        let amount = |amount: &str, group: &str, value: f64| {
+            sample(
+                &[
+                    ("slo", "checkout"),
+                    ("slo_namespace", "shop"),
+                    ("route", group),
+                    ("plimsoll_amount", amount),
+                ],
+                value,
+            )
+        };
+        let ratios = period_ratios(&[
+            amount("errors", "/pay", 3.0),
+            amount("total", "/pay", 1000.0),
+            amount("errors", "/cart", 0.0),
+            amount("total", "/cart", 0.0),
+            amount("errors", "/gone", 1.0),
+            amount("bad_share", "/slices", 0.25),
+        ]);
+        let by_route = |r: &str| {
+            ratios
+                .iter()
+                .find(|(k, _)| k.group.get("route").map(String::as_str) == Some(r))
+                .map(|(k, v)| (k.group.len(), *v))
+        };
+        assert_eq!(
+            by_route("/pay"),
+            Some((1, 0.003)),
+            "the amount label is no group"
+        );
+        assert_eq!(by_route("/cart"), Some((1, 0.0)), "no traffic, no errors");
+        assert_eq!(
+            by_route("/gone"),
+            None,
+            "errors without a total are no ratio"
+        );
+        assert_eq!(by_route("/slices"), Some((1, 0.25)));
     }
 
     #[test]
