@@ -18,3 +18,4 @@ pub mod rules;
 pub mod server;
 pub mod synthetic;
 pub mod telemetry;
+pub mod webhook;

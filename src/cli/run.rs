@@ -16,6 +16,7 @@ use crate::controller::{self, Context, Scope, Settings};
 use crate::metrics::Metrics;
 use crate::server::{self, AppState, Health};
 use crate::telemetry::{self, LogFormat};
+use crate::webhook;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -86,6 +87,44 @@ pub struct Args {
     /// How often the budgets are read from Prometheus and written to status.
     #[arg(long, env = "PLIMSOLL_EVALUATION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub evaluation_interval: Duration,
+    /// Address of the HTTPS admission webhook (POST /validate-slo, /freeze), such as
+    /// `0.0.0.0:9443`; served on every replica. Unset: no webhook server.
+    #[arg(long, env = "PLIMSOLL_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// Directory with the webhook's `tls.crt` and `tls.key` (and `ca.crt`), such as a mounted
+    /// cert-manager Secret; re-read every minute, so rotations are picked up.
+    #[arg(
+        long,
+        env = "PLIMSOLL_WEBHOOK_CERT_DIR",
+        conflicts_with = "webhook_secret"
+    )]
+    pub webhook_cert_dir: Option<std::path::PathBuf>,
+    /// Instead of --webhook-cert-dir: Secret in the pod's namespace where the operator keeps a CA
+    /// and serving certificate it generates (CA 10 years, certificate 1 year, renewed 30 days
+    /// before expiry); all replicas serve the same one.
+    #[arg(long, env = "PLIMSOLL_WEBHOOK_SECRET", requires = "webhook_service")]
+    pub webhook_secret: Option<String>,
+    /// Service in front of the webhook: the generated certificate is valid for `<svc>`,
+    /// `<svc>.<ns>`, `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local`.
+    #[arg(long, env = "PLIMSOLL_WEBHOOK_SERVICE")]
+    pub webhook_service: Option<String>,
+    /// ValidatingWebhookConfiguration whose webhooks' clientConfig.caBundle is set to the
+    /// webhook's CA (checked every minute), with the self-managed certificate or a --webhook-cert-dir
+    /// that has ca.crt.
+    #[arg(long, env = "PLIMSOLL_WEBHOOK_CONFIGURATION")]
+    pub webhook_configuration: Option<String>,
+    /// Deny pod template changes to an SLO's rollback targets while its budget is exhausted
+    /// (POST /freeze), unless they carry the plimsoll.dev/freeze-override annotation. Off:
+    /// /freeze admits everything.
+    #[arg(
+        long,
+        env = "PLIMSOLL_DEPLOY_FREEZE",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub deploy_freeze: bool,
     /// Log format.
     #[arg(long, env = "PLIMSOLL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -122,7 +161,16 @@ async fn operate(args: Args) -> Result<(), String> {
              KUBECONFIG at a kubeconfig file ({e})"
         )
     })?;
-    let default_namespace = config.default_namespace.clone();
+    // The pod's namespace: where the Lease and the webhook's Secret live.
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let scope = Scope {
+        namespaces: args.namespaces.clone(),
+        selector: args.selector.clone(),
+    };
+    let webhook_settings = webhook_settings(&args, &namespace, &scope)?;
     let client =
         Client::try_from(config).map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -152,6 +200,15 @@ async fn operate(args: Args) -> Result<(), String> {
             .await
     });
     info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+    // The webhook serves on every replica, leader or not, and is no part of readiness.
+    let webhook = match webhook_settings {
+        Some(settings) => Some(
+            webhook::start(client.clone(), settings, shutdown.clone())
+                .await
+                .map_err(|e| format!("webhook: {e}"))?,
+        ),
+        None => None,
+    };
 
     let identity = args.identity.clone().unwrap_or_else(host_name);
     let settings = Settings {
@@ -168,10 +225,6 @@ async fn operate(args: Args) -> Result<(), String> {
         metrics.clone(),
         Some(identity.clone()),
     ));
-    let scope = Scope {
-        namespaces: args.namespaces.clone(),
-        selector: args.selector.clone(),
-    };
     let prometheus = match &args.prometheus_url {
         Some(url) => Some(
             crate::prometheus::Client::new(crate::prometheus::Settings {
@@ -199,7 +252,6 @@ async fn operate(args: Args) -> Result<(), String> {
         evaluation_interval: args.evaluation_interval,
     };
     if args.leader_election {
-        let namespace = args.lease_namespace.clone().unwrap_or(default_namespace);
         operator
             .lead(&args.lease_name, &namespace, &identity, shutdown)
             .await;
@@ -207,11 +259,55 @@ async fn operate(args: Args) -> Result<(), String> {
         operator.health.leading.store(true, Ordering::Relaxed);
         operator.term(shutdown).await;
     }
+    if let Some(webhook) = webhook
+        && let Err(e) = webhook.done.await
+    {
+        return Err(format!("webhook server task failed: {e}"));
+    }
     match server.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("HTTP server failed: {e}")),
         Err(e) => Err(format!("HTTP server task failed: {e}")),
     }
+}
+
+/// The webhook's settings, or `None` without --webhook-listen.
+fn webhook_settings(
+    args: &Args,
+    namespace: &str,
+    scope: &Scope,
+) -> Result<Option<webhook::Settings>, String> {
+    let Some(listen) = args.webhook_listen else {
+        return Ok(None);
+    };
+    let certificates = match (
+        &args.webhook_cert_dir,
+        &args.webhook_secret,
+        &args.webhook_service,
+    ) {
+        (Some(dir), _, _) => webhook::CertSource::Dir(dir.clone()),
+        (None, Some(name), Some(service)) => webhook::CertSource::Secret {
+            name: name.clone(),
+            namespace: namespace.to_string(),
+            service: service.clone(),
+        },
+        _ => {
+            return Err(
+                "--webhook-listen needs a certificate: --webhook-cert-dir (such as a \
+                        mounted cert-manager Secret), or --webhook-secret with --webhook-service \
+                        for a certificate the operator generates"
+                    .to_string(),
+            );
+        }
+    };
+    Ok(Some(webhook::Settings {
+        listen,
+        certificates,
+        configuration: args.webhook_configuration.clone(),
+        deploy_freeze: args.deploy_freeze,
+        scope: scope.clone(),
+        recheck: webhook::RECHECK,
+    }))
 }
 
 struct Operator {
