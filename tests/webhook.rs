@@ -699,28 +699,29 @@ async fn a_certificate_due_for_renewal_is_replaced_under_the_same_ca() {
             .is_empty()
     })
     .await;
-    let c = cluster.lock().unwrap();
-    let put = &c.requests("PUT", SECRET)[0];
-    assert_eq!(put.param("fieldManager"), Some("plimsoll-webhook"));
-    assert_eq!(
-        put.body["metadata"]["resourceVersion"], "1",
-        "the update is guarded by the version read"
-    );
-    let renewed = stored_bundle(&put.body);
-    assert_eq!(renewed.ca_cert, old.ca_cert, "same CA");
-    assert_eq!(renewed.ca_key, old.ca_key);
-    assert_ne!(renewed.cert, old.cert);
-    assert_eq!(
-        tls::assess(&renewed, &names(), Timestamp::now()),
-        tls::Renewal::None
-    );
-    assert_eq!(running.certificates.cert(), Some(renewed.cert));
-    assert!(
-        c.requests("PATCH", CONFIGURATION).is_empty(),
-        "the caBundle already holds the CA"
-    );
-    assert!(c.unexpected.is_empty(), "{:?}", c.unexpected);
-    drop(c);
+    {
+        let c = cluster.lock().unwrap();
+        let put = &c.requests("PUT", SECRET)[0];
+        assert_eq!(put.param("fieldManager"), Some("plimsoll-webhook"));
+        assert_eq!(
+            put.body["metadata"]["resourceVersion"], "1",
+            "the update is guarded by the version read"
+        );
+        let renewed = stored_bundle(&put.body);
+        assert_eq!(renewed.ca_cert, old.ca_cert, "same CA");
+        assert_eq!(renewed.ca_key, old.ca_key);
+        assert_ne!(renewed.cert, old.cert);
+        assert_eq!(
+            tls::assess(&renewed, &names(), Timestamp::now()),
+            tls::Renewal::None
+        );
+        assert_eq!(running.certificates.cert(), Some(renewed.cert));
+        assert!(
+            c.requests("PATCH", CONFIGURATION).is_empty(),
+            "the caBundle already holds the CA"
+        );
+        assert!(c.unexpected.is_empty(), "{:?}", c.unexpected);
+    }
     stop(running, shutdown_tx).await;
 }
 
@@ -750,21 +751,22 @@ async fn a_conflict_on_renewal_means_another_replica_renewed_and_theirs_is_serve
     })
     .await;
     assert_eq!(running.certificates.cert(), Some(theirs.cert.clone()));
-    let c = cluster.lock().unwrap();
-    assert_eq!(
-        c.certificate_flow()[..3],
-        [
-            format!("GET {SECRET}"),
-            format!("PUT {SECRET}"),
-            format!("GET {SECRET}")
-        ]
-    );
-    assert_eq!(
-        c.requests("PUT", SECRET).len(),
-        1,
-        "theirs is fresh: no second write"
-    );
-    drop(c);
+    {
+        let c = cluster.lock().unwrap();
+        assert_eq!(
+            c.certificate_flow()[..3],
+            [
+                format!("GET {SECRET}"),
+                format!("PUT {SECRET}"),
+                format!("GET {SECRET}")
+            ]
+        );
+        assert_eq!(
+            c.requests("PUT", SECRET).len(),
+            1,
+            "theirs is fresh: no second write"
+        );
+    }
     stop(running, shutdown_tx).await;
 }
 
