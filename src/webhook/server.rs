@@ -153,8 +153,11 @@ async fn deploy_freeze(State(state): State<AppState>, body: Bytes) -> Response {
         "freeze",
         &body,
         |review| {
-            let namespace = review.request.namespace.as_deref().unwrap_or_default();
-            let slos = cache.snapshot(namespace);
+            // The SLOs are looked at only for a pod template change.
+            let slos = match freeze::change(review) {
+                Some(change) if change.template_changed => cache.snapshot(change.namespace),
+                _ => Some(Vec::new()),
+            };
             freeze::review(review, slos.as_deref())
         },
         // Never block on what cannot be read.
