@@ -155,8 +155,19 @@ async fn keep_certificates(
 ) {
     let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mut last_bundle_outcome = None;
+    let mut warned_no_ca = false;
     loop {
         refresh(&client, &settings.certificates, &certificates).await;
+        if let Some(name) = &settings.configuration
+            && certificates.loaded()
+            && certificates.ca().is_none()
+            && !warned_no_ca
+        {
+            warned_no_ca = true;
+            warn!(configuration = %name,
+                  "the certificate directory has no ca.crt: the caBundle is left to whoever \
+                   manages it (such as cert-manager's CA injector)");
+        }
         if let (Some(name), Some(ca)) = (&settings.configuration, certificates.ca()) {
             let outcome = ca_bundle::ensure(&configurations, name, &ca)
                 .await
