@@ -150,3 +150,91 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     let (exit, log) = replica.terminate();
     assert_eq!(exit, Some(0), "{log}");
 }
+
+/// The SLO's recorded series as Prometheus would hold them, written by Prometheus itself every
+/// second: 0.02% errors over the window on a 99.9% SLO (80% of the budget left), calm burn rates.
+const RECORDED: &str = r#"
+groups:
+- name: recorded
+  interval: 1s
+  rules:
+  - {record: "slo:sli_error:ratio_window", expr: "vector(0.0002)", labels: &l {slo: checkout-availability, slo_namespace: shop, slo_service: checkout}}
+  - {record: "slo:sli_error:ratio_rate5m", expr: "vector(0.0002)", labels: *l}
+  - {record: "slo:sli_error:ratio_rate1h", expr: "vector(0.0002)", labels: *l}
+  - {record: "slo:sli_error:ratio_rate6h", expr: "vector(0.0002)", labels: *l}
+"#;
+
+#[test]
+fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
+    let cluster: Shared = Arc::default();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkout-availability.yaml"
+    ))
+    .unwrap();
+    let mut slo: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+    slo["metadata"]["uid"] = json!("slo-uid");
+    slo["metadata"]["generation"] = json!(1);
+    slo["metadata"]["resourceVersion"] = json!("5");
+    cluster.lock().unwrap().slos.push(slo);
+    let port = api_server(cluster.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(dir.path(), port);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let rules = dir.path().join("recorded.yaml");
+    std::fs::write(&rules, RECORDED).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: [{}]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let prometheus = Prometheus::start(&data, &config);
+    let url = format!("--prometheus-url={}", prometheus.url);
+    let replica = replica(&kubeconfig, "solo", &[&url, "--evaluation-interval=1s"]);
+    let data_available = || {
+        let c = cluster.lock().unwrap();
+        let status = c.statuses.get("shop/checkout-availability").cloned();
+        status.and_then(|s| {
+            let conditions = s["conditions"].as_array()?.clone();
+            let c = conditions.iter().find(|c| c["type"] == "DataAvailable")?;
+            Some((
+                c["status"].as_str()?.to_string(),
+                c["reason"].as_str()?.to_string(),
+                s,
+            ))
+        })
+    };
+    wait_until("the budget is read from Prometheus", 60, || {
+        data_available().is_some_and(|(status, _, _)| status == "True")
+    });
+    let (_, _, before) = data_available().unwrap();
+    assert_eq!(before["sli"], "99.9800");
+    assert_eq!(before["errorBudget"]["remaining"], "80.0");
+
+    drop(prometheus);
+    wait_until("DataAvailable turns False", 30, || {
+        data_available().is_some_and(|(status, _, _)| status == "False")
+    });
+    let (_, reason, after) = data_available().unwrap();
+    assert_eq!(reason, "PrometheusUnreachable");
+    // Nothing is decided without data: no rollback state change, no Warning Events.
+    assert_eq!(after["rollback"]["state"], before["rollback"]["state"]);
+    let events = cluster.lock().unwrap().events.clone();
+    assert!(events.iter().all(|e| e["type"] != "Warning"), "{events:?}");
+    // The operator keeps running and healthy, and keeps trying.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(replica.get("/healthz").map(|r| r.0), Some(200));
+    assert!(replica.ready());
+    let flagger = replica
+        .get("/flagger/rollback?slo=shop/checkout-availability")
+        .unwrap()
+        .0;
+    assert_eq!(flagger, 412, "no rollback signal without data");
+    let (exit, log) = replica.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+}
