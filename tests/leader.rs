@@ -36,6 +36,20 @@ fn wait_until(what: &str, seconds: u64, condition: impl Fn() -> bool) {
     }
 }
 
+/// An empty cluster, and the checkout example as the API server would store it.
+fn cluster_with_example() -> (Shared, serde_json::Value) {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkout-availability.yaml"
+    ))
+    .unwrap();
+    let mut slo: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+    slo["metadata"]["uid"] = json!("slo-uid");
+    slo["metadata"]["generation"] = json!(1);
+    slo["metadata"]["resourceVersion"] = json!("5");
+    (Arc::default(), slo)
+}
+
 #[test]
 fn the_standby_takes_over_when_the_leader_stops() {
     let cluster: Shared = Arc::default();
@@ -75,16 +89,7 @@ fn the_standby_takes_over_when_the_leader_stops() {
 
 #[test]
 fn the_running_operator_reconciles_an_slo_end_to_end() {
-    let cluster: Shared = Arc::default();
-    let manifest = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/checkout-availability.yaml"
-    ))
-    .unwrap();
-    let mut slo: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
-    slo["metadata"]["uid"] = json!("slo-uid");
-    slo["metadata"]["generation"] = json!(1);
-    slo["metadata"]["resourceVersion"] = json!("5");
+    let (cluster, mut slo) = cluster_with_example();
     slo["metadata"]["labels"] = json!({"team": "shop"});
     cluster.lock().unwrap().slos.push(slo);
     let port = api_server(cluster.clone());
@@ -166,16 +171,7 @@ groups:
 
 #[test]
 fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
-    let cluster: Shared = Arc::default();
-    let manifest = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/checkout-availability.yaml"
-    ))
-    .unwrap();
-    let mut slo: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
-    slo["metadata"]["uid"] = json!("slo-uid");
-    slo["metadata"]["generation"] = json!(1);
-    slo["metadata"]["resourceVersion"] = json!("5");
+    let (cluster, slo) = cluster_with_example();
     cluster.lock().unwrap().slos.push(slo);
     let port = api_server(cluster.clone());
     let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,17 @@ pub fn resource(kind: TargetKind) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// The API of one target kind in one namespace.
+fn target_api(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+) -> (Api<DynamicObject>, ApiResource) {
+    let resource = resource(kind);
+    let api = Api::namespaced_with(client.clone(), namespace, &resource);
+    (api, resource)
+}
+
 /// The annotation a workload's controller keeps its revision in.
 fn revision_key(kind: TargetKind) -> &'static str {
     match kind {
@@ -121,8 +132,7 @@ pub async fn observe(
     kind: TargetKind,
     name: &str,
 ) -> Result<Option<Observed>, kube::Error> {
-    let resource = resource(kind);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let (api, _) = target_api(client, namespace, kind);
     let Some(target) = api.get_opt(name).await? else {
         return Ok(None);
     };
@@ -168,8 +178,7 @@ pub async fn signal_observed(
     abort: bool,
     revision: Option<String>,
 ) -> Result<Outcome, kube::Error> {
-    let resource = resource(kind);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let (api, resource) = target_api(client, namespace, kind);
     apply_annotations(
         &api,
         &resource,
@@ -211,8 +220,7 @@ async fn apply_if_present(
     name: &str,
     annotations: Option<&BTreeMap<String, String>>,
 ) -> Result<Outcome, kube::Error> {
-    let resource = resource(kind);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let (api, resource) = target_api(client, namespace, kind);
     if api.get_opt(name).await?.is_none() {
         return Ok(Outcome::Missing);
     }
