@@ -133,6 +133,7 @@ fn main() {
         &recorder,
         &client,
         slos.clone(),
+        plimsoll::evaluator::Actions::Enabled,
     ));
     let round = started.elapsed();
     let started = Instant::now();

@@ -10,13 +10,17 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
+use plimsoll::access::Features;
 use plimsoll::api::ServiceLevelObjective;
 use plimsoll::budget::Reading;
-use plimsoll::evaluator::{Readings, evaluate};
+use plimsoll::evaluator::{Actions, Readings, evaluate_with};
 use plimsoll::model::Duration as Window;
 use plimsoll::prometheus::SeriesKey;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
+
+#[path = "support/access.rs"]
+mod access;
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -70,6 +74,21 @@ fn readings(window_ratio: f64) -> Readings {
 /// An API server that has the Deployment (revision 7) and, if `rollout`, the Rollout (revision
 /// 3); it accepts every write and records every request.
 async fn run(object: ServiceLevelObjective, readings: Readings, rollout: bool) -> Vec<Seen> {
+    run_with(object, readings, rollout, Actions::Enabled).await
+}
+
+/// As [`run`], with rollback actions enabled or not; a request the operator's RBAC would not
+/// grant in that configuration (src/access.rs) fails the test.
+async fn run_with(
+    object: ServiceLevelObjective,
+    readings: Readings,
+    rollout: bool,
+    actions: Actions,
+) -> Vec<Seen> {
+    let features = Features {
+        rollback_actions: actions == Actions::Enabled,
+        ..access::FEATURES
+    };
     let (service, mut handle): (_, Handle<Request<Body>, Response<Body>>) =
         tower_test::mock::pair();
     let client = Client::new(service, "default");
@@ -83,6 +102,7 @@ async fn run(object: ServiceLevelObjective, readings: Readings, rollout: bool) -
             let method = request.method().to_string();
             let path = request.uri().path().to_string();
             let query = request.uri().query().unwrap_or("").to_string();
+            access::check_with(&method, &path, &query, features);
             let content_type = request
                 .headers()
                 .get("content-type")
@@ -139,7 +159,7 @@ async fn run(object: ServiceLevelObjective, readings: Readings, rollout: bool) -
             instance: None,
         },
     );
-    evaluate(&client, &recorder, &object, &readings, now)
+    evaluate_with(&client, &recorder, &object, &readings, now, actions)
         .await
         .unwrap();
     server.await.unwrap();
@@ -421,4 +441,50 @@ async fn clearing_never_creates_a_target_that_is_gone() {
     );
     let targets = &seen.last().unwrap().body["status"]["rollback"]["targets"];
     assert_eq!(targets[1]["action"], "Missing");
+}
+
+#[tokio::test]
+async fn with_actions_disabled_the_decision_is_recorded_and_targets_are_untouched() {
+    let seen = run_with(
+        slo(policy(false), None),
+        readings(0.0015),
+        true,
+        Actions::Disabled,
+    )
+    .await;
+    assert_eq!(calls(&seen), [("PATCH".into(), SLO_STATUS.into())]);
+    let rollback = &seen.last().unwrap().body["status"]["rollback"];
+    assert_eq!(rollback["state"], "Exhausted");
+    assert_eq!(rollback["targets"][0]["action"], "WouldAnnotate");
+    assert_eq!(
+        rollback["targets"][1]["message"],
+        "rollback actions are disabled in the operator: nothing written"
+    );
+    let recorded = seen.iter().find(|s| s.path == EVENTS).unwrap();
+    assert_eq!(recorded.body["reason"], "RollbackWouldSignal");
+    assert!(
+        recorded.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("(rollback actions are disabled in the operator)"),
+        "{}",
+        recorded.body["note"]
+    );
+    assert_eq!(events(&seen).len(), 1, "on the SLO only");
+}
+
+#[test]
+#[should_panic(expected = "its RBAC does not grant: get deployments (apps)")]
+fn a_target_call_without_the_rights_fails_the_test() {
+    // The check itself: the chart with rollback.actions.enabled=false grants nothing on
+    // workloads, so an operator that still acted would be refused.
+    access::check_with(
+        "GET",
+        DEPLOYMENT,
+        "",
+        Features {
+            rollback_actions: false,
+            ..access::FEATURES
+        },
+    );
 }

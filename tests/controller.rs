@@ -17,6 +17,9 @@ use plimsoll::metrics::Metrics;
 use serde_json::{Value, json};
 use tower_test::mock::{Handle, SendResponse};
 
+#[path = "support/access.rs"]
+mod access;
+
 const NOW: i64 = 1_800_000_000;
 const RULE_PATH: &str = "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules/checkout";
 const STATUS_PATH: &str =
@@ -74,6 +77,7 @@ async fn next(handle: &mut ApiHandle) -> Seen {
         .expect("the client is gone");
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    access::check(method.as_str(), &path, request.uri().query().unwrap_or(""));
     let query = request
         .uri()
         .query()

@@ -19,6 +19,9 @@ use plimsoll::prometheus::SeriesKey;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
+#[path = "support/access.rs"]
+mod access;
+
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
 const STATUS_PATH: &str =
@@ -79,6 +82,7 @@ async fn evaluate_once(
                 let path = request.uri().path().to_string();
                 let method = request.method().clone();
                 let query = request.uri().query().unwrap_or("").to_string();
+                access::check(method.as_str(), &path, &query);
                 let bytes = request.into_body().collect_bytes().await.unwrap();
                 let body: Value = serde_json::from_slice(&bytes).unwrap();
                 if path.ends_with("/events") {

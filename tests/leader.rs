@@ -85,6 +85,7 @@ fn the_standby_takes_over_when_the_leader_stops() {
     );
     let (exit, log) = b.terminate();
     assert_eq!(exit, Some(0), "{log}");
+    assert_eq!(cluster.lock().unwrap().refused, Vec::<String>::new());
 }
 
 #[test]
@@ -154,6 +155,9 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     );
     let (exit, log) = replica.terminate();
     assert_eq!(exit, Some(0), "{log}");
+    // Every call the running operator made is one its RBAC grants (src/access.rs); the rule was
+    // created by apply, which the API server also authorizes as `create`.
+    assert_eq!(cluster.lock().unwrap().refused, Vec::<String>::new());
 }
 
 /// The SLO's recorded series as Prometheus would hold them, written by Prometheus itself every

@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, env = "PLIMSOLL_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     /// Name of the Lease used for leader election.
-    #[arg(long, env = "PLIMSOLL_LEASE_NAME", default_value = "plimsoll-leader")]
+    #[arg(long, env = "PLIMSOLL_LEASE_NAME", default_value = crate::access::DEFAULT_LEASE_NAME)]
     pub lease_name: String,
     /// Namespace of the Lease. Default: the namespace of the kubeconfig context or the pod.
     #[arg(long, env = "POD_NAMESPACE")]
@@ -125,6 +125,10 @@ pub struct Args {
         action = clap::ArgAction::Set
     )]
     pub deploy_freeze: bool,
+    /// Write rollback signals to the SLOs' targets (annotations, Rollout abort). With `false`,
+    /// every rollback policy decides as in dryRun, so the operator needs no rights on workloads.
+    #[arg(long, env = "PLIMSOLL_ROLLBACK_ACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rollback_actions: bool,
     /// Log format.
     #[arg(long, env = "PLIMSOLL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -250,6 +254,11 @@ async fn operate(args: Args) -> Result<(), String> {
         shutdown_timeout: args.shutdown_timeout,
         prometheus,
         evaluation_interval: args.evaluation_interval,
+        actions: if args.rollback_actions {
+            crate::evaluator::Actions::Enabled
+        } else {
+            crate::evaluator::Actions::Disabled
+        },
     };
     if args.leader_election {
         operator
@@ -320,6 +329,8 @@ struct Operator {
     /// Where budgets are read from; `None` runs the reconciler only.
     prometheus: Option<crate::prometheus::Client>,
     evaluation_interval: Duration,
+    /// Whether rollback decisions are written to targets.
+    actions: crate::evaluator::Actions,
 }
 
 impl Operator {
@@ -416,6 +427,7 @@ impl Operator {
             let ctx = self.ctx.clone();
             let stores = running.stores.clone();
             let interval = self.evaluation_interval;
+            let actions = self.actions;
             tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(interval);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -423,7 +435,8 @@ impl Operator {
                     ticker.tick().await;
                     let slos = stores.iter().flat_map(|s| s.state()).collect();
                     let written =
-                        crate::evaluator::round(&client, &ctx.recorder, &prometheus, slos).await;
+                        crate::evaluator::round(&client, &ctx.recorder, &prometheus, slos, actions)
+                            .await;
                     tracing::debug!(written, "evaluation round");
                 }
             })

@@ -31,6 +31,27 @@ pub const CONCURRENCY: usize = 8;
 /// Everything one round read from Prometheus, or why it could not.
 pub type Readings = Result<BTreeMap<SeriesKey, Reading>, String>;
 
+/// Whether rollback actions may write to workloads (`plimsoll run --rollback-actions`). Disabled,
+/// every policy decides as in `dryRun`: status and Events say what would have been done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actions {
+    Enabled,
+    Disabled,
+}
+
+impl Actions {
+    /// Why nothing is written to a policy's targets, if nothing is.
+    fn withheld(self, policy: &RollbackPolicy) -> Option<&'static str> {
+        if policy.dry_run {
+            Some("dryRun")
+        } else if self == Actions::Disabled {
+            Some("rollback actions are disabled in the operator")
+        } else {
+            None
+        }
+    }
+}
+
 /// Reads every SLO's series with two queries.
 pub async fn read(client: &prometheus::Client) -> Readings {
     let ratios = client.query(prometheus::RATIOS_QUERY).await;
@@ -72,14 +93,26 @@ pub async fn read_for(
     Ok(readings)
 }
 
-/// One SLO's round: assessment (the worst group decides), decision, and status when it changed.
-/// Returns whether a status was written.
+/// One SLO's round with rollback actions enabled; see [`evaluate_with`].
 pub async fn evaluate(
     client: &kube::Client,
     recorder: &Recorder,
     object: &ServiceLevelObjective,
     readings: &Readings,
     now: Timestamp,
+) -> Result<bool, kube::Error> {
+    evaluate_with(client, recorder, object, readings, now, Actions::Enabled).await
+}
+
+/// One SLO's round: assessment (the worst group decides), decision, and status when it changed.
+/// Returns whether a status was written.
+pub async fn evaluate_with(
+    client: &kube::Client,
+    recorder: &Recorder,
+    object: &ServiceLevelObjective,
+    readings: &Readings,
+    now: Timestamp,
+    actions: Actions,
 ) -> Result<bool, kube::Error> {
     let Ok(slo) = model::validate(object) else {
         return Ok(false); // the reconciler reports invalid specs
@@ -112,11 +145,21 @@ pub async fn evaluate(
         .and_then(|s| s.rollback.as_ref())
         .map(|r| r.targets.as_slice())
         .unwrap_or_default();
+    let withheld = slo.rollback.as_ref().and_then(|p| actions.withheld(p));
     let (targets, news) = match (&slo.rollback, step.action, verdict.as_ref()) {
         (Some(policy), budget::Action::Trigger, Ok(a)) => {
             let since = step.memory.since.to_string();
             let signal = signal_for(&slo, &key, policy, a, since);
-            let done = act(client, &namespace, &key, policy, Some(&signal), "Exhausted").await;
+            let done = act(
+                client,
+                &namespace,
+                &key,
+                policy,
+                withheld,
+                Some(&signal),
+                "Exhausted",
+            )
+            .await;
             (Some(done.clone()), Some((done, News::Signalled)))
         }
         (Some(policy), budget::Action::Clear, _) => {
@@ -125,11 +168,11 @@ pub async fn evaluate(
             } else {
                 "Healthy"
             };
-            let done = act(client, &namespace, &key, policy, None, after).await;
+            let done = act(client, &namespace, &key, policy, withheld, None, after).await;
             (Some(done.clone()), Some((done, News::Cleared)))
         }
         (Some(policy), budget::Action::None, Ok(a))
-            if signal_holds(step.memory.state) && !policy.dry_run =>
+            if signal_holds(step.memory.state) && withheld.is_none() =>
         {
             let since = step.memory.since.to_string();
             let signal = signal_for(&slo, &key, policy, a, since);
@@ -141,8 +184,8 @@ pub async fn evaluate(
         }
         _ => (None, None),
     };
-    if let (Some((done, news)), Some(policy)) = (&news, &slo.rollback) {
-        announce(recorder, object, policy, done, *news).await;
+    if let (Some((done, news)), Some(_)) = (&news, &slo.rollback) {
+        announce(recorder, object, withheld, done, *news).await;
     }
     let round = status::Round {
         verdict: verdict.as_ref(),
@@ -260,18 +303,20 @@ fn signalled(entry: &TargetStatus, seen: &actions::Observed) -> bool {
 }
 
 /// Signals (with `Some`) or clears the rollback on every target, in order; failures are reported
-/// per target and never stop the others. `dryRun` writes nothing and says what it would do.
+/// per target and never stop the others. When `withheld` (dryRun, or actions disabled) it writes
+/// nothing and says what it would do.
 async fn act(
     client: &kube::Client,
     namespace: &str,
     slo_key: &str,
     policy: &RollbackPolicy,
+    withheld: Option<&str>,
     signal: Option<&actions::Signal>,
     state_after: &str,
 ) -> Vec<TargetStatus> {
     let mut out = Vec::new();
     for target in &policy.targets {
-        if policy.dry_run {
+        if let Some(why) = withheld {
             let would = if signal.is_some() {
                 "WouldAnnotate"
             } else {
@@ -282,7 +327,7 @@ async fn act(
                 name: target.name.clone(),
                 action: would.to_string(),
                 revision: None,
-                message: Some("dryRun: nothing written".to_string()),
+                message: Some(format!("{why}: nothing written")),
             });
             continue;
         }
@@ -332,24 +377,30 @@ fn target_status(
 async fn announce(
     recorder: &Recorder,
     object: &ServiceLevelObjective,
-    policy: &RollbackPolicy,
+    withheld: Option<&str>,
     done: &[TargetStatus],
     news: News,
 ) {
     if done.is_empty() && news == News::NewRevision {
         return;
     }
-    let (reason, verb) = match (news, policy.dry_run) {
-        (News::Signalled, false) => ("RollbackSignalled", "signalled a rollback on"),
-        (News::Signalled, true) => ("RollbackWouldSignal", "would signal a rollback on (dryRun)"),
+    let (reason, verb) = match (news, withheld) {
+        (News::Signalled, None) => ("RollbackSignalled", "signalled a rollback on".to_string()),
+        (News::Signalled, Some(why)) => (
+            "RollbackWouldSignal",
+            format!("would signal a rollback on ({why})"),
+        ),
         (News::NewRevision, _) => (
             "RollbackSignalled",
-            "signalled a rollback on a new revision of",
+            "signalled a rollback on a new revision of".to_string(),
         ),
-        (News::Cleared, false) => ("RollbackCleared", "cleared the rollback signal on"),
-        (News::Cleared, true) => (
+        (News::Cleared, None) => (
+            "RollbackCleared",
+            "cleared the rollback signal on".to_string(),
+        ),
+        (News::Cleared, Some(why)) => (
             "RollbackWouldClear",
-            "would clear the rollback signal on (dryRun)",
+            format!("would clear the rollback signal on ({why})"),
         ),
     };
     let listed: Vec<String> = done
@@ -375,7 +426,7 @@ async fn announce(
     {
         warn!(slo = %slo_key, error = %e, "could not publish event");
     }
-    if policy.dry_run {
+    if withheld.is_some() {
         return;
     }
     for target in done
@@ -449,6 +500,7 @@ pub async fn round(
     recorder: &Recorder,
     prometheus: &prometheus::Client,
     slos: Vec<Arc<ServiceLevelObjective>>,
+    actions: Actions,
 ) -> usize {
     let now = Timestamp::now();
     let calendars: Vec<(String, Slo)> = slos
@@ -463,7 +515,7 @@ pub async fn round(
     let readings = &readings;
     futures::stream::iter(slos)
         .map(|slo| async move {
-            match evaluate(client, recorder, &slo, readings, now).await {
+            match evaluate_with(client, recorder, &slo, readings, now, actions).await {
                 Ok(written) => written,
                 Err(e) => {
                     warn!(slo = %slo.name_any(), error = %e, "could not write the budget status");

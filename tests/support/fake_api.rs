@@ -1,8 +1,13 @@
 //! A small Kubernetes API server on loopback for process tests of `plimsoll run`: the leader
 //! Lease (GET, POST, server-side apply with field ownership and 409 on a conflicting holder,
 //! strategic merge to release), SLO lists with open, idle watches, PrometheusRules and SLO status
-//! (GET, apply), and Events. It keeps what it is sent, for the tests to inspect.
+//! (GET, apply), and Events. It keeps what it is sent, for the tests to inspect. Like an API
+//! server with the chart's RBAC, it answers 403 to any request src/access.rs does not permit, and
+//! keeps those in `Cluster::refused` (tests assert it stays empty).
 #![allow(dead_code)]
+
+#[path = "access.rs"]
+mod access;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,6 +43,8 @@ pub struct Cluster {
     /// The last status applied per SLO, by `namespace/name`.
     pub statuses: HashMap<String, Value>,
     pub events: Vec<Value>,
+    /// Requests refused because src/access.rs does not permit them, with the reason.
+    pub refused: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Cluster>>;
@@ -190,6 +197,7 @@ async fn get_rule(
     }
 }
 
+/// Server-side apply: 201 when it creates the rule, 200 when it updates it.
 async fn apply_rule(
     State(cluster): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -198,12 +206,41 @@ async fn apply_rule(
     let mut object: Value = serde_json::from_slice(&body).unwrap();
     object["metadata"]["uid"] = json!(format!("rule-{name}"));
     object["metadata"]["resourceVersion"] = json!("10");
-    cluster
+    let created = cluster
         .lock()
         .unwrap()
         .rules
-        .insert(format!("{ns}/{name}"), object.clone());
-    axum::Json(object).into_response()
+        .insert(format!("{ns}/{name}"), object.clone())
+        .is_none();
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(object)).into_response()
+}
+
+/// RBAC: the request must be permitted by src/access.rs; an apply that creates the object is
+/// also authorized as `create`, as the API server does.
+async fn authorize(
+    State(cluster): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    if let Some(why) = access::refusal(&method, &path, &query, access::FEATURES) {
+        cluster.lock().unwrap().refused.push(why.clone());
+        return status(StatusCode::FORBIDDEN, "Forbidden", &why);
+    }
+    let response = next.run(request).await;
+    if method == "PATCH" && response.status() == StatusCode::CREATED {
+        if let Some(why) = access::refusal("POST", &path, &query, access::FEATURES) {
+            cluster.lock().unwrap().refused.push(why);
+        }
+    }
+    response
 }
 
 /// Status subresource: only status changes; the answer is the whole object.
@@ -294,6 +331,10 @@ pub fn api_server(cluster: Shared) -> u16 {
             "/apis/events.k8s.io/v1/namespaces/{ns}/events",
             axum::routing::post(create_event),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            cluster.clone(),
+            authorize,
+        ))
         .with_state(cluster);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
