@@ -1,0 +1,998 @@
+//! The Helm chart through Helm's own engine (tests/support/helm.py, PyPI helm-python-sdk): lint,
+//! renders with default and non-default values, every object parsed as the kind it claims, the
+//! RBAC equal to src/access.rs, the operator's configuration parsed as `plimsoll run` arguments,
+//! bad values refused with clear messages, the webhook's safety settings, and deploy/ kept equal
+//! to the default render.
+
+#[path = "support/helm.rs"]
+mod helm;
+#[path = "support/kinds.rs"]
+mod kinds;
+
+use std::collections::BTreeSet;
+
+use clap::{CommandFactory, Parser};
+use helm::{NAMESPACE, Rendered, documents, render, render_as, repo};
+use plimsoll::access::{ACCESS, Features, Name, Scope};
+use plimsoll::cli::{Cli, Command};
+use serde_json::{Value, json};
+
+/// The configurations the tests render, with what the operator may do in each.
+struct Case {
+    name: &'static str,
+    values: Value,
+    features: Features,
+    watched: &'static [&'static str],
+}
+
+fn cases() -> Vec<Case> {
+    let all = Features {
+        rollback_actions: true,
+        webhook_certificate: false,
+    };
+    vec![
+        Case {
+            name: "defaults",
+            values: json!({}),
+            features: all,
+            watched: &[],
+        },
+        Case {
+            name: "webhook with its own certificate and the deploy freeze",
+            values: json!({"webhook": {"enabled": true, "deployFreeze": true}}),
+            features: Features {
+                webhook_certificate: true,
+                ..all
+            },
+            watched: &[],
+        },
+        Case {
+            name: "webhook with cert-manager",
+            values: json!({"webhook": {"enabled": true, "certManager": {"enabled": true}}}),
+            features: all,
+            watched: &[],
+        },
+        Case {
+            name: "namespaced, including the release namespace",
+            values: json!({"watchNamespaces": ["shop", "payments", NAMESPACE]}),
+            features: all,
+            watched: &["shop", "payments", NAMESPACE],
+        },
+        Case {
+            name: "rollback actions off",
+            values: json!({"rollback": {"actions": {"enabled": false}}}),
+            features: Features {
+                rollback_actions: false,
+                ..all
+            },
+            watched: &[],
+        },
+        Case {
+            name: "namespaced, webhook, actions off, everything optional on",
+            values: json!({
+                "watchNamespaces": ["shop"],
+                "selector": "team=shop",
+                "ruleLabels": {"release": "kube-prometheus-stack", "team": "sre"},
+                "rollback": {"actions": {"enabled": false}},
+                "webhook": {"enabled": true, "deployFreeze": true},
+                "prometheus": {"url": "https://prometheus.monitoring:9090", "timeout": "5s",
+                               "evaluationInterval": "30s",
+                               "bearerToken": {"secretName": "prometheus-token"},
+                               "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"}},
+                "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kps"}}},
+                "dashboards": {"enabled": true},
+                "log": {"format": "text", "level": "debug"},
+                "resync": "30m",
+            }),
+            features: Features {
+                rollback_actions: false,
+                webhook_certificate: true,
+            },
+            watched: &["shop"],
+        },
+    ]
+}
+
+#[test]
+fn lint_is_clean_for_every_configuration() {
+    for case in cases() {
+        let report = helm::lint(&case.values);
+        assert_eq!(report["total_charts_linted"], 1);
+        let problems: Vec<&Value> = report["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["severity"].as_i64().unwrap() >= 2)
+            .collect();
+        assert!(problems.is_empty(), "{}: {problems:?}", case.name);
+    }
+}
+
+#[test]
+fn every_rendered_object_parses_as_the_kind_it_claims() {
+    for case in cases() {
+        let rendered = render(&case.values);
+        assert!(!rendered.objects.is_empty());
+        assert_eq!(
+            kinds::check_all(&rendered.objects),
+            Vec::<String>::new(),
+            "{}",
+            case.name
+        );
+    }
+    let cert_manager_issuer = json!({"webhook": {"enabled": true, "certManager": {"enabled": true,
+        "issuerRef": {"name": "company-ca", "kind": "ClusterIssuer"}}}});
+    let rendered = render(&cert_manager_issuer);
+    assert_eq!(kinds::check_all(&rendered.objects), Vec::<String>::new());
+}
+
+#[test]
+fn the_kind_check_finds_a_misspelt_field() {
+    let mut deployment = render(&json!({})).deployment().clone();
+    assert!(kinds::check(&deployment).is_ok());
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFileSystem"] =
+        json!(true);
+    let problem = kinds::check(&deployment).unwrap_err();
+    assert!(
+        problem.contains("securityContext.readOnlyRootFileSystem: unknown field"),
+        "{problem}"
+    );
+    let mut service = render(&json!({})).get("Service", "plimsoll").clone();
+    service["kind"] = json!("Servce");
+    assert!(kinds::check(&service).is_err());
+}
+
+#[test]
+fn the_default_render_is_these_objects() {
+    let rendered = render(&json!({}));
+    assert_eq!(
+        rendered.inventory(),
+        [
+            "PodDisruptionBudget/plimsoll/plimsoll",
+            "ServiceAccount/plimsoll/plimsoll",
+            "ClusterRole/plimsoll",
+            "ClusterRoleBinding/plimsoll",
+            "Role/plimsoll/plimsoll-leader-election",
+            "RoleBinding/plimsoll/plimsoll-leader-election",
+            "Service/plimsoll/plimsoll",
+            "Deployment/plimsoll/plimsoll",
+        ]
+    );
+    let deployment = rendered.deployment();
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "plimsoll");
+    let anti =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        anti["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        anti["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        spec["selector"]["matchLabels"]
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"], json!(["run"]));
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(
+        container["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_LISTEN").as_deref(),
+        Some("0.0.0.0:8080")
+    );
+    let downward = |name: &str| {
+        rendered
+            .env()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v["fieldRef"]["fieldPath"].clone())
+    };
+    assert_eq!(downward("POD_NAME"), Some(json!("metadata.name")));
+    assert_eq!(downward("POD_NAMESPACE"), Some(json!("metadata.namespace")));
+    let pdb = rendered.get("PodDisruptionBudget", "plimsoll");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        spec["selector"]["matchLabels"]
+    );
+    let service = rendered.get("Service", "plimsoll");
+    assert_eq!(service["spec"]["selector"], spec["selector"]["matchLabels"]);
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert!(
+        rendered.notes.contains("set prometheus.url"),
+        "{}",
+        rendered.notes
+    );
+    assert!(
+        rendered.notes.contains("kubectl apply --server-side -f"),
+        "{}",
+        rendered.notes
+    );
+}
+
+/// (where, group, resource, verb, object name or `*`): where is `cluster` or a namespace.
+type Grant = (String, String, String, String, String);
+
+/// What the rendered Roles and ClusterRoles grant the operator's ServiceAccount, where.
+fn granted(rendered: &Rendered, release_namespace: &str) -> BTreeSet<Grant> {
+    let accounts = rendered.of_kind("ServiceAccount");
+    assert_eq!(accounts.len(), 1);
+    let account = accounts[0];
+    let subject = json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                          "namespace": release_namespace}]);
+    let mut used = BTreeSet::new();
+    let mut grants = BTreeSet::new();
+    for binding in rendered
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRoleBinding" || o["kind"] == "RoleBinding")
+    {
+        assert_eq!(binding["subjects"], subject, "{binding}");
+        let role_ref = &binding["roleRef"];
+        let binding_ns = binding["metadata"]["namespace"].as_str();
+        let role_ns = if role_ref["kind"] == "Role" {
+            binding_ns
+        } else {
+            None
+        };
+        let role = rendered
+            .objects
+            .iter()
+            .find(|o| {
+                o["kind"] == role_ref["kind"]
+                    && o["metadata"]["name"] == role_ref["name"]
+                    && o["metadata"]["namespace"].as_str() == role_ns
+            })
+            .unwrap_or_else(|| panic!("{binding}: its role is not in the chart"));
+        used.insert((
+            role["kind"].to_string(),
+            role_ns.map(str::to_string),
+            role_ref["name"].to_string(),
+        ));
+        let place = binding_ns.unwrap_or("cluster").to_string();
+        for rule in role["rules"].as_array().unwrap() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            let names = match list("resourceNames") {
+                n if n.is_empty() => vec!["*".to_string()],
+                n => n,
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        for name in &names {
+                            assert!(
+                                ![&group, &resource, &verb].contains(&&"*".to_string()),
+                                "wildcards grant more than the code uses: {rule}"
+                            );
+                            grants.insert((
+                                place.clone(),
+                                group.clone(),
+                                resource.clone(),
+                                verb.clone(),
+                                name.clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for role in rendered
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        let key = (
+            role["kind"].to_string(),
+            role["metadata"]["namespace"].as_str().map(str::to_string),
+            role["metadata"]["name"].to_string(),
+        );
+        assert!(used.contains(&key), "{key:?} is bound to nobody");
+    }
+    grants
+}
+
+/// What src/access.rs says the operator needs in this configuration.
+fn needed(
+    features: Features,
+    watched: &[&str],
+    release_namespace: &str,
+    names: impl Fn(Name) -> String,
+) -> BTreeSet<Grant> {
+    let mut out = BTreeSet::new();
+    for access in ACCESS.iter().filter(|a| a.when.applies(features)) {
+        let places: Vec<String> = match access.scope {
+            Scope::Cluster => vec!["cluster".into()],
+            Scope::Own => vec![release_namespace.into()],
+            Scope::Watched if watched.is_empty() => vec!["cluster".into()],
+            Scope::Watched => watched.iter().map(|w| w.to_string()).collect(),
+        };
+        let name = match access.name {
+            Name::Any => "*".to_string(),
+            other => names(other),
+        };
+        for place in places {
+            for verb in access.verbs {
+                out.insert((
+                    place.clone(),
+                    access.group.to_string(),
+                    access.resource.to_string(),
+                    verb.to_string(),
+                    name.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The object names the operator is told to use, from its environment.
+fn configured_names(rendered: &Rendered) -> impl Fn(Name) -> String + '_ {
+    move |name| {
+        let env = match name {
+            Name::Lease => "PLIMSOLL_LEASE_NAME",
+            Name::WebhookSecret => "PLIMSOLL_WEBHOOK_SECRET",
+            Name::WebhookConfiguration => "PLIMSOLL_WEBHOOK_CONFIGURATION",
+            Name::Any => return "*".into(),
+        };
+        rendered
+            .env_value(env)
+            .unwrap_or_else(|| panic!("{env} is not set, but the RBAC names it"))
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_the_calls_in_src_access_rs() {
+    for case in cases() {
+        let rendered = render(&case.values);
+        let granted = granted(&rendered, NAMESPACE);
+        let needed = needed(
+            case.features,
+            case.watched,
+            NAMESPACE,
+            configured_names(&rendered),
+        );
+        let extra: Vec<&Grant> = granted.difference(&needed).collect();
+        let missing: Vec<&Grant> = needed.difference(&granted).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{}:\n granted but not in src/access.rs: {extra:#?}\n in src/access.rs but not granted: {missing:#?}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn rbac_follows_the_release_name_and_namespace() {
+    let rendered = render_as("slo", "monitoring", &json!({"webhook": {"enabled": true}}));
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_LEASE_NAME").as_deref(),
+        Some("slo-plimsoll-leader")
+    );
+    let account = rendered.of_kind("ServiceAccount")[0]["metadata"]["name"].clone();
+    assert_eq!(account, "slo-plimsoll");
+    let features = Features {
+        rollback_actions: true,
+        webhook_certificate: true,
+    };
+    assert_eq!(
+        granted(&rendered, "monitoring"),
+        needed(features, &[], "monitoring", configured_names(&rendered))
+    );
+}
+
+#[test]
+fn namespaced_mode_grants_nothing_cluster_wide() {
+    let rendered = render(&json!({"watchNamespaces": ["shop", "payments"]}));
+    assert!(rendered.of_kind("ClusterRole").is_empty());
+    assert!(rendered.of_kind("ClusterRoleBinding").is_empty());
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_NAMESPACES").as_deref(),
+        Some("shop,payments")
+    );
+    let places: BTreeSet<String> = granted(&rendered, NAMESPACE)
+        .into_iter()
+        .map(|g| g.0)
+        .collect();
+    assert_eq!(
+        places,
+        BTreeSet::from(["payments".into(), NAMESPACE.into(), "shop".into()])
+    );
+}
+
+#[test]
+fn rollback_actions_off_grants_nothing_on_workloads() {
+    let rendered = render(&json!({"rollback": {"actions": {"enabled": false}}}));
+    let workloads = [
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "rollouts",
+        "rollouts/status",
+    ];
+    let on_workloads: Vec<Grant> = granted(&rendered, NAMESPACE)
+        .into_iter()
+        .filter(|g| workloads.contains(&g.2.as_str()))
+        .collect();
+    assert_eq!(on_workloads, []);
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_ROLLBACK_ACTIONS").as_deref(),
+        Some("false")
+    );
+    let on = render(&json!({}));
+    assert!(
+        granted(&on, NAMESPACE)
+            .iter()
+            .any(|g| g.2 == "deployments" && g.3 == "patch")
+    );
+}
+
+/// The Deployment's environment as `plimsoll run` flags (a value from a Secret or the downward
+/// API stands in as a placeholder), parsed by the operator's own command line.
+fn run_args(rendered: &Rendered) -> plimsoll::cli::run::Args {
+    let command = Cli::command();
+    let run = command.find_subcommand("run").unwrap();
+    let mut argv = vec!["plimsoll".to_string(), "run".to_string()];
+    for (name, value) in rendered.env() {
+        let arg = run
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} is not an environment variable of `plimsoll run`"));
+        let value = match value {
+            Value::String(s) => s,
+            from => {
+                assert!(
+                    from["secretKeyRef"].is_object() || from["fieldRef"].is_object(),
+                    "{from}"
+                );
+                "from-the-cluster".to_string()
+            }
+        };
+        argv.push(format!("--{}={value}", arg.get_long().unwrap()));
+    }
+    match Cli::try_parse_from(&argv) {
+        Ok(Cli {
+            command: Command::Run(args),
+        }) => *args,
+        Ok(_) => unreachable!(),
+        Err(e) => panic!("{argv:?}:\n{e}"),
+    }
+}
+
+#[test]
+fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
+    for case in cases() {
+        run_args(&render(&case.values));
+    }
+    let everything = &cases()[5];
+    let args = run_args(&render(&everything.values));
+    assert_eq!(args.namespaces, ["shop"]);
+    assert_eq!(args.selector.as_deref(), Some("team=shop"));
+    assert_eq!(
+        args.rule_labels,
+        [
+            ("release".into(), "kube-prometheus-stack".into()),
+            ("team".into(), "sre".into())
+        ]
+    );
+    assert!(!args.rollback_actions);
+    assert_eq!(args.resync, std::time::Duration::from_secs(1800));
+    assert_eq!(args.evaluation_interval, std::time::Duration::from_secs(30));
+    assert_eq!(
+        args.prometheus_url.as_deref(),
+        Some("https://prometheus.monitoring:9090")
+    );
+    let defaults = run_args(&render(&json!({})));
+    assert!(defaults.leader_election && defaults.rollback_actions);
+    assert_eq!(defaults.lease_name, "plimsoll-leader");
+    assert_eq!(defaults.prometheus_url, None);
+}
+
+/// A file the operator is told to read must be in a volume mounted from the named object.
+fn mounted_from(rendered: &Rendered, file: &str) -> Value {
+    let pod = &rendered.deployment()["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let mount = mounts
+        .iter()
+        .find(|m| file.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("{file} is in no mounted volume"));
+    assert_eq!(mount["readOnly"], true);
+    let key = &file[mount["mountPath"].as_str().unwrap().len() + 1..];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap()
+        .clone();
+    let source = volume
+        .get("secret")
+        .or_else(|| volume.get("configMap"))
+        .unwrap();
+    assert!(
+        source["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == key),
+        "{file}: {volume}"
+    );
+    volume
+}
+
+#[test]
+fn prometheus_credentials_reach_the_operator_as_files_and_secret_references() {
+    let rendered = render(&json!({"prometheus": {
+        "url": "https://prometheus:9090",
+        "bearerToken": {"secretName": "prom-token", "key": "token"},
+        "tlsCA": {"secretName": "prom-ca"}}}));
+    let args = run_args(&rendered);
+    let token = args.prometheus_bearer_token_file.unwrap();
+    let volume = mounted_from(&rendered, token.to_str().unwrap());
+    assert_eq!(volume["secret"]["secretName"], "prom-token");
+    let ca = args.prometheus_ca_file.unwrap();
+    assert_eq!(
+        mounted_from(&rendered, ca.to_str().unwrap())["secret"]["secretName"],
+        "prom-ca"
+    );
+
+    let rendered = render(&json!({"prometheus": {
+        "url": "http://prometheus:9090",
+        "basicAuth": {"username": "plimsoll", "passwordSecretName": "prom-basic"},
+        "tlsCA": {"configMapName": "prom-ca", "key": "ca.pem"}}}));
+    let args = run_args(&rendered);
+    assert_eq!(args.prometheus_user.as_deref(), Some("plimsoll"));
+    let password = rendered
+        .env()
+        .into_iter()
+        .find(|(n, _)| n == "PLIMSOLL_PROMETHEUS_PASSWORD")
+        .unwrap()
+        .1;
+    assert_eq!(
+        password["secretKeyRef"],
+        json!({"name": "prom-basic", "key": "password"})
+    );
+    let ca = args.prometheus_ca_file.unwrap();
+    assert!(ca.ends_with("ca.pem"));
+    assert_eq!(
+        mounted_from(&rendered, ca.to_str().unwrap())["configMap"]["name"],
+        "prom-ca"
+    );
+}
+
+#[test]
+fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
+    let cases = [
+        (
+            json!({"replicas": "two"}),
+            "at '/replicas': got string, want integer",
+        ),
+        (
+            json!({"replicas": 0}),
+            "at '/replicas': minimum: got 0, want 1",
+        ),
+        (
+            json!({"log": {"format": "yaml"}}),
+            "at '/log/format': value must be one of 'text', 'json'",
+        ),
+        (
+            json!({"webhook": {"enable": true}}),
+            "at '/webhook': additional properties 'enable' not allowed",
+        ),
+        (
+            json!({"prometheus": {"url": "prometheus:9090"}}),
+            "at '/prometheus/url': 'prometheus:9090' does not match pattern",
+        ),
+        (
+            json!({"resync": "1 hour"}),
+            "at '/resync': '1 hour' does not match pattern",
+        ),
+        (
+            json!({"ruleLabels": {"release": "a,b"}}),
+            "at '/ruleLabels/release': 'a,b' does not match pattern",
+        ),
+        (
+            json!({"watchNamespaces": ["Shop_1"]}),
+            "at '/watchNamespaces/0': 'Shop_1' does not match pattern",
+        ),
+        (
+            json!({"watchNamespaces": ["shop", "shop"]}),
+            "at '/watchNamespaces': items at 0 and 1 are equal",
+        ),
+        (
+            json!({"webhook": {"timeoutSeconds": 60}}),
+            "at '/webhook/timeoutSeconds': maximum: got 60, want 30",
+        ),
+        (
+            json!({"webhook": {"port": 443}}),
+            "at '/webhook/port': minimum: got 443, want 1,024",
+        ),
+        (
+            json!({"rollback": {"actions": {"enabled": "no"}}}),
+            "at '/rollback/actions/enabled': got string, want boolean",
+        ),
+    ];
+    for (values, expected) in cases {
+        let refusal = helm::refusal(&values);
+        assert!(
+            refusal.contains("values don't meet the specifications of the schema"),
+            "{values}: {refusal}"
+        );
+        assert!(
+            refusal.contains(expected),
+            "{values}:\n{refusal}\nwanted: {expected}"
+        );
+    }
+}
+
+#[test]
+fn mistakes_across_values_are_refused_with_a_sentence() {
+    let cases = [
+        (
+            json!({"webhook": {"deployFreeze": true}}),
+            "webhook.deployFreeze needs webhook.enabled=true",
+        ),
+        (
+            json!({"webhook": {"certManager": {"enabled": true}}}),
+            "webhook.certManager.enabled needs webhook.enabled=true",
+        ),
+        (
+            json!({"leaderElection": {"enabled": false}}),
+            "replicas above 1 need leaderElection.enabled=true",
+        ),
+        (
+            json!({"prometheus": {"url": "http://p:9090", "basicAuth": {"username": "u"}}}),
+            "prometheus.basicAuth.username needs prometheus.basicAuth.passwordSecretName",
+        ),
+        (
+            json!({"prometheus": {"tlsCA": {"secretName": "a", "configMapName": "b"}}}),
+            "prometheus.tlsCA: set secretName or configMapName, not both",
+        ),
+    ];
+    for (values, expected) in cases {
+        let refusal = helm::refusal(&values);
+        assert!(refusal.contains(expected), "{values}:\n{refusal}");
+    }
+    // One replica without leader election is fine.
+    render(&json!({"replicas": 1, "leaderElection": {"enabled": false}}));
+}
+
+fn webhooks(rendered: &Rendered) -> Vec<Value> {
+    let configs = rendered.of_kind("ValidatingWebhookConfiguration");
+    assert_eq!(configs.len(), 1);
+    configs[0]["webhooks"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_webhook_is_off_by_default_and_on_with_one_value() {
+    let off = render(&json!({}));
+    assert!(off.of_kind("ValidatingWebhookConfiguration").is_empty());
+    assert!(off.env_value("PLIMSOLL_WEBHOOK_LISTEN").is_none());
+    let on = render(&json!({"webhook": {"enabled": true}}));
+    let hooks = webhooks(&on);
+    assert_eq!(hooks.len(), 1, "the freeze is a second opt-in");
+    assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/validate-slo");
+    assert_eq!(
+        hooks[0]["rules"],
+        json!([{"apiGroups": ["plimsoll.dev"], "apiVersions": ["v1alpha1"],
+                "resources": ["servicelevelobjectives"], "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced"}])
+    );
+    assert_eq!(
+        on.env_value("PLIMSOLL_WEBHOOK_LISTEN").as_deref(),
+        Some("0.0.0.0:9443")
+    );
+    assert_eq!(
+        on.env_value("PLIMSOLL_DEPLOY_FREEZE").as_deref(),
+        Some("false")
+    );
+}
+
+#[test]
+fn the_webhook_can_never_block_the_cluster() {
+    let rendered = render(&json!({"webhook": {"enabled": true, "deployFreeze": true}}));
+    let hooks = webhooks(&rendered);
+    assert_eq!(hooks.len(), 2);
+    let service = rendered.get("Service", "plimsoll");
+    let container = &rendered.deployment()["spec"]["template"]["spec"]["containers"][0];
+    let webhook_port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "webhook")
+        .unwrap()
+        .clone();
+    assert_eq!(webhook_port["port"], 443);
+    assert!(
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == webhook_port["targetPort"] && p["containerPort"] == 9443)
+    );
+    for hook in &hooks {
+        assert_eq!(hook["failurePolicy"], "Ignore", "{hook}");
+        assert!(hook["timeoutSeconds"].as_i64().unwrap() <= 10, "{hook}");
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+        let target = &hook["clientConfig"]["service"];
+        assert_eq!(target["name"], service["metadata"]["name"]);
+        assert_eq!(target["namespace"], NAMESPACE);
+        assert_eq!(target["port"], webhook_port["port"]);
+    }
+    let freeze = &hooks[1];
+    assert_eq!(freeze["clientConfig"]["service"]["path"], "/freeze");
+    let resources: BTreeSet<(String, String)> = freeze["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            assert_eq!(r["operations"], json!(["UPDATE"]));
+            let group = r["apiGroups"][0].as_str().unwrap().to_string();
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |x| (group.clone(), x.as_str().unwrap().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        resources,
+        BTreeSet::from([
+            ("apps".into(), "daemonsets".into()),
+            ("apps".into(), "deployments".into()),
+            ("apps".into(), "statefulsets".into()),
+            ("argoproj.io".into(), "rollouts".into()),
+        ])
+    );
+    assert_eq!(
+        freeze["namespaceSelector"]["matchExpressions"][0],
+        json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+               "values": ["kube-system", NAMESPACE]})
+    );
+}
+
+/// The freeze's matchCondition, run by kube's CEL evaluator (as a transition rule: `object` is
+/// `self`, `oldObject` is `oldSelf`): true exactly when the pod template changes.
+#[test]
+fn the_freeze_is_only_asked_about_pod_template_changes() {
+    let rendered = render(&json!({"webhook": {"enabled": true, "deployFreeze": true}}));
+    let condition = &webhooks(&rendered)[1]["matchConditions"][0];
+    let rule = condition["expression"]
+        .as_str()
+        .unwrap()
+        .replace("oldObject", "oldSelf")
+        .replace("object", "self");
+    let schema = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                        "x-kubernetes-validations": [{"rule": rule}]});
+    let calls = |old: &Value, new: &Value| {
+        kube::core::cel::Validator::new()
+            .validate(&schema, new, Some(old))
+            .is_ok()
+    };
+    let deployment = |image: &str, replicas: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout"},
+               "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                   {"name": "app", "image": image}]}}}})
+    };
+    let v1 = deployment("shop:1", 2);
+    assert!(
+        calls(&v1, &deployment("shop:2", 2)),
+        "a new image is a template change"
+    );
+    assert!(!calls(&v1, &deployment("shop:1", 5)), "scaling is not");
+    let mut annotated = v1.clone();
+    annotated["metadata"]["annotations"] = json!({"plimsoll.dev/rollback": "true"});
+    assert!(!calls(&v1, &annotated), "our own annotations are not");
+    let by_reference = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "checkout"}, "spec": {"workloadRef": {"kind": "Deployment", "name": "checkout"}}});
+    assert!(
+        !calls(&by_reference, &by_reference),
+        "a Rollout without a template"
+    );
+}
+
+#[test]
+fn the_webhook_names_agree_with_what_the_operator_is_told() {
+    let rendered = render(&json!({"webhook": {"enabled": true}}));
+    let config = rendered.of_kind("ValidatingWebhookConfiguration")[0];
+    assert_eq!(
+        rendered
+            .env_value("PLIMSOLL_WEBHOOK_CONFIGURATION")
+            .as_ref(),
+        config["metadata"]["name"]
+            .as_str()
+            .map(str::to_string)
+            .as_ref()
+    );
+    let service = rendered.env_value("PLIMSOLL_WEBHOOK_SERVICE").unwrap();
+    assert_eq!(
+        rendered.get("Service", &service)["spec"]["ports"][1]["name"],
+        "webhook"
+    );
+    assert_eq!(
+        webhooks(&rendered)[0]["clientConfig"]["service"]["name"],
+        service.as_str()
+    );
+    assert!(rendered.env_value("PLIMSOLL_WEBHOOK_SECRET").is_some());
+    assert!(rendered.env_value("PLIMSOLL_WEBHOOK_CERT_DIR").is_none());
+    assert!(
+        config["metadata"].get("annotations").is_none(),
+        "the operator fills the caBundle"
+    );
+}
+
+#[test]
+fn cert_manager_issues_the_certificate_and_injects_its_ca() {
+    let rendered = render(&json!({"webhook": {"enabled": true, "certManager": {"enabled": true}}}));
+    let issuer = rendered.get("Issuer", "plimsoll-selfsigned");
+    assert_eq!(issuer["spec"], json!({"selfSigned": {}}));
+    let certificate = rendered.get("Certificate", "plimsoll-webhook");
+    assert_eq!(
+        certificate["spec"]["issuerRef"]["name"],
+        "plimsoll-selfsigned"
+    );
+    let dns: Vec<&str> = certificate["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(dns.contains(&"plimsoll.plimsoll.svc"), "{dns:?}");
+    let config = rendered.of_kind("ValidatingWebhookConfiguration")[0];
+    assert_eq!(
+        config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "plimsoll/plimsoll-webhook"
+    );
+    let dir = rendered.env_value("PLIMSOLL_WEBHOOK_CERT_DIR").unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        let volume = mounted_from(&rendered, &format!("{dir}/{file}"));
+        assert_eq!(
+            volume["secret"]["secretName"],
+            certificate["spec"]["secretName"]
+        );
+    }
+    for unused in ["PLIMSOLL_WEBHOOK_SECRET", "PLIMSOLL_WEBHOOK_CONFIGURATION"] {
+        assert!(rendered.env_value(unused).is_none(), "{unused}");
+    }
+    let with_issuer = render(
+        &json!({"webhook": {"enabled": true, "certManager": {"enabled": true,
+        "issuerRef": {"name": "company-ca", "kind": "ClusterIssuer"}}}}),
+    );
+    assert!(with_issuer.of_kind("Issuer").is_empty());
+    assert_eq!(
+        with_issuer.get("Certificate", "plimsoll-webhook")["spec"]["issuerRef"],
+        json!({"name": "company-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+}
+
+#[test]
+fn the_service_monitor_scrapes_the_metrics_port() {
+    let rendered = render(&json!({"metrics": {"serviceMonitor": {"enabled": true,
+        "labels": {"release": "kube-prometheus-stack"}}}}));
+    let monitor = rendered.get("ServiceMonitor", "plimsoll");
+    let service = rendered.get("Service", "plimsoll");
+    assert_eq!(
+        monitor["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][key], value, "{key}");
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert!(render(&json!({})).of_kind("ServiceMonitor").is_empty());
+}
+
+#[test]
+fn the_dashboard_ships_as_a_configmap_for_the_grafana_sidecar() {
+    assert!(render(&json!({})).of_kind("ConfigMap").is_empty());
+    let rendered = render(&json!({"dashboards": {"enabled": true, "namespace": "grafana"}}));
+    let map = rendered.get("ConfigMap", "plimsoll-dashboards");
+    assert_eq!(map["metadata"]["namespace"], "grafana");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dir = repo().join("charts/plimsoll/dashboards");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let data = map["data"].as_object().unwrap();
+    assert_eq!(data.len(), files.len());
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let shipped: Value = serde_json::from_str(data[name].as_str().unwrap()).unwrap();
+        let source: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(shipped, source, "{name}");
+    }
+}
+
+#[test]
+fn the_chart_ships_the_generated_crd() {
+    let generated =
+        std::fs::read_to_string(repo().join("crds/plimsoll.dev_servicelevelobjectives.yaml"))
+            .unwrap();
+    let shipped = repo().join("charts/plimsoll/crds");
+    let files: Vec<_> = std::fs::read_dir(&shipped)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).unwrap(),
+        generated,
+        "charts/plimsoll/crds/ differs from crds/: run `make crds`"
+    );
+}
+
+#[test]
+fn deploy_manifest_is_the_default_render_with_the_namespace_and_the_crd() {
+    let file = repo().join("deploy/plimsoll.yaml");
+    let checked_in = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        checked_in == helm::deploy(),
+        "deploy/plimsoll.yaml differs from the default render of the chart: run `make deploy`"
+    );
+    let objects = documents(&checked_in);
+    assert_eq!(kinds::check_all(&objects), Vec::<String>::new());
+    assert_eq!(objects[0]["kind"], "Namespace");
+    assert_eq!(objects[0]["metadata"]["name"], NAMESPACE);
+    assert_eq!(objects[1]["kind"], "CustomResourceDefinition");
+    let crd = documents(
+        &std::fs::read_to_string(repo().join("crds/plimsoll.dev_servicelevelobjectives.yaml"))
+            .unwrap(),
+    );
+    assert_eq!(objects[1], crd[0]);
+    let rendered = render(&json!({}));
+    assert_eq!(objects[2..], rendered.objects[..]);
+    for object in &objects[2..] {
+        let cluster_scoped =
+            ["ClusterRole", "ClusterRoleBinding"].contains(&object["kind"].as_str().unwrap());
+        let namespace = object["metadata"]["namespace"].as_str();
+        assert_eq!(
+            namespace,
+            (!cluster_scoped).then_some(NAMESPACE),
+            "{}",
+            object["kind"]
+        );
+    }
+}
