@@ -1,14 +1,18 @@
 # Plimsoll: `make test` is the one entry point for CI and developers.
 CARGO ?= cargo
+PYTHON ?= python3
+IMAGE ?= plimsoll:dev
+# Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
+HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools lint fmt crds bench clean
+.PHONY: all build test tools lint fmt crds deploy image bench clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-## test: formatting, lints, and every test (unit, CLI, CRD, property)
+## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health)
 test: tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
@@ -16,15 +20,27 @@ test: tools lint
 		$(CARGO) test --lib --bins --tests --no-fail-fast; \
 	fi
 
-## tools: what the tests run for real (promtool from Debian's prometheus package)
+## tools: what the tests run for real: promtool (Debian's prometheus), Lua 5.1 (Argo CD's
+## dialect) for the health checks, and Helm's engine (PyPI helm-python-sdk) for the chart
 tools:
-	@command -v promtool >/dev/null 2>&1 || { \
-		echo "installing promtool (Debian package prometheus)"; \
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v lua5.1 >/dev/null 2>&1 || missing="$$missing lua5.1"; \
+	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@$(PYTHON) -c 'import helm_python' 2>/dev/null || { \
+		echo "installing $(HELM_PYTHON_SDK) (PyPI)"; \
+		$(PYTHON) -m pip install --quiet $(HELM_PYTHON_SDK) || \
+		$(PYTHON) -m pip install --quiet --break-system-packages $(HELM_PYTHON_SDK); \
 	}
 	@promtool --version | head -1
+	@lua5.1 -v
+	@$(PYTHON) -c 'import helm_python as h; print("helm-python-sdk", h.__version__, "(Helm", h.helm_sdk_version() + ")")'
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -41,9 +57,19 @@ bench: tools
 	$(CARGO) bench --bench evaluator_round
 	$(CARGO) bench --bench prometheus_cost
 
-## crds: regenerate crds/ from the Rust types (a test fails while they differ)
+## crds: regenerate crds/ and the chart's copy from the Rust types (tests fail while they differ)
 crds:
 	$(CARGO) run --quiet -- crd > crds/plimsoll.dev_servicelevelobjectives.yaml
+	cp crds/plimsoll.dev_servicelevelobjectives.yaml charts/plimsoll/crds/
+
+## deploy: render deploy/plimsoll.yaml from the chart's defaults (a test fails while they differ)
+deploy: tools
+	$(PYTHON) tests/support/helm.py deploy charts/plimsoll > deploy/plimsoll.yaml.tmp
+	mv deploy/plimsoll.yaml.tmp deploy/plimsoll.yaml
+
+## image: the container image (multi-stage Dockerfile: static musl binary, distroless, non-root)
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	$(CARGO) clean
