@@ -35,6 +35,7 @@ tools:
 	fi
 	@$(PYTHON) -c 'import helm_python' 2>/dev/null || { \
 		echo "installing $(HELM_PYTHON_SDK) (PyPI)"; \
+		export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1; \
 		$(PYTHON) -m pip install --quiet $(HELM_PYTHON_SDK) || \
 		$(PYTHON) -m pip install --quiet --break-system-packages $(HELM_PYTHON_SDK); \
 	}
