@@ -235,10 +235,11 @@ async fn authorize(
         return status(StatusCode::FORBIDDEN, "Forbidden", &why);
     }
     let response = next.run(request).await;
-    if method == "PATCH" && response.status() == StatusCode::CREATED {
-        if let Some(why) = access::refusal("POST", &path, &query, access::FEATURES) {
-            cluster.lock().unwrap().refused.push(why);
-        }
+    if method == "PATCH"
+        && response.status() == StatusCode::CREATED
+        && let Some(why) = access::refusal("POST", &path, &query, access::FEATURES)
+    {
+        cluster.lock().unwrap().refused.push(why);
     }
     response
 }
