@@ -76,6 +76,7 @@ fn context(client: Client) -> Arc<Context> {
         rule_labels: Default::default(),
         resync: Duration::from_secs(3600),
         analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
+        rollback_actions: true,
     };
     Arc::new(Context::new(
         client,

@@ -46,10 +46,15 @@ fn slo(generation: i64, objective: f64, status: Option<Value>) -> ServiceLevelOb
 }
 
 fn context(client: Client) -> Arc<Context> {
+    context_with(client, true)
+}
+
+fn context_with(client: Client, rollback_actions: bool) -> Arc<Context> {
     let settings = Settings {
         rule_labels: BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]),
         resync: Duration::from_secs(3600),
         analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
+        rollback_actions,
     };
     let mut ctx = Context::new(client, settings, Arc::new(Metrics::default()), None);
     ctx.clock = || Timestamp::from_second(NOW).unwrap();
@@ -647,6 +652,41 @@ async fn a_failed_cleanup_keeps_the_finalizer_and_retries() {
     let error = result.unwrap_err();
     assert_eq!(error.reason(), "ReleaseTargets");
     assert!(requeue_after(&error_policy(slo, &error, ctx)) > Duration::ZERO);
+}
+
+/// With rollback actions off the operator never writes to targets: it adds no finalizer, and
+/// one left from before comes off without touching them (it has no rights on workloads then).
+#[tokio::test]
+async fn with_rollback_actions_off_no_finalizer_and_no_target_calls() {
+    for (object, finalizer_patch) in [
+        (acting_slo(&["other.io/keep"], false), None),
+        (
+            acting_slo(&["plimsoll.dev/cleanup", "other.io/keep"], false),
+            Some(json!(["other.io/keep"])),
+        ),
+        (acting_slo(&["plimsoll.dev/cleanup"], true), Some(json!([]))),
+    ] {
+        let (service, mut h) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = context_with(Client::new(service, "default"), false);
+        let deleting = object.metadata.deletion_timestamp.is_some();
+        let expected = object.clone();
+        let script = tokio::spawn(async move {
+            if let Some(list) = finalizer_patch {
+                expect_finalizers(&mut h, list).await;
+            }
+            if !deleting {
+                answer(expect_get_rule(&mut h).await, 404, &not_found());
+                let (rule, respond) = expect_apply_rule(&mut h).await;
+                answer(respond, 201, &stored(rule));
+                expect_event(&mut h, "Normal", "RulesCreated").await;
+                expect_status(&mut h, &expected).await;
+            }
+            expect_silence(&mut h).await;
+        });
+        let result = reconcile(Arc::new(object), ctx).await;
+        script.await.expect("no target was read or written");
+        assert!(result.is_ok());
+    }
 }
 
 const TEMPLATE_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/shop/analysistemplates/checkout";

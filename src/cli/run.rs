@@ -222,6 +222,7 @@ async fn operate(args: Args) -> Result<(), String> {
             .analysis_prometheus_url
             .clone()
             .or_else(|| args.prometheus_url.clone()),
+        rollback_actions: args.rollback_actions,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -44,6 +44,10 @@ pub struct Settings {
     pub resync: Duration,
     /// The Prometheus address written into AnalysisTemplates (Argo Rollouts queries it).
     pub analysis_prometheus_url: Option<String>,
+    /// Whether the operator writes to rollback targets (`--rollback-actions`). Without, it never
+    /// annotates them, so it neither adds the cleanup finalizer nor touches targets on deletion
+    /// (it has no rights on them).
+    pub rollback_actions: bool,
 }
 
 /// Shared by every reconcile.

@@ -77,7 +77,7 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
         }
         return Ok(Action::await_change());
     }
-    let wanted = cleanup::wanted(slo);
+    let wanted = ctx.config.rollback_actions && cleanup::wanted(slo);
     if wanted != cleanup::present(slo) {
         finalize(slo, ctx, wanted).await?;
     }
@@ -112,7 +112,7 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
 /// Puts our finalizer on, or takes it off after removing our annotations from every target.
 async fn finalize(slo: &ServiceLevelObjective, ctx: &Context, keep: bool) -> Result<(), Error> {
     let name = key(slo);
-    if !keep {
+    if !keep && ctx.config.rollback_actions {
         let released = cleanup::release_targets(&ctx.client, slo)
             .await
             .map_err(|source| Error::ReleaseTargets {
