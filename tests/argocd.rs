@@ -76,6 +76,15 @@ fn health(script: &str, object: &Value) -> (String, String) {
         .unwrap()
         .write_all(program.as_bytes())
         .unwrap();
+    // A tiny script: bounded all the same.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the health script ran for more than 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
