@@ -462,7 +462,7 @@ fn rollback_actions_off_grants_nothing_on_workloads() {
     );
 }
 
-/// The webhook's settings as agreed with its server side (`plimsoll run --webhook-*`).
+/// The webhook's settings (`plimsoll run --webhook-*`, `--deploy-freeze`).
 const WEBHOOK_ENV: [&str; 6] = [
     "PLIMSOLL_WEBHOOK_LISTEN",
     "PLIMSOLL_WEBHOOK_CERT_DIR",
@@ -477,14 +477,8 @@ const WEBHOOK_ENV: [&str; 6] = [
 fn run_args(rendered: &Rendered) -> plimsoll::cli::run::Args {
     let command = Cli::command();
     let run = command.find_subcommand("run").unwrap();
-    // The webhook's server side is built on another branch; until its flags are in `plimsoll
-    // run`, its variables are held to the agreed names only. Once they are, they parse like all.
-    let webhook_flags = run.get_arguments().any(|a| a.get_id() == "webhook_listen");
     let mut argv = vec!["plimsoll".to_string(), "run".to_string()];
     for (name, value) in rendered.env() {
-        if !webhook_flags && WEBHOOK_ENV.contains(&name.as_str()) {
-            continue;
-        }
         let arg = run
             .get_arguments()
             .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
@@ -537,6 +531,19 @@ fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
         args.analysis_prometheus_url.as_deref(),
         Some("http://prometheus.monitoring:9090")
     );
+    assert_eq!(args.webhook_listen, Some("0.0.0.0:9443".parse().unwrap()));
+    assert_eq!(args.webhook_secret.as_deref(), Some("plimsoll-webhook-tls"));
+    assert_eq!(args.webhook_service.as_deref(), Some("plimsoll"));
+    assert_eq!(args.webhook_configuration.as_deref(), Some("plimsoll"));
+    assert!(args.deploy_freeze);
+    let cert_manager = run_args(&render(
+        &json!({"webhook": {"enabled": true, "certManager": {"enabled": true}}}),
+    ));
+    assert_eq!(
+        cert_manager.webhook_cert_dir,
+        Some("/etc/plimsoll/webhook".into())
+    );
+    assert!(cert_manager.webhook_secret.is_none() && !cert_manager.deploy_freeze);
     let defaults = run_args(&render(&json!({})));
     assert!(defaults.leader_election && defaults.rollback_actions);
     assert_eq!(defaults.lease_name, "plimsoll-leader");
@@ -741,7 +748,7 @@ fn the_webhook_is_off_by_default_and_on_with_one_value() {
         on.env_value("PLIMSOLL_DEPLOY_FREEZE").as_deref(),
         Some("false")
     );
-    // The settings agreed with the server side: its own certificate, or cert-manager's.
+    // Its own certificate, or cert-manager's.
     let webhook_env = |r: &Rendered| -> BTreeSet<String> {
         r.env()
             .into_iter()

@@ -1,8 +1,11 @@
 //! The admission webhook over real HTTPS on loopback, with the certificate it generates or reads:
 //! the self-managed certificate flow against a mocked API server that checks every request
 //! (Secret 404 -> create, 409 -> read theirs, renewal guarded by resourceVersion, the caBundle
-//! JSON patch), AdmissionReviews answered with the uid echoed, and `plimsoll run` serving it.
+//! JSON patch), AdmissionReviews answered with the uid echoed, and `plimsoll run` serving it. The
+//! mocked API server also holds every request to the operator's RBAC (src/access.rs).
 
+#[path = "support/access.rs"]
+mod access;
 #[path = "support/operator.rs"]
 mod operator;
 mod support;
@@ -202,6 +205,7 @@ fn client(cluster: Shared) -> Client {
             let method = request.method().to_string();
             let path = request.uri().path().to_string();
             let query = request.uri().query().unwrap_or_default().to_string();
+            access::check(&method, &path, &query);
             let bytes = request.into_body().collect_bytes().await.unwrap();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let seen = Seen {
