@@ -17,6 +17,7 @@ pub mod model;
 pub mod prometheus;
 pub mod rules;
 pub mod server;
+pub mod slo_cache;
 pub mod synthetic;
 pub mod telemetry;
 pub mod webhook;

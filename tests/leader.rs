@@ -52,7 +52,12 @@ fn cluster_with_example() -> (Shared, serde_json::Value) {
 
 #[test]
 fn the_standby_takes_over_when_the_leader_stops() {
-    let cluster: Shared = Arc::default();
+    let (cluster, mut slo) = cluster_with_example();
+    // An exhausted budget, as the leader's evaluator would have written it.
+    slo["status"] = json!({"rollback": {"state": "Exhausted"}, "conditions": [
+        {"type": "DataAvailable", "status": "True", "reason": "SeriesPresent", "message": "",
+         "lastTransitionTime": "2027-01-15T08:00:00Z"}]});
+    cluster.lock().unwrap().slos.push(slo);
     let port = api_server(cluster.clone());
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(dir.path(), port);
@@ -66,6 +71,17 @@ fn the_standby_takes_over_when_the_leader_stops() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!b.leading(), "two leaders at once");
     assert!(a.leading());
+    // Flagger may reach either replica through the Service: both give the same answer.
+    for replica in [&a, &b] {
+        let flagger = |slo: &str| {
+            replica
+                .get(&format!("/flagger/rollback?slo={slo}"))
+                .unwrap()
+                .0
+        };
+        assert_eq!(flagger("shop/checkout-availability"), 200);
+        assert_eq!(flagger("shop/unknown"), 404);
+    }
 
     let (exit, log) = a.terminate();
     assert_eq!(exit, Some(0), "{log}");

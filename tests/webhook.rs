@@ -242,6 +242,7 @@ fn settings(certificates: CertSource, deploy_freeze: bool) -> Settings {
         certificates,
         configuration: Some("plimsoll".into()),
         deploy_freeze,
+        cache: None,
         scope: Scope::default(),
         recheck: Duration::from_millis(200),
     }

@@ -15,6 +15,7 @@ use super::{EXIT_ERROR, EXIT_OK, parse_duration, parse_label};
 use crate::controller::{self, Context, Scope, Settings};
 use crate::metrics::Metrics;
 use crate::server::{self, AppState, Health};
+use crate::slo_cache::SloCache;
 use crate::telemetry::{self, LogFormat};
 use crate::webhook;
 
@@ -174,9 +175,15 @@ async fn operate(args: Args) -> Result<(), String> {
         namespaces: args.namespaces.clone(),
         selector: args.selector.clone(),
     };
-    let webhook_settings = webhook_settings(&args, &namespace, &scope)?;
+    let mut webhook_settings = webhook_settings(&args, &namespace, &scope)?;
     let client =
         Client::try_from(config).map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
+    // Every replica keeps its own view of the SLOs, so the Flagger endpoint and the deploy freeze
+    // answer alike behind the Service, leader or standby.
+    let (slos, _feeding) = SloCache::start(&client, &scope);
+    if let Some(w) = webhook_settings.as_mut() {
+        w.cache = Some(slos.clone());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -194,6 +201,7 @@ async fn operate(args: Args) -> Result<(), String> {
     let app = server::router(AppState {
         metrics: metrics.clone(),
         health: health.clone(),
+        slos,
     });
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -315,6 +323,7 @@ fn webhook_settings(
         certificates,
         configuration: args.webhook_configuration.clone(),
         deploy_freeze: args.deploy_freeze,
+        cache: None,
         scope: scope.clone(),
         recheck: webhook::RECHECK,
     }))

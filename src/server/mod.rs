@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use crate::api::ServiceLevelObjective;
 use crate::metrics::Metrics;
+use crate::slo_cache::SloCache;
 
 /// What /readyz and /metrics look at, updated by the run loop.
 #[derive(Default)]
@@ -43,6 +44,8 @@ impl Health {
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// This replica's own SLO cache: the Flagger endpoint answers from it on every replica.
+    pub slos: Arc<SloCache>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,7 +89,8 @@ struct FlaggerQuery {
 /// Flagger's rollback webhook: Flagger rolls the canary back when this answers 2xx. 200 while the
 /// SLO's rollback trigger holds (state Exhausted or Recovering); 412 Precondition Failed
 /// otherwise, including when there is no data (missing data never rolls back); 404 for an SLO this
-/// operator does not know; 400 without `?slo=<namespace>/<name>`.
+/// operator does not know; 503 while the SLOs are still being listed; 400 without
+/// `?slo=<namespace>/<name>`.
 async fn flagger_rollback(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<FlaggerQuery>,
@@ -97,23 +101,17 @@ async fn flagger_rollback(
             "give ?slo=<namespace>/<name>\n".to_string(),
         );
     };
-    let stores = state
-        .health
-        .stores
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let found = stores.iter().flat_map(|s| s.state()).find(|slo| {
-        slo.metadata.namespace.as_deref() == Some(namespace)
-            && slo.metadata.name.as_deref() == Some(name)
-    });
-    let Some(slo) = found else {
-        return (
+    match state.slos.find(namespace, name) {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no rollback: the SLOs are still being listed\n".to_string(),
+        ),
+        Some(None) => (
             StatusCode::NOT_FOUND,
             format!("no SLO {namespace}/{name} is watched here\n"),
-        );
-    };
-    rollback_answer(slo.status.as_ref())
+        ),
+        Some(Some(slo)) => rollback_answer(slo.status.as_ref()),
+    }
 }
 
 /// The answer for one SLO's status, pure for the tests.

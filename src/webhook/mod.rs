@@ -16,7 +16,6 @@ pub mod freeze;
 pub mod review;
 pub mod secret;
 pub mod server;
-pub mod slos;
 pub mod tls;
 pub mod validate;
 
@@ -34,8 +33,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::controller::Scope;
+use crate::slo_cache::SloCache;
 use server::{AppState, Certificates};
-use slos::SloCache;
 
 /// Field manager of everything the webhook writes (the Secret, the caBundle patch).
 pub const FIELD_MANAGER: &str = "plimsoll-webhook";
@@ -67,6 +66,8 @@ pub struct Settings {
     /// The ValidatingWebhookConfiguration whose caBundles get our CA.
     pub configuration: Option<String>,
     pub deploy_freeze: bool,
+    /// The replica's SLO cache, shared with the other endpoints; started here when absent.
+    pub cache: Option<Arc<SloCache>>,
     /// The SLOs the freeze looks at: the controllers' namespaces and selector.
     pub scope: Scope,
     /// How often certificates and the caBundle are checked again.
@@ -114,12 +115,14 @@ pub async fn start(
     let certificates = Arc::new(Certificates::default());
     let config = server::tls_config(certificates.clone())?;
     let mut tasks = Vec::new();
-    let freeze = if settings.deploy_freeze {
-        let (cache, feeding) = SloCache::start(&client, &settings.scope);
-        tasks.extend(feeding);
-        Some(cache)
-    } else {
-        None
+    let freeze = match (settings.deploy_freeze, &settings.cache) {
+        (false, _) => None,
+        (true, Some(shared)) => Some(shared.clone()),
+        (true, None) => {
+            let (cache, feeding) = SloCache::start(&client, &settings.scope);
+            tasks.extend(feeding);
+            Some(cache)
+        }
     };
     tasks.push(tokio::spawn(keep_certificates(
         client,

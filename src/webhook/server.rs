@@ -23,9 +23,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::review::{self, ReviewError, Verdict};
-use super::slos::SloCache;
 use super::tls::{self, TlsError};
 use super::{FREEZE_PATH, VALIDATE_SLO_PATH, freeze, validate};
+use crate::slo_cache::SloCache;
 
 /// AdmissionReviews carry the object twice; etcd objects are at most 1.5 MiB each.
 const MAX_BODY: usize = 8 * 1024 * 1024;

@@ -1,5 +1,7 @@
-//! The SLOs the deploy freeze looks at: a reflector cache on every replica (the controllers'
-//! caches exist on the leader only), over the same namespaces and selector as the controllers.
+//! The SLOs every replica sees: a reflector cache on each replica (the controllers' caches exist
+//! on the leader only), over the same namespaces and selector as the controllers. The Flagger
+//! endpoint and the deploy freeze answer from it, so a standby behind the Service answers like
+//! the leader.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::api::ServiceLevelObjective;
 use crate::controller::Scope;
 
+#[derive(Debug)]
 pub struct SloCache {
     stores: Vec<Store<ServiceLevelObjective>>,
     /// Scopes that have listed every SLO once.
@@ -71,6 +74,15 @@ impl SloCache {
             stores: vec![reader],
             synced: Arc::new(AtomicUsize::new(1)),
         }
+    }
+
+    /// One SLO: `None` until every watch has listed once, then whether it exists.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Option<Arc<ServiceLevelObjective>>> {
+        let slos = self.snapshot(namespace)?;
+        Some(
+            slos.into_iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name)),
+        )
     }
 
     /// The SLOs of a namespace, or `None` until every watch has listed once.
