@@ -10,6 +10,7 @@ pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod controller;
+pub mod demo;
 pub mod evaluator;
 pub mod manifests;
 pub mod metrics;

@@ -27,6 +27,29 @@ pub struct Counts {
     pub errors: f64,
 }
 
+/// What [`write_openmetrics`] needs of a service: its name and, per second since the start, its
+/// request rate and the share of those requests that fail.
+pub trait Traffic {
+    /// The `job` label.
+    fn job(&self) -> &str;
+    /// Requests per second at `second` since the start.
+    fn rate(&self, second: u64) -> f64;
+    /// Share of the requests at `second` that fail.
+    fn error_share(&self, second: u64) -> f64;
+
+    /// The counters after `seconds`, integrated per whole second, so any two instants give the
+    /// exact number of requests and errors between them.
+    fn counts_until(&self, seconds: u64) -> Counts {
+        let mut counts = Counts::default();
+        for s in 0..seconds {
+            let r = self.rate(s);
+            counts.requests += r;
+            counts.errors += r * self.error_share(s);
+        }
+        counts
+    }
+}
+
 impl Service {
     /// Requests per second at `second` since the start: a cosine from 1% to 100% of the peak, at
     /// its highest at 14:00.
@@ -47,21 +70,64 @@ impl Service {
     /// The counters after `seconds`, integrated per whole second, so any two instants give the
     /// exact number of requests and errors between them.
     pub fn counts_until(&self, seconds: u64) -> Counts {
-        let mut counts = Counts::default();
-        for s in 0..seconds {
-            let r = self.rate(s);
-            counts.requests += r;
-            counts.errors += r * self.error_share(s);
-        }
-        counts
+        Traffic::counts_until(self, seconds)
+    }
+}
+
+impl Traffic for Service {
+    fn job(&self) -> &str {
+        &self.job
+    }
+
+    fn rate(&self, second: u64) -> f64 {
+        Service::rate(self, second)
+    }
+
+    fn error_share(&self, second: u64) -> f64 {
+        Service::error_share(self, second)
+    }
+}
+
+/// A stretch of `[from, to)` seconds since the start in which a fixed share of requests fails,
+/// whatever the hour: an outage, or a bad release that lingers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub from: u64,
+    pub to: u64,
+    pub error_share: f64,
+}
+
+/// A service's daily pattern with incidents on top; where incidents overlap, the later one in
+/// the list counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disturbed {
+    pub service: Service,
+    pub incidents: Vec<Incident>,
+}
+
+impl Traffic for Disturbed {
+    fn job(&self) -> &str {
+        &self.service.job
+    }
+
+    fn rate(&self, second: u64) -> f64 {
+        self.service.rate(second)
+    }
+
+    fn error_share(&self, second: u64) -> f64 {
+        self.incidents
+            .iter()
+            .rev()
+            .find(|i| (i.from..i.to).contains(&second))
+            .map_or_else(|| self.service.error_share(second), |i| i.error_share)
     }
 }
 
 /// Writes `http_requests_total{job, code="200"|"500"}` for every service every `step` seconds
 /// from `start` (Unix seconds) through `start + duration`. The value at `start + t` is exactly
-/// [`Service::counts_until`]`(t)`; values are not rounded, so differences are exact.
-pub fn write_openmetrics(
-    services: &[Service],
+/// [`Traffic::counts_until`]`(t)`; values are not rounded, so differences are exact.
+pub fn write_openmetrics<T: Traffic>(
+    services: &[T],
     start: u64,
     duration: u64,
     step: u64,
@@ -76,13 +142,14 @@ pub fn write_openmetrics(
             writeln!(
                 out,
                 "http_requests_total{{job=\"{}\",code=\"200\"}} {} {ts}",
-                service.job,
+                service.job(),
                 c.requests - c.errors
             )?;
             writeln!(
                 out,
                 "http_requests_total{{job=\"{}\",code=\"500\"}} {} {ts}",
-                service.job, c.errors
+                service.job(),
+                c.errors
             )?;
         }
         for (service, c) in services.iter().zip(counts.iter_mut()) {

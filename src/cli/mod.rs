@@ -1,6 +1,7 @@
 //! The `plimsoll` command line: one function per subcommand, each returning the exit code.
 
 pub mod crd;
+pub mod demo_data;
 pub mod gate;
 pub mod generate;
 pub mod run;
@@ -37,6 +38,10 @@ pub enum Command {
     Gate(gate::Args),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
     Run(Box<run::Args>),
+    /// Write the demo's synthetic month and backfill rule files (`make demo` runs this).
+    #[command(hide = true)]
+    #[command(subcommand)]
+    DemoData(demo_data::Args),
 }
 
 /// Runs the parsed command line.
@@ -52,6 +57,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(args) => validate::run(&args, stdout, stderr),
         Command::Generate(args) => generate::run(&args, stdout, stderr),
         Command::Gate(args) => gate::run(&args, stdout, stderr),
+        Command::DemoData(args) => demo_data::run(&args, stdout, stderr),
         Command::Run(_) => EXIT_ERROR,
     }
 }

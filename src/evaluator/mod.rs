@@ -16,7 +16,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::warn;
 
 use crate::actions;
-use crate::api::{RollbackState, ServiceLevelObjective, TargetStatus};
+use crate::api::{RollbackState, ServiceLevelObjective, ServiceLevelObjectiveStatus, TargetStatus};
 use crate::budget::{self, Assessment, Memory, NoData, Reading};
 use crate::controller::status::StatusApply;
 use crate::model::{self, RollbackPolicy, Slo};
@@ -118,28 +118,12 @@ pub async fn evaluate_with(
         return Ok(false); // the reconciler reports invalid specs
     };
     let namespace = object.namespace().unwrap_or_default();
-    let projection = projection_window(&slo);
-    let (verdict, groups) = judge(&slo, &namespace, readings, now);
     let current = object.status.as_ref();
-    let memory = current
-        .and_then(|s| s.rollback.as_ref())
-        .map(|r| Memory {
-            state: r.state,
-            since: r
-                .since
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(now),
-        })
-        .unwrap_or(Memory {
-            state: RollbackState::Healthy,
-            since: now,
-        });
-    let policy = slo
-        .rollback
-        .clone()
-        .unwrap_or_else(RollbackPolicy::observe_only);
-    let step = budget::decide(&policy, &memory, verdict.as_ref(), projection, now);
+    let Conclusion {
+        verdict,
+        groups,
+        step,
+    } = conclude(&slo, &namespace, readings, &remembered(current, now), now);
     let key = format!("{namespace}/{}", object.name_any());
     let previous = current
         .and_then(|s| s.rollback.as_ref())
@@ -234,15 +218,7 @@ fn signal_for(
     actions::Signal {
         slo: key.to_string(),
         state: "Exhausted",
-        reason: format!(
-            "{:.1}% of the error budget of {key} is left (SLI {:.4}%, objective {}% over {}); \
-             the policy triggers below {}%",
-            a.remaining,
-            a.sli,
-            slo.objective,
-            slo.window.rolling_equivalent(),
-            policy.budget_remaining_below
-        ),
+        reason: rollback_reason(key, slo, policy, a),
         exhausted_at,
     }
 }
@@ -300,6 +276,74 @@ async fn follow(
 /// Whether the entry records a signal on the revision the target runs now.
 fn signalled(entry: &TargetStatus, seen: &actions::Observed) -> bool {
     matches!(entry.action.as_str(), "Annotated" | "Aborted") && entry.revision == seen.revision
+}
+
+/// One SLO's round without side effects: the assessment the policy acts on, every group's
+/// budget, and the policy's next step. The operator and local mode both decide here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conclusion {
+    pub verdict: Result<Assessment, NoData>,
+    pub groups: Groups,
+    pub step: budget::Step,
+}
+
+/// Judges the readings for one SLO and runs its policy (observe-only without `rollback`) from
+/// what it remembers.
+pub fn conclude(
+    slo: &Slo,
+    namespace: &str,
+    readings: &Readings,
+    memory: &Memory,
+    now: Timestamp,
+) -> Conclusion {
+    let (verdict, groups) = judge(slo, namespace, readings, now);
+    let policy = slo
+        .rollback
+        .clone()
+        .unwrap_or_else(RollbackPolicy::observe_only);
+    let step = budget::decide(
+        &policy,
+        memory,
+        verdict.as_ref(),
+        projection_window(slo),
+        now,
+    );
+    Conclusion {
+        verdict,
+        groups,
+        step,
+    }
+}
+
+/// What the policy remembers, as the last written status says; a new SLO starts Healthy now.
+pub fn remembered(status: Option<&ServiceLevelObjectiveStatus>, now: Timestamp) -> Memory {
+    status
+        .and_then(|s| s.rollback.as_ref())
+        .map(|r| Memory {
+            state: r.state,
+            since: r
+                .since
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(now),
+        })
+        .unwrap_or(Memory {
+            state: RollbackState::Healthy,
+            since: now,
+        })
+}
+
+/// Why a rollback is signalled, in one sentence with the numbers (`key` is `<namespace>/<name>`).
+pub fn rollback_reason(key: &str, slo: &Slo, policy: &RollbackPolicy, a: &Assessment) -> String {
+    format!(
+        "{:.1}% of the error budget of {key} is left (SLI {:.4}%, objective {}% over {}); \
+         the policy triggers below {}%",
+        a.remaining,
+        a.sli,
+        slo.objective,
+        slo.window.rolling_equivalent(),
+        policy.budget_remaining_below
+    )
 }
 
 /// Signals (with `Some`) or clears the rollback on every target, in order; failures are reported

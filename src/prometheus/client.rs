@@ -1,5 +1,5 @@
-//! A small client for Prometheus' HTTP API: instant queries, with bearer token, basic auth and a
-//! custom CA, and errors that say what to check.
+//! A small client for Prometheus' HTTP API: instant and range queries and the reload endpoint,
+//! with bearer token, basic auth and a custom CA, and errors that say what to check.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -97,17 +97,54 @@ struct Answer {
     error: Option<String>,
 }
 
+/// The `data` of an answer; `result` is decoded once its `resultType` is known.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Data {
     result_type: String,
-    result: Vec<VectorSample>,
+    result: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+impl Data {
+    /// The result as `T` when it is of the `expected` type.
+    fn decode<T: serde::de::DeserializeOwned>(self, expected: &str) -> Result<T, Error> {
+        if self.result_type != expected {
+            return Err(Error::Decode(format!(
+                "expected a {expected}, got a {}",
+                self.result_type
+            )));
+        }
+        serde_json::from_value(self.result)
+            .map_err(|e| Error::Decode(format!("a {expected} that does not decode: {e}")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct VectorSample {
     metric: BTreeMap<String, String>,
     value: (f64, String),
+}
+
+#[derive(Debug, Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One series of a range query: its labels and its samples as (Unix seconds, value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<(f64, f64)>,
+}
+
+/// What `POST /-/reload` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    Done,
+    /// The lifecycle API is off (`--web.enable-lifecycle` not given): Prometheus reads rule
+    /// files on its own restart or SIGHUP only.
+    Disabled,
 }
 
 impl Client {
@@ -148,8 +185,87 @@ impl Client {
 
     /// Runs an instant query and returns its vector.
     pub async fn query(&self, query: &str) -> Result<Vec<Sample>, Error> {
-        let url = format!("{}/api/v1/query", self.settings.url.trim_end_matches('/'));
-        let mut request = self.http.post(&url).form(&[("query", query)]);
+        let result: Vec<VectorSample> = self
+            .api("query", &[("query", query)])
+            .await?
+            .decode("vector")?;
+        Ok(result
+            .into_iter()
+            .map(|s| Sample {
+                labels: s.metric,
+                value: parse_value(&s.value.1),
+            })
+            .collect())
+    }
+
+    /// Runs a range query: the expression evaluated at `start`, `start + step`, ... up to `end`
+    /// (Unix seconds), as rule evaluation at those instants would.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start: u64,
+        end: u64,
+        step: std::time::Duration,
+    ) -> Result<Vec<Series>, Error> {
+        let (start, end, step) = (
+            start.to_string(),
+            end.to_string(),
+            format!("{}s", step.as_secs().max(1)),
+        );
+        let form = [
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", step.as_str()),
+        ];
+        let result: Vec<MatrixSeries> = self.api("query_range", &form).await?.decode("matrix")?;
+        Ok(result
+            .into_iter()
+            .map(|s| Series {
+                labels: s.metric,
+                samples: s
+                    .values
+                    .into_iter()
+                    .map(|(t, v)| (t, parse_value(&v)))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Asks Prometheus to reload its configuration and rule files (`POST /-/reload`). Prometheus
+    /// serves it only with `--web.enable-lifecycle`; without, it answers 403 (or 404 behind some
+    /// proxies), which is [`Reload::Disabled`].
+    pub async fn reload(&self) -> Result<Reload, Error> {
+        let url = format!("{}/-/reload", self.settings.url.trim_end_matches('/'));
+        let response = self
+            .authorized(self.http.post(&url))?
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.settings.url.clone(),
+                source,
+            })?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(Reload::Done),
+            403 | 404 | 405 => Ok(Reload::Disabled),
+            _ => Err(Error::Refused {
+                status,
+                message: response
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect(),
+            }),
+        }
+    }
+
+    fn authorized(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Error> {
         if let Some(path) = &self.settings.bearer_token_file {
             let token = std::fs::read_to_string(path).map_err(|source| Error::File {
                 what: "bearer token file",
@@ -161,6 +277,16 @@ impl Client {
         if let Some((user, password)) = &self.settings.basic_auth {
             request = request.basic_auth(user, Some(password));
         }
+        Ok(request)
+    }
+
+    /// POSTs a form to `/api/v1/<endpoint>` and returns the successful answer's data.
+    async fn api(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Data, Error> {
+        let url = format!(
+            "{}/api/v1/{endpoint}",
+            self.settings.url.trim_end_matches('/')
+        );
+        let request = self.authorized(self.http.post(&url).form(form))?;
         let response = request.send().await.map_err(|source| Error::Unreachable {
             url: self.settings.url.clone(),
             source,
@@ -186,23 +312,9 @@ impl Client {
                 message: answer.error.unwrap_or_default(),
             });
         }
-        let data = answer
+        answer
             .data
-            .ok_or_else(|| Error::Decode("no data in a successful answer".into()))?;
-        if data.result_type != "vector" {
-            return Err(Error::Decode(format!(
-                "expected a vector, got a {}",
-                data.result_type
-            )));
-        }
-        Ok(data
-            .result
-            .into_iter()
-            .map(|s| Sample {
-                labels: s.metric,
-                value: parse_value(&s.value.1),
-            })
-            .collect())
+            .ok_or_else(|| Error::Decode("no data in a successful answer".into()))
     }
 }
 
@@ -225,6 +337,33 @@ mod tests {
         assert_eq!(parse_value("0.25"), 0.25);
         assert!(parse_value("NaN").is_nan());
         assert_eq!(parse_value("+Inf"), f64::INFINITY);
+    }
+
+    #[test]
+    fn decodes_vectors_and_matrices_and_refuses_other_results() {
+        let data = |json: &str| serde_json::from_str::<Answer>(json).unwrap().data.unwrap();
+        let vector: Vec<VectorSample> = data(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{"a":"b"},"value":[1700000000.5,"0.25"]}]}}"#,
+        )
+        .decode("vector")
+        .unwrap();
+        assert_eq!(vector[0].value.1, "0.25");
+        let matrix: Vec<MatrixSeries> = data(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+                {"metric":{},"values":[[300,"1"],[600,"NaN"]]}]},"stats":{}}"#,
+        )
+        .decode("matrix")
+        .unwrap();
+        assert_eq!(matrix[0].values.len(), 2);
+        let scalar =
+            data(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#)
+                .decode::<Vec<VectorSample>>("vector")
+                .unwrap_err();
+        assert_eq!(
+            scalar.to_string(),
+            "Prometheus answered something that is not a query result: expected a vector, got a scalar"
+        );
     }
 
     #[test]

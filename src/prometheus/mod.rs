@@ -3,5 +3,5 @@
 pub mod client;
 pub mod readings;
 
-pub use client::{Client, Error, Sample, Settings};
+pub use client::{Client, Error, Reload, Sample, Series, Settings};
 pub use readings::{AGES_QUERY, RATIOS_QUERY, SeriesKey, period_query, period_ratios, readings};
