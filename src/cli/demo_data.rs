@@ -27,6 +27,14 @@ pub enum Args {
     Write(WriteArgs),
     /// Evaluate a rule file's recording rules over a range and write the results as OpenMetrics.
     Record(RecordArgs),
+    /// Exit 0 when Prometheus is ready to serve queries, 1 otherwise.
+    Ready(ReadyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReadyArgs {
+    #[arg(long, value_name = "URL")]
+    pub prometheus: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +106,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
     let result = match args {
         Args::Write(args) => write_all(args, out, err),
         Args::Record(args) => record(args).map(|()| true),
+        Args::Ready(args) => ready(args),
     };
     match result {
         Ok(true) => EXIT_OK,
@@ -191,6 +200,29 @@ struct RuleFile {
     groups: Vec<RuleGroup>,
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, DemoDataError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DemoDataError::Runtime)
+}
+
+fn client(url: &str) -> Result<prometheus::Client, DemoDataError> {
+    prometheus::Client::new(prometheus::Settings::new(
+        url,
+        std::time::Duration::from_secs(60),
+    ))
+    .map_err(|source| DemoDataError::Query {
+        record: "(client)".into(),
+        source,
+    })
+}
+
+fn ready(args: &ReadyArgs) -> Result<bool, DemoDataError> {
+    let client = client(&args.prometheus)?;
+    Ok(runtime()?.block_on(client.ready()).unwrap_or(false))
+}
+
 fn record(args: &RecordArgs) -> Result<(), DemoDataError> {
     let path = args.rules.display().to_string();
     let text = std::fs::read_to_string(&args.rules).map_err(|source| DemoDataError::Write {
@@ -201,18 +233,8 @@ fn record(args: &RecordArgs) -> Result<(), DemoDataError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let client = prometheus::Client::new(prometheus::Settings::new(
-        args.prometheus.clone(),
-        std::time::Duration::from_secs(60),
-    ))
-    .map_err(|source| DemoDataError::Query {
-        record: "(client)".into(),
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(DemoDataError::Runtime)?;
+    let client = client(&args.prometheus)?;
+    let runtime = runtime()?;
     // Every rule's answer, by record name, so each metric family is written in one piece.
     let mut answers: BTreeMap<&str, Vec<(&Rule, Vec<prometheus::Series>)>> = BTreeMap::new();
     for group in &file.groups {

@@ -4,6 +4,7 @@ pub mod crd;
 pub mod demo_data;
 pub mod gate;
 pub mod generate;
+pub mod local;
 pub mod run;
 pub mod validate;
 
@@ -38,6 +39,9 @@ pub enum Command {
     Gate(gate::Args),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
     Run(Box<run::Args>),
+    /// Without Kubernetes: SLO manifests from a directory, rule files for Prometheus, live
+    /// budgets and rollback decisions as a table, on /status and on Flagger's webhook.
+    Local(local::Args),
     /// Write the demo's synthetic month and backfill rule files (`make demo` runs this).
     #[command(hide = true)]
     #[command(subcommand)]
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(args) => validate::run(&args, stdout, stderr),
         Command::Generate(args) => generate::run(&args, stdout, stderr),
         Command::Gate(args) => gate::run(&args, stdout, stderr),
+        Command::Local(args) => local::run(&args, stdout, stderr),
         Command::DemoData(args) => demo_data::run(&args, stdout, stderr),
         Command::Run(_) => EXIT_ERROR,
     }

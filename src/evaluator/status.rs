@@ -40,6 +40,23 @@ pub struct EvaluatedStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl EvaluatedStatus {
+    /// The status an SLO shows once this is applied (local mode keeps it in memory).
+    pub fn into_status(self) -> ServiceLevelObjectiveStatus {
+        ServiceLevelObjectiveStatus {
+            sli: self.sli,
+            error_budget: self.error_budget,
+            burn_rates: self.burn_rates,
+            exhaustion: self.exhaustion,
+            groups: self.groups,
+            evaluated_at: self.evaluated_at,
+            rollback: self.rollback,
+            conditions: self.conditions,
+            ..ServiceLevelObjectiveStatus::default()
+        }
+    }
+}
+
 /// What one round found for one SLO.
 pub struct Round<'a> {
     /// The assessment the policy acts on (the worst group's, for groupBy SLOs), or why none.

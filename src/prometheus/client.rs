@@ -248,7 +248,7 @@ impl Client {
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(Reload::Done),
-            403 | 404 | 405 => Ok(Reload::Disabled),
+            403..=405 => Ok(Reload::Disabled),
             _ => Err(Error::Refused {
                 status,
                 message: response
@@ -260,6 +260,20 @@ impl Client {
                     .collect(),
             }),
         }
+    }
+
+    /// Whether Prometheus says it is ready to serve queries (`GET /-/ready`).
+    pub async fn ready(&self) -> Result<bool, Error> {
+        let url = format!("{}/-/ready", self.settings.url.trim_end_matches('/'));
+        let response = self
+            .authorized(self.http.get(&url))?
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.settings.url.clone(),
+                source,
+            })?;
+        Ok(response.status().is_success())
     }
 
     fn authorized(

@@ -81,9 +81,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The query of Flagger's rollback webhook: `?slo=<namespace>/<name>`.
 #[derive(serde::Deserialize)]
-struct FlaggerQuery {
-    slo: Option<String>,
+pub struct FlaggerQuery {
+    pub slo: Option<String>,
 }
 
 /// Flagger's rollback webhook: Flagger rolls the canary back when this answers 2xx. 200 while the
@@ -95,22 +96,48 @@ async fn flagger_rollback(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<FlaggerQuery>,
 ) -> impl IntoResponse {
-    let Some((namespace, name)) = query.slo.as_deref().and_then(|s| s.split_once('/')) else {
+    flagger_answer(query.slo.as_deref(), |namespace, name| {
+        match state.slos.find(namespace, name) {
+            None => Lookup::Listing,
+            Some(None) => Lookup::Unknown,
+            Some(Some(slo)) => Lookup::Found(slo.status.clone()),
+        }
+    })
+}
+
+/// What looking up the webhook's SLO found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The SLOs are still being listed: nobody can tell yet.
+    Listing,
+    /// No such SLO here.
+    Unknown,
+    /// The SLO, with its status (`None` before the first status is written).
+    Found(Option<crate::api::ServiceLevelObjectiveStatus>),
+}
+
+/// The webhook's answer for `?slo=` (`None` without it), given how to look an SLO up. The
+/// operator and local mode answer alike.
+pub fn flagger_answer(
+    slo: Option<&str>,
+    find: impl FnOnce(&str, &str) -> Lookup,
+) -> (StatusCode, String) {
+    let Some((namespace, name)) = slo.and_then(|s| s.split_once('/')) else {
         return (
             StatusCode::BAD_REQUEST,
             "give ?slo=<namespace>/<name>\n".to_string(),
         );
     };
-    match state.slos.find(namespace, name) {
-        None => (
+    match find(namespace, name) {
+        Lookup::Listing => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no rollback: the SLOs are still being listed\n".to_string(),
         ),
-        Some(None) => (
+        Lookup::Unknown => (
             StatusCode::NOT_FOUND,
             format!("no SLO {namespace}/{name} is watched here\n"),
         ),
-        Some(Some(slo)) => rollback_answer(slo.status.as_ref()),
+        Lookup::Found(status) => rollback_answer(status.as_ref()),
     }
 }
 

@@ -1,0 +1,101 @@
+//! `plimsoll local`: Plimsoll without Kubernetes, for a Prometheus that reads rule files.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{EXIT_ERROR, EXIT_OK, parse_duration};
+use crate::local::{self, Outcome, Settings};
+use crate::prometheus;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory (or file) with SLO manifests; read again whenever a file changes. Repeatable.
+    #[arg(long, value_name = "DIR", required = true, num_args = 1..)]
+    pub slos: Vec<PathBuf>,
+    /// Prometheus that reads the rule files and answers the budget queries.
+    #[arg(long, value_name = "URL", env = "PLIMSOLL_PROMETHEUS_URL")]
+    pub prometheus: String,
+    /// Directory for the rule files, one per SLO; point Prometheus' `rule_files` at
+    /// `<dir>/*.yaml`. Files without Plimsoll's header are left alone.
+    #[arg(long, value_name = "DIR")]
+    pub rules_out: PathBuf,
+    /// Time between rounds (read SLOs, write rules, evaluate budgets, print the table).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Address of /status (JSON), /flagger/rollback and /healthz.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// One round: print the table and exit (0; 2 when Prometheus cannot be read or files cannot
+    /// be read or written). Serves nothing.
+    #[arg(long)]
+    pub once: bool,
+    /// Namespace for SLOs whose manifest names none.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Timeout of each Prometheus request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// File with a bearer token for Prometheus.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let settings = Settings {
+        slos: args.slos.clone(),
+        rules_out: args.rules_out.clone(),
+        namespace: args.namespace.clone(),
+        interval: args.interval,
+        listen: Some(args.listen),
+        once: args.once,
+        prometheus: prometheus::Settings {
+            bearer_token_file: args.bearer_token_file.clone(),
+            ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll local: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let result = runtime.block_on(local::run(settings, out, err, shutdown()));
+    match result {
+        Ok(Outcome::Done) => EXIT_OK,
+        Ok(Outcome::Incomplete) => EXIT_ERROR,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll local: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

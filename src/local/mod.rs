@@ -1,0 +1,307 @@
+//! Local mode (`plimsoll local`): Plimsoll without Kubernetes. SLO manifests from a directory,
+//! plain rule files for a Prometheus that reads them, the same budget evaluation and rollback
+//! policy as the operator, a status table on every round, `/status` as JSON and Flagger's
+//! rollback webhook.
+//!
+//! The deciding parts are pure ([`catalog`], [`rule_files`]' plan, [`board`], [`table`]); this
+//! module is the loop around them that reads files, writes files and talks HTTP.
+
+pub mod board;
+pub mod catalog;
+pub mod rule_files;
+pub mod table;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::evaluator;
+use crate::prometheus::{self, Reload};
+use crate::server::{FlaggerQuery, Lookup, flagger_answer};
+use board::Board;
+use catalog::{Catalog, Snapshot};
+
+/// How local mode runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Manifest files or directories (walked recursively).
+    pub slos: Vec<PathBuf>,
+    /// Where the rule files go; Prometheus' `rule_files` should include `<dir>/*.yaml`.
+    pub rules_out: PathBuf,
+    /// Namespace of SLOs whose manifest names none.
+    pub namespace: String,
+    pub interval: Duration,
+    /// Where to serve `/status` and the webhook; `None` serves nothing.
+    pub listen: Option<SocketAddr>,
+    /// One round, then exit.
+    pub once: bool,
+    pub prometheus: prometheus::Settings,
+}
+
+/// What stops local mode from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{0}")]
+    Prometheus(#[from] prometheus::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the HTTP endpoints show: the latest round.
+#[derive(Debug, Default)]
+pub struct View {
+    pub board: Board,
+    pub problems: Vec<String>,
+    pub prometheus: String,
+}
+
+type Shared = Arc<RwLock<View>>;
+
+/// Everything local mode remembers between rounds.
+struct Local {
+    settings: Settings,
+    client: prometheus::Client,
+    snapshot: Option<Snapshot>,
+    catalog: Catalog,
+    board: Board,
+    /// Rule files changed and Prometheus has not yet confirmed a reload.
+    reload_pending: bool,
+    /// The lifecycle API is off, and we said so.
+    lifecycle_off: bool,
+}
+
+/// How a round went, for `--once`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Prometheus could not be read, or files could not be read or written.
+    Incomplete,
+}
+
+/// Runs local mode until `shutdown` completes, or for one round with `once` (whose outcome it
+/// returns).
+pub async fn run(
+    settings: Settings,
+    out: &mut impl Write,
+    err: &mut impl Write,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Outcome, LocalError> {
+    let client = prometheus::Client::new(settings.prometheus.clone())?;
+    let shared: Shared = Arc::new(RwLock::new(View {
+        prometheus: settings.prometheus.url.clone(),
+        ..View::default()
+    }));
+    let server = match (settings.listen, settings.once) {
+        (Some(addr), false) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| LocalError::Listen { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let _ = writeln!(
+                err,
+                "serving http://{bound}/status and http://{bound}/flagger/rollback?slo=<namespace>/<name>"
+            );
+            let app = router(shared.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ))
+        }
+        _ => None,
+    };
+    let mut local = Local {
+        client,
+        snapshot: None,
+        catalog: Catalog::default(),
+        board: Board::default(),
+        reload_pending: false,
+        lifecycle_off: false,
+        settings,
+    };
+    tokio::pin!(shutdown);
+    let outcome = loop {
+        let outcome = local.round(out, err).await;
+        if let Ok(mut view) = shared.write() {
+            view.board = local.board.clone();
+            view.problems = local.catalog.problems.clone();
+        }
+        if local.settings.once {
+            break outcome;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(local.settings.interval) => {}
+            () = &mut shutdown => break Outcome::Done,
+        }
+    };
+    if let Some(server) = server {
+        server.abort();
+    }
+    Ok(outcome)
+}
+
+impl Local {
+    async fn round(&mut self, out: &mut impl Write, err: &mut impl Write) -> Outcome {
+        let mut outcome = Outcome::Done;
+        match catalog::snapshot(&self.settings.slos) {
+            Ok(snapshot) if self.snapshot.as_ref() != Some(&snapshot) => {
+                self.catalog = catalog::load(&snapshot, &self.settings.namespace);
+                for problem in &self.catalog.problems {
+                    let _ = writeln!(err, "{problem}");
+                }
+                let _ = writeln!(
+                    err,
+                    "read {} valid SLO(s) from {} file(s){}",
+                    self.catalog.slos.len(),
+                    snapshot.len(),
+                    match self.catalog.skipped_files.len() {
+                        0 => String::new(),
+                        n => format!("; {n} file(s) with problems skipped"),
+                    }
+                );
+                self.snapshot = Some(snapshot);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(err, "plimsoll local: {e}; keeping the SLOs read before");
+                outcome = Outcome::Incomplete;
+            }
+        }
+        if let Err(e) = self.write_rules(err).await {
+            let _ = writeln!(err, "plimsoll local: {e}");
+            outcome = Outcome::Incomplete;
+        }
+        let readings = evaluator::read(&self.client).await;
+        if readings.is_err() {
+            outcome = Outcome::Incomplete;
+        }
+        self.board = board::advance(&self.board, &self.catalog.slos, &readings, Timestamp::now());
+        let text = table::render(
+            &self.board,
+            &table::Context {
+                prometheus: &self.settings.prometheus.url,
+                skipped_files: &self.catalog.skipped_files,
+            },
+        );
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+        outcome
+    }
+
+    /// Brings the rule files in line with the SLOs and asks Prometheus to reload when they
+    /// changed (again every round until it answers).
+    async fn write_rules(&mut self, err: &mut impl Write) -> Result<(), rule_files::RuleFileError> {
+        let dir = &self.settings.rules_out;
+        let desired = rule_files::desired(&self.catalog.slos)?;
+        let changes = rule_files::plan(&desired, &rule_files::existing(dir)?);
+        if !changes.is_empty() {
+            rule_files::apply(dir, &desired, &changes)?;
+            let mut said = Vec::new();
+            if !changes.write.is_empty() {
+                said.push(format!("wrote {}", changes.write.join(", ")));
+            }
+            if !changes.remove.is_empty() {
+                said.push(format!("removed {}", changes.remove.join(", ")));
+            }
+            let _ = writeln!(err, "rules in {}: {}", dir.display(), said.join("; "));
+            self.reload_pending = true;
+        }
+        if self.reload_pending {
+            match self.client.reload().await {
+                Ok(Reload::Done) => {
+                    let _ = writeln!(err, "Prometheus reloaded its rule files");
+                    self.reload_pending = false;
+                }
+                Ok(Reload::Disabled) => {
+                    if !self.lifecycle_off {
+                        let _ = writeln!(
+                            err,
+                            "Prometheus at {} does not serve /-/reload (it needs \
+                             --web.enable-lifecycle): it reads the rule files on its next \
+                             restart or SIGHUP",
+                            self.settings.prometheus.url
+                        );
+                        self.lifecycle_off = true;
+                    }
+                    self.reload_pending = false;
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        err,
+                        "could not ask Prometheus to reload ({e}); trying again next round"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .route("/flagger/rollback", get(flagger))
+        .with_state(shared)
+}
+
+async fn status(State(shared): State<Shared>) -> axum::Json<Value> {
+    let view = shared.read().unwrap_or_else(|p| p.into_inner());
+    axum::Json(status_json(&view))
+}
+
+async fn flagger(
+    State(shared): State<Shared>,
+    Query(query): Query<FlaggerQuery>,
+) -> (axum::http::StatusCode, String) {
+    let view = shared.read().unwrap_or_else(|p| p.into_inner());
+    flagger_answer(query.slo.as_deref(), |namespace, name| {
+        if view.board.evaluated_at.is_none() {
+            return Lookup::Listing; // before the first round
+        }
+        let key = format!("{namespace}/{name}");
+        match view.board.entries.iter().find(|e| e.key == key) {
+            Some(e) => Lookup::Found(Some(e.status.clone())),
+            None => Lookup::Unknown,
+        }
+    })
+}
+
+/// `/status`: every SLO with the status the operator would write, the decision and its note,
+/// and the problems of skipped manifests.
+pub fn status_json(view: &View) -> Value {
+    let slos: Vec<Value> = view
+        .board
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "slo": e.key,
+                "service": e.slo.service,
+                "objective": e.slo.objective.to_string(),
+                "window": table::window_text(&e.slo.window),
+                "source": e.location,
+                "decision": e.decision(),
+                "note": e.note,
+                "status": e.status,
+            })
+        })
+        .collect();
+    json!({
+        "prometheus": view.prometheus,
+        "evaluatedAt": view.board.evaluated_at.map(|t| t.to_string()),
+        "prometheusError": view.board.prometheus_error,
+        "slos": slos,
+        "problems": view.problems,
+    })
+}
