@@ -5,7 +5,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools lint fmt crds deploy image bench clean
+.PHONY: all build test tools lint fmt crds deploy image bench demo clean
 
 all: build
 
@@ -57,6 +57,13 @@ bench: tools
 	$(CARGO) bench --bench cache_memory
 	$(CARGO) bench --bench evaluator_round
 	$(CARGO) bench --bench prometheus_cost
+
+## demo: a month of synthetic traffic for three services, a real Prometheus on 127.0.0.1, and
+## `plimsoll local --once` printing their budgets and the rollback decision (scripts/demo.sh)
+demo:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
+	@$(CARGO) build --quiet --bin plimsoll
+	@PLIMSOLL=$${CARGO_TARGET_DIR:-target}/debug/plimsoll scripts/demo.sh
 
 ## crds: regenerate crds/ and the chart's copy from the Rust types (tests fail while they differ)
 crds:

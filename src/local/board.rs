@@ -152,7 +152,9 @@ fn note(loaded: &Loaded, step: &Step, a: &Assessment, now: Timestamp) -> Option<
             let when = if step.action == Action::Trigger {
                 "rollback signalled now".to_string()
             } else {
-                format!("rollback signalled since {}", step.memory.since)
+                let since = step.memory.since;
+                let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
+                format!("rollback signalled since {since}")
             };
             Some(format!(
                 "{when}: {reason}; the signal clears once {}% of the budget is back",

@@ -22,6 +22,11 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts `prometheus` on 127.0.0.1 with the data directory and config, and waits until ready.
     pub fn start(data: &Path, config: &Path) -> Prometheus {
+        Prometheus::start_with(data, config, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags, such as `--web.enable-lifecycle`.
+    pub fn start_with(data: &Path, config: &Path, extra: &[&str]) -> Prometheus {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -33,6 +38,7 @@ impl Prometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=400d")
             .arg("--log.level=warn")
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,535 @@
+//! `plimsoll local` against a real Prometheus on 127.0.0.1: the demo's month written by
+//! `plimsoll demo-data`, the rules' history recorded stage by stage, then local mode writing the
+//! rule files, reloading Prometheus, and answering on /status and Flagger's webhook while SLO
+//! files come, go and break.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use plimsoll::demo::{self, LEAD_IN, WINDOW};
+use plimsoll::synthetic::Traffic;
+use serde_json::Value;
+use support::prometheus::{Prometheus, http, import_openmetrics};
+
+const PLIMSOLL: &str = env!("CARGO_BIN_EXE_plimsoll");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn plimsoll(args: &[&str]) -> Output {
+    let out = Command::new(PLIMSOLL).args(args).output().unwrap();
+    assert!(out.status.success(), "plimsoll {args:?}: {out:?}");
+    out
+}
+
+/// `KEY=value` lines as `demo-data write` prints them.
+fn value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The demo's month and its rules' history in `<dir>/data`, as `make demo` builds it. Returns the
+/// end of the data.
+fn demo_history(dir: &Path) -> u64 {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let slos = support::repo().join("demo/slos");
+    let printed = plimsoll(&[
+        "demo-data",
+        "write",
+        "--slos",
+        slos.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    let (start, end, stages) = (
+        value(&printed, "START"),
+        value(&printed, "END"),
+        value(&printed, "STAGES"),
+    );
+    assert_eq!(end - start, WINDOW + LEAD_IN);
+    import_openmetrics(&dir.join("traffic.om"), &data);
+    let bare = dir.join("bare.yml");
+    std::fs::write(&bare, "global: {evaluation_interval: 30s}\n").unwrap();
+    let steps = std::iter::once(("counts.yaml".to_string(), start))
+        .chain((1..=stages).map(|n| (format!("stage-{n}.yaml"), end - 3600)));
+    for (rules, from) in steps {
+        let recorded = dir.join(format!("{rules}.om"));
+        {
+            let history = Prometheus::start(&data, &bare);
+            plimsoll(&[
+                "demo-data",
+                "record",
+                "--prometheus",
+                &history.url,
+                "--rules",
+                dir.join(&rules).to_str().unwrap(),
+                "--start",
+                &from.to_string(),
+                "--end",
+                &end.to_string(),
+                "--out",
+                recorded.to_str().unwrap(),
+            ]);
+        }
+        import_openmetrics(&recorded, &data);
+    }
+    end
+}
+
+/// A Prometheus config that reads every rule file in `rules`.
+fn config(dir: &Path, rules: &Path) -> PathBuf {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{evaluation_interval: 30s}}\nrule_files: [\"{}/*.yaml\"]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `plimsoll local` in the background, output to files, killed on drop.
+struct Local {
+    child: Child,
+    port: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Local {
+    fn start(dir: &Path, slos: &Path, rules: &Path, prometheus: &str) -> Local {
+        let port = free_port();
+        let (stdout, stderr) = (dir.join("local.out"), dir.join("local.err"));
+        let child = Command::new(PLIMSOLL)
+            .args(["local", "--interval", "1s"])
+            .arg("--slos")
+            .arg(slos)
+            .arg("--rules-out")
+            .arg(rules)
+            .arg(format!("--prometheus={prometheus}"))
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+            .spawn()
+            .unwrap();
+        Local {
+            child,
+            port,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = http()
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.text().unwrap_or_default()))
+    }
+
+    fn status(&self) -> Option<Value> {
+        let (code, body) = self.get("/status")?;
+        (code == 200).then(|| serde_json::from_str(&body).unwrap())
+    }
+
+    fn flagger(&self, slo: &str) -> (u16, String) {
+        self.get(&format!("/flagger/rollback?slo={slo}")).unwrap()
+    }
+
+    /// Waits (at most 60 s) until /status satisfies `done`, and returns it.
+    fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.status()
+                && done(&status)
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within 60 s; last /status: {:?}\nstderr:\n{}",
+                self.status(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap()
+    }
+
+    /// SIGTERM, and the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn entry<'a>(status: &'a Value, slo: &str) -> Option<&'a Value> {
+    status["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["slo"] == slo)
+}
+
+fn keys(status: &Value) -> Vec<String> {
+    status["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["slo"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn rule_files(rules: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(rules)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The SLO names of the rule groups Prometheus has loaded.
+fn loaded_groups(prometheus: &Prometheus) -> Vec<String> {
+    let body: Value = http()
+        .get(format!("{}/api/v1/rules", prometheus.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut names: Vec<String> = body["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The budget left at the end of the demo's data, from the synthetic counts themselves.
+fn exact_remaining(job: &str) -> f64 {
+    let duration = WINDOW + LEAD_IN;
+    let services = demo::services(duration);
+    let service = services.iter().find(|s| s.job() == job).unwrap();
+    // Local mode reads about ten minutes before the end of the data.
+    let read = duration - demo::AHEAD;
+    let (from, to) = (
+        service.counts_until(read - WINDOW),
+        service.counts_until(read),
+    );
+    let ratio = (to.errors - from.errors) / (to.requests - from.requests);
+    (1.0 - ratio / 0.001) * 100.0
+}
+
+#[test]
+fn local_mode_against_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    demo_history(dir);
+    let slos = dir.join("slos");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&slos).unwrap();
+    std::fs::create_dir_all(&rules).unwrap();
+    for name in ["catalog", "checkout", "payments"] {
+        let file = format!("{name}.yaml");
+        std::fs::copy(
+            support::repo().join("demo/slos").join(&file),
+            slos.join(&file),
+        )
+        .unwrap();
+    }
+    // A broken manifest beside them, and a rule file that is not ours.
+    let bad = slos.join("search.yaml");
+    let search = std::fs::read_to_string(slos.join("catalog.yaml"))
+        .unwrap()
+        .replace("catalog", "search");
+    std::fs::write(&bad, search.replace("objective: 99.9", "objective: 100")).unwrap();
+    std::fs::write(rules.join("mine.yaml"), "groups: []\n").unwrap();
+
+    let prometheus = Prometheus::start_with(
+        &dir.join("data"),
+        &config(dir, &rules),
+        &["--web.enable-lifecycle"],
+    );
+    let local = Local::start(dir, &slos, &rules, &prometheus.url);
+
+    // The three SLOs, each in its state, with the budget the synthetic counts give.
+    let status = local.wait_for("three SLOs with data", |s| {
+        keys(s).len() == 3
+            && s["slos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["decision"] != "NoData")
+    });
+    let expect = [
+        ("shop/catalog-availability", "catalog", "Healthy", "None"),
+        ("shop/checkout-availability", "checkout", "Burning", "None"),
+        (
+            "shop/payments-availability",
+            "payments",
+            "Exhausted",
+            "RollBack",
+        ),
+    ];
+    for (slo, job, state, decision) in expect {
+        let e = entry(&status, slo).unwrap();
+        assert_eq!(e["status"]["rollback"]["state"], state, "{slo}: {e}");
+        assert_eq!(e["decision"], decision, "{slo}");
+        let data = e["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "DataAvailable")
+            .unwrap();
+        assert_eq!(data["status"], "True", "{slo}");
+        let remaining: f64 = e["status"]["errorBudget"]["remaining"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let exact = exact_remaining(job);
+        assert!(
+            (remaining - exact).abs() <= 0.15,
+            "{slo}: {remaining}% left, the counts say {exact:.2}%"
+        );
+    }
+    let checkout = entry(&status, "shop/checkout-availability").unwrap();
+    assert_eq!(checkout["status"]["burnRates"]["6h"], "3.0");
+    assert!(checkout["status"]["exhaustion"].is_string());
+    let payments = entry(&status, "shop/payments-availability").unwrap();
+    assert!(
+        payments["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollback signalled"),
+        "{payments}"
+    );
+
+    // Flagger's webhook: the same answers as the operator's.
+    let (code, body) = local.flagger("shop/payments-availability");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("roll back: error budget trigger holds"),
+        "{body}"
+    );
+    assert_eq!(local.flagger("shop/checkout-availability").0, 412);
+    assert_eq!(local.flagger("shop/nothing").0, 404);
+    assert_eq!(local.get("/flagger/rollback").unwrap().0, 400);
+
+    // The broken file is reported with validate's own words and skipped.
+    let validate = Command::new(PLIMSOLL)
+        .args(["validate", "--quiet"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let message = String::from_utf8(validate.stdout).unwrap();
+    assert!(message.contains("spec.objective"), "{message}");
+    assert!(
+        local.stderr().contains(message.trim()),
+        "{}",
+        local.stderr()
+    );
+    assert_eq!(status["problems"][0], message.trim());
+    assert!(entry(&status, "shop/search-availability").is_none());
+
+    // One rule file per valid SLO next to the foreign one, and Prometheus has loaded them.
+    assert_eq!(
+        rule_files(&rules),
+        [
+            "mine.yaml",
+            "shop_catalog-availability.rules.yaml",
+            "shop_checkout-availability.rules.yaml",
+            "shop_payments-availability.rules.yaml"
+        ]
+    );
+    wait_until("Prometheus loads the rule files", || {
+        loaded_groups(&prometheus).len() == 6
+    });
+    assert!(
+        local
+            .stderr()
+            .contains("Prometheus reloaded its rule files")
+    );
+
+    // The table on stdout says the same.
+    let table = local.stdout();
+    let row = |slo: &str| {
+        table
+            .lines()
+            .rev()
+            .find(|l| l.starts_with(&format!("{slo}  ")))
+            .unwrap_or_else(|| panic!("no row for {slo} in\n{table}"))
+            .to_string()
+    };
+    for (slo, end) in [
+        ("shop/payments-availability", "Exhausted  ROLL BACK"),
+        ("shop/checkout-availability", "Burning    none"),
+        ("shop/catalog-availability", "Healthy    none"),
+    ] {
+        let row = row(slo);
+        assert!(row.ends_with(end), "{row}");
+    }
+
+    // An SLO file goes: its rule file goes, Prometheus drops its groups, the webhook forgets it.
+    std::fs::remove_file(slos.join("checkout.yaml")).unwrap();
+    local.wait_for("checkout gone", |s| keys(s).len() == 2);
+    assert!(!rule_files(&rules).contains(&"shop_checkout-availability.rules.yaml".to_string()));
+    assert!(rules.join("mine.yaml").exists(), "not ours: left alone");
+    wait_until("Prometheus drops checkout's groups", || {
+        let groups = loaded_groups(&prometheus);
+        groups.len() == 4 && !groups.iter().any(|g| g.contains("checkout"))
+    });
+    assert_eq!(local.flagger("shop/checkout-availability").0, 404);
+
+    // The broken file is fixed: it joins, without data yet, and decides nothing.
+    std::fs::write(&bad, search).unwrap();
+    let status = local.wait_for("search joins", |s| {
+        entry(s, "shop/search-availability").is_some()
+    });
+    assert!(status["problems"].as_array().unwrap().is_empty());
+    let search = entry(&status, "shop/search-availability").unwrap();
+    assert_eq!(search["decision"], "NoData");
+    assert_eq!(local.flagger("shop/search-availability").0, 412);
+    assert_eq!(
+        local.flagger("shop/payments-availability").0,
+        200,
+        "the others keep working"
+    );
+
+    assert_eq!(local.terminate(), Some(0));
+}
+
+#[test]
+fn without_the_lifecycle_api_local_mode_says_so_once_and_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (slos, rules, data) = (dir.join("slos"), dir.join("rules"), dir.join("data"));
+    for d in [&slos, &rules, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let manifest = std::fs::read_to_string(support::repo().join("demo/slos/catalog.yaml")).unwrap();
+    std::fs::write(slos.join("catalog.yaml"), &manifest).unwrap();
+    // No data and no lifecycle API.
+    let prometheus = Prometheus::start(&data, &config(dir, &rules));
+    let local = Local::start(dir, &slos, &rules, &prometheus.url);
+    let status = local.wait_for("catalog listed", |s| keys(s).len() == 1);
+    let e = entry(&status, "shop/catalog-availability").unwrap();
+    assert_eq!(e["decision"], "NoData");
+    assert_eq!(
+        e["note"],
+        "nothing decided: no recorded series for this SLO in Prometheus yet"
+    );
+    assert_eq!(
+        local.flagger("shop/catalog-availability"),
+        (412, "no rollback: no current budget data\n".to_string())
+    );
+    // A second change of the rule files.
+    std::fs::write(
+        slos.join("more.yaml"),
+        manifest.replace("catalog-availability", "catalog-latency"),
+    )
+    .unwrap();
+    local.wait_for("two SLOs", |s| keys(s).len() == 2);
+    wait_until("both rule files", || rule_files(&rules).len() == 2);
+    let stderr = local.stderr();
+    assert_eq!(
+        stderr.matches("does not serve /-/reload").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("--web.enable-lifecycle"), "{stderr}");
+    assert!(!stderr.contains("Prometheus reloaded"), "{stderr}");
+    assert_eq!(local.terminate(), Some(0));
+}
+
+#[test]
+fn once_without_prometheus_writes_the_rules_prints_the_table_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let out = Command::new(PLIMSOLL)
+        .args(["local", "--once", "--slos"])
+        .arg(support::repo().join("demo/slos"))
+        .arg("--rules-out")
+        .arg(&rules)
+        .arg(format!("--prometheus=http://127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("Prometheus cannot be queried: "), "{table}");
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("shop/") && l.ends_with("Healthy  none (no data)"))
+            .count(),
+        3,
+        "{table}"
+    );
+    assert!(table.contains("3 without fresh data: nothing decided for them."));
+    assert_eq!(
+        rule_files(&rules).len(),
+        3,
+        "the rules are written all the same"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("could not ask Prometheus to reload"),
+        "{stderr}"
+    );
+}
