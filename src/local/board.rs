@@ -236,6 +236,7 @@ mod tests {
                             (Duration::from_hours(6), *six_hours),
                         ]),
                         newest_sample: Some(written),
+                        ..Reading::default()
                     },
                 )
             })

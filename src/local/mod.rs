@@ -181,11 +181,20 @@ impl Local {
             let _ = writeln!(err, "plimsoll local: {e}");
             outcome = Outcome::Incomplete;
         }
-        let readings = evaluator::read(&self.client).await;
+        let now = Timestamp::now();
+        // Calendar windows need their period's sums: one more query per period start.
+        let calendars: Vec<(String, crate::model::Slo)> = self
+            .catalog
+            .slos
+            .iter()
+            .filter(|l| l.slo.window.period(now).is_some())
+            .map(|l| (l.namespace.clone(), l.slo.clone()))
+            .collect();
+        let readings = evaluator::read_for(&self.client, &calendars, now).await;
         if readings.is_err() {
             outcome = Outcome::Incomplete;
         }
-        self.board = board::advance(&self.board, &self.catalog.slos, &readings, Timestamp::now());
+        self.board = board::advance(&self.board, &self.catalog.slos, &readings, now);
         let text = table::render(
             &self.board,
             &table::Context {

@@ -238,6 +238,7 @@ mod tests {
                 .map(|h| (Duration::from_hours(*h), burn / 1000.0))
                 .collect(),
             newest_sample: Some(now),
+            ..Reading::default()
         };
         let key = |name: &str| SeriesKey {
             namespace: "shop".into(),
