@@ -59,6 +59,8 @@ pub enum Error {
     Refused { status: u16, message: String },
     #[error("Prometheus answered something that is not a query result: {0}")]
     Decode(String),
+    #[error("Prometheus could not reload its configuration ({status}): {message}")]
+    Reload { status: u16, message: String },
 }
 
 impl Error {
@@ -71,6 +73,7 @@ impl Error {
             Error::Unreachable { .. } => "PrometheusUnreachable",
             Error::Refused { .. } => "QueryRefused",
             Error::Decode(_) => "BadAnswer",
+            Error::Reload { .. } => "ReloadFailed",
         }
     }
 }
@@ -249,7 +252,7 @@ impl Client {
         match status {
             200..=299 => Ok(Reload::Done),
             403..=405 => Ok(Reload::Disabled),
-            _ => Err(Error::Refused {
+            _ => Err(Error::Reload {
                 status,
                 message: response
                     .text()
