@@ -117,4 +117,5 @@ echo >&2
 status=0
 "$plimsoll" local --slos "$slos" --prometheus "$url" --rules-out "$work/rules" --once || status=$?
 say "done; stopping Prometheus and removing $work"
+echo "On your own Prometheus: plimsoll local --slos <dir> --prometheus <url> --rules-out <dir its rule_files read> (README.md, 'plimsoll local')" >&2
 exit "$status"

@@ -243,6 +243,31 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_needs_a_known_slo_and_then_answers_from_its_status() {
+        let known = |namespace: &str, name: &str| {
+            (namespace == "shop" && name == "pay")
+                .then(|| Some(status("True", crate::api::RollbackState::Exhausted)))
+        };
+        assert_eq!(flagger_answer(None, known).0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            flagger_answer(Some("pay"), known).0,
+            StatusCode::BAD_REQUEST
+        );
+        let (code, body) = flagger_answer(Some("shop/cart"), known);
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::NOT_FOUND, "no SLO shop/cart is watched here\n")
+        );
+        assert_eq!(flagger_answer(Some("shop/pay"), known).0, StatusCode::OK);
+        let fresh = |_: &str, _: &str| Some(None);
+        assert_eq!(
+            flagger_answer(Some("shop/new"), fresh).0,
+            StatusCode::PRECONDITION_FAILED,
+            "no status yet: no data, no rollback"
+        );
+    }
+
+    #[test]
     fn readiness_follows_the_role() {
         let standby = Health {
             leader_election: true,
