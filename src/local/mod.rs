@@ -280,7 +280,7 @@ async fn flagger(
         }
         let key = format!("{namespace}/{name}");
         match view.board.entries.iter().find(|e| e.key == key) {
-            Some(e) => Lookup::Found(Some(e.status.clone())),
+            Some(e) => Lookup::Found(Some(Box::new(e.status.clone()))),
             None => Lookup::Unknown,
         }
     })

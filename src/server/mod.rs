@@ -100,7 +100,7 @@ async fn flagger_rollback(
         match state.slos.find(namespace, name) {
             None => Lookup::Listing,
             Some(None) => Lookup::Unknown,
-            Some(Some(slo)) => Lookup::Found(slo.status.clone()),
+            Some(Some(slo)) => Lookup::Found(slo.status.clone().map(Box::new)),
         }
     })
 }
@@ -113,7 +113,7 @@ pub enum Lookup {
     /// No such SLO here.
     Unknown,
     /// The SLO, with its status (`None` before the first status is written).
-    Found(Option<crate::api::ServiceLevelObjectiveStatus>),
+    Found(Option<Box<crate::api::ServiceLevelObjectiveStatus>>),
 }
 
 /// The webhook's answer for `?slo=` (`None` without it), given how to look an SLO up. The
@@ -137,7 +137,7 @@ pub fn flagger_answer(
             StatusCode::NOT_FOUND,
             format!("no SLO {namespace}/{name} is watched here\n"),
         ),
-        Lookup::Found(status) => rollback_answer(status.as_ref()),
+        Lookup::Found(status) => rollback_answer(status.as_deref()),
     }
 }
 
@@ -245,8 +245,14 @@ mod tests {
     #[test]
     fn the_webhook_needs_a_known_slo_and_then_answers_from_its_status() {
         let known = |namespace: &str, name: &str| {
-            (namespace == "shop" && name == "pay")
-                .then(|| Some(status("True", crate::api::RollbackState::Exhausted)))
+            if namespace == "shop" && name == "pay" {
+                Lookup::Found(Some(Box::new(status(
+                    "True",
+                    crate::api::RollbackState::Exhausted,
+                ))))
+            } else {
+                Lookup::Unknown
+            }
         };
         assert_eq!(flagger_answer(None, known).0, StatusCode::BAD_REQUEST);
         assert_eq!(
@@ -259,11 +265,16 @@ mod tests {
             (StatusCode::NOT_FOUND, "no SLO shop/cart is watched here\n")
         );
         assert_eq!(flagger_answer(Some("shop/pay"), known).0, StatusCode::OK);
-        let fresh = |_: &str, _: &str| Some(None);
+        let fresh = |_: &str, _: &str| Lookup::Found(None);
         assert_eq!(
             flagger_answer(Some("shop/new"), fresh).0,
             StatusCode::PRECONDITION_FAILED,
             "no status yet: no data, no rollback"
+        );
+        let listing = |_: &str, _: &str| Lookup::Listing;
+        assert_eq!(
+            flagger_answer(Some("shop/pay"), listing).0,
+            StatusCode::SERVICE_UNAVAILABLE
         );
     }
 
