@@ -66,7 +66,7 @@ fn read(
 ) -> Result<Option<Reading>, prometheus::Error> {
     runtime.block_on(async {
         let ratios = client.query(RATIOS_QUERY).await?;
-        let ages = client.query(AGES_QUERY).await?;
+        let ages = prometheus::newest(&client.query_samples(AGES_QUERY).await?);
         let key = SeriesKey {
             namespace: "shop".into(),
             name: "checkout".into(),

@@ -55,9 +55,9 @@ impl Actions {
 /// Reads every SLO's series with two queries.
 pub async fn read(client: &prometheus::Client) -> Readings {
     let ratios = client.query(prometheus::RATIOS_QUERY).await;
-    let ages = client.query(prometheus::AGES_QUERY).await;
+    let ages = client.query_samples(prometheus::AGES_QUERY).await;
     match (ratios, ages) {
-        (Ok(r), Ok(a)) => Ok(prometheus::readings(&r, &a)),
+        (Ok(r), Ok(a)) => Ok(prometheus::readings(&r, &prometheus::newest(&a))),
         (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
     }
 }

@@ -141,6 +141,19 @@ pub struct Series {
     pub samples: Vec<(f64, f64)>,
 }
 
+impl From<MatrixSeries> for Series {
+    fn from(s: MatrixSeries) -> Series {
+        Series {
+            labels: s.metric,
+            samples: s
+                .values
+                .into_iter()
+                .map(|(t, v)| (t, parse_value(&v)))
+                .collect(),
+        }
+    }
+}
+
 /// What `POST /-/reload` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reload {
@@ -201,6 +214,15 @@ impl Client {
             .collect())
     }
 
+    /// Runs an instant query of a range selector (`x[10m]`): each series with its raw samples.
+    pub async fn query_samples(&self, query: &str) -> Result<Vec<Series>, Error> {
+        let result: Vec<MatrixSeries> = self
+            .api("query", &[("query", query)])
+            .await?
+            .decode("matrix")?;
+        Ok(result.into_iter().map(Series::from).collect())
+    }
+
     /// Runs a range query: the expression evaluated at `start`, `start + step`, ... up to `end`
     /// (Unix seconds), as rule evaluation at those instants would.
     pub async fn query_range(
@@ -222,17 +244,7 @@ impl Client {
             ("step", step.as_str()),
         ];
         let result: Vec<MatrixSeries> = self.api("query_range", &form).await?.decode("matrix")?;
-        Ok(result
-            .into_iter()
-            .map(|s| Series {
-                labels: s.metric,
-                samples: s
-                    .values
-                    .into_iter()
-                    .map(|(t, v)| (t, parse_value(&v)))
-                    .collect(),
-            })
-            .collect())
+        Ok(result.into_iter().map(Series::from).collect())
     }
 
     /// Asks Prometheus to reload its configuration and rule files (`POST /-/reload`). Prometheus

@@ -4,4 +4,6 @@ pub mod client;
 pub mod readings;
 
 pub use client::{Client, Error, Reload, Sample, Series, Settings};
-pub use readings::{AGES_QUERY, RATIOS_QUERY, SeriesKey, period_query, period_ratios, readings};
+pub use readings::{
+    AGES_QUERY, RATIOS_QUERY, SeriesKey, newest, period_query, period_ratios, readings,
+};

@@ -5,15 +5,20 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::client::Sample;
+use super::client::{Sample, Series};
 use crate::budget::Reading;
 use crate::model::Duration;
 use crate::rules::names;
 
-/// Every recorded error ratio of every SLO.
-pub const RATIOS_QUERY: &str = r#"{__name__=~"slo:sli_error:ratio_.+", slo_namespace!=""}"#;
-/// When each SLO's window ratio was last written.
-pub const AGES_QUERY: &str = r#"timestamp(slo:sli_error:ratio_window{slo_namespace!=""})"#;
+/// Every recorded error ratio of every SLO: the newest sample of the last 15 minutes. A plain
+/// selector looks back only 5 minutes, exactly the slow group's interval, so a read just before
+/// the next write would miss the window ratio and call fresh data missing.
+pub const RATIOS_QUERY: &str =
+    r#"last_over_time({__name__=~"slo:sli_error:ratio_.+", slo_namespace!=""}[15m])"#;
+/// The window ratios' samples of the last 15 minutes (a range selector, so the answer carries
+/// each sample's own time): the newest is when the rules last ran. Longer than the 10 minutes
+/// after which data counts as stale, so stalled rules show as SeriesStale before SeriesMissing.
+pub const AGES_QUERY: &str = r#"slo:sli_error:ratio_window{slo_namespace!=""}[15m]"#;
 
 /// One SLO, or one group of a `groupBy` SLO.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,6 +51,20 @@ fn key(labels: &BTreeMap<String, String>) -> Option<SeriesKey> {
         name,
         group,
     })
+}
+
+/// Each series' newest sample time (Unix seconds), in the shape [`readings`] takes.
+pub fn newest(series: &[Series]) -> Vec<Sample> {
+    series
+        .iter()
+        .filter_map(|s| {
+            let newest = s.samples.iter().map(|(t, _)| *t).reduce(f64::max)?;
+            Some(Sample {
+                labels: s.labels.clone(),
+                value: newest,
+            })
+        })
+        .collect()
 }
 
 /// Folds both answers into readings.
@@ -188,6 +207,27 @@ mod tests {
         ];
         labels.extend_from_slice(extra);
         sample(&labels, value)
+    }
+
+    #[test]
+    fn the_newest_sample_dates_each_series() {
+        let labels: BTreeMap<String, String> = [("slo".to_string(), "checkout".to_string())].into();
+        let series = [
+            Series {
+                labels: labels.clone(),
+                samples: vec![(100.0, 0.1), (400.0, 0.2), (300.0, 0.3)],
+            },
+            Series {
+                labels,
+                samples: vec![],
+            },
+        ];
+        let newest = newest(&series);
+        assert_eq!(newest.len(), 1, "a series without samples has no age");
+        assert_eq!(newest[0].value, 400.0);
+        for q in [RATIOS_QUERY, AGES_QUERY] {
+            assert!(promql_parser::parser::parse(q).is_ok(), "{q}");
+        }
     }
 
     #[test]
