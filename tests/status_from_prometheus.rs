@@ -269,9 +269,19 @@ fn calendar_week_reads_the_counts_since_its_start(
         .expect("the week's sums were read");
     let relative = (got - exact).abs() / exact;
     eprintln!("week error ratio {got} vs exact {exact}: relative error {relative:e}");
-    assert!(relative < 0.001, "week error ratio {got} vs exact {exact}");
+    // The 5m counts come from increase(), which extrapolates within each 5 minutes; where the
+    // synthetic error share jumps tenfold inside a scrape interval that costs up to ~0.1% of a
+    // week's errors (the 30d window averages more of it out). What the status shows is held to
+    // the line: the budget within 0.1 points of the exact one.
+    assert!(relative < 0.002, "week error ratio {got} vs exact {exact}");
     let a = budget::assess(&slo, reading, plimsoll::model::Duration::from_hours(6), now).unwrap();
     let elapsed = (now.as_second() as u64 - week_start) as f64 / (week_end - week_start) as f64;
+    let exact_remaining = (1.0 - exact * elapsed / 0.001) * 100.0;
+    assert!(
+        (a.remaining - exact_remaining).abs() < 0.1,
+        "{} vs {exact_remaining}",
+        a.remaining
+    );
     let expected = (1.0 - got * elapsed / 0.001) * 100.0;
     assert!(
         (a.remaining - expected).abs() < 1e-3,
