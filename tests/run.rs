@@ -8,23 +8,7 @@ mod operator;
 use std::process::Command;
 use std::time::Duration;
 
-use operator::{Operator, free_port};
-
-/// A kubeconfig whose API server refuses connections.
-fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
-    let port = free_port();
-    let file = dir.join("kubeconfig");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
-             contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: plimsoll-system}}\n\
-             current-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
-        ),
-    )
-    .unwrap();
-    file
-}
+use operator::{Operator, unreachable_kubeconfig};
 
 #[test]
 fn without_a_cluster_configuration_it_says_so_and_exits_2() {

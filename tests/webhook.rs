@@ -846,22 +846,6 @@ async fn certificates_from_a_directory_are_reloaded_when_they_change() {
     stop(running, shutdown_tx).await;
 }
 
-/// A kubeconfig whose API server refuses connections.
-fn unreachable_kubeconfig(dir: &Path) -> std::path::PathBuf {
-    let port = operator::free_port();
-    let file = dir.join("kubeconfig");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
-             contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: plimsoll-system}}\n\
-             current-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
-        ),
-    )
-    .unwrap();
-    file
-}
-
 #[test]
 fn plimsoll_run_serves_the_webhook_on_a_replica_that_is_not_the_leader() {
     let dir = tempfile::tempdir().unwrap();
@@ -873,7 +857,7 @@ fn plimsoll_run_serves_the_webhook_on_a_replica_that_is_not_the_leader() {
     let listen = format!("--webhook-listen=127.0.0.1:{port}");
     let cert_dir = format!("--webhook-cert-dir={}", certs.display());
     let operator = operator::Operator::start(
-        &unreachable_kubeconfig(dir.path()),
+        &operator::unreachable_kubeconfig(dir.path()),
         &[&listen, &cert_dir, "--deploy-freeze"],
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -927,7 +911,7 @@ fn plimsoll_run_refuses_a_webhook_without_a_certificate() {
             "--listen=127.0.0.1:0",
             "--webhook-listen=127.0.0.1:0",
         ])
-        .env("KUBECONFIG", unreachable_kubeconfig(dir.path()))
+        .env("KUBECONFIG", operator::unreachable_kubeconfig(dir.path()))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -251,15 +251,9 @@ impl Client {
     /// serves it only with `--web.enable-lifecycle`; without, it answers 403 (or 404 behind some
     /// proxies), which is [`Reload::Disabled`].
     pub async fn reload(&self) -> Result<Reload, Error> {
-        let url = format!("{}/-/reload", self.settings.url.trim_end_matches('/'));
         let response = self
-            .authorized(self.http.post(&url))?
-            .send()
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: self.settings.url.clone(),
-                source,
-            })?;
+            .send(self.http.post(self.endpoint("/-/reload")))
+            .await?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(Reload::Done),
@@ -279,16 +273,24 @@ impl Client {
 
     /// Whether Prometheus says it is ready to serve queries (`GET /-/ready`).
     pub async fn ready(&self) -> Result<bool, Error> {
-        let url = format!("{}/-/ready", self.settings.url.trim_end_matches('/'));
-        let response = self
-            .authorized(self.http.get(&url))?
+        let response = self.send(self.http.get(self.endpoint("/-/ready"))).await?;
+        Ok(response.status().is_success())
+    }
+
+    /// A path on the Prometheus server, such as `/-/ready`.
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.url.trim_end_matches('/'))
+    }
+
+    /// Sends an authorized request; no answer at all is [`Error::Unreachable`].
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        self.authorized(request)?
             .send()
             .await
             .map_err(|source| Error::Unreachable {
                 url: self.settings.url.clone(),
                 source,
-            })?;
-        Ok(response.status().is_success())
+            })
     }
 
     fn authorized(
@@ -311,15 +313,8 @@ impl Client {
 
     /// POSTs a form to `/api/v1/<endpoint>` and returns the successful answer's data.
     async fn api(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Data, Error> {
-        let url = format!(
-            "{}/api/v1/{endpoint}",
-            self.settings.url.trim_end_matches('/')
-        );
-        let request = self.authorized(self.http.post(&url).form(form))?;
-        let response = request.send().await.map_err(|source| Error::Unreachable {
-            url: self.settings.url.clone(),
-            source,
-        })?;
+        let url = self.endpoint(&format!("/api/v1/{endpoint}"));
+        let response = self.send(self.http.post(url).form(form)).await?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|source| Error::Unreachable {
             url: self.settings.url.clone(),

@@ -13,6 +13,22 @@ pub struct Operator {
     pub port: u16,
 }
 
+/// A kubeconfig whose API server refuses connections.
+pub fn unreachable_kubeconfig(dir: &Path) -> std::path::PathBuf {
+    let port = free_port();
+    let file = dir.join("kubeconfig");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: plimsoll-system}}\n\
+             current-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
