@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
@@ -73,10 +72,8 @@ fn client(existing: Option<Vec<u8>>, seen: Arc<Seen>) -> Client {
 
 fn context(client: Client) -> Arc<Context> {
     let settings = Settings {
-        rule_labels: Default::default(),
-        resync: Duration::from_secs(3600),
         analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
-        rollback_actions: true,
+        ..Settings::new(Default::default())
     };
     Arc::new(Context::new(
         client,

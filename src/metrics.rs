@@ -38,6 +38,10 @@ pub struct Metrics {
     pub duration: Histogram,
     pub slos: Family<ReadyLabel, Gauge>,
     pub leader: Gauge,
+    /// Series that named an SLO but were not its own, per evaluation, by why.
+    pub foreign: Family<ReasonLabel, Counter>,
+    /// Prometheus reads, by result (`ok` or the failure's reason).
+    pub reads: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,6 +77,18 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease and writes",
             leader.clone(),
         );
+        let foreign = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "foreign_series",
+            "Series named like an SLO's records but not written by its rules (ignored), by reason",
+            foreign.clone(),
+        );
+        let reads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "prometheus_reads",
+            "Rounds of budget reads from Prometheus, by result",
+            reads.clone(),
+        );
         let build = Family::<BuildLabel, Gauge>::default();
         build
             .get_or_create(&BuildLabel {
@@ -87,11 +103,21 @@ impl Default for Metrics {
             duration,
             slos,
             leader,
+            foreign,
+            reads,
         }
     }
 }
 
 impl Metrics {
+    pub fn foreign_series(&self, reason: &'static str) {
+        self.foreign.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn read(&self, result: &'static str) {
+        self.reads.get_or_create(&ResultLabel { result }).inc();
+    }
+
     pub fn reconciled(&self, took: Duration, error_reason: Option<&'static str>) {
         self.duration.observe(took.as_secs_f64());
         let result = if error_reason.is_some() {

@@ -1,13 +1,15 @@
-//! The SLOs every replica sees: a reflector cache on each replica (the controllers' caches exist
-//! on the leader only), over the same namespaces and selector as the controllers. The Flagger
-//! endpoint and the deploy freeze answer from it, so a standby behind the Service answers like
-//! the leader.
+//! The one SLO watch of a replica: a reflector per watched namespace (or one over all), slimmed
+//! before caching, that every consumer reads: the controllers (on the leader), the Prometheus
+//! reader, the Flagger endpoint and the deploy freeze (on every replica, so a standby behind the
+//! Service answers like the leader). It also carries the controllers' triggers: every change the
+//! watch sees, and every SLO the reader wakes, goes to the running controller of its scope.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use kube::runtime::reflector::{self, Store, reflector};
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
@@ -15,11 +17,42 @@ use tokio::task::JoinHandle;
 use crate::api::ServiceLevelObjective;
 use crate::controller::Scope;
 
+/// The annotation `kubectl apply` (client-side) keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+type Trigger = Arc<Mutex<Option<UnboundedSender<Arc<ServiceLevelObjective>>>>>;
+
+/// One watched scope: its store, and the trigger of the controller running over it, if any.
+#[derive(Debug)]
+struct Watched {
+    store: Store<ServiceLevelObjective>,
+    trigger: Trigger,
+}
+
 #[derive(Debug)]
 pub struct SloCache {
-    stores: Vec<Store<ServiceLevelObjective>>,
+    scopes: Vec<Watched>,
     /// Scopes that have listed every SLO once.
     synced: Arc<AtomicUsize>,
+}
+
+/// What the cache keeps of an SLO: no managedFields (the largest part of a stored object) and
+/// no client-side apply copy; nothing here reads either.
+fn slim(slo: &mut ServiceLevelObjective) {
+    slo.managed_fields_mut().clear();
+    if let Some(a) = slo.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            slo.metadata.annotations = None;
+        }
+    }
+}
+
+fn send(trigger: &Trigger, slo: Arc<ServiceLevelObjective>) {
+    let guard = trigger.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(tx) = guard.as_ref() {
+        let _ = tx.unbounded_send(slo);
+    }
 }
 
 impl SloCache {
@@ -36,7 +69,7 @@ impl SloCache {
                 .collect()
         };
         let synced = Arc::new(AtomicUsize::new(0));
-        let mut stores = Vec::new();
+        let mut scopes = Vec::new();
         let mut tasks = Vec::new();
         for api in apis {
             let mut config = watcher::Config::default().any_semantic();
@@ -44,58 +77,123 @@ impl SloCache {
                 config = config.labels(selector);
             }
             let (reader, writer) = reflector::store();
-            let seen = synced.clone();
+            let trigger: Trigger = Arc::default();
+            let (seen, store, feed) = (synced.clone(), reader.clone(), trigger.clone());
             let mut listed = false;
-            let events = reflector(
-                writer,
-                watcher(api, config)
-                    .default_backoff()
-                    .modify(|slo| slo.managed_fields_mut().clear()),
-            );
+            let events = reflector(writer, watcher(api, config).default_backoff().modify(slim));
             tasks.push(tokio::spawn(events.for_each(move |event| {
-                if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
-                    listed = true;
-                    seen.fetch_add(1, Ordering::SeqCst);
+                match &event {
+                    Ok(watcher::Event::InitDone) if !listed => {
+                        listed = true;
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(watcher::Event::Apply(slo) | watcher::Event::InitApply(slo)) => {
+                        if let Some(cached) = store.get(&ObjectRef::from_obj(slo)) {
+                            send(&feed, cached);
+                        }
+                    }
+                    _ => {}
                 }
                 futures::future::ready(())
             })));
-            stores.push(reader);
+            scopes.push(Watched {
+                store: reader,
+                trigger,
+            });
         }
-        (Arc::new(SloCache { stores, synced }), tasks)
+        (Arc::new(SloCache { scopes, synced }), tasks)
     }
 
     /// A cache that holds exactly these SLOs, listed (for tests and tools).
     pub fn of(slos: Vec<ServiceLevelObjective>) -> SloCache {
         let (reader, mut writer) = reflector::store();
-        for slo in slos {
+        for mut slo in slos {
+            slim(&mut slo);
             writer.apply_watcher_event(&watcher::Event::Apply(slo));
         }
         SloCache {
-            stores: vec![reader],
+            scopes: vec![Watched {
+                store: reader,
+                trigger: Arc::default(),
+            }],
             synced: Arc::new(AtomicUsize::new(1)),
         }
     }
 
+    /// Whether every watch has listed once.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst) >= self.scopes.len()
+    }
+
+    /// The stores, one per watched scope.
+    pub fn stores(&self) -> Vec<Store<ServiceLevelObjective>> {
+        self.scopes.iter().map(|s| s.store.clone()).collect()
+    }
+
+    /// Every SLO now.
+    pub fn all(&self) -> Vec<Arc<ServiceLevelObjective>> {
+        self.scopes.iter().flat_map(|s| s.store.state()).collect()
+    }
+
     /// One SLO: `None` until every watch has listed once, then whether it exists.
     pub fn find(&self, namespace: &str, name: &str) -> Option<Option<Arc<ServiceLevelObjective>>> {
-        let slos = self.snapshot(namespace)?;
-        Some(
-            slos.into_iter()
-                .find(|s| s.metadata.name.as_deref() == Some(name)),
-        )
+        if !self.synced() {
+            return None;
+        }
+        let key = ObjectRef::new(name).within(namespace);
+        Some(self.scopes.iter().find_map(|s| s.store.get(&key)))
     }
 
     /// The SLOs of a namespace, or `None` until every watch has listed once.
     pub fn snapshot(&self, namespace: &str) -> Option<Vec<Arc<ServiceLevelObjective>>> {
-        if self.synced.load(Ordering::SeqCst) < self.stores.len() {
+        if !self.synced() {
             return None;
         }
         Some(
-            self.stores
+            self.scopes
                 .iter()
-                .flat_map(|s| s.state())
+                .flat_map(|s| s.store.state())
                 .filter(|slo| slo.metadata.namespace.as_deref() == Some(namespace))
                 .collect(),
         )
+    }
+
+    /// For a controller starting over every scope: each scope's store and a trigger stream, fed
+    /// from now on with every change, and at once with every SLO already listed (so a new leader
+    /// looks at each SLO once).
+    pub fn subscribe(
+        &self,
+    ) -> Vec<(
+        Store<ServiceLevelObjective>,
+        UnboundedReceiver<Arc<ServiceLevelObjective>>,
+    )> {
+        self.scopes
+            .iter()
+            .map(|s| {
+                let (tx, rx) = unbounded();
+                for slo in s.store.state() {
+                    let _ = tx.unbounded_send(slo);
+                }
+                *s.trigger.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+                (s.store.clone(), rx)
+            })
+            .collect()
+    }
+
+    /// Stops feeding the controllers (the term ended).
+    pub fn unsubscribe(&self) {
+        for s in &self.scopes {
+            *s.trigger.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Asks the running controllers to reconcile these SLOs (the reader found new readings).
+    pub fn wake(&self, slos: &[Arc<ServiceLevelObjective>]) {
+        for slo in slos {
+            let key = ObjectRef::from_obj(slo.as_ref());
+            if let Some(scope) = self.scopes.iter().find(|s| s.store.get(&key).is_some()) {
+                send(&scope.trigger, slo.clone());
+            }
+        }
     }
 }

@@ -51,10 +51,12 @@ fn context(client: Client) -> Arc<Context> {
 
 fn context_with(client: Client, rollback_actions: bool) -> Arc<Context> {
     let settings = Settings {
-        rule_labels: BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]),
-        resync: Duration::from_secs(3600),
         analysis_prometheus_url: Some("http://prometheus-operated.monitoring:9090".to_string()),
         rollback_actions,
+        ..Settings::new(BTreeMap::from([(
+            "release".to_string(),
+            "kube-prometheus-stack".to_string(),
+        )]))
     };
     let mut ctx = Context::new(client, settings, Arc::new(Metrics::default()), None);
     ctx.clock = || Timestamp::from_second(NOW).unwrap();
@@ -535,8 +537,6 @@ fn requeue_after(action: &Action) -> Duration {
 
 const SLO_PATH: &str =
     "/apis/plimsoll.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout";
-const TARGET_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
-const OLD_TARGET_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/old-checkout";
 
 /// An SLO that acts on a Deployment; `deleting` sets the deletionTimestamp as `kubectl delete`
 /// does while a finalizer holds the object.
@@ -565,12 +565,6 @@ async fn expect_finalizers(handle: &mut ApiHandle, expected: Value) {
     answer(seen.respond, 200, &object);
 }
 
-fn deployment(name: &str) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": name, "namespace": "shop", "annotations": {
-               "plimsoll.dev/rollback": "true", "deployment.kubernetes.io/revision": "4"}}})
-}
-
 #[tokio::test]
 async fn an_slo_that_acts_on_targets_gets_the_finalizer_first() {
     let object = acting_slo(&["other.io/keep"], false);
@@ -588,74 +582,6 @@ async fn an_slo_that_acts_on_targets_gets_the_finalizer_first() {
     assert!(result.is_ok());
 }
 
-#[tokio::test]
-async fn deletion_removes_our_annotations_then_the_finalizer() {
-    let object = acting_slo(&["plimsoll.dev/cleanup", "other.io/keep"], true);
-    let (result, _, _) = run(object, move |mut h| async move {
-        for (path, name) in [(TARGET_PATH, "checkout"), (OLD_TARGET_PATH, "old-checkout")] {
-            let get = next(&mut h).await;
-            assert_eq!((get.method, get.path.as_str()), (Method::GET, path));
-            answer(get.respond, 200, &deployment(name));
-            let apply = next(&mut h).await;
-            assert_eq!((apply.method, apply.path.as_str()), (Method::PATCH, path));
-            assert_eq!(apply.query["fieldManager"], "plimsoll-rollback");
-            assert_eq!(apply.query["force"], "true");
-            // Server-side apply naming no annotation: the API server drops every key this
-            // manager owned, and nothing else.
-            assert_eq!(apply.body["metadata"]["annotations"], json!({}));
-            assert!(apply.body.get("spec").is_none(), "never the pod template");
-            answer(apply.respond, 200, &deployment(name));
-        }
-        expect_finalizers(&mut h, json!(["other.io/keep"])).await;
-        expect_silence(&mut h).await;
-    })
-    .await;
-    assert_eq!(result.unwrap(), Action::await_change());
-}
-
-#[tokio::test]
-async fn deletion_with_missing_targets_still_completes() {
-    let object = acting_slo(&["plimsoll.dev/cleanup"], true);
-    let (result, _, _) = run(object, move |mut h| async move {
-        for path in [TARGET_PATH, OLD_TARGET_PATH] {
-            let get = next(&mut h).await;
-            assert_eq!((get.method, get.path.as_str()), (Method::GET, path));
-            answer(
-                get.respond,
-                404,
-                &status_error(404, "NotFound", "not found"),
-            );
-        }
-        expect_finalizers(&mut h, json!([])).await;
-        expect_silence(&mut h).await;
-    })
-    .await;
-    assert!(result.is_ok());
-}
-
-#[tokio::test]
-async fn a_failed_cleanup_keeps_the_finalizer_and_retries() {
-    let object = acting_slo(&["plimsoll.dev/cleanup"], true);
-    let (result, ctx, slo) = run(object, move |mut h| async move {
-        let get = next(&mut h).await;
-        answer(get.respond, 200, &deployment("checkout"));
-        let apply = next(&mut h).await;
-        assert_eq!(apply.method, Method::PATCH);
-        answer(
-            apply.respond,
-            403,
-            &status_error(403, "Forbidden", "cannot patch deployments"),
-        );
-        expect_silence(&mut h).await;
-    })
-    .await;
-    let error = result.unwrap_err();
-    assert_eq!(error.reason(), "ReleaseTargets");
-    assert!(requeue_after(&error_policy(slo, &error, ctx)) > Duration::ZERO);
-}
-
-/// With rollback actions off the operator never writes to targets: it adds no finalizer, and
-/// one left from before comes off without touching them (it has no rights on workloads then).
 #[tokio::test]
 async fn with_rollback_actions_off_no_finalizer_and_no_target_calls() {
     for (object, finalizer_patch) in [
@@ -751,7 +677,7 @@ async fn an_analysis_template_is_applied_owned_by_the_slo() {
     assert_eq!(template["metadata"]["ownerReferences"][0]["uid"], "uid-1");
     assert!(template["metadata"]["labels"].get("team").is_none());
     let metrics = template["spec"]["metrics"].as_array().unwrap();
-    assert_eq!(metrics.len(), 2);
+    assert_eq!(metrics.len(), 1, "no burnRateAbove: the budget metric only");
     assert_eq!(
         metrics[0]["provider"]["prometheus"]["address"],
         "http://prometheus-operated.monitoring:9090"
@@ -811,11 +737,25 @@ async fn turning_the_template_off_deletes_it_and_its_condition() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (result, _, _) = run(object, move |mut h| async move {
         answer(expect_get_rule(&mut h).await, 200, &stored(rule));
+        // Deleted only when it is ours: read, then deleted with its UID as a precondition.
+        let get = next(&mut h).await;
+        assert_eq!(
+            (get.method, get.path.as_str()),
+            (Method::GET, TEMPLATE_PATH)
+        );
+        let ours = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "template-uid",
+                "ownerReferences": [{"apiVersion": "plimsoll.dev/v1alpha1",
+                    "kind": "ServiceLevelObjective", "name": "checkout", "uid": "uid-1",
+                    "controller": true}]},
+            "spec": {"metrics": []}});
+        answer(get.respond, 200, &ours);
         let delete = next(&mut h).await;
         assert_eq!(
             (delete.method, delete.path.as_str()),
             (Method::DELETE, TEMPLATE_PATH)
         );
+        assert_eq!(delete.body["preconditions"]["uid"], "template-uid");
         answer(
             delete.respond,
             200,

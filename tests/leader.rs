@@ -7,6 +7,7 @@
 
 #[path = "support/fake_api.rs"]
 mod fake_api;
+mod flagger;
 #[path = "support/operator.rs"]
 mod operator;
 #[path = "support/prometheus.rs"]
@@ -57,7 +58,16 @@ fn the_standby_takes_over_when_the_leader_stops() {
     slo["status"] = json!({"rollback": {"state": "Exhausted"}, "conditions": [
         {"type": "DataAvailable", "status": "True", "reason": "SeriesPresent", "message": "",
          "lastTransitionTime": "2027-01-15T08:00:00Z"}]});
-    cluster.lock().unwrap().slos.push(slo);
+    // Its rollback targets the checkout canary's Deployment (dry run: nothing is written).
+    slo["spec"]["rollback"] =
+        json!({"dryRun": true, "targets": [{"kind": "Deployment", "name": "checkout"}]});
+    // A healthy one beside it, for the payments canary.
+    let mut healthy = slo.clone();
+    healthy["metadata"]["name"] = json!("payments-availability");
+    healthy["metadata"]["uid"] = json!("slo-uid-2");
+    healthy["spec"]["rollback"]["targets"][0]["name"] = json!("payments");
+    healthy["status"]["rollback"]["state"] = json!("Healthy");
+    cluster.lock().unwrap().slos.extend([slo, healthy]);
     let port = api_server(cluster.clone());
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubeconfig(dir.path(), port);
@@ -73,14 +83,21 @@ fn the_standby_takes_over_when_the_leader_stops() {
     assert!(a.leading());
     // Flagger may reach either replica through the Service: both give the same answer.
     for replica in [&a, &b] {
-        let flagger = |slo: &str| {
+        let by_hand = |slo: &str| {
             replica
                 .get(&format!("/flagger/rollback?slo={slo}"))
                 .unwrap()
                 .0
         };
-        assert_eq!(flagger("shop/checkout-availability"), 200);
-        assert_eq!(flagger("shop/unknown"), 404);
+        assert_eq!(by_hand("shop/checkout-availability"), 200);
+        assert_eq!(by_hand("shop/unknown"), 404);
+        // As Flagger calls it: POST, Flagger's headers and body (tests/flagger).
+        flagger::assert_the_protocol(
+            &format!("http://127.0.0.1:{}/flagger/rollback", replica.port),
+            "shop",
+            ("checkout-availability", "checkout"),
+            ("payments-availability", "payments"),
+        );
     }
 
     let (exit, log) = a.terminate();
@@ -183,7 +200,7 @@ groups:
 - name: recorded
   interval: 1s
   rules:
-  - {record: "slo:sli_error:ratio_window", expr: "vector(0.0002)", labels: &l {slo: checkout-availability, slo_namespace: shop, slo_service: checkout}}
+  - {record: "slo:sli_error:ratio_window", expr: "vector(0.0002)", labels: &l {slo: checkout-availability, slo_namespace: shop, slo_service: checkout, slo_uid: slo-uid}}
   - {record: "slo:sli_error:ratio_rate5m", expr: "vector(0.0002)", labels: *l}
   - {record: "slo:sli_error:ratio_rate1h", expr: "vector(0.0002)", labels: *l}
   - {record: "slo:sli_error:ratio_rate6h", expr: "vector(0.0002)", labels: *l}

@@ -3,6 +3,7 @@
 //! rule files, reloading Prometheus, and answering on /status and Flagger's webhook while SLO
 //! files come, go and break.
 
+mod flagger;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -365,12 +366,21 @@ fn local_mode_against_a_real_prometheus() {
     let (code, body) = local.flagger("shop/payments-availability");
     assert_eq!(code, 200, "{body}");
     assert!(
-        body.starts_with("roll back: error budget trigger holds"),
+        body.starts_with(
+            "shop/payments-availability: rollback: the error budget policy's trigger holds"
+        ),
         "{body}"
     );
     assert_eq!(local.flagger("shop/checkout-availability").0, 412);
     assert_eq!(local.flagger("shop/nothing").0, 404);
     assert_eq!(local.get("/flagger/rollback").unwrap().0, 400);
+    // And as Flagger calls it: POST, Flagger's headers and body (tests/flagger).
+    flagger::assert_the_protocol(
+        &format!("http://127.0.0.1:{}/flagger/rollback", local.port),
+        "shop",
+        ("payments-availability", "payments"),
+        ("checkout-availability", "checkout"),
+    );
 
     // The broken file is reported with validate's own words and skipped.
     let validate = Command::new(PLIMSOLL)
@@ -477,7 +487,11 @@ fn without_the_lifecycle_api_local_mode_says_so_once_and_keeps_going() {
     );
     assert_eq!(
         local.flagger("shop/catalog-availability"),
-        (412, "no rollback: no current budget data\n".to_string())
+        (
+            412,
+            "shop/catalog-availability: no rollback: no current budget data (SeriesMissing)\n"
+                .to_string()
+        )
     );
     // A second change of the rule files.
     std::fs::write(

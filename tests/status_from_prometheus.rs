@@ -10,7 +10,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use plimsoll::budget::{self, Reading};
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::Slo;
-use plimsoll::prometheus::{self, AGES_QUERY, Client, RATIOS_QUERY, SeriesKey, Settings};
+use plimsoll::prometheus as reads;
+use plimsoll::prometheus::{Client, Failure, Identity, ReadingScope, Readings, Settings};
+
+/// The SLO's own reading (no groups), as the operator would pick it.
+fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
+    let id = Identity {
+        namespace: "shop",
+        name: &slo.name,
+        service: &slo.service,
+        uid: slo.uid.as_deref(),
+        group_by: slo.indicator.group_by(),
+    };
+    let (mine, foreign) = reads::own(readings, &id);
+    assert!(foreign.is_empty(), "{foreign:?}");
+    mine.first().map(|(_, r)| (*r).clone())
+}
 use plimsoll::rules;
 use plimsoll::synthetic::{Service, write_openmetrics};
 use support::prometheus::{Prometheus, backfill_rules, import_openmetrics};
@@ -60,20 +75,10 @@ fn client(url: &str) -> Client {
     Client::new(Settings::new(url, Duration::from_secs(10))).unwrap()
 }
 
-fn read(
-    runtime: &tokio::runtime::Runtime,
-    client: &Client,
-) -> Result<Option<Reading>, prometheus::Error> {
-    runtime.block_on(async {
-        let ratios = client.query(RATIOS_QUERY).await?;
-        let ages = prometheus::newest(&client.query_samples(AGES_QUERY).await?);
-        let key = SeriesKey {
-            namespace: "shop".into(),
-            name: "checkout".into(),
-            group: Default::default(),
-        };
-        Ok(prometheus::readings(&ratios, &ages).remove(&key))
-    })
+fn read(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<Option<Reading>, Failure> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let readings = runtime.block_on(reads::read(client, &ReadingScope::default(), &[], now))?;
+    Ok(own_reading(&readings, &slo()))
 }
 
 #[test]
@@ -221,7 +226,7 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     assert_eq!(down.status.code(), Some(2), "{down:?}");
     assert!(String::from_utf8_lossy(&down.stderr).starts_with("UNKNOWN shop/checkout: no answer"));
     let error = read(&runtime, &client).unwrap_err();
-    assert_eq!(error.reason(), "PrometheusUnreachable", "{error}");
+    assert_eq!(error.reason, "PrometheusUnreachable", "{error:?}");
 }
 
 /// A calendar-week SLO over the same counts: the status uses the 5m counts since Monday 00:00 in
@@ -250,14 +255,9 @@ fn calendar_week_reads_the_counts_since_its_start(
         .expect("one of the zones has a week started 6h before the data ends");
     let own = [("shop".to_string(), slo.clone())];
     let readings = runtime
-        .block_on(plimsoll::evaluator::read_for(client, &own, now))
+        .block_on(reads::read_for(client, &ReadingScope::default(), &own, now))
         .unwrap();
-    let key = SeriesKey {
-        namespace: "shop".into(),
-        name: "checkout".into(),
-        group: Default::default(),
-    };
-    let reading = &readings[&key];
+    let reading = own_reading(&readings, &slo).expect("the SLO's own series were read");
     let s = service();
     let (upto, from) = (
         s.counts_until(end - start),
@@ -274,7 +274,13 @@ fn calendar_week_reads_the_counts_since_its_start(
     // week's errors (the 30d window averages more of it out). What the status shows is held to
     // the line: the budget within 0.1 points of the exact one.
     assert!(relative < 0.002, "week error ratio {got} vs exact {exact}");
-    let a = budget::assess(&slo, reading, plimsoll::model::Duration::from_hours(6), now).unwrap();
+    let a = budget::assess(
+        &slo,
+        &reading,
+        plimsoll::model::Duration::from_hours(6),
+        now,
+    )
+    .unwrap();
     let elapsed = (now.as_second() as u64 - week_start) as f64 / (week_end - week_start) as f64;
     let exact_remaining = (1.0 - exact * elapsed / 0.001) * 100.0;
     assert!(

@@ -14,10 +14,22 @@ pub struct Reading {
     pub window_error_ratio: Option<f64>,
     /// Error ratios of the recorded burn windows (`slo:sli_error:ratio_rate<W>`).
     pub error_ratios: BTreeMap<Duration, f64>,
+    /// When each burn window's ratio was written: a ratio without a fresh sample is left out, so
+    /// a trigger never fires on a number the rules stopped updating.
+    pub ratios_written: BTreeMap<Duration, Timestamp>,
     /// When the newest of these samples was written.
     pub newest_sample: Option<Timestamp>,
     /// Calendar windows: the error ratio since the period start, from the 5m counts.
     pub period_error_ratio: Option<f64>,
+}
+
+impl Reading {
+    /// The same reading with every burn window's ratio written at `at` (tests and tools).
+    pub fn written_at(mut self, at: Timestamp) -> Reading {
+        self.ratios_written = self.error_ratios.keys().map(|w| (*w, at)).collect();
+        self.newest_sample = Some(at);
+        self
+    }
 }
 
 /// Why there is no verdict: nothing is decided on missing or stale data.
@@ -29,8 +41,12 @@ pub enum NoData {
     Stale { age: String },
     #[error("the recorded error ratio is not a number")]
     NotANumber,
-    #[error("Prometheus cannot be queried: {0}")]
-    Unreachable(String),
+    #[error("{message}")]
+    Prometheus {
+        /// PrometheusUnreachable, PrometheusRefused, PrometheusBadAnswer, ...
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl NoData {
@@ -39,7 +55,7 @@ impl NoData {
             NoData::Missing => "SeriesMissing",
             NoData::Stale { .. } => "SeriesStale",
             NoData::NotANumber => "NotANumber",
-            NoData::Unreachable(_) => "PrometheusUnreachable",
+            NoData::Prometheus { reason, .. } => reason,
         }
     }
 }
@@ -79,7 +95,7 @@ pub fn assess(
     }
     let newest = reading.newest_sample.ok_or(NoData::Missing)?;
     let age = now.duration_since(newest);
-    if age > SignedDuration::from_secs(STALE_AFTER.as_secs() as i64) {
+    if !fresh(newest, now) {
         return Err(NoData::Stale {
             age: Duration::from_secs(age.as_secs().max(0) as u64).to_string(),
         });
@@ -89,7 +105,13 @@ pub fn assess(
     let burn_rates: BTreeMap<Duration, f64> = reading
         .error_ratios
         .iter()
-        .filter(|(_, r)| r.is_finite())
+        .filter(|(w, r)| {
+            r.is_finite()
+                && reading
+                    .ratios_written
+                    .get(w)
+                    .is_some_and(|t| fresh(*t, now))
+        })
         .map(|(w, r)| (*w, r / budget))
         .collect();
     let consumed_minutes = span.ratio * span.minutes * span.elapsed;
@@ -113,6 +135,11 @@ pub fn assess(
         burn_rates,
         exhaustion,
     })
+}
+
+/// Whether a sample written at `written` still counts at `now`.
+fn fresh(written: Timestamp, now: Timestamp) -> bool {
+    now.duration_since(written) <= SignedDuration::from_secs(STALE_AFTER.as_secs() as i64)
 }
 
 /// What the budget is measured over.
@@ -185,6 +212,10 @@ mod tests {
                 (Duration::from_hours(1), 0.0005),
                 (SIX_HOURS, six_hour_ratio),
             ]),
+            ratios_written: BTreeMap::from([
+                (Duration::from_hours(1), at(sampled)),
+                (SIX_HOURS, at(sampled)),
+            ]),
             newest_sample: Some(at(sampled)),
             period_error_ratio: None,
         }
@@ -253,6 +284,24 @@ mod tests {
         let nan = assess(&s, &reading(f64::NAN, 0.0, 0), SIX_HOURS, at(0));
         assert_eq!(nan, Err(NoData::NotANumber));
     }
+
+    #[test]
+    fn a_burn_rate_counts_only_while_its_own_series_is_fresh() {
+        let s = slo(99.9, "30d");
+        let mut r = reading(0.0, 0.05, 600);
+        // The window ratio is fresh, the 1h ratio's rules stopped 11 minutes ago.
+        r.ratios_written
+            .insert(Duration::from_hours(1), at(600 - 11 * 60));
+        let a = assess(&s, &r, SIX_HOURS, at(600)).unwrap();
+        assert!(!a.burn_rates.contains_key(&Duration::from_hours(1)));
+        assert!(a.burn_rates.contains_key(&SIX_HOURS));
+        r.ratios_written.remove(&SIX_HOURS);
+        let a = assess(&s, &r, SIX_HOURS, at(600)).unwrap();
+        assert!(
+            a.burn_rates.is_empty(),
+            "a ratio of unknown age is no burn rate"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +331,7 @@ mod calendar_tests {
         Reading {
             window_error_ratio: Some(0.0009),
             error_ratios: BTreeMap::new(),
+            ratios_written: BTreeMap::new(),
             newest_sample: Some(now),
             period_error_ratio: period,
         }
@@ -339,6 +389,7 @@ mod calendar_tests {
         let mut r = reading(Some(0.0005), now);
         // 1.5x: the budget left would last longer than the 12 hours left in the week.
         r.error_ratios.insert(Duration::from_hours(6), 0.0015);
+        r.ratios_written.insert(Duration::from_hours(6), now);
         let a = assess(&s, &r, Duration::from_hours(6), now).unwrap();
         assert!(a.exhaustion.is_none());
         r.error_ratios.insert(Duration::from_hours(6), 0.5);

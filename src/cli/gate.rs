@@ -85,13 +85,17 @@ async fn judge(args: &Args) -> Verdict {
     };
     let now = k8s_openapi::jiff::Timestamp::now();
     let own = [(namespace.to_string(), slo.clone())];
-    let readings = match evaluator::read_for(&client, &own, now).await {
+    let scope = prometheus::ReadingScope::default();
+    let readings = match prometheus::read_for(&client, &scope, &own, now).await {
         Ok(r) => r,
-        Err(e) => return Verdict::Unknown(format!("{}: no answer, not deciding: {e}", args.slo)),
+        Err(e) => {
+            let e = e.message;
+            return Verdict::Unknown(format!("{}: no answer, not deciding: {e}", args.slo));
+        }
     };
-    let a = match evaluator::judge(&slo, namespace, &Ok(readings), now) {
-        (Ok(a), _) => a,
-        (Err(e), _) => return Verdict::Unknown(format!("{}: {e}; not deciding", args.slo)),
+    let a = match evaluator::judge(&slo, namespace, &Ok(readings), now).verdict {
+        Ok(a) => a,
+        Err(e) => return Verdict::Unknown(format!("{}: {e}; not deciding", args.slo)),
     };
     debug!(?a, "gate assessment");
     let line = format!(

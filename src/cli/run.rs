@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::{EXIT_ERROR, EXIT_OK, parse_duration, parse_label};
+use crate::controller::reader::Reader;
 use crate::controller::{self, Context, Scope, Settings};
 use crate::metrics::Metrics;
 use crate::server::{self, AppState, Health};
@@ -126,6 +127,35 @@ pub struct Args {
         action = clap::ArgAction::Set
     )]
     pub deploy_freeze: bool,
+    /// Label matchers that scope every budget reading to this cluster or tenant, such as
+    /// `cluster="a"`: behind Thanos, Mimir or federation, list the external labels that tell
+    /// this cluster's series apart. Series with other labels than an SLO's own are ignored.
+    #[arg(long, env = "PLIMSOLL_READING_SELECTOR", value_parser = parse_scope, default_value = "")]
+    pub reading_selector: crate::prometheus::ReadingScope,
+    /// API requests in flight at once (watches not counted); 0: no limit.
+    #[arg(long, env = "PLIMSOLL_API_MAX_IN_FLIGHT", default_value_t = 16)]
+    pub api_max_in_flight: usize,
+    /// API requests started per second, on average; 0: no limit. A 429 is retried after the
+    /// server's Retry-After.
+    #[arg(long, env = "PLIMSOLL_API_QPS", default_value_t = 50.0)]
+    pub api_qps: f64,
+    /// API requests that may start at once after a quiet spell.
+    #[arg(long, env = "PLIMSOLL_API_BURST", default_value_t = 100)]
+    pub api_burst: u32,
+    /// Reconciles running at once (each SLO is reconciled by one at a time).
+    #[arg(long, env = "PLIMSOLL_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Act only on rollback targets labelled `plimsoll.dev/rollback-allowed: "true"`; others are
+    /// reported as Refused in the SLO's status.
+    #[arg(
+        long,
+        env = "PLIMSOLL_REQUIRE_TARGET_OPT_IN",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub require_target_opt_in: bool,
     /// Write rollback signals to the SLOs' targets (annotations, Rollout abort). With `false`,
     /// every rollback policy decides as in dryRun, so the operator needs no rights on workloads.
     #[arg(long, env = "PLIMSOLL_ROLLBACK_ACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -136,6 +166,10 @@ pub struct Args {
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long, env = "PLIMSOLL_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+fn parse_scope(text: &str) -> Result<crate::prometheus::ReadingScope, String> {
+    crate::prometheus::ReadingScope::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args, err: &mut impl std::io::Write) -> u8 {
@@ -176,8 +210,17 @@ async fn operate(args: Args) -> Result<(), String> {
         selector: args.selector.clone(),
     };
     let mut webhook_settings = webhook_settings(&args, &namespace, &scope)?;
-    let client =
-        Client::try_from(config).map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
+    // The lease has deadlines of seconds: it must never queue behind a storm of reconciles.
+    let lease_client = Client::try_from(config.clone())
+        .map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
+    let limits = crate::kube_client::Limits {
+        max_in_flight: args.api_max_in_flight,
+        qps: args.api_qps,
+        burst: args.api_burst,
+        ..crate::kube_client::Limits::default()
+    };
+    let client = crate::kube_client::client(config, limits)
+        .map_err(|e| format!("cannot create a Kubernetes client: {e}"))?;
     // Every replica keeps its own view of the SLOs, so the Flagger endpoint and the deploy freeze
     // answer alike behind the Service, leader or standby.
     let (slos, _feeding) = SloCache::start(&client, &scope);
@@ -198,6 +241,7 @@ async fn operate(args: Args) -> Result<(), String> {
         info!("shutdown signal received");
         let _ = shutdown_tx.send(true);
     });
+    let slos_for_operator = slos.clone();
     let app = server::router(AppState {
         metrics: metrics.clone(),
         health: health.clone(),
@@ -231,6 +275,9 @@ async fn operate(args: Args) -> Result<(), String> {
             .clone()
             .or_else(|| args.prometheus_url.clone()),
         rollback_actions: args.rollback_actions,
+        require_target_opt_in: args.require_target_opt_in,
+        concurrency: args.concurrency,
+        reading_scope: args.reading_selector.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -256,18 +303,16 @@ async fn operate(args: Args) -> Result<(), String> {
     };
     let operator = Operator {
         client,
+        lease_client,
         scope,
+        cache: slos_for_operator,
         ctx,
         health,
         metrics,
         shutdown_timeout: args.shutdown_timeout,
         prometheus,
+        reading_scope: args.reading_selector.clone(),
         evaluation_interval: args.evaluation_interval,
-        actions: if args.rollback_actions {
-            crate::evaluator::Actions::Enabled
-        } else {
-            crate::evaluator::Actions::Disabled
-        },
     };
     if args.leader_election {
         operator
@@ -331,16 +376,19 @@ fn webhook_settings(
 
 struct Operator {
     client: Client,
+    /// Unthrottled, for the Lease alone.
+    lease_client: Client,
     scope: Scope,
+    /// The replica's one SLO watch, which the controllers and the reader share.
+    cache: Arc<SloCache>,
     ctx: Arc<Context>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     shutdown_timeout: Duration,
     /// Where budgets are read from; `None` runs the reconciler only.
     prometheus: Option<crate::prometheus::Client>,
+    reading_scope: crate::prometheus::ReadingScope,
     evaluation_interval: Duration,
-    /// Whether rollback decisions are written to targets.
-    actions: crate::evaluator::Actions,
 }
 
 impl Operator {
@@ -355,7 +403,7 @@ impl Operator {
     ) {
         let mut retry = Duration::from_secs(1);
         let manager = loop {
-            let built = LeaseManagerBuilder::new(self.client.clone(), lease)
+            let built = LeaseManagerBuilder::new(self.lease_client.clone(), lease)
                 .with_namespace(namespace)
                 .with_identity(identity)
                 .with_duration(15)
@@ -418,39 +466,39 @@ impl Operator {
         self.health.leading.store(true, Ordering::Relaxed);
         self.metrics.leader.set(1);
         let mut graceful = stop.clone();
-        let running = controller::start(&self.client, &self.scope, self.ctx.clone(), async move {
-            let _ = graceful.wait_for(|s| *s).await;
-        });
-        *self.health.stores.lock().unwrap_or_else(|p| p.into_inner()) = running.stores.clone();
-        let synced = running.synced.clone();
-        let scopes = running.stores.len();
+        let running = controller::start(
+            &self.client,
+            &self.scope,
+            &self.cache,
+            self.ctx.clone(),
+            async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            },
+        );
+        *self.health.stores.lock().unwrap_or_else(|p| p.into_inner()) = self.cache.stores();
         let health = self.health.clone();
+        let cache = self.cache.clone();
         let sync = tokio::spawn(async move {
-            while synced.load(Ordering::SeqCst) < scopes {
+            while !cache.synced() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             health.synced.store(true, Ordering::Relaxed);
             info!("watches synced");
         });
-        let evaluator = self.prometheus.clone().map(|prometheus| {
-            let client = self.client.clone();
-            let ctx = self.ctx.clone();
-            let stores = running.stores.clone();
-            let interval = self.evaluation_interval;
-            let actions = self.actions;
-            tokio::spawn(async move {
-                let mut ticker = tokio::time::interval(interval);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    ticker.tick().await;
-                    let slos = stores.iter().flat_map(|s| s.state()).collect();
-                    let written =
-                        crate::evaluator::round(&client, &ctx.recorder, &prometheus, slos, actions)
-                            .await;
-                    tracing::debug!(written, "evaluation round");
+        let reader = self.prometheus.clone().map(|prometheus| {
+            tokio::spawn(
+                Reader {
+                    prometheus,
+                    scope: self.reading_scope.clone(),
+                    interval: self.evaluation_interval,
+                    cache: self.cache.clone(),
+                    latest: self.ctx.readings.clone(),
+                    metrics: self.metrics.clone(),
                 }
-            })
+                .run(),
+            )
         });
+        let pruner = tokio::spawn(prune(self.cache.clone(), self.ctx.clone()));
         let mut done = running.done;
         tokio::select! {
             _ = &mut done => {}
@@ -471,9 +519,12 @@ impl Operator {
             }
         }
         sync.abort();
-        if let Some(evaluator) = evaluator {
-            evaluator.abort();
+        pruner.abort();
+        if let Some(reader) = reader {
+            reader.abort();
         }
+        self.cache.unsubscribe();
+        self.ctx.readings.clear();
         self.health.synced.store(false, Ordering::Relaxed);
         self.health.leading.store(false, Ordering::Relaxed);
         self.health
@@ -482,6 +533,21 @@ impl Operator {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.metrics.leader.set(0);
+    }
+}
+
+/// Drops what the controller remembers of SLOs that are gone, every minute.
+async fn prune(cache: Arc<SloCache>, ctx: Arc<Context>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticker.tick().await;
+        let alive: std::collections::HashSet<String> = cache
+            .all()
+            .iter()
+            .filter_map(|s| s.metadata.uid.clone())
+            .collect();
+        ctx.verified.retain(&alive);
+        ctx.foreign_reported.retain(&alive);
     }
 }
 

@@ -92,7 +92,8 @@ pub async fn set(
     .map(|_| ())
 }
 
-/// Removes our annotations from every target; stops at the first failure so the finalizer stays
+/// Withdraws this SLO's signal from every target (other SLOs' signals on a shared target stay)
+/// and releases round 1's annotations there; stops at the first failure so the finalizer stays
 /// and the cleanup is retried.
 pub async fn release_targets(
     client: &Client,
@@ -101,7 +102,8 @@ pub async fn release_targets(
     let namespace = slo.namespace().unwrap_or_default();
     let mut released = 0;
     for (kind, name) in targets(slo) {
-        if actions::release(client, &namespace, kind, &name).await? == actions::Outcome::Cleared {
+        if actions::withdraw(client, &namespace, kind, &name, &slo.name_any()).await? {
+            actions::release_legacy(client, &namespace, kind, &name).await?;
             released += 1;
         }
     }

@@ -1,38 +1,44 @@
-//! The reconciler: watches ServiceLevelObjectives and keeps their PrometheusRules and the
-//! spec-derived part of their status. See `reconcile` for the pipeline.
+//! The controller: the one writer of every SLO's rules, status and rollback actions. Each
+//! reconcile runs the pipeline in `reconcile` (dereference -> validate -> build -> apply ->
+//! status); the reader (`reader`) only reads Prometheus and wakes the SLOs whose readings moved.
 
 mod backoff;
+pub mod budget;
 pub mod cleanup;
 pub mod error;
+mod known;
+pub mod reader;
 pub mod reconcile;
+pub mod rollback;
 pub mod rule;
 pub mod status;
 pub mod template;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 pub use backoff::Backoff;
 pub use error::Error;
+pub use known::{ForeignReported, Verified};
 
-use crate::api::ServiceLevelObjective;
 use crate::metrics::Metrics;
 use crate::rules::PrometheusRule;
 use crate::rules::output::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::slo_cache::SloCache;
 
 /// Field manager of the PrometheusRules we apply.
 pub const FIELD_MANAGER: &str = "plimsoll";
-/// Field manager of the reconciler's status fields (the evaluator has its own).
+/// Field manager of the reconciler's status fields (the budget part has its own).
 pub const STATUS_FIELD_MANAGER: &str = "plimsoll-reconciler";
 
 /// What the reconciler needs to know besides the objects.
@@ -48,6 +54,27 @@ pub struct Settings {
     /// annotates them, so it neither adds the cleanup finalizer nor touches targets on deletion
     /// (it has no rights on them).
     pub rollback_actions: bool,
+    /// Act only on targets labelled `plimsoll.dev/rollback-allowed: "true"`.
+    pub require_target_opt_in: bool,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// The labels that scope readings (`--reading-selector`); AnalysisTemplates query with them.
+    pub reading_scope: crate::prometheus::ReadingScope,
+}
+
+impl Settings {
+    /// The defaults of `plimsoll run`.
+    pub fn new(rule_labels: BTreeMap<String, String>) -> Settings {
+        Settings {
+            rule_labels,
+            resync: Duration::from_secs(3600),
+            analysis_prometheus_url: None,
+            rollback_actions: true,
+            require_target_opt_in: false,
+            concurrency: 8,
+            reading_scope: crate::prometheus::ReadingScope::default(),
+        }
+    }
 }
 
 /// Shared by every reconcile.
@@ -60,7 +87,14 @@ pub struct Context {
     /// The time source of condition timestamps; tests fix it.
     pub clock: fn() -> Timestamp,
     /// Reconciles running now, so shutdown can wait for exactly those.
-    pub in_flight: std::sync::atomic::AtomicUsize,
+    pub in_flight: AtomicUsize,
+    /// The reader's latest round; empty without Prometheus (no budget part then).
+    pub readings: Arc<reader::Latest>,
+    /// Our PrometheusRules as metadata, from the owned-object watch of the running term.
+    pub rules: RwLock<Vec<Store<PartialObjectMeta<PrometheusRule>>>>,
+    /// Rules known to match their SLO, so an unchanged SLO is not read again every round.
+    pub verified: Verified,
+    pub foreign_reported: ForeignReported,
 }
 
 impl Context {
@@ -81,8 +115,22 @@ impl Context {
             config,
             backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
             clock: Timestamp::now,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            readings: Arc::default(),
+            rules: RwLock::default(),
+            verified: Verified::default(),
+            foreign_reported: ForeignReported::default(),
         }
+    }
+
+    /// Our rule's resourceVersion as the owned-object watch last saw it.
+    pub fn rule_version(&self, namespace: &str, name: &str) -> Option<String> {
+        let key = reflector::ObjectRef::new(name).within(namespace);
+        let stores = self.rules.read().unwrap_or_else(|p| p.into_inner());
+        stores
+            .iter()
+            .find_map(|s| s.get(&key))
+            .and_then(|r| r.resource_version())
     }
 }
 
@@ -95,74 +143,58 @@ pub struct Scope {
     pub selector: Option<String>,
 }
 
-/// A running controller per watched scope, with the stores readiness and metrics look at.
+/// The running controllers of one term.
 pub struct Running {
-    pub stores: Vec<Store<ServiceLevelObjective>>,
-    /// How many scopes have listed every SLO once; ready when it equals `stores.len()`.
-    pub synced: Arc<AtomicUsize>,
     pub done: futures::future::BoxFuture<'static, ()>,
 }
 
-/// Builds the controllers: one over all namespaces, or one per listed namespace (so namespaced
-/// RBAC suffices). They stop when `shutdown` resolves, finishing the reconciles in flight.
+/// Starts a controller per watched scope over the shared SLO cache, each owning the
+/// PrometheusRules of its scope (watched as metadata only). They stop when `shutdown` resolves,
+/// finishing the reconciles in flight.
 pub fn start(
     client: &Client,
     scope: &Scope,
+    cache: &SloCache,
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Running {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let apis: Vec<(Api<ServiceLevelObjective>, Api<PrometheusRule>)> =
-        if scope.namespaces.is_empty() {
-            vec![(Api::all(client.clone()), Api::all(client.clone()))]
-        } else {
-            scope
-                .namespaces
-                .iter()
-                .map(|ns| {
-                    (
-                        Api::namespaced(client.clone(), ns),
-                        Api::namespaced(client.clone(), ns),
-                    )
-                })
-                .collect()
-        };
-    let mut stores = Vec::new();
+    let namespaces: Vec<Option<&String>> = if scope.namespaces.is_empty() {
+        vec![None]
+    } else {
+        scope.namespaces.iter().map(Some).collect()
+    };
     let mut runs = Vec::new();
-    let synced = Arc::new(AtomicUsize::new(0));
-    for (slos, rules) in apis {
-        let mut slo_watch = watcher::Config::default().any_semantic();
-        if let Some(selector) = &scope.selector {
-            slo_watch = slo_watch.labels(selector);
-        }
+    let mut rule_stores = Vec::new();
+    for ((store, trigger), namespace) in cache.subscribe().into_iter().zip(namespaces) {
+        let rules: Api<PartialObjectMeta<PrometheusRule>> = match namespace {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
         let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        // Our own reflector, so the end of the initial list is seen here (readiness) rather than
-        // through the store's single-waiter readiness future, which the controller uses itself.
-        let (reader, writer) = reflector::store();
-        let seen = synced.clone();
-        let mut listed = false;
-        let events = reflector(writer, watcher(slos, slo_watch))
-            .default_backoff()
-            .inspect(move |event| {
-                if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
-                    listed = true;
-                    seen.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-            .applied_objects();
-        let controller = Controller::for_stream(events, reader.clone())
-            .owns(rules, owned)
+        let (rule_reader, rule_writer) = reflector::store();
+        let rule_events = reflector(
+            rule_writer,
+            watcher(rules, owned)
+                .default_backoff()
+                .modify(|r| r.managed_fields_mut().clear()),
+        )
+        .touched_objects();
+        rule_stores.push(rule_reader);
+        let config =
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+        let controller = Controller::for_shared_stream(trigger, store)
+            .with_config(config)
+            .owns_stream(rule_events)
             .graceful_shutdown_on(shutdown.clone());
-        stores.push(reader);
         runs.push(
             controller
                 .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(())),
         );
     }
+    *ctx.rules.write().unwrap_or_else(|p| p.into_inner()) = rule_stores;
     Running {
-        stores,
-        synced,
         done: Box::pin(async move {
             futures::future::join_all(runs).await;
         }),

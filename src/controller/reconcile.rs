@@ -15,8 +15,8 @@ use super::cleanup;
 use super::error::{Error, api_code};
 use super::rule::{self, Change};
 use super::status::{self, Readiness, StatusApply, reason};
-use super::template;
 use super::{Context, FIELD_MANAGER, STATUS_FIELD_MANAGER};
+use super::{budget, template};
 use crate::api::ServiceLevelObjective;
 use crate::model::{self, Slo};
 use crate::rules::PrometheusRule;
@@ -71,18 +71,22 @@ fn key(slo: &ServiceLevelObjective) -> String {
 
 async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Action, Error> {
     let namespace = slo.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let uid = slo.uid().unwrap_or_default();
     if slo.meta().deletion_timestamp.is_some() {
         if cleanup::present(slo) {
             finalize(slo, ctx, false).await?;
         }
+        ctx.verified.forget(&uid);
         return Ok(Action::await_change());
     }
     let wanted = ctx.config.rollback_actions && cleanup::wanted(slo);
     if wanted != cleanup::present(slo) {
         finalize(slo, ctx, wanted).await?;
     }
-    match model::validate(slo) {
+    let model = match model::validate(slo) {
+        Ok(model) => model,
         Err(problems) => {
+            ctx.verified.forget(&uid);
             let readiness = Readiness {
                 ready: false,
                 reason: reason::INVALID_SPEC,
@@ -91,22 +95,49 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             // The last good rules keep running: a typo must not switch off alerting.
             let kept = slo.status.as_ref().and_then(|s| s.prometheus_rule.clone());
             update_status(slo, ctx, &namespace, kept, &[(status::READY, &readiness)]).await?;
-            Ok(Action::await_change())
+            return Ok(Action::await_change());
         }
-        Ok(model) => {
-            let (readiness, retry) = apply_rule(slo, &model, ctx, &namespace).await?;
-            let (template, template_retry) =
-                template::reconcile(slo, &model, ctx, &namespace).await?;
-            let rule_name = readiness.ready.then(|| model.name.clone());
-            let kept =
-                rule_name.or_else(|| slo.status.as_ref().and_then(|s| s.prometheus_rule.clone()));
-            let mut verdicts = vec![(status::READY, &readiness)];
-            verdicts.extend(template.as_ref().map(|t| (template::CONDITION, t)));
-            update_status(slo, ctx, &namespace, kept, &verdicts).await?;
-            let retry = retry.into_iter().chain(template_retry).min();
-            Ok(Action::requeue(retry.unwrap_or(ctx.config.resync)))
-        }
+    };
+    let rule_version = ctx.rule_version(&namespace, &model.name);
+    let settled = ctx.verified.holds(
+        &uid,
+        slo.meta().generation,
+        rule_version.as_deref(),
+        ctx.config.resync,
+    );
+    let retry = if settled {
+        None
+    } else {
+        build_and_apply(slo, &model, ctx, &namespace).await?
+    };
+    budget::evaluate(ctx, slo, &model, &namespace).await?;
+    Ok(Action::requeue(retry.unwrap_or(ctx.config.resync)))
+}
+
+/// The spec-derived part: the PrometheusRule, the AnalysisTemplate and the Ready conditions.
+/// Returns a retry delay for failures that will not heal by themselves soon.
+async fn build_and_apply(
+    slo: &ServiceLevelObjective,
+    model: &Slo,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<Duration>, Error> {
+    let (readiness, retry, version) = apply_rule(slo, model, ctx, namespace).await?;
+    let (template, template_retry) = template::reconcile(slo, model, ctx, namespace).await?;
+    let rule_name = readiness.ready.then(|| model.name.clone());
+    let kept = rule_name.or_else(|| slo.status.as_ref().and_then(|s| s.prometheus_rule.clone()));
+    let mut verdicts = vec![(status::READY, &readiness)];
+    verdicts.extend(template.as_ref().map(|t| (template::CONDITION, t)));
+    update_status(slo, ctx, namespace, kept, &verdicts).await?;
+    let template_ok = template.as_ref().is_none_or(|t| t.ready);
+    if let (true, true, Some(version)) = (readiness.ready, template_ok, version) {
+        ctx.verified.record(
+            &slo.uid().unwrap_or_default(),
+            slo.meta().generation,
+            version,
+        );
     }
+    Ok(retry.into_iter().chain(template_retry).min())
 }
 
 /// Puts our finalizer on, or takes it off after removing our annotations from every target.
@@ -126,21 +157,51 @@ async fn finalize(slo: &ServiceLevelObjective, ctx: &Context, keep: bool) -> Res
         .map_err(|source| Error::Finalizer { name, source })
 }
 
-/// Applies the PrometheusRule when it is missing or differs. Returns the verdict, and a retry delay
-/// for failures that will not heal by themselves soon.
+/// Applies the PrometheusRule when it is missing or differs. Returns the verdict, a retry delay
+/// for failures that will not heal by themselves soon, and the rule's resourceVersion once it
+/// matches. A rule of our name that is not ours (no controller reference to this SLO) is never
+/// taken over.
 async fn apply_rule(
     slo: &ServiceLevelObjective,
     model: &Slo,
     ctx: &Context,
     namespace: &str,
-) -> Result<(Readiness, Option<Duration>), Error> {
+) -> Result<(Readiness, Option<Duration>, Option<String>), Error> {
     let desired = rule::desired(slo, model, namespace, &ctx.config.rule_labels);
     let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), namespace);
     let name = model.name.clone();
-    let existing = api.get_opt(&name).await.map_err(|source| Error::ReadRule {
-        name: name.clone(),
-        source,
-    })?;
+    // Read untyped: a rule someone else wrote need not have the shape ours have, and must
+    // still be recognised as not ours rather than fail every reconcile.
+    let untyped: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<PrometheusRule>(&()),
+    );
+    let found = match untyped.get_opt(&name).await {
+        Ok(found) => found,
+        // The kind is not served: the apply below says so.
+        Err(e) if api_code(&e) == Some(404) => None,
+        Err(source) => return Err(Error::ReadRule { name, source }),
+    };
+    let taken = found.as_ref().and_then(|e| rule::taken(e, slo));
+    // Ours, but not in a shape we read (edited by hand): it differs, and is applied again.
+    let existing: Option<PrometheusRule> = found
+        .filter(|_| taken.is_none())
+        .and_then(|o| serde_json::to_value(o).ok())
+        .and_then(|v| serde_json::from_value(v).ok());
+    if let Some(taken) = taken {
+        let message = format!(
+            "PrometheusRule {namespace}/{name} exists and is not this SLO's ({taken}); Plimsoll \
+             never takes over an object it did not create. Rename the SLO, or delete that \
+             PrometheusRule if it is a leftover. Retrying every 5 minutes."
+        );
+        let readiness = Readiness {
+            ready: false,
+            reason: reason::NAME_TAKEN,
+            message,
+        };
+        return Ok((readiness, Some(OPERATOR_MISSING_RETRY), None));
+    }
     let change = rule::change(existing.as_ref(), &desired);
     let applied = Readiness {
         ready: true,
@@ -148,18 +209,19 @@ async fn apply_rule(
         message: summary(&desired, namespace),
     };
     if change == Change::None {
-        return Ok((applied, None));
+        let version = existing.and_then(|e| e.resource_version());
+        return Ok((applied, None, version));
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(&name, &params, &Patch::Apply(&desired)).await {
-        Ok(_) => {
+        Ok(stored) => {
             let (event_reason, verb) = match change {
                 Change::Create => ("RulesCreated", "created"),
                 _ => ("RulesUpdated", "updated"),
             };
             info!(slo = %key(slo), "PrometheusRule {verb}");
             publish(ctx, slo, EventType::Normal, event_reason, "ApplyRules", &applied.message).await;
-            Ok((applied, None))
+            Ok((applied, None, stored.resource_version()))
         }
         Err(e) if api_code(&e) == Some(404) => Ok((
             Readiness {
@@ -172,6 +234,7 @@ async fn apply_rule(
                     .to_string(),
             },
             Some(OPERATOR_MISSING_RETRY),
+            None,
         )),
         Err(kube::Error::Api(status)) if matches!(status.code, 400 | 403 | 422) => Ok((
             Readiness {
@@ -183,6 +246,7 @@ async fn apply_rule(
                 ),
             },
             Some(APPLY_FAILED_RETRY),
+            None,
         )),
         Err(source) => Err(Error::ApplyRule { name, source }),
     }

@@ -26,6 +26,26 @@ pub fn desired(
     rule
 }
 
+/// Why an existing object of our name is not this SLO's, or `None` when it is: it must carry a
+/// controller ownerReference to this very SLO (its UID), as everything we create does.
+pub fn taken(existing: &impl Resource, slo: &ServiceLevelObjective) -> Option<String> {
+    let uid = slo.meta().uid.as_deref()?;
+    let owner = existing
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match owner {
+        Some(o) if o.uid == uid => None,
+        Some(o) => Some(format!(
+            "its controller is {} {} ({})",
+            o.kind, o.name, o.uid
+        )),
+        None => Some("it has no controller ownerReference".to_string()),
+    }
+}
+
 /// What applying would change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {

@@ -16,6 +16,8 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// An object of our name exists that is not ours: it is never taken over.
+    pub const NAME_TAKEN: &str = "NameTaken";
     /// Reasons of the AnalysisTemplateReady condition.
     pub const TEMPLATE_APPLIED: &str = "TemplateApplied";
     pub const ROLLOUTS_MISSING: &str = "ArgoRolloutsMissing";

@@ -36,7 +36,7 @@ pub async fn reconcile(
     let policy = model.rollback.as_ref().filter(|p| p.analysis_template);
     let Some(policy) = policy else {
         if had_one(object) {
-            remove(&api, &model.name).await?;
+            remove(&api, object, &model.name).await?;
         }
         return Ok((None, None));
     };
@@ -51,7 +51,14 @@ pub async fn reconcile(
             None,
         ));
     };
-    let mut desired = analysis_template(model, policy, namespace, address);
+    let mut desired = analysis_template(
+        model,
+        policy,
+        namespace,
+        address,
+        model.uid.as_deref(),
+        ctx.config.reading_scope.matchers(),
+    );
     desired.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
     let existing = match api.get_opt(&model.name).await {
         Ok(found) => found,
@@ -62,6 +69,23 @@ pub async fn reconcile(
             });
         }
     };
+    if let Some(taken) = existing
+        .as_ref()
+        .and_then(|e| super::rule::taken(e, object))
+    {
+        return Ok((
+            Some(problem(
+                reason::NAME_TAKEN,
+                format!(
+                    "AnalysisTemplate {namespace}/{} exists and is not this SLO's ({taken}); \
+                     Plimsoll never takes over an object it did not create. Delete it if it is a \
+                     leftover, or turn rollback.analysisTemplate off.",
+                    model.name
+                ),
+            )),
+            Some(ROLLOUTS_MISSING_RETRY),
+        ));
+    }
     if existing.as_ref().is_some_and(|e| matches(e, &desired)) {
         return Ok((Some(applied(namespace, &model.name)), None));
     }
@@ -106,8 +130,36 @@ fn had_one(object: &ServiceLevelObjective) -> bool {
         .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == CONDITION))
 }
 
-async fn remove(api: &Api<AnalysisTemplate>, name: &str) -> Result<(), Error> {
-    match api.delete(name, &DeleteParams::default()).await {
+/// Deletes the template only if it is this SLO's, with its UID as a precondition, so a template
+/// someone else created under the same name meanwhile is never deleted.
+async fn remove(
+    api: &Api<AnalysisTemplate>,
+    object: &ServiceLevelObjective,
+    name: &str,
+) -> Result<(), Error> {
+    let failed = |source| Error::ApplyTemplate {
+        name: name.to_string(),
+        source,
+    };
+    let existing = match api.get_opt(name).await {
+        Ok(found) => found,
+        Err(e) if api_code(&e) == Some(404) => None,
+        Err(source) => return Err(failed(source)),
+    };
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    if super::rule::taken(&existing, object).is_some() {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: existing.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
         Ok(_) => Ok(()),
         Err(e) if api_code(&e) == Some(404) => Ok(()),
         Err(source) => Err(Error::ApplyTemplate {

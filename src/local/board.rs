@@ -1,16 +1,15 @@
 //! Local mode's state between rounds, pure: per SLO the status the operator would write (which
 //! carries the rollback policy's memory), what the policy did this round, and a note for people.
 
-use axum::http::StatusCode;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::catalog::Loaded;
 use crate::api::{RollbackState, ServiceLevelObjectiveStatus};
 use crate::budget::{Action, Assessment, Step};
-use crate::evaluator::{self, Conclusion, Readings, status};
+use crate::evaluator::{self, Conclusion, ReadResult, status};
 use crate::model::{RollbackPolicy, Slo};
-use crate::server::rollback_answer;
+use crate::server::flagger;
 
 /// One SLO on the board.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +61,7 @@ impl Entry {
             .any(|c| c.type_ == status::DATA_AVAILABLE && c.status == "True");
         if !fresh {
             Decision::NoData
-        } else if rollback_answer(Some(&self.status)).0 == StatusCode::OK {
+        } else if flagger::holds(Some(&self.status)) {
             Decision::RollBack
         } else if self.action == Action::Clear {
             Decision::Clear
@@ -92,7 +91,7 @@ pub struct Board {
 
 /// One round for every SLO, from the previous board: each SLO's policy continues from its own
 /// status, SLOs that are gone drop out, new ones start Healthy.
-pub fn advance(previous: &Board, slos: &[Loaded], readings: &Readings, now: Timestamp) -> Board {
+pub fn advance(previous: &Board, slos: &[Loaded], readings: &ReadResult, now: Timestamp) -> Board {
     let entries = slos
         .iter()
         .map(|loaded| {
@@ -106,6 +105,7 @@ pub fn advance(previous: &Board, slos: &[Loaded], readings: &Readings, now: Time
                 verdict,
                 groups,
                 step,
+                ..
             } = evaluator::conclude(&loaded.slo, &loaded.namespace, readings, &memory, now);
             let round = status::Round {
                 verdict: verdict.as_ref(),
@@ -136,7 +136,7 @@ pub fn advance(previous: &Board, slos: &[Loaded], readings: &Readings, now: Time
     Board {
         entries,
         evaluated_at: Some(now),
-        prometheus_error: readings.as_ref().err().cloned(),
+        prometheus_error: readings.as_ref().err().map(|f| f.message.clone()),
     }
 }
 
@@ -191,7 +191,7 @@ mod tests {
     use super::*;
     use crate::budget::Reading;
     use crate::model::Duration;
-    use crate::prometheus::SeriesKey;
+    use crate::prometheus::{Failure, Readings};
 
     fn loaded(name: &str, rollback: bool) -> Loaded {
         let mut spec = serde_json::json!({
@@ -219,28 +219,20 @@ mod tests {
     }
 
     /// Readings for the named SLOs: (window error ratio, 6h error ratio), written at `written`.
-    fn readings(of: &[(&str, f64, f64)], written: Timestamp) -> Readings {
-        Ok(of
-            .iter()
-            .map(|(name, window, six_hours)| {
-                (
-                    SeriesKey {
-                        namespace: "shop".into(),
-                        name: name.to_string(),
-                        group: BTreeMap::new(),
-                    },
-                    Reading {
-                        window_error_ratio: Some(*window),
-                        error_ratios: BTreeMap::from([
-                            (Duration::from_hours(1), *six_hours),
-                            (Duration::from_hours(6), *six_hours),
-                        ]),
-                        newest_sample: Some(written),
-                        ..Reading::default()
-                    },
-                )
-            })
-            .collect())
+    fn readings(of: &[(&str, f64, f64)], written: Timestamp) -> ReadResult {
+        let mut out = Readings::default();
+        for (name, window, six_hours) in of {
+            let reading = Reading {
+                window_error_ratio: Some(*window),
+                error_ratios: BTreeMap::from([
+                    (Duration::from_hours(1), *six_hours),
+                    (Duration::from_hours(6), *six_hours),
+                ]),
+                ..Reading::default()
+            };
+            out.insert_own("shop", name, name, None, reading.written_at(written));
+        }
+        Ok(out)
     }
 
     fn summary(board: &Board) -> Vec<(String, RollbackState, Decision, Action)> {
@@ -306,7 +298,15 @@ mod tests {
             at(0),
         );
         assert_eq!(board.entries[0].state(), RollbackState::Exhausted);
-        let down = advance(&board, &slos, &Err("connection refused".into()), at(1));
+        let down = advance(
+            &board,
+            &slos,
+            &Err(Failure {
+                reason: "PrometheusUnreachable",
+                message: "connection refused".into(),
+            }),
+            at(1),
+        );
         let e = &down.entries[0];
         assert_eq!(
             (e.state(), e.decision(), e.action),
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(down.prometheus_error.as_deref(), Some("connection refused"));
         assert_eq!(
             e.note.as_deref(),
-            Some("nothing decided: Prometheus cannot be queried: connection refused")
+            Some("nothing decided: connection refused")
         );
         let stale = advance(
             &board,

@@ -18,14 +18,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::get;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::evaluator;
 use crate::prometheus::{self, Reload};
-use crate::server::{FlaggerQuery, Lookup, flagger_answer};
+use crate::server::flagger::{self, FlaggerQuery};
 use board::Board;
 use catalog::{Catalog, Snapshot};
 
@@ -111,7 +112,8 @@ pub async fn run(
             let bound = listener.local_addr().unwrap_or(addr);
             let _ = writeln!(
                 err,
-                "serving http://{bound}/status and http://{bound}/flagger/rollback?slo=<namespace>/<name>"
+                "serving http://{bound}/status and http://{bound}/flagger/rollback (Flagger's POST, or \
+                 GET ?slo=<namespace>/<name>)"
             );
             let app = router(shared.clone());
             Some(tokio::spawn(
@@ -190,7 +192,8 @@ impl Local {
             .filter(|l| l.slo.window.period(now).is_some())
             .map(|l| (l.namespace.clone(), l.slo.clone()))
             .collect();
-        let readings = evaluator::read_for(&self.client, &calendars, now).await;
+        let scope = crate::prometheus::ReadingScope::default();
+        let readings = crate::prometheus::read_for(&self.client, &scope, &calendars, now).await;
         if readings.is_err() {
             outcome = Outcome::Incomplete;
         }
@@ -260,7 +263,7 @@ fn router(shared: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
-        .route("/flagger/rollback", get(flagger))
+        .route("/flagger/rollback", get(flagger).post(flagger))
         .with_state(shared)
 }
 
@@ -269,21 +272,42 @@ async fn status(State(shared): State<Shared>) -> axum::Json<Value> {
     axum::Json(status_json(&view))
 }
 
+/// Flagger's rollback webhook, with the operator's answers, from the latest round.
 async fn flagger(
     State(shared): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
     Query(query): Query<FlaggerQuery>,
-) -> (axum::http::StatusCode, String) {
-    let view = shared.read().unwrap_or_else(|p| p.into_inner());
-    flagger_answer(query.slo.as_deref(), |namespace, name| {
-        if view.board.evaluated_at.is_none() {
-            return Lookup::Listing; // before the first round
-        }
-        let key = format!("{namespace}/{name}");
-        match view.board.entries.iter().find(|e| e.key == key) {
-            Some(e) => Lookup::Found(Some(Box::new(e.status.clone()))),
-            None => Lookup::Unknown,
-        }
+    body: Body,
+) -> (StatusCode, String) {
+    flagger::respond(&method, &headers, query.slo, body, |namespace| {
+        let view = shared.read().unwrap_or_else(|p| p.into_inner());
+        view.board.evaluated_at?; // before the first round
+        Some(
+            view.board
+                .entries
+                .iter()
+                .filter(|e| e.key.split_once('/').is_some_and(|(ns, _)| ns == namespace))
+                .map(known)
+                .collect(),
+        )
     })
+    .await
+}
+
+/// A board entry as the webhook sees it.
+fn known(entry: &board::Entry) -> flagger::Known {
+    flagger::Known {
+        name: entry.slo.name.clone(),
+        targets: entry
+            .slo
+            .rollback
+            .iter()
+            .flat_map(|r| &r.targets)
+            .map(|t| t.name.clone())
+            .collect(),
+        status: Some(entry.status.clone()),
+    }
 }
 
 /// `/status`: every SLO with the status the operator would write, the decision and its note,

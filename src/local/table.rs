@@ -177,13 +177,12 @@ pub fn columns(rows: &[Vec<String>], right_aligned: impl Fn(usize) -> bool) -> S
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::budget::{Action, Reading};
     use crate::local::board::advance;
     use crate::local::catalog::Loaded;
-    use crate::prometheus::SeriesKey;
+    use crate::prometheus::Readings;
 
     #[test]
     fn columns_align_words_left_and_numbers_right() {
@@ -231,25 +230,26 @@ mod tests {
             loaded("payments", "30d", true),
             loaded("search", "7d", false),
         ];
-        let reading = |window: f64, burn: f64| Reading {
-            window_error_ratio: Some(window),
-            error_ratios: [1, 6, 24, 72]
-                .iter()
-                .map(|h| (Duration::from_hours(*h), burn / 1000.0))
-                .collect(),
-            newest_sample: Some(now),
-            ..Reading::default()
+        let reading = |window: f64, burn: f64| {
+            Reading {
+                window_error_ratio: Some(window),
+                error_ratios: [1, 6, 24, 72]
+                    .iter()
+                    .map(|h| (Duration::from_hours(*h), burn / 1000.0))
+                    .collect(),
+                ..Reading::default()
+            }
+            .written_at(now)
         };
-        let key = |name: &str| SeriesKey {
-            namespace: "shop".into(),
-            name: name.into(),
-            group: BTreeMap::new(),
-        };
-        let readings = Ok(BTreeMap::from([
-            (key("catalog"), reading(0.0003, 0.3)),
-            (key("checkout"), reading(0.0006, 3.0)),
-            (key("payments"), reading(0.0015, 0.2)),
-        ]));
+        let mut readings = Readings::default();
+        for (name, window, burn) in [
+            ("catalog", 0.0003, 0.3),
+            ("checkout", 0.0006, 3.0),
+            ("payments", 0.0015, 0.2),
+        ] {
+            readings.insert_own("shop", name, name, None, reading(window, burn));
+        }
+        let readings = Ok(readings);
         let board = advance(&Default::default(), &slos, &readings, now);
         assert_eq!(board.entries[2].action, Action::Trigger);
         let text = render(

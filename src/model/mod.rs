@@ -25,6 +25,10 @@ pub struct Slo {
     pub name: String,
     /// `metadata.namespace`; `None` for a manifest that leaves it to the client.
     pub namespace: Option<String>,
+    /// `metadata.uid`: the identity every generated series carries (`slo_uid`), so the operator
+    /// reads only this SLO's series, never a predecessor's of the same name or a forged one.
+    /// `None` for manifests from files (`generate`, local mode), which have no UID.
+    pub uid: Option<String>,
     pub service: String,
     pub description: Option<String>,
     /// Percent of good events (or slices), 0 < objective < 100.

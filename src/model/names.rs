@@ -1,7 +1,8 @@
 //! Syntax of names: Prometheus label names, Kubernetes object names and label values.
 
 /// Labels every generated series or alert carries; user labels must not collide with them.
-pub const RESERVED_SERIES_LABELS: [&str; 4] = ["slo", "slo_namespace", "slo_service", "le"];
+pub const RESERVED_SERIES_LABELS: [&str; 5] =
+    ["slo", "slo_namespace", "slo_service", "slo_uid", "le"];
 
 /// Labels the burn-rate alerts add on top of the series labels.
 pub const RESERVED_ALERT_LABELS: [&str; 4] = ["alertname", "long", "short", "burn_rate"];

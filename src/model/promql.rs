@@ -63,6 +63,12 @@ impl Selector {
     }
 }
 
+impl fmt::Display for LabelMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.name, self.op.as_str(), quote(&self.value))
+    }
+}
+
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.metric)?;
@@ -74,7 +80,7 @@ impl fmt::Display for Selector {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{}{}{}", m.name, m.op.as_str(), quote(&m.value))?;
+            write!(f, "{m}")?;
         }
         f.write_str("}")
     }

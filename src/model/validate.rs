@@ -58,6 +58,7 @@ pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationEr
         ) if c.errors.is_empty() => Ok(Slo {
             name,
             namespace,
+            uid: object.metadata.uid.clone().filter(|u| !u.is_empty()),
             service,
             description,
             objective,

@@ -1,9 +1,11 @@
-//! Prometheus: the HTTP API client and the batched status query.
+//! Prometheus: the HTTP API client, the reading scope, and the batched status read.
 
 pub mod client;
+pub mod read;
 pub mod readings;
+pub mod scope;
 
 pub use client::{Client, Error, Reload, Sample, Series, Settings};
-pub use readings::{
-    AGES_QUERY, RATIOS_QUERY, SeriesKey, newest, period_query, period_ratios, readings,
-};
+pub use read::{CalendarSlo, read, read_for};
+pub use readings::{Failure, Foreign, Identity, Readings, own};
+pub use scope::{ReadingScope, ScopeError};

@@ -1,110 +1,360 @@
-//! The batched status query: two instant queries return every SLO's recorded ratios and their
-//! ages, whatever the number of SLOs; this maps the answer to one reading per SLO and group.
+//! The batched status read: a handful of instant queries return every SLO's recorded ratios and
+//! when each was written, whatever the number of SLOs; this folds the answers into readings per
+//! SLO and label set. Which of those series really are an SLO's own is decided by [`own`]: only
+//! series with exactly the SLO's identity (name, namespace, service, UID) plus its `groupBy`
+//! labels and the reading scope's labels count; anything else is foreign and never decides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::client::{Sample, Series};
+use super::client::Sample;
+use super::scope::ReadingScope;
 use crate::budget::Reading;
 use crate::model::Duration;
+use crate::model::names::is_metric_name;
 use crate::rules::names;
 
-/// Every recorded error ratio of every SLO: the newest sample of the last 15 minutes. A plain
-/// selector looks back only 5 minutes, exactly the slow group's interval, so a read just before
-/// the next write would miss the window ratio and call fresh data missing.
-pub const RATIOS_QUERY: &str =
-    r#"last_over_time({__name__=~"slo:sli_error:ratio_.+", slo_namespace!=""}[15m])"#;
-/// The window ratios' samples of the last 15 minutes (a range selector, so the answer carries
-/// each sample's own time): the newest is when the rules last ran. Longer than the 10 minutes
-/// after which data counts as stale, so stalled rules show as SeriesStale before SeriesMissing.
-pub const AGES_QUERY: &str = r#"slo:sli_error:ratio_window{slo_namespace!=""}[15m]"#;
-
-/// One SLO, or one group of a `groupBy` SLO.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey {
-    pub namespace: String,
-    pub name: String,
-    /// The `groupBy` labels; empty for SLOs without groups.
-    pub group: BTreeMap<String, String>,
+/// The selector of every recorded error ratio, with the reading scope's matchers.
+fn ratios_selector(metric: &str, scope: &ReadingScope) -> String {
+    let name = if metric.is_empty() {
+        r#"__name__=~"slo:sli_error:ratio_.+","#.to_string()
+    } else {
+        String::new()
+    };
+    format!(
+        "{metric}{{{name}{}!=\"\"{}}}",
+        names::LABEL_NAMESPACE,
+        scope.suffix()
+    )
 }
 
-fn key(labels: &BTreeMap<String, String>) -> Option<SeriesKey> {
+/// Which ratio records exist: one series per record name. `last_over_time` over 15 minutes, like
+/// the reads, so a slow-group record is not missed just before its next evaluation.
+pub fn names_query(scope: &ReadingScope) -> String {
+    format!(
+        "count by (__name__) (last_over_time({}[15m]))",
+        ratios_selector("", scope)
+    )
+}
+
+/// One record's values and ages: the newest value of the last 15 minutes (a plain selector looks
+/// back only 5, exactly the slow group's interval) and, per series, when it was last written:
+/// `timestamp()` of a plain selector is the sample's own time, exact for samples of the last 5
+/// minutes; older ones come from a subquery over 15 minutes at 1m steps (at most a minute too
+/// old, which only matters near the 10 minute staleness bound). Every series of every SLO in
+/// one answer per record.
+pub fn record_query(metric: &str, scope: &ReadingScope) -> String {
+    let selector = ratios_selector(metric, scope);
+    let part = |expr: String, part: &str| {
+        format!(r#"label_replace({expr}, "{PART_LABEL}", "{part}", "", "")"#)
+    };
+    format!(
+        "{} or {}",
+        part(format!("last_over_time({selector}[15m])"), "value"),
+        part(
+            format!("(timestamp({selector}) or max_over_time(timestamp({selector})[15m:1m]))"),
+            "written"
+        )
+    )
+}
+
+/// The record names of a [`names_query`] answer that are ours to read.
+pub fn record_names(samples: &[Sample]) -> Vec<String> {
+    let mut out: Vec<String> = samples
+        .iter()
+        .filter_map(|s| s.labels.get("__name__"))
+        .filter(|n| n.starts_with(names::RATIO_PREFIX) && is_metric_name(n))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Tells the two halves of a [`record_query`] answer apart.
+const PART_LABEL: &str = "plimsoll_part";
+/// Tells the sums of the calendar query apart.
+const AMOUNT_LABEL: &str = "plimsoll_amount";
+
+/// Why a read failed, with a reason of its own for the DataAvailable condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl From<&super::Error> for Failure {
+    fn from(e: &super::Error) -> Failure {
+        use super::Error;
+        let reason = match e {
+            Error::Unreachable { .. } => "PrometheusUnreachable",
+            Error::Refused { .. } => "PrometheusRefused",
+            Error::Decode(_) => "PrometheusBadAnswer",
+            _ => "PrometheusMisconfigured",
+        };
+        Failure {
+            reason,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One label set of the series that name an SLO: everything but the record name, `slo` and
+/// `slo_namespace`, with what was read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Labelled {
+    pub labels: BTreeMap<String, String>,
+    pub reading: Reading,
+}
+
+/// Everything one round read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Readings {
+    /// By `(namespace, name)` as the series' labels claim.
+    by_slo: HashMap<(String, String), Vec<Labelled>>,
+    /// Calendar sums that could not be read, by period start: only SLOs of that period lack data.
+    failed_periods: BTreeMap<Timestamp, Failure>,
+    /// Labels the reading scope allows on our series.
+    allowed: BTreeSet<String>,
+}
+
+impl Readings {
+    pub fn new(scope: &ReadingScope) -> Readings {
+        Readings {
+            allowed: scope.allowed_labels(),
+            ..Readings::default()
+        }
+    }
+
+    /// Adds the samples of one [`record_query`] answer for `metric`.
+    pub fn add_record(&mut self, metric: &str, samples: &[Sample]) {
+        let window = metric
+            .strip_prefix(names::RATIO_PREFIX)
+            .and_then(|m| m.strip_prefix("ratio_rate"))
+            .and_then(|w| Duration::parse(w, "wdhm").ok());
+        let is_window = metric == names::RATIO_WINDOW;
+        for sample in samples {
+            let (Some(reading), Some(part)) = (
+                self.entry(&sample.labels),
+                sample.labels.get(PART_LABEL).cloned(),
+            ) else {
+                continue;
+            };
+            let written = || Timestamp::from_millisecond((sample.value * 1000.0) as i64).ok();
+            match (part.as_str(), is_window, window) {
+                ("value", true, _) => reading.window_error_ratio = Some(sample.value),
+                ("written", true, _) => reading.newest_sample = written(),
+                ("value", false, Some(w)) => {
+                    reading.error_ratios.insert(w, sample.value);
+                }
+                ("written", false, Some(w)) => {
+                    if let Some(t) = written() {
+                        reading.ratios_written.insert(w, t);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds the error ratios since a period start (see [`period_ratios`]).
+    pub fn add_period(&mut self, samples: &[Sample]) {
+        for (labels, ratio) in period_ratios(samples) {
+            if let Some(reading) = self.existing(&labels) {
+                reading.period_error_ratio = Some(ratio);
+            }
+        }
+    }
+
+    /// Records that the sums since `start` could not be read.
+    pub fn fail_period(&mut self, start: Timestamp, failure: Failure) {
+        self.failed_periods.insert(start, failure);
+    }
+
+    /// Why the sums since `start` are unknown, if they are.
+    pub fn period_failure(&self, start: Timestamp) -> Option<&Failure> {
+        self.failed_periods.get(&start)
+    }
+
+    /// Every label set naming this SLO, own or not.
+    pub fn claimed(&self, namespace: &str, name: &str) -> &[Labelled] {
+        self.by_slo
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// How many SLO names the answers mention.
+    pub fn len(&self) -> usize {
+        self.by_slo.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_slo.is_empty()
+    }
+
+    /// Adds a reading as if read (tests and tools).
+    pub fn insert(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        reading: Reading,
+    ) {
+        self.by_slo
+            .entry((namespace.to_string(), name.to_string()))
+            .or_default()
+            .push(Labelled { labels, reading });
+    }
+
+    /// Adds a reading with exactly the labels the rules of this SLO write (tests and tools).
+    pub fn insert_own(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        uid: Option<&str>,
+        reading: Reading,
+    ) {
+        let mut labels = BTreeMap::from([(names::LABEL_SERVICE.to_string(), service.to_string())]);
+        if let Some(uid) = uid {
+            labels.insert(names::LABEL_UID.to_string(), uid.to_string());
+        }
+        self.insert(namespace, name, labels, reading);
+    }
+
+    fn entry(&mut self, labels: &BTreeMap<String, String>) -> Option<&mut Reading> {
+        let (key, rest) = split(labels)?;
+        let sets = self.by_slo.entry(key).or_default();
+        let at = match sets.iter().position(|l| l.labels == rest) {
+            Some(at) => at,
+            None => {
+                sets.push(Labelled {
+                    labels: rest,
+                    reading: Reading::default(),
+                });
+                sets.len() - 1
+            }
+        };
+        Some(&mut sets[at].reading)
+    }
+
+    fn existing(&mut self, labels: &BTreeMap<String, String>) -> Option<&mut Reading> {
+        let (key, rest) = split(labels)?;
+        let sets = self.by_slo.get_mut(&key)?;
+        sets.iter_mut()
+            .find(|l| l.labels == rest)
+            .map(|l| &mut l.reading)
+    }
+}
+
+/// `(namespace, name)` and the other labels of a series, without the record name and our parts.
+fn split(
+    labels: &BTreeMap<String, String>,
+) -> Option<((String, String), BTreeMap<String, String>)> {
     let namespace = labels.get(names::LABEL_NAMESPACE)?.clone();
     let name = labels.get(names::LABEL_SLO)?.clone();
-    let group = labels
+    let rest = labels
         .iter()
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "__name__"
-                    | names::LABEL_SLO
-                    | names::LABEL_NAMESPACE
-                    | names::LABEL_SERVICE
-                    | AMOUNT_LABEL
+                "__name__" | names::LABEL_SLO | names::LABEL_NAMESPACE | PART_LABEL | AMOUNT_LABEL
             )
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Some(SeriesKey {
-        namespace,
-        name,
-        group,
-    })
+    Some(((namespace, name), rest))
 }
 
-/// Each series' newest sample time (Unix seconds), in the shape [`readings`] takes.
-pub fn newest(series: &[Series]) -> Vec<Sample> {
-    series
-        .iter()
-        .filter_map(|s| {
-            let newest = s.samples.iter().map(|(t, _)| *t).reduce(f64::max)?;
-            Some(Sample {
-                labels: s.labels.clone(),
-                value: newest,
-            })
-        })
-        .collect()
+/// What an SLO's own series must look like.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub service: &'a str,
+    /// `None` for SLOs from files (local mode), whose series carry no `slo_uid`.
+    pub uid: Option<&'a str>,
+    pub group_by: &'a [String],
 }
 
-/// Folds both answers into readings.
-pub fn readings(ratios: &[Sample], ages: &[Sample]) -> BTreeMap<SeriesKey, Reading> {
-    let mut out: BTreeMap<SeriesKey, Reading> = BTreeMap::new();
-    for sample in ratios {
-        let (Some(key), Some(metric)) = (key(&sample.labels), sample.labels.get("__name__")) else {
-            continue;
-        };
-        let reading = out.entry(key).or_default();
-        if metric == names::RATIO_WINDOW {
-            reading.window_error_ratio = Some(sample.value);
-        } else if let Some(window) = metric
-            .strip_prefix(names::RATIO_PREFIX)
-            .and_then(|m| m.strip_prefix("ratio_rate"))
-            .and_then(|w| Duration::parse(w, "wdhm").ok())
-        {
-            reading.error_ratios.insert(window, sample.value);
+/// Why a series that names an SLO is not read as the SLO's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Foreign {
+    /// Written for an SLO of the same name that has since been deleted (or from another
+    /// cluster's SLO of that name): its `slo_uid` is not this SLO's.
+    OtherUid,
+    /// Labels our rules never write (an exporter's series, a second cluster's external labels),
+    /// or the wrong service: the label set, as text.
+    UnexpectedLabels(String),
+}
+
+impl Foreign {
+    /// Metric label: low cardinality.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Foreign::OtherUid => "other_uid",
+            Foreign::UnexpectedLabels(_) => "unexpected_labels",
         }
     }
-    for sample in ages {
-        let Some(key) = key(&sample.labels) else {
-            continue;
-        };
-        let written = Timestamp::from_millisecond((sample.value * 1000.0) as i64).ok();
-        if let Some(reading) = out.get_mut(&key) {
-            reading.newest_sample = written;
-        }
-    }
-    out
 }
 
-/// Tells the sums of the calendar query apart.
-const AMOUNT_LABEL: &str = "plimsoll_amount";
+/// One of an SLO's own label sets: its `groupBy` labels and what was read.
+pub type OwnGroup<'r> = (BTreeMap<String, String>, &'r Reading);
+
+/// The SLO's own label sets, each as its `groupBy` group with its reading, and the series that
+/// claim the SLO but are not its own.
+pub fn own<'r>(readings: &'r Readings, id: &Identity) -> (Vec<OwnGroup<'r>>, Vec<Foreign>) {
+    let mut mine = Vec::new();
+    let mut foreign = Vec::new();
+    for set in readings.claimed(id.namespace, id.name) {
+        match check(&set.labels, id, &readings.allowed) {
+            Ok(group) => mine.push((group, &set.reading)),
+            Err(f) => foreign.push(f),
+        }
+    }
+    foreign.sort();
+    foreign.dedup();
+    (mine, foreign)
+}
+
+fn check(
+    labels: &BTreeMap<String, String>,
+    id: &Identity,
+    allowed: &BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, Foreign> {
+    let uid = labels.get(names::LABEL_UID).map(String::as_str);
+    if let (Some(theirs), Some(ours)) = (uid, id.uid)
+        && theirs != ours
+    {
+        return Err(Foreign::OtherUid);
+    }
+    let mut group = BTreeMap::new();
+    let mut expected =
+        uid == id.uid && labels.get(names::LABEL_SERVICE).map(String::as_str) == Some(id.service);
+    for (k, v) in labels {
+        if id.group_by.contains(k) {
+            group.insert(k.clone(), v.clone());
+        } else if !(k == names::LABEL_SERVICE || k == names::LABEL_UID || allowed.contains(k)) {
+            expected = false;
+        }
+    }
+    if !expected {
+        let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        return Err(Foreign::UnexpectedLabels(format!(
+            "{{{}}}",
+            text.join(", ")
+        )));
+    }
+    Ok(group)
+}
 
 /// One query for every SLO whose calendar period started at the same instant, `seconds` ago: the
 /// 5m error and total counts summed since then (or, for timeslices, the share of bad slices).
 /// SLOs are picked by name and namespace alternations; pairs that do not exist together are
-/// dropped by the caller's lookup.
-pub fn period_query(slos: &[(&str, &str)], seconds: u64) -> String {
+/// dropped by the caller's lookup, and label sets that are not an SLO's own by [`own`].
+pub fn period_query(slos: &[(&str, &str)], seconds: u64, scope: &ReadingScope) -> String {
     let alternation = |values: Vec<&str>| {
         let mut v: Vec<String> = values.into_iter().map(regex_escape).collect();
         v.sort();
@@ -112,11 +362,12 @@ pub fn period_query(slos: &[(&str, &str)], seconds: u64) -> String {
         crate::model::promql::quote(&v.join("|"))
     };
     let selector = format!(
-        "{{{}=~{},{}=~{}}}",
+        "{{{}=~{},{}=~{}{}}}",
         names::LABEL_SLO,
         alternation(slos.iter().map(|(_, name)| *name).collect()),
         names::LABEL_NAMESPACE,
         alternation(slos.iter().map(|(ns, _)| *ns).collect()),
+        scope.suffix(),
     );
     let tagged = |expr: String, amount: &str| {
         format!(r#"label_replace({expr}, "{AMOUNT_LABEL}", "{amount}", "", "")"#)
@@ -150,33 +401,31 @@ fn regex_escape(text: &str) -> String {
         .collect()
 }
 
-/// The error ratio since the period start, per SLO and group: errors over total (0 without
-/// traffic), or the share of bad slices.
-pub fn period_ratios(samples: &[Sample]) -> BTreeMap<SeriesKey, f64> {
-    let mut sums: BTreeMap<SeriesKey, (Option<f64>, Option<f64>)> = BTreeMap::new();
-    let mut out = BTreeMap::new();
+/// Errors and total summed since a period start.
+type Sums = (Option<f64>, Option<f64>);
+
+/// The error ratio since the period start, per series label set (without the amount label):
+/// errors over total (0 without traffic), or the share of bad slices.
+pub fn period_ratios(samples: &[Sample]) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut sums: BTreeMap<BTreeMap<String, String>, Sums> = BTreeMap::new();
+    let mut out = Vec::new();
     for sample in samples {
-        let (Some(key), Some(amount)) = (key(&sample.labels), sample.labels.get(AMOUNT_LABEL))
-        else {
+        let Some(amount) = sample.labels.get(AMOUNT_LABEL) else {
             continue;
         };
+        let mut labels = sample.labels.clone();
+        labels.remove(AMOUNT_LABEL);
         match amount.as_str() {
-            "errors" => sums.entry(key).or_default().0 = Some(sample.value),
-            "total" => sums.entry(key).or_default().1 = Some(sample.value),
-            "bad_share" => {
-                out.insert(key, sample.value);
-            }
+            "errors" => sums.entry(labels).or_default().0 = Some(sample.value),
+            "total" => sums.entry(labels).or_default().1 = Some(sample.value),
+            "bad_share" => out.push((labels, sample.value)),
             _ => {}
         }
     }
-    for (key, sums) in sums {
+    for (labels, sums) in sums {
         match sums {
-            (Some(_), Some(0.0)) => {
-                out.insert(key, 0.0);
-            }
-            (Some(errors), Some(total)) => {
-                out.insert(key, errors / total);
-            }
+            (Some(_), Some(0.0)) => out.push((labels, 0.0)),
+            (Some(errors), Some(total)) => out.push((labels, errors / total)),
             _ => {}
         }
     }
@@ -184,145 +433,5 @@ pub fn period_ratios(samples: &[Sample]) -> BTreeMap<SeriesKey, f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value,
-        }
-    }
-
-    /// A series of the checkout SLO: its labels, the record name and extra (group) labels.
-    fn own(name: &str, extra: &[(&str, &str)], value: f64) -> Sample {
-        let mut labels = vec![
-            ("slo", "checkout"),
-            ("slo_namespace", "shop"),
-            ("slo_service", "checkout"),
-            ("__name__", name),
-        ];
-        labels.extend_from_slice(extra);
-        sample(&labels, value)
-    }
-
-    #[test]
-    fn the_newest_sample_dates_each_series() {
-        let labels: BTreeMap<String, String> = [("slo".to_string(), "checkout".to_string())].into();
-        let series = [
-            Series {
-                labels: labels.clone(),
-                samples: vec![(100.0, 0.1), (400.0, 0.2), (300.0, 0.3)],
-            },
-            Series {
-                labels,
-                samples: vec![],
-            },
-        ];
-        let newest = newest(&series);
-        assert_eq!(newest.len(), 1, "a series without samples has no age");
-        assert_eq!(newest[0].value, 400.0);
-        for q in [RATIOS_QUERY, AGES_QUERY] {
-            assert!(promql_parser::parser::parse(q).is_ok(), "{q}");
-        }
-    }
-
-    #[test]
-    fn the_period_query_parses_and_escapes_names() {
-        let q = period_query(&[("shop", "checkout.v2"), ("pay", "api")], 3600);
-        assert!(promql_parser::parser::parse(&q).is_ok(), "{q}");
-        assert!(q.contains(r#"slo=~"api|checkout\\.v2""#), "{q}");
-        assert!(q.contains(r#"slo_namespace=~"pay|shop""#), "{q}");
-        assert!(
-            q.contains("sum_over_time(slo:sli_errors:increase5m{"),
-            "{q}"
-        );
-        assert!(q.contains("[3600s]"));
-    }
-
-    #[test]
-    fn period_sums_become_ratios_per_slo_and_group() {
-        let amount = |amount: &str, group: &str, value: f64| {
-            sample(
-                &[
-                    ("slo", "checkout"),
-                    ("slo_namespace", "shop"),
-                    ("route", group),
-                    ("plimsoll_amount", amount),
-                ],
-                value,
-            )
-        };
-        let ratios = period_ratios(&[
-            amount("errors", "/pay", 3.0),
-            amount("total", "/pay", 1000.0),
-            amount("errors", "/cart", 0.0),
-            amount("total", "/cart", 0.0),
-            amount("errors", "/gone", 1.0),
-            amount("bad_share", "/slices", 0.25),
-        ]);
-        let by_route = |r: &str| {
-            ratios
-                .iter()
-                .find(|(k, _)| k.group.get("route").map(String::as_str) == Some(r))
-                .map(|(k, v)| (k.group.len(), *v))
-        };
-        assert_eq!(
-            by_route("/pay"),
-            Some((1, 0.003)),
-            "the amount label is no group"
-        );
-        assert_eq!(by_route("/cart"), Some((1, 0.0)), "no traffic, no errors");
-        assert_eq!(
-            by_route("/gone"),
-            None,
-            "errors without a total are no ratio"
-        );
-        assert_eq!(by_route("/slices"), Some((1, 0.25)));
-    }
-
-    #[test]
-    fn maps_series_to_slos_and_groups() {
-        let ratios = [
-            own("slo:sli_error:ratio_window", &[], 0.0005),
-            own("slo:sli_error:ratio_rate1h", &[], 0.002),
-            own("slo:sli_error:ratio_rate5h35m", &[], 0.001),
-            own("slo:sli_error:ratio_window", &[("route", "/pay")], 0.1),
-            sample(&[("__name__", "slo:sli_error:ratio_window")], 0.3),
-        ];
-        let ages = [sample(
-            &[
-                ("slo", "checkout"),
-                ("slo_namespace", "shop"),
-                ("slo_service", "checkout"),
-            ],
-            1_800_000_000.5,
-        )];
-        let r = readings(&ratios, &ages);
-        assert_eq!(r.len(), 2, "the unlabelled series is not an SLO's");
-        let plain = &r[&SeriesKey {
-            namespace: "shop".into(),
-            name: "checkout".into(),
-            group: BTreeMap::new(),
-        }];
-        assert_eq!(plain.window_error_ratio, Some(0.0005));
-        assert_eq!(plain.error_ratios[&Duration::from_hours(1)], 0.002);
-        assert_eq!(plain.error_ratios[&Duration::from_minutes(335)], 0.001);
-        assert_eq!(
-            plain.newest_sample,
-            Some(Timestamp::from_millisecond(1_800_000_000_500).unwrap())
-        );
-        let pay = r
-            .iter()
-            .find(|(k, _)| k.group.get("route").map(String::as_str) == Some("/pay"))
-            .unwrap();
-        assert_eq!(pay.1.window_error_ratio, Some(0.1));
-        assert_eq!(
-            pay.1.newest_sample, None,
-            "no age for that group: it will count as missing"
-        );
-    }
-}
+#[path = "readings_tests.rs"]
+mod tests;

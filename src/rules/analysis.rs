@@ -1,18 +1,42 @@
-//! The Argo Rollouts AnalysisTemplate of an SLO: a background analysis that fails a rollout when
-//! the SLO's trigger holds, read from the series our rules record. Pure.
+//! The Argo Rollouts AnalysisTemplate of an SLO: it measures the SLO's own rollback trigger
+//! (`budgetRemainingBelow`, and `burnRateAbove` when the policy has one) from the series our rules
+//! record, over the policy's own window, for background or step analysis. Pure.
+//!
+//! What it relies on in Argo Rollouts (argoproj/argo-rollouts):
+//! - metricproviders/prometheus/prometheus.go (`processResponse`): one instant query per
+//!   measurement; `result` is the list of the vector's sample values, `[]` without series. A
+//!   failed query (unreachable, timeout, error answer) is a measurement Error, never Failed.
+//! - utils/evaluate/evaluate.go (`EvaluateResult`, expr-lang): with only a `failureCondition`, a
+//!   measurement that does not meet it is Successful; with both conditions and neither met,
+//!   Inconclusive; a condition that cannot be evaluated (`result[0]` of `[]`) is an Error. `&&`
+//!   short-circuits, NaN compares false, `isNaN` is provided; `default()` replaces only a nil
+//!   result, and an empty vector is not nil.
+//! - analysis/analysis.go (`assessMetricFailureInconclusiveOrError`): a metric is Failed once
+//!   failed > `failureLimit` (0), Inconclusive once inconclusive > `inconclusiveLimit` (0, counted
+//!   over the whole run), Error once consecutive errors > `consecutiveErrorLimit` (4).
+//! - rollout/analysis.go: for background and step runs alike, Inconclusive pauses the Rollout,
+//!   Error and Failed abort it; rollout/canary.go: a step completes only on Successful.
+//!
+//! So there are only failure conditions: no data and NaN are Successful in both kinds of analysis
+//! (Inconclusive would pause the Rollout on missing data, and stick for the whole run).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
+use super::names;
 use super::output::{MANAGED_BY, MANAGED_BY_LABEL, SLO_LABEL};
-use super::windows::{burn_windows, rate_suffix};
-use super::{Context, names};
-use crate::model::{Duration, RollbackPolicy, Slo};
+use super::windows::{COUNT_STEP, rate_suffix};
+use crate::model::promql::quote;
+use crate::model::{
+    BudgetingMethod, CalendarPeriod, LabelMatcher, MatchKind, RollbackPolicy, Slo, Window,
+};
 
-/// The part of Argo Rollouts' AnalysisTemplate (argoproj.io/v1alpha1) that we write.
+/// The part of Argo Rollouts' AnalysisTemplate (argoproj.io/v1alpha1) that we write. Every field
+/// added since the first version has a default, so templates written before still read.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "argoproj.io",
@@ -22,7 +46,17 @@ use crate::model::{Duration, RollbackPolicy, Slo};
     schema = "disabled"
 )]
 pub struct AnalysisTemplateSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Argument>,
     pub metrics: Vec<Metric>,
+}
+
+/// A template argument; a Rollout's `analysis.args` can override only those declared here.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Argument {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// One measurement of the analysis.
@@ -31,10 +65,14 @@ pub struct AnalysisTemplateSpec {
 pub struct Metric {
     pub name: String,
     pub interval: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<IntOrString>,
     /// Only a failure condition: a measurement that does not meet it succeeds, so an empty
-    /// result (no data) never fails a rollout.
+    /// result or NaN (no data) never fails or pauses a rollout.
     pub failure_condition: String,
-    pub failure_limit: i64,
+    pub failure_limit: IntOrString,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_error_limit: Option<IntOrString>,
     pub provider: Provider,
 }
 
@@ -50,51 +88,63 @@ pub struct PrometheusProvider {
 }
 
 /// How often the analysis measures: the fast rule group records every 30s.
-const INTERVAL: &str = "1m";
+pub const INTERVAL: &str = "1m";
+/// The argument that sets every metric's `count` (a Rollout can override only arguments the
+/// template declares: `MergeArgs`); one name in every Plimsoll template, so one Rollout argument
+/// sets them all (`FlattenTemplates` accepts arguments of one name with equal values).
+pub const COUNT_ARG: &str = "plimsoll-count";
+/// Its default: a week of measurements. An interval without a count measures until the Rollout
+/// ends the run (`EffectiveCount`), but a step analysis is refused when its template, resolved
+/// with the template's own argument values, has such a metric (validation_references.go); a
+/// step sets a few, a background analysis "0" to run as long as the rollout, or keeps a week.
+pub const DEFAULT_COUNT: u32 = 7 * 24 * 60;
+/// Consecutive errors a metric tolerates: all of them. An Error is retried after 10 s whatever the
+/// interval and does not count towards `count`, so Argo's default of 4 turned a 50 s Prometheus
+/// outage into an aborted rollout; now a background analysis goes on and a step waits.
+pub const ERROR_LIMIT: i32 = i32::MAX;
+/// Newest sample a measurement reads: the operator calls older data stale and never acts on it.
+const FRESH: &str = "10m";
+/// The label that tells the calendar periods of the period query apart.
+const PERIOD_LABEL: &str = "plimsoll_period";
 
-/// The burn-rate condition the template checks: the policy's `burnRateAbove`, or else the fast
-/// page tier (1h at 14.4 for 30 days).
-pub fn burn_condition(slo: &Slo, policy: &RollbackPolicy) -> (Duration, String) {
-    if let Some(b) = &policy.burn_rate_above {
-        return (b.window, b.factor.to_string());
-    }
-    let page = burn_windows(&slo.window).into_iter().next();
-    page.map(|b| (b.long, b.factor.to_string()))
-        .unwrap_or((Duration::from_hours(1), "14.4".to_string()))
-}
-
-/// The template for an SLO with a rollback policy, named like the SLO.
+/// The template for an SLO with a rollback policy, named like the SLO. Every selector picks the
+/// SLO's own series: name, namespace and service, `slo_uid` when `uid` is given, and `scope`
+/// (the operator's reading selector, such as `cluster="a"`).
 pub fn analysis_template(
     slo: &Slo,
     policy: &RollbackPolicy,
     namespace: &str,
     prometheus_address: &str,
+    uid: Option<&str>,
+    scope: &[LabelMatcher],
 ) -> AnalysisTemplate {
-    let ctx = Context { slo, namespace };
-    let (window, factor) = burn_condition(slo, policy);
-    let ratio = ctx.own(&format!("{}{}", names::RATIO_PREFIX, rate_suffix(window)));
-    let prometheus = |query: String| Provider {
-        prometheus: PrometheusProvider {
-            address: prometheus_address.to_string(),
-            query,
+    let q = Queries::new(slo, namespace, uid, scope);
+    let metric = |name: String, query: String, failure_condition: String| Metric {
+        name: format!("{}-{name}", slo.name),
+        interval: INTERVAL.to_string(),
+        count: Some(IntOrString::String(format!("{{{{args.{COUNT_ARG}}}}}"))),
+        failure_condition,
+        failure_limit: IntOrString::Int(0),
+        consecutive_error_limit: Some(IntOrString::Int(ERROR_LIMIT)),
+        provider: Provider {
+            prometheus: PrometheusProvider {
+                address: prometheus_address.to_string(),
+                query,
+            },
         },
     };
-    // The worst group speaks for the SLO, as in the operator's own decision.
-    let burn = Metric {
-        name: format!("burn-rate-{window}"),
-        interval: INTERVAL.to_string(),
-        failure_condition: format!("len(result) > 0 && result[0] > {factor}"),
-        failure_limit: 0,
-        provider: prometheus(format!("max({ratio}) / {}", ctx.budget())),
-    };
-    let below = policy.budget_remaining_below.as_f64() / 100.0;
-    let remaining = Metric {
-        name: "error-budget-remaining".to_string(),
-        interval: INTERVAL.to_string(),
-        failure_condition: format!("len(result) > 0 && result[0] < {below}"),
-        failure_limit: 0,
-        provider: prometheus(format!("min({})", ctx.own(names::BUDGET_REMAINING))),
-    };
+    let mut metrics = vec![metric(
+        "error-budget-remaining".to_string(),
+        format!("min({})", q.remaining()),
+        condition("<", &policy.budget_remaining_below.ratio_string()),
+    )];
+    if let Some(b) = &policy.burn_rate_above {
+        metrics.push(metric(
+            format!("burn-rate-{}", b.window),
+            q.burn_rate(&rate_suffix(b.window)),
+            condition(">", &b.factor.to_string()),
+        ));
+    }
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (SLO_LABEL.to_string(), slo.name.clone()),
@@ -107,76 +157,252 @@ pub fn analysis_template(
             ..ObjectMeta::default()
         },
         spec: AnalysisTemplateSpec {
-            metrics: vec![burn, remaining],
+            args: vec![Argument {
+                name: COUNT_ARG.to_string(),
+                value: Some(DEFAULT_COUNT.to_string()),
+            }],
+            metrics,
         },
+    }
+}
+
+/// Fails only on a number beyond the threshold: `[]` and NaN are Successful measurements.
+fn condition(op: &str, threshold: &str) -> String {
+    format!("len(result) > 0 && !isNaN(result[0]) && result[0] {op} {threshold}")
+}
+
+/// The PromQL of one SLO's template.
+struct Queries<'a> {
+    slo: &'a Slo,
+    /// The inside of every selector's braces.
+    matchers: String,
+}
+
+impl<'a> Queries<'a> {
+    fn new(slo: &'a Slo, namespace: &str, uid: Option<&str>, scope: &[LabelMatcher]) -> Self {
+        let mut parts = vec![
+            format!("{}={}", names::LABEL_SLO, quote(&slo.name)),
+            format!("{}={}", names::LABEL_NAMESPACE, quote(namespace)),
+            format!("{}={}", names::LABEL_SERVICE, quote(&slo.service)),
+        ];
+        parts.extend(uid.map(|u| format!("{}={}", names::LABEL_UID, quote(u))));
+        parts.extend(scope.iter().map(|m| {
+            let op = match m.op {
+                MatchKind::Equal => "=",
+                MatchKind::NotEqual => "!=",
+                MatchKind::Regex => "=~",
+                MatchKind::NotRegex => "!~",
+            };
+            // Argo substitutes `{{...}}` anywhere in a metric and fails the run on an unknown
+            // name: braces in a value are written as the escape PromQL reads back as `{`.
+            format!("{}{op}{}", m.name, quote(&m.value).replace('{', r"\x7b"))
+        }));
+        Queries {
+            slo,
+            matchers: parts.join(","),
+        }
+    }
+
+    fn own(&self, record: &str) -> String {
+        format!("{record}{{{}}}", self.matchers)
+    }
+
+    /// The newest sample of the last 10 minutes, as fresh as the operator requires.
+    fn fresh(&self, record: &str) -> String {
+        format!("last_over_time({}[{FRESH}])", self.own(record))
+    }
+
+    /// The remaining budget of each group (one series without `groupBy`), as a ratio: the
+    /// recorded one for rolling windows, the calendar period so far otherwise.
+    fn remaining(&self) -> String {
+        match &self.slo.window {
+            Window::Rolling(_) => self.fresh(names::BUDGET_REMAINING),
+            Window::Calendar { period, time_zone } => {
+                self.period_remaining(*period, &local_time(time_zone))
+            }
+        }
+    }
+
+    /// The burn rate of the group the policy acts on (the one with the least budget left, as in
+    /// the operator), only while that group has a fresh budget at all.
+    fn burn_rate(&self, suffix: &str) -> String {
+        let ratio = self.fresh(&format!("{}{suffix}", names::RATIO_PREFIX));
+        format!(
+            "max({ratio} and on({}) bottomk(1, {})) / {}",
+            self.slo.indicator.group_by().join(", "),
+            self.remaining(),
+            self.budget()
+        )
+    }
+
+    fn budget(&self) -> String {
+        self.slo.error_budget().ratio_string()
+    }
+
+    /// What the operator computes for calendar windows (`prometheus::readings::period_query`
+    /// and `budget::assess`): the error ratio since the period start, summed from the 5m counts
+    /// (or the share of bad slices), spent over the share of the period gone by. PromQL has no
+    /// dynamic range, so the sums run over the longest period and each step carries its period
+    /// as a label; only the current period's series are kept.
+    fn period_remaining(&self, period: CalendarPeriod, local: &str) -> String {
+        let (longest, index, elapsed) = match period {
+            CalendarPeriod::Month => (
+                "32d",
+                format!("month({local})"),
+                format!(
+                    "((day_of_month({local}) - 1) * 86400 + {local} % 86400) \
+                     / (days_in_month({local}) * 86400)"
+                ),
+            ),
+            // 1970-01-05, 345600 s after the epoch, was a Monday.
+            CalendarPeriod::Week => (
+                "8d",
+                format!("floor(({local} - 345600) / 604800)"),
+                format!("(({local} - 345600) % 604800) / 604800"),
+            ),
+        };
+        let tagged = format!(r#"count_values("{PERIOD_LABEL}", {index})"#);
+        let since_start = |record: &str, step: String, over: &str| {
+            format!(
+                "{over}(({} * on() group_left({PERIOD_LABEL}) {tagged})[{longest}:{step}])",
+                self.own(record)
+            )
+        };
+        let ratio = match &self.slo.method {
+            BudgetingMethod::Occurrences => {
+                let errors = since_start(names::ERRORS_5M, COUNT_STEP.to_string(), "sum_over_time");
+                let total = since_start(names::TOTAL_5M, COUNT_STEP.to_string(), "sum_over_time");
+                format!("({errors} / ({total} > 0) or ({total} == 0))")
+            }
+            BudgetingMethod::Timeslices { slice, .. } => format!(
+                "(1 - {})",
+                since_start(names::SLICE_GOOD, slice.to_string(), "avg_over_time")
+            ),
+        };
+        format!(
+            "(1 - ({ratio} and on({PERIOD_LABEL}) {tagged}) * scalar({elapsed}) / {}) \
+             and on() count({})",
+            self.budget(),
+            self.fresh(names::RATIO_WINDOW)
+        )
+    }
+}
+
+/// `vector(time() + offset)`: the time of day in the SLO's time zone, as PromQL's date functions
+/// (which know only UTC) read it. PromQL has no time zones: zones with summer time use their
+/// larger offset all year, so a period that starts in winter time starts an hour early here, and
+/// never late (the template never judges a new period by the previous one's budget).
+fn local_time(time_zone: &str) -> String {
+    let offset = jiff::tz::TimeZone::get(time_zone)
+        .ok()
+        .map(|tz| {
+            // Far in the future, the zone's current rule applies: its winter and summer offsets.
+            [1, 7]
+                .iter()
+                .filter_map(|&month| {
+                    let at = jiff::civil::date(9999, month, 15).at(12, 0, 0, 0);
+                    at.to_zoned(tz.clone()).ok().map(|z| z.offset().seconds())
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    match offset {
+        0 => "vector(time())".to_string(),
+        o if o > 0 => format!("vector(time() + {o})"),
+        o => format!("vector(time() - {})", -o),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn slo(rollback: serde_json::Value) -> Slo {
-        let object: crate::api::ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+    /// The template and its queries, each checked to parse.
+    fn template(window: &str, rollback: serde_json::Value) -> (AnalysisTemplate, Vec<String>) {
+        let object: crate::api::ServiceLevelObjective = serde_json::from_value(json!({
             "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
             "metadata": {"name": "checkout", "namespace": "shop"},
-            "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+            "spec": {"service": "checkout", "objective": 99.9, "window": window,
                      "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}},
                      "rollback": rollback},
         }))
         .unwrap();
-        crate::model::validate(&object).unwrap()
+        let s = crate::model::validate(&object).unwrap();
+        let policy = s.rollback.as_ref().unwrap();
+        let t = analysis_template(&s, policy, "shop", "http://p", None, &[]);
+        let q = t
+            .spec
+            .metrics
+            .iter()
+            .map(|m| m.provider.prometheus.query.clone());
+        let q: Vec<String> = q.collect();
+        assert!(
+            q.iter().all(|q| promql_parser::parser::parse(q).is_ok()),
+            "{q:?}"
+        );
+        (t, q)
     }
 
     #[test]
-    fn defaults_check_the_fast_page_tier_and_an_empty_budget() {
-        let s = slo(serde_json::json!({"analysisTemplate": true}));
-        let t = analysis_template(&s, s.rollback.as_ref().unwrap(), "shop", "http://prom:9090");
-        let [burn, remaining] = &t.spec.metrics[..] else {
-            panic!("two metrics")
-        };
-        assert_eq!(burn.name, "burn-rate-1h");
+    fn without_burn_rate_above_only_the_budget_is_measured() {
+        let (t, q) = template("30d", json!({"analysisTemplate": true}));
+        assert_eq!(t.spec.metrics.len(), 1);
+        assert_eq!(t.spec.metrics[0].name, "checkout-error-budget-remaining");
+        let own = r#"{slo="checkout",slo_namespace="shop",slo_service="checkout"}"#;
         assert_eq!(
-            burn.provider.prometheus.query,
-            "max(slo:sli_error:ratio_rate1h{slo=\"checkout\",slo_namespace=\"shop\"}) / 0.001"
+            q,
+            [format!(
+                "min(last_over_time(slo:error_budget_remaining:ratio{own}[10m]))"
+            )]
         );
-        assert_eq!(
-            burn.failure_condition,
-            "len(result) > 0 && result[0] > 14.4"
-        );
-        assert_eq!(
-            remaining.failure_condition,
-            "len(result) > 0 && result[0] < 0"
-        );
-        assert!(
-            remaining
-                .provider
-                .prometheus
-                .query
-                .starts_with("min(slo:error_budget_remaining:ratio{")
-        );
-        assert_eq!(burn.provider.prometheus.address, "http://prom:9090");
-        for m in &t.spec.metrics {
-            let q = &m.provider.prometheus.query;
-            assert!(promql_parser::parser::parse(q).is_ok(), "{q}");
+    }
+
+    #[test]
+    fn the_conditions_fail_only_on_a_number_beyond_the_trigger() {
+        let trigger = json!({"budgetRemainingBelow": 25,
+            "burnRateAbove": {"window": "30m", "factor": 6}});
+        let (t, q) = template("30d", json!({"trigger": trigger}));
+        let expr = |op, n| format!("len(result) > 0 && !isNaN(result[0]) && result[0] {op} {n}");
+        assert_eq!(t.spec.metrics[0].failure_condition, expr("<", "0.25"));
+        assert_eq!(t.spec.metrics[1].failure_condition, expr(">", "6"));
+        assert_eq!(t.spec.metrics[1].name, "checkout-burn-rate-30m");
+        assert!(q[1].starts_with("max(last_over_time(slo:sli_error:ratio_rate30m{"));
+        assert!(q[1].contains(" and on() bottomk(1, last_over_time(slo:error_budget_remaining"));
+        assert!(q[1].ends_with(") / 0.001"), "{}", q[1]);
+    }
+
+    #[test]
+    fn limits_never_end_a_metric_on_errors_and_count_is_an_argument() {
+        let (t, _) = template("30d", json!({"analysisTemplate": true}));
+        let m = &t.spec.metrics[0];
+        assert_eq!(m.interval, "1m");
+        assert_eq!(m.failure_limit, IntOrString::Int(0));
+        assert_eq!(m.consecutive_error_limit, Some(IntOrString::Int(i32::MAX)));
+        let count = IntOrString::String("{{args.plimsoll-count}}".into());
+        assert_eq!(m.count, Some(count));
+        assert_eq!(t.spec.args[0].name, "plimsoll-count");
+        assert_eq!(t.spec.args[0].value.as_deref(), Some("10080"));
+    }
+
+    #[test]
+    fn calendar_windows_read_the_period_so_far() {
+        let (_, q) = template("month", json!({"analysisTemplate": true}));
+        assert!(!q[0].contains("error_budget_remaining"), "{}", q[0]);
+        for part in [
+            "sum_over_time((slo:sli_errors:increase5m{",
+            r#"* on() group_left(plimsoll_period) count_values("plimsoll_period", month("#,
+            "[32d:5m])",
+            "and on(plimsoll_period)",
+            "scalar(((day_of_month(vector(time())) - 1) * 86400 + vector(time()) % 86400) \
+             / (days_in_month(vector(time())) * 86400))",
+            "and on() count(last_over_time(slo:sli_error:ratio_window{",
+        ] {
+            assert!(q[0].contains(part), "{part} not in {}", q[0]);
         }
-        assert_eq!(t.metadata.labels.unwrap()["plimsoll.dev/slo"], "checkout");
-    }
-
-    #[test]
-    fn the_policys_own_trigger_is_used() {
-        let s = slo(serde_json::json!({"analysisTemplate": true, "trigger": {
-            "budgetRemainingBelow": 25, "burnRateAbove": {"window": "30m", "factor": 6}}}));
-        let t = analysis_template(&s, s.rollback.as_ref().unwrap(), "shop", "http://p");
-        assert_eq!(t.spec.metrics[0].name, "burn-rate-30m");
-        assert!(
-            t.spec.metrics[0]
-                .provider
-                .prometheus
-                .query
-                .contains("ratio_rate30m")
-        );
-        assert!(t.spec.metrics[0].failure_condition.ends_with("> 6"));
-        assert!(t.spec.metrics[1].failure_condition.ends_with("< 0.25"));
+        let (_, q) = template("week", json!({"analysisTemplate": true}));
+        assert!(q[0].contains("floor((vector(time()) - 345600) / 604800)"));
+        assert!(q[0].contains("[8d:5m]"), "{}", q[0]);
     }
 }

@@ -40,6 +40,8 @@ pub mod names {
     pub const LABEL_SLO: &str = "slo";
     pub const LABEL_NAMESPACE: &str = "slo_namespace";
     pub const LABEL_SERVICE: &str = "slo_service";
+    /// The SLO's UID, on every series of an SLO that has one (the operator's).
+    pub const LABEL_UID: &str = "slo_uid";
 }
 
 /// Interval of the group that reads raw series for short windows.
@@ -78,24 +80,36 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The labels every generated series carries.
     fn series_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut labels = BTreeMap::from([
             (names::LABEL_SLO.to_string(), self.slo.name.clone()),
             (
                 names::LABEL_NAMESPACE.to_string(),
                 self.namespace.to_string(),
             ),
             (names::LABEL_SERVICE.to_string(), self.slo.service.clone()),
-        ])
+        ]);
+        if let Some(uid) = &self.slo.uid {
+            labels.insert(names::LABEL_UID.to_string(), uid.clone());
+        }
+        labels
     }
 
-    /// `{slo="...",slo_namespace="..."}`: selects this SLO's recorded series.
+    /// `{slo="...",slo_namespace="..."}` (and `slo_uid` when the SLO has one): selects this SLO's
+    /// recorded series, and not those of a deleted SLO that had the same name.
     fn own(&self, record: &str) -> String {
+        let quote = crate::model::promql::quote;
+        let uid = self
+            .slo
+            .uid
+            .as_deref()
+            .map(|u| format!(",{}={}", names::LABEL_UID, quote(u)))
+            .unwrap_or_default();
         format!(
-            "{record}{{{}={},{}={}}}",
+            "{record}{{{}={},{}={}{uid}}}",
             names::LABEL_SLO,
-            crate::model::promql::quote(&self.slo.name),
+            quote(&self.slo.name),
             names::LABEL_NAMESPACE,
-            crate::model::promql::quote(self.namespace)
+            quote(self.namespace)
         )
     }
 

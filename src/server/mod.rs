@@ -1,11 +1,14 @@
-//! The operator's HTTP endpoints: /healthz, /readyz and /metrics.
+//! The operator's HTTP endpoints: /healthz, /readyz, /metrics and Flagger's /flagger/rollback.
+
+pub mod flagger;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use kube::runtime::reflector::Store;
@@ -14,6 +17,7 @@ use std::sync::Mutex;
 use crate::api::ServiceLevelObjective;
 use crate::metrics::Metrics;
 use crate::slo_cache::SloCache;
+use flagger::FlaggerQuery;
 
 /// What /readyz and /metrics look at, updated by the run loop.
 #[derive(Default)]
@@ -53,7 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/flagger/rollback", get(flagger_rollback))
+        .route(
+            "/flagger/rollback",
+            get(flagger_rollback).post(flagger_rollback),
+        )
         .with_state(state)
 }
 
@@ -81,93 +88,20 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// The query of Flagger's rollback webhook: `?slo=<namespace>/<name>`.
-#[derive(serde::Deserialize)]
-pub struct FlaggerQuery {
-    pub slo: Option<String>,
-}
-
-/// Flagger's rollback webhook: Flagger rolls the canary back when this answers 2xx. 200 while the
-/// SLO's rollback trigger holds (state Exhausted or Recovering); 412 Precondition Failed
-/// otherwise, including when there is no data (missing data never rolls back); 404 for an SLO this
-/// operator does not know; 503 while the SLOs are still being listed; 400 without
-/// `?slo=<namespace>/<name>`.
+/// Flagger's rollback webhook (see [`flagger`]): POST with Flagger's payload, or GET
+/// `?slo=<namespace>/<name>`, answered from this replica's own SLO cache.
 async fn flagger_rollback(
     State(state): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<FlaggerQuery>,
-) -> impl IntoResponse {
-    flagger_answer(query.slo.as_deref(), |namespace, name| {
-        match state.slos.find(namespace, name) {
-            None => Lookup::Listing,
-            Some(None) => Lookup::Unknown,
-            Some(Some(slo)) => Lookup::Found(slo.status.clone().map(Box::new)),
-        }
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<FlaggerQuery>,
+    body: Body,
+) -> (StatusCode, String) {
+    flagger::respond(&method, &headers, query.slo, body, |namespace| {
+        let slos = state.slos.snapshot(namespace)?;
+        Some(slos.iter().map(|slo| flagger::Known::of(slo)).collect())
     })
-}
-
-/// What looking up the webhook's SLO found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Lookup {
-    /// The SLOs are still being listed: nobody can tell yet.
-    Listing,
-    /// No such SLO here.
-    Unknown,
-    /// The SLO, with its status (`None` before the first status is written).
-    Found(Option<Box<crate::api::ServiceLevelObjectiveStatus>>),
-}
-
-/// The webhook's answer for `?slo=` (`None` without it), given how to look an SLO up. The
-/// operator and local mode answer alike.
-pub fn flagger_answer(
-    slo: Option<&str>,
-    find: impl FnOnce(&str, &str) -> Lookup,
-) -> (StatusCode, String) {
-    let Some((namespace, name)) = slo.and_then(|s| s.split_once('/')) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "give ?slo=<namespace>/<name>\n".to_string(),
-        );
-    };
-    match find(namespace, name) {
-        Lookup::Listing => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no rollback: the SLOs are still being listed\n".to_string(),
-        ),
-        Lookup::Unknown => (
-            StatusCode::NOT_FOUND,
-            format!("no SLO {namespace}/{name} is watched here\n"),
-        ),
-        Lookup::Found(status) => rollback_answer(status.as_deref()),
-    }
-}
-
-/// The answer for one SLO's status, pure for the tests.
-pub fn rollback_answer(
-    status: Option<&crate::api::ServiceLevelObjectiveStatus>,
-) -> (StatusCode, String) {
-    use crate::api::RollbackState;
-    let data = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "DataAvailable"));
-    if data.is_none_or(|c| c.status != "True") {
-        return (
-            StatusCode::PRECONDITION_FAILED,
-            "no rollback: no current budget data\n".to_string(),
-        );
-    }
-    let state = status.and_then(|s| s.rollback.as_ref()).map(|r| r.state);
-    let remaining = status
-        .and_then(|s| s.error_budget.as_ref())
-        .map(|b| b.remaining.clone())
-        .unwrap_or_default();
-    match state {
-        Some(RollbackState::Exhausted | RollbackState::Recovering) => (
-            StatusCode::OK,
-            format!("roll back: error budget trigger holds ({remaining}% left)\n"),
-        ),
-        _ => (
-            StatusCode::PRECONDITION_FAILED,
-            format!("no rollback: within budget ({remaining}% left)\n"),
-        ),
-    }
+    .await
 }
 
 /// SLOs by their Ready condition, counted from the caches at scrape time, so deleted SLOs drop
@@ -197,86 +131,6 @@ fn count_slos(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(
-        data: &str,
-        state: crate::api::RollbackState,
-    ) -> crate::api::ServiceLevelObjectiveStatus {
-        serde_json::from_value(serde_json::json!({
-            "errorBudget": {"remaining": "-3.0", "consumedMinutes": "44.5", "totalMinutes": "43.2"},
-            "rollback": {"state": state},
-            "conditions": [{"type": "DataAvailable", "status": data, "reason": "x", "message": "",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn flagger_rolls_back_only_while_the_trigger_holds_on_fresh_data() {
-        use crate::api::RollbackState::*;
-        assert_eq!(
-            rollback_answer(Some(&status("True", Exhausted))).0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            rollback_answer(Some(&status("True", Recovering))).0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            rollback_answer(Some(&status("True", Healthy))).0,
-            StatusCode::PRECONDITION_FAILED
-        );
-        assert_eq!(
-            rollback_answer(Some(&status("True", Burning))).0,
-            StatusCode::PRECONDITION_FAILED
-        );
-        assert_eq!(
-            rollback_answer(Some(&status("False", Exhausted))).0,
-            StatusCode::PRECONDITION_FAILED
-        );
-        assert_eq!(rollback_answer(None).0, StatusCode::PRECONDITION_FAILED);
-        assert!(
-            rollback_answer(Some(&status("True", Exhausted)))
-                .1
-                .contains("-3.0% left")
-        );
-    }
-
-    #[test]
-    fn the_webhook_needs_a_known_slo_and_then_answers_from_its_status() {
-        let known = |namespace: &str, name: &str| {
-            if namespace == "shop" && name == "pay" {
-                Lookup::Found(Some(Box::new(status(
-                    "True",
-                    crate::api::RollbackState::Exhausted,
-                ))))
-            } else {
-                Lookup::Unknown
-            }
-        };
-        assert_eq!(flagger_answer(None, known).0, StatusCode::BAD_REQUEST);
-        assert_eq!(
-            flagger_answer(Some("pay"), known).0,
-            StatusCode::BAD_REQUEST
-        );
-        let (code, body) = flagger_answer(Some("shop/cart"), known);
-        assert_eq!(
-            (code, body.as_str()),
-            (StatusCode::NOT_FOUND, "no SLO shop/cart is watched here\n")
-        );
-        assert_eq!(flagger_answer(Some("shop/pay"), known).0, StatusCode::OK);
-        let fresh = |_: &str, _: &str| Lookup::Found(None);
-        assert_eq!(
-            flagger_answer(Some("shop/new"), fresh).0,
-            StatusCode::PRECONDITION_FAILED,
-            "no status yet: no data, no rollback"
-        );
-        let listing = |_: &str, _: &str| Lookup::Listing;
-        assert_eq!(
-            flagger_answer(Some("shop/pay"), listing).0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-    }
 
     #[test]
     fn readiness_follows_the_role() {

@@ -1,0 +1,76 @@
+//! One round's read of every SLO: which ratio records exist, then one query per record (values
+//! and ages together), then one query per distinct calendar period start. The number of queries
+//! depends on the distinct windows and periods, never on the number of SLOs.
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::client::Client;
+use super::readings::{self, Failure, Readings};
+use super::scope::ReadingScope;
+
+/// An SLO with a calendar window: its namespace, name and current period's start.
+pub struct CalendarSlo<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub start: Timestamp,
+}
+
+/// Reads every SLO's recorded ratios. A failed base query fails the round (no SLO has data); a
+/// failed calendar query fails only the SLOs of that period.
+pub async fn read(
+    client: &Client,
+    scope: &ReadingScope,
+    calendars: &[CalendarSlo<'_>],
+    now: Timestamp,
+) -> Result<Readings, Failure> {
+    let present = client
+        .query(&readings::names_query(scope))
+        .await
+        .map_err(|e| Failure::from(&e))?;
+    let mut out = Readings::new(scope);
+    for metric in readings::record_names(&present) {
+        let samples = client
+            .query(&readings::record_query(&metric, scope))
+            .await
+            .map_err(|e| Failure::from(&e))?;
+        out.add_record(&metric, &samples);
+    }
+    let mut by_start: std::collections::BTreeMap<Timestamp, Vec<(&str, &str)>> =
+        std::collections::BTreeMap::new();
+    for slo in calendars {
+        by_start
+            .entry(slo.start)
+            .or_default()
+            .push((slo.namespace, slo.name));
+    }
+    for (start, members) in by_start {
+        let seconds = now.duration_since(start).as_secs().max(1) as u64;
+        let query = readings::period_query(&members, seconds, scope);
+        match client.query(&query).await {
+            Ok(samples) => out.add_period(&samples),
+            Err(e) => out.fail_period(start, Failure::from(&e)),
+        }
+    }
+    Ok(out)
+}
+
+/// [`read`] for these SLOs (namespace, model): local mode and the gate, which hold models.
+pub async fn read_for(
+    client: &Client,
+    scope: &ReadingScope,
+    slos: &[(String, crate::model::Slo)],
+    now: Timestamp,
+) -> Result<Readings, Failure> {
+    let calendars: Vec<CalendarSlo> = slos
+        .iter()
+        .filter_map(|(namespace, slo)| {
+            let (start, _) = slo.window.period(now)?;
+            Some(CalendarSlo {
+                namespace,
+                name: &slo.name,
+                start,
+            })
+        })
+        .collect();
+    read(client, scope, &calendars, now).await
+}

@@ -1,0 +1,378 @@
+//! Actions you can trust, end to end: the real `plimsoll run` against the API emulation (field
+//! ownership, finalizers, watches) and a real Prometheus. Every test asserts the objects as they
+//! end up, never the requests that got them there.
+
+#[path = "support/apiserver/mod.rs"]
+mod apiserver;
+#[path = "support/operator.rs"]
+mod operator;
+mod support;
+#[path = "trust/world.rs"]
+mod world;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use world::{
+    Series, World, annotations, condition, deployment, our_keys, rollback_state, rollout, slo,
+};
+
+const EXHAUSTED: f64 = 0.002;
+const HEALTHY: f64 = 0.0001;
+
+/// Two SLOs on one Deployment: deleting one, then the other recovering. The signal stays while
+/// any SLO holds it, each SLO's facts are its own, and nothing of ours is left at the end.
+#[test]
+fn two_slos_on_one_workload_never_erase_each_other() {
+    let web = json!([{"kind": "Deployment", "name": "web"}]);
+    let mut w = World::new(vec![
+        deployment("web", "4"),
+        slo("availability", web.clone(), false),
+        slo("latency", web, false),
+    ]);
+    w.record(&[
+        Series::own(&w.api, "availability", EXHAUSTED),
+        Series::own(&w.api, "latency", EXHAUSTED),
+    ]);
+    w.start(&[]);
+    let both = [
+        "plimsoll.dev/rollback",
+        "rollback.plimsoll.dev/availability",
+        "rollback.plimsoll.dev/latency",
+    ];
+    w.wait(30, "both SLOs signal web", |w| {
+        our_keys(&w.deployment("web")) == both
+    });
+    let owners = w.api.owners(
+        "apps/v1",
+        "Deployment",
+        "shop",
+        "web",
+        ".metadata.annotations.plimsoll.dev/rollback",
+    );
+    assert_eq!(owners.len(), 2, "the aggregate is co-owned: {owners:?}");
+    let facts: serde_json::Value = serde_json::from_str(
+        annotations(&w.deployment("web"))["rollback.plimsoll.dev/latency"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(facts["state"], "Exhausted");
+    assert_eq!(facts["revision"], "4");
+
+    // Deleting one SLO withdraws only its own signal.
+    assert!(w.api.delete(
+        "plimsoll.dev/v1alpha1",
+        "ServiceLevelObjective",
+        "shop",
+        "availability"
+    ));
+    w.wait(30, "availability is gone", |w| {
+        w.slo("availability").is_none()
+    });
+    let left = ["plimsoll.dev/rollback", "rollback.plimsoll.dev/latency"];
+    assert_eq!(our_keys(&w.deployment("web")), left);
+    // A deleted SLO never acts again, however many rounds pass.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        assert_eq!(
+            our_keys(&w.deployment("web")),
+            left,
+            "deletion re-annotated"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The last SLO recovering takes the signal off.
+    w.record(&[Series::own(&w.api, "latency", HEALTHY)]);
+    w.wait(30, "latency recovers", |w| {
+        let state = w.slo("latency").and_then(|s| rollback_state(&s));
+        our_keys(&w.deployment("web")).is_empty() && state.as_deref() == Some("Healthy")
+    });
+    let spec = &w.deployment("web")["spec"];
+    assert_eq!(spec["template"]["spec"]["containers"][0]["image"], "app:1");
+    w.finish();
+}
+
+/// A signal removed by hand comes back on the next round while the trigger holds.
+#[test]
+fn a_removed_signal_is_asserted_again() {
+    let mut w = World::new(vec![
+        deployment("web", "1"),
+        slo(
+            "availability",
+            json!([{"kind": "Deployment", "name": "web"}]),
+            false,
+        ),
+    ]);
+    w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
+    w.start(&[]);
+    let signalled = |w: &World| our_keys(&w.deployment("web")).len() == 2;
+    w.wait(30, "signalled", signalled);
+    w.api
+        .patch_merge_as(
+            "kubectl-edit",
+            "apps/v1",
+            "Deployment",
+            "shop",
+            "web",
+            json!({"metadata": {"annotations": {"plimsoll.dev/rollback": null}}}),
+        )
+        .unwrap();
+    assert_eq!(our_keys(&w.deployment("web")).len(), 1);
+    w.wait(30, "the aggregate is back", signalled);
+    w.finish();
+}
+
+/// A forged series (an exporter's, with its job and instance) and another cluster's series of
+/// the same SLO behind one query endpoint never move a decision.
+#[test]
+fn foreign_and_other_cluster_series_never_act() {
+    let mut w = World::new(vec![
+        deployment("web", "1"),
+        slo(
+            "availability",
+            json!([{"kind": "Deployment", "name": "web"}]),
+            false,
+        ),
+    ]);
+    let own = Series::own(&w.api, "availability", HEALTHY).with("cluster", "a");
+    let other_cluster = Series::own(&w.api, "availability", 1.0).with("cluster", "b");
+    let forged = Series {
+        labels: vec![
+            ("slo".into(), "availability".into()),
+            ("slo_namespace".into(), "shop".into()),
+            ("slo_service".into(), "availability".into()),
+            ("job".into(), "evil".into()),
+            ("instance".into(), "10.0.0.1:8080".into()),
+            ("cluster".into(), "a".into()),
+        ],
+        ratio: 1.0,
+    };
+    w.record(&[own, other_cluster, forged]);
+    w.start(&[r#"--reading-selector=cluster="a""#]);
+    w.wait(30, "the SLO reads its own series", |w| {
+        w.slo("availability")
+            .is_some_and(|s| s["status"]["errorBudget"]["remaining"] == "90.0")
+    });
+    let slo = w.slo("availability").unwrap();
+    assert_eq!(rollback_state(&slo).as_deref(), Some("Healthy"));
+    assert_eq!(
+        condition(&slo, "DataAvailable"),
+        Some(("True".into(), "SeriesPresent".into()))
+    );
+    assert!(our_keys(&w.deployment("web")).is_empty());
+    let events = w.api.list("events.k8s.io/v1", "Event", Some("shop"));
+    let foreign: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "ForeignSeries")
+        .collect();
+    assert_eq!(foreign.len(), 1, "named once: {events:?}");
+    assert!(
+        foreign[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("job=\"evil\"")
+    );
+    let (_, metrics) = w.operator.as_ref().unwrap().get("/metrics").unwrap();
+    assert!(
+        metrics.contains(r#"plimsoll_foreign_series_total{reason="unexpected_labels"}"#),
+        "{metrics}"
+    );
+    w.finish();
+}
+
+/// No series at all: DataAvailable=False, and nothing is written to targets.
+#[test]
+fn no_data_never_acts() {
+    let mut w = World::new(vec![
+        deployment("web", "1"),
+        slo(
+            "availability",
+            json!([{"kind": "Deployment", "name": "web"}]),
+            false,
+        ),
+    ]);
+    w.start(&[]);
+    w.wait(30, "no data is reported", |w| {
+        w.slo("availability")
+            .and_then(|s| condition(&s, "DataAvailable"))
+            == Some(("False".into(), "SeriesMissing".into()))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(our_keys(&w.deployment("web")).is_empty());
+    w.finish();
+}
+
+/// A PrometheusRule of the SLO's name that someone else made is left alone.
+#[test]
+fn a_foreign_rule_of_our_name_is_not_adopted() {
+    let theirs = json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "metadata": {"name": "availability", "namespace": "shop", "labels": {"team": "db"}},
+        "spec": {"groups": [{"name": "theirs", "rules": [{"record": "x", "expr": "vector(1)"}]}]},
+    });
+    let mut w = World::new(vec![slo("availability", json!([]), false)]);
+    w.api.put_as("helm", theirs.clone());
+    w.start(&[]);
+    w.wait(30, "NameTaken is reported", |w| {
+        w.slo("availability").and_then(|s| condition(&s, "Ready"))
+            == Some(("False".into(), "NameTaken".into()))
+    });
+    let rule = w
+        .api
+        .get(
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+            "shop",
+            "availability",
+        )
+        .unwrap();
+    assert_eq!(rule["spec"], theirs["spec"]);
+    assert!(rule["metadata"].get("ownerReferences").is_none());
+    let managers = w.api.managers(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        "shop",
+        "availability",
+    );
+    assert!(managers.iter().all(|m| m.manager == "helm"), "{managers:?}");
+    w.finish();
+}
+
+/// The Rollout is aborted when the budget runs out and again on a new revision, unless that
+/// revision carries the freeze override (a fix rolling forward).
+#[test]
+fn a_new_rollout_revision_with_the_override_is_not_aborted() {
+    let mut w = World::new(vec![
+        rollout("canary", "1"),
+        slo(
+            "availability",
+            json!([{"kind": "Rollout", "name": "canary"}]),
+            true,
+        ),
+    ]);
+    w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
+    w.start(&[]);
+    w.wait(30, "aborted", |w| {
+        w.rollout("canary")["status"]["abort"] == true
+    });
+    // Argo Rollouts resets the abort for the next revision, which carries the override.
+    w.api
+        .patch_status_merge_as(
+            "argo-rollouts",
+            "argoproj.io/v1alpha1",
+            "Rollout",
+            "shop",
+            "canary",
+            json!({"status": {"abort": false}}),
+        )
+        .unwrap();
+    w.api
+        .patch_merge_as(
+            "argo-rollouts",
+            "argoproj.io/v1alpha1",
+            "Rollout",
+            "shop",
+            "canary",
+            json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "2",
+                "plimsoll.dev/freeze-override": "hotfix for INC-7"}}}),
+        )
+        .unwrap();
+    let facts_revision = |w: &World| {
+        let a = annotations(&w.rollout("canary"));
+        let facts = a
+            .get("rollback.plimsoll.dev/availability")?
+            .as_str()?
+            .to_string();
+        let facts: serde_json::Value = serde_json::from_str(&facts).ok()?;
+        facts["revision"].as_str().map(String::from)
+    };
+    w.wait(30, "revision 2 is signalled", |w| {
+        facts_revision(w).as_deref() == Some("2")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(w.rollout("canary")["status"]["abort"], false, "not aborted");
+    let slo = w.slo("availability").unwrap();
+    let targets = &slo["status"]["rollback"]["targets"];
+    assert_eq!(targets[0]["action"], "Overridden", "{targets}");
+    // Revision 3 without the override is aborted again.
+    w.api
+        .patch_merge_as(
+            "argo-rollouts",
+            "argoproj.io/v1alpha1",
+            "Rollout",
+            "shop",
+            "canary",
+            json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "3",
+                "plimsoll.dev/freeze-override": null}}}),
+        )
+        .unwrap();
+    w.wait(30, "revision 3 aborted", |w| {
+        w.rollout("canary")["status"]["abort"] == true
+    });
+    w.finish();
+}
+
+/// Round 1 wrote single-SLO keys under one field manager; they are cleared, not left behind.
+#[test]
+fn round_one_annotations_are_cleared() {
+    let mut w = World::new(vec![
+        deployment("web", "1"),
+        slo(
+            "availability",
+            json!([{"kind": "Deployment", "name": "web"}]),
+            false,
+        ),
+    ]);
+    w.api
+        .apply_as(
+            "plimsoll-rollback",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "shop", "annotations": {
+                       "plimsoll.dev/budget-state": "Healthy",
+                       "plimsoll.dev/slo": "shop/availability"}}}),
+        )
+        .unwrap();
+    let mut with_status = w.slo("availability").unwrap();
+    with_status["status"] = json!({"rollback": {"state": "Healthy", "targets": [
+        {"kind": "Deployment", "name": "web", "action": "Cleared"}]}});
+    w.api.put(with_status);
+    w.record(&[Series::own(&w.api, "availability", HEALTHY)]);
+    w.start(&[]);
+    w.wait(30, "round 1's keys are gone", |w| {
+        our_keys(&w.deployment("web")).is_empty()
+    });
+    w.finish();
+}
+
+/// With --require-target-opt-in, a target without the label is reported and never touched.
+#[test]
+fn targets_must_opt_in_when_required() {
+    let mut allowed = deployment("allowed", "1");
+    allowed["metadata"]["labels"] = json!({"plimsoll.dev/rollback-allowed": "true"});
+    let targets = json!([{"kind": "Deployment", "name": "allowed"},
+                         {"kind": "Deployment", "name": "web"}]);
+    let mut w = World::new(vec![
+        allowed,
+        deployment("web", "1"),
+        slo("availability", targets, false),
+    ]);
+    w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
+    w.start(&["--require-target-opt-in"]);
+    w.wait(30, "the allowed target is signalled", |w| {
+        our_keys(&w.deployment("allowed")).len() == 2
+    });
+    assert!(our_keys(&w.deployment("web")).is_empty());
+    w.wait(30, "the other is refused in status", |w| {
+        w.slo("availability").is_some_and(|s| {
+            s["status"]["rollback"]["targets"]
+                .as_array()
+                .is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t["name"] == "web" && t["action"] == "Refused")
+                })
+        })
+    });
+    w.finish();
+}
