@@ -1,8 +1,8 @@
 //! The Helm chart through Helm's own engine (tests/support/helm.py, PyPI helm-python-sdk): lint,
 //! renders with default and non-default values, every object parsed as the kind it claims, the
-//! RBAC equal to src/access.rs, the operator's configuration parsed as `plimsoll run` arguments,
-//! bad values refused with clear messages, the webhook's safety settings, and deploy/ kept equal
-//! to the default render.
+//! RBAC equal to src/access.rs, the operator's configuration parsed as `plimsoll run` arguments
+//! (with the flags' defaults, and refused where the flags refuse it), bad values refused with
+//! clear messages, the webhook's safety settings, and deploy/ kept equal to the default render.
 
 #[path = "support/helm.rs"]
 mod helm;
@@ -15,6 +15,8 @@ use clap::{CommandFactory, Parser};
 use helm::{NAMESPACE, Rendered, documents, render, render_as, repo};
 use plimsoll::access::{ACCESS, Features, Name, Scope};
 use plimsoll::cli::{Cli, Command};
+use plimsoll::prometheus::ReadingScope;
+use plimsoll::rules::names;
 use serde_json::{Value, json};
 
 /// The configurations the tests render, with what the operator may do in each.
@@ -73,17 +75,20 @@ fn cases() -> Vec<Case> {
                 "watchNamespaces": ["shop"],
                 "selector": "team=shop",
                 "ruleLabels": {"release": "kube-prometheus-stack", "team": "sre"},
-                "rollback": {"actions": {"enabled": false}},
                 "webhook": {"enabled": true, "deployFreeze": true},
                 "prometheus": {"url": "https://prometheus.monitoring:9090", "timeout": "5s",
                                "analysisUrl": "http://prometheus.monitoring:9090",
                                "evaluationInterval": "30s",
+                               "readingSelector": r#"cluster="eu-1", tenant=~"shop|pay""#,
                                "bearerToken": {"secretName": "prometheus-token"},
                                "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"}},
                 "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kps"}}},
                 "dashboards": {"enabled": true},
                 "log": {"format": "text", "level": "debug"},
                 "resync": "30m",
+                "concurrency": 32,
+                "apiClient": {"maxInFlight": 0, "qps": 2.5, "burst": 1000},
+                "rollback": {"actions": {"enabled": false}, "requireTargetOptIn": true},
             }),
             features: Features {
                 rollback_actions: false,
@@ -475,6 +480,22 @@ const WEBHOOK_ENV: [&str; 6] = [
 /// The Deployment's environment as `plimsoll run` flags (a value from a Secret or the downward
 /// API stands in as a placeholder), parsed by the operator's own command line.
 fn run_args(rendered: &Rendered) -> plimsoll::cli::run::Args {
+    let argv = run_argv(rendered);
+    parse_run(&argv).unwrap_or_else(|e| panic!("{argv:?}:\n{e}"))
+}
+
+/// `plimsoll run` with these arguments, as the operator parses them.
+fn parse_run(argv: &[String]) -> Result<plimsoll::cli::run::Args, clap::Error> {
+    match Cli::try_parse_from(argv)? {
+        Cli {
+            command: Command::Run(args),
+        } => Ok(*args),
+        _ => unreachable!(),
+    }
+}
+
+/// The Deployment's environment as the argument vector of `plimsoll run`.
+fn run_argv(rendered: &Rendered) -> Vec<String> {
     let command = Cli::command();
     let run = command.find_subcommand("run").unwrap();
     let mut argv = vec!["plimsoll".to_string(), "run".to_string()];
@@ -495,13 +516,7 @@ fn run_args(rendered: &Rendered) -> plimsoll::cli::run::Args {
         };
         argv.push(format!("--{}={value}", arg.get_long().unwrap()));
     }
-    match Cli::try_parse_from(&argv) {
-        Ok(Cli {
-            command: Command::Run(args),
-        }) => *args,
-        Ok(_) => unreachable!(),
-        Err(e) => panic!("{argv:?}:\n{e}"),
-    }
+    argv
 }
 
 #[test]
@@ -536,6 +551,16 @@ fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
     assert_eq!(args.webhook_service.as_deref(), Some("plimsoll"));
     assert_eq!(args.webhook_configuration.as_deref(), Some("plimsoll"));
     assert!(args.deploy_freeze);
+    assert_eq!(args.concurrency, 32);
+    assert_eq!(
+        (args.api_max_in_flight, args.api_qps, args.api_burst),
+        (0, 2.5, 1000)
+    );
+    assert_eq!(
+        args.reading_selector,
+        ReadingScope::parse(r#"cluster="eu-1",tenant=~"shop|pay""#).unwrap()
+    );
+    assert!(args.require_target_opt_in);
     let cert_manager = run_args(&render(
         &json!({"webhook": {"enabled": true, "certManager": {"enabled": true}}}),
     ));
@@ -548,6 +573,275 @@ fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
     assert!(defaults.leader_election && defaults.rollback_actions);
     assert_eq!(defaults.lease_name, "plimsoll-leader");
     assert_eq!(defaults.prometheus_url, None);
+    assert!(!defaults.require_target_opt_in);
+}
+
+/// `plimsoll run` without arguments or environment: the flags' own defaults.
+fn run_defaults() -> plimsoll::cli::run::Args {
+    parse_run(&["plimsoll".into(), "run".into()]).unwrap()
+}
+
+/// The chart sets the concurrency, the API client's limits and the target opt-in on every
+/// render, so its defaults must be the flags' own: installing the chart changes nothing there.
+#[test]
+fn the_chart_defaults_are_plimsoll_runs_defaults() {
+    let flags = run_defaults();
+    for values in [
+        json!({}),
+        json!({"prometheus": {"url": "http://prometheus.monitoring:9090"}}),
+    ] {
+        let rendered = render(&values);
+        for env in [
+            "PLIMSOLL_CONCURRENCY",
+            "PLIMSOLL_API_MAX_IN_FLIGHT",
+            "PLIMSOLL_API_QPS",
+            "PLIMSOLL_API_BURST",
+            "PLIMSOLL_REQUIRE_TARGET_OPT_IN",
+        ] {
+            assert!(
+                rendered.env_value(env).is_some(),
+                "{values}: {env} is not set"
+            );
+        }
+        assert!(
+            rendered.env_value("PLIMSOLL_READING_SELECTOR").is_none(),
+            "{values}: an empty selector is left out"
+        );
+        let chart = run_args(&rendered);
+        assert_eq!(chart.concurrency, flags.concurrency, "{values}");
+        assert_eq!(chart.api_max_in_flight, flags.api_max_in_flight, "{values}");
+        assert_eq!(chart.api_qps, flags.api_qps, "{values}");
+        assert_eq!(chart.api_burst, flags.api_burst, "{values}");
+        assert_eq!(chart.reading_selector, flags.reading_selector, "{values}");
+        assert!(chart.reading_selector.is_empty());
+        assert_eq!(
+            chart.require_target_opt_in, flags.require_target_opt_in,
+            "{values}"
+        );
+        assert_eq!(chart.resync, flags.resync, "{values}");
+        assert_eq!(chart.shutdown_timeout, flags.shutdown_timeout, "{values}");
+        assert_eq!(
+            chart.evaluation_interval, flags.evaluation_interval,
+            "{values}"
+        );
+        assert_eq!(
+            chart.prometheus_timeout, flags.prometheus_timeout,
+            "{values}"
+        );
+    }
+}
+
+/// The render of these values, or `None` when Helm refuses them.
+fn try_render(values: &Value) -> Option<Rendered> {
+    let chart = helm::chart();
+    let out = helm::helper(&[
+        "render",
+        chart.to_str().unwrap(),
+        helm::RELEASE,
+        NAMESPACE,
+        &values.to_string(),
+    ])
+    .ok()?;
+    let result: Value = serde_json::from_str(&out).unwrap();
+    let manifest = result["manifest"].as_str().unwrap().to_string();
+    Some(Rendered {
+        objects: documents(&manifest),
+        notes: result["notes"].as_str().unwrap_or_default().to_string(),
+        manifest,
+    })
+}
+
+/// The client limits `plimsoll run` builds from its arguments (src/cli/run.rs), checked as the
+/// operator checks them at start.
+fn limits_check(args: &plimsoll::cli::run::Args) -> Result<(), String> {
+    plimsoll::kube_client::Limits {
+        max_in_flight: args.api_max_in_flight,
+        qps: args.api_qps,
+        burst: args.api_burst,
+        ..plimsoll::kube_client::Limits::default()
+    }
+    .validate()
+    .map_err(|e| e.to_string())
+}
+
+/// The chart takes exactly the concurrency and API limits that `plimsoll run` starts with: at
+/// each edge of a range, the schema (or a template check) and the operator agree, and what the
+/// chart takes parses to the same numbers as the flags themselves.
+#[test]
+fn the_chart_takes_exactly_the_limits_plimsoll_run_takes() {
+    let cases: [(Value, &[&str], bool); 16] = [
+        (json!({"concurrency": 0}), &["--concurrency=0"], false),
+        (json!({"concurrency": 1}), &["--concurrency=1"], true),
+        (json!({"concurrency": 256}), &["--concurrency=256"], true),
+        (json!({"concurrency": 257}), &["--concurrency=257"], false),
+        (
+            json!({"apiClient": {"maxInFlight": -1}}),
+            &["--api-max-in-flight=-1"],
+            false,
+        ),
+        (
+            json!({"apiClient": {"maxInFlight": 0}}),
+            &["--api-max-in-flight=0"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"maxInFlight": 100000}}),
+            &["--api-max-in-flight=100000"],
+            true,
+        ),
+        (json!({"apiClient": {"qps": -1}}), &["--api-qps=-1"], false),
+        (
+            json!({"apiClient": {"qps": 0.25}}),
+            &["--api-qps=0.25"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"qps": 1000000}}),
+            &["--api-qps=1000000"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"qps": 0, "burst": 0}}),
+            &["--api-qps=0", "--api-burst=0"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"qps": 0.5, "burst": 0}}),
+            &["--api-qps=0.5", "--api-burst=0"],
+            false,
+        ),
+        (
+            json!({"apiClient": {"qps": 0.5, "burst": 1}}),
+            &["--api-qps=0.5", "--api-burst=1"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"burst": 4294967295u64}}),
+            &["--api-burst=4294967295"],
+            true,
+        ),
+        (
+            json!({"apiClient": {"burst": 4294967296u64}}),
+            &["--api-burst=4294967296"],
+            false,
+        ),
+        (
+            json!({"apiClient": {"burst": 2.5}}),
+            &["--api-burst=2.5"],
+            false,
+        ),
+    ];
+    for (values, flags, taken) in cases {
+        let argv: Vec<String> = ["plimsoll", "run"]
+            .iter()
+            .chain(flags)
+            .map(|a| a.to_string())
+            .collect();
+        let operator = parse_run(&argv)
+            .map_err(|e| e.to_string())
+            .and_then(|args| limits_check(&args).map(|()| args));
+        let chart = try_render(&values);
+        assert_eq!(
+            operator.is_ok(),
+            taken,
+            "plimsoll run {flags:?}: {:?}",
+            operator.as_ref().err()
+        );
+        assert_eq!(
+            chart.is_some(),
+            taken,
+            "the chart with {values}: {}",
+            chart
+                .as_ref()
+                .map_or_else(|| helm::refusal(&values), |_| "taken".into())
+        );
+        if let (Some(rendered), Ok(flags)) = (chart, operator) {
+            let chart = run_args(&rendered);
+            limits_check(&chart).unwrap();
+            assert_eq!(chart.concurrency, flags.concurrency, "{values}");
+            assert_eq!(chart.api_max_in_flight, flags.api_max_in_flight, "{values}");
+            assert_eq!(chart.api_qps, flags.api_qps, "{values}");
+            assert_eq!(chart.api_burst, flags.api_burst, "{values}");
+        }
+    }
+}
+
+/// `prometheus.readingSelector` is taken by the chart when `plimsoll run --reading-selector`
+/// takes it (save quoted label names), refused when it refuses it, with the labels the operator
+/// keeps for its own series named from src/, and reaches the operator unchanged.
+#[test]
+fn the_chart_takes_the_reading_selectors_plimsoll_run_takes() {
+    // (selector, taken by `plimsoll run`, taken by the chart)
+    let mut cases: Vec<(String, bool, bool)> = [
+        ("", true, true),
+        (r#"cluster="a""#, true, true),
+        (r#"{cluster="a"}"#, true, true),
+        (r#" cluster = "a" , tenant =~ "t1|t2" "#, true, true),
+        (r#"cluster!="b",region!~"eu-.*""#, true, true),
+        (r#"cluster='a'"#, true, true),
+        ("cluster=`a`", true, true),
+        (r#"cluster="a\"b""#, true, true),
+        (r#"cluster="ä""#, true, true),
+        (r#"cluster="a","#, true, true),
+        ("{}", true, true),
+        (r#"myslo="a""#, true, true),
+        ("cluster=a", false, false),
+        ("cluster", false, false),
+        (r#""a""#, false, false),
+        // Quoted label names (Prometheus 3): the operator takes a plain name in quotes and
+        // refuses any other; the chart asks for plain names only.
+        (r#""cluster"="a""#, true, false),
+        (r#""k8s.cluster"="a""#, false, false),
+        (r#"cluster="a"b""#, false, false),
+        (r#"up{cluster="a"}"#, false, false),
+        (r#"cluster="a" tenant="b""#, false, false),
+        (r#"cluster="a" or tenant="b""#, false, false),
+        (r#"cluster=="a""#, false, false),
+        (r#"cluster="a"}{"#, false, false),
+    ]
+    .map(|(s, operator, chart)| (s.to_string(), operator, chart))
+    .into();
+    for own in [
+        names::LABEL_SLO,
+        names::LABEL_NAMESPACE,
+        names::LABEL_SERVICE,
+        names::LABEL_UID,
+        "__name__",
+    ] {
+        cases.push((format!(r#"{own}="x""#), false, false));
+        cases.push((format!(r#"cluster="a", {own}!~"y""#), false, false));
+    }
+    for (selector, operator_takes, chart_takes) in cases {
+        let values = json!({"prometheus": {"url": "http://prometheus:9090",
+                                           "readingSelector": selector}});
+        let flag = format!("--reading-selector={selector}");
+        let operator = parse_run(&["plimsoll".into(), "run".into(), flag]);
+        let chart = try_render(&values);
+        assert_eq!(
+            operator.is_ok(),
+            operator_takes,
+            "plimsoll run --reading-selector {selector:?}: {:?}",
+            operator.as_ref().err().map(ToString::to_string)
+        );
+        assert_eq!(
+            chart.is_some(),
+            chart_takes,
+            "the chart with readingSelector {selector:?}: {}",
+            chart
+                .as_ref()
+                .map_or_else(|| helm::refusal(&values), |_| "taken".into())
+        );
+        if let (Some(rendered), Ok(flags)) = (chart, operator) {
+            assert_eq!(
+                rendered.env_value("PLIMSOLL_READING_SELECTOR").as_deref(),
+                (!selector.is_empty()).then_some(selector.as_str())
+            );
+            assert_eq!(run_args(&rendered).reading_selector, flags.reading_selector);
+        }
+    }
+    // Without Prometheus there are no readings to scope.
+    let off = render(&json!({"prometheus": {"readingSelector": r#"cluster="a""#}}));
+    assert!(off.env_value("PLIMSOLL_READING_SELECTOR").is_none());
 }
 
 /// A file the operator is told to read must be in a volume mounted from the named object.
@@ -673,6 +967,34 @@ fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
             json!({"rollback": {"actions": {"enabled": "no"}}}),
             "at '/rollback/actions/enabled': got string, want boolean",
         ),
+        (
+            json!({"rollback": {"requireTargetOptIn": "yes"}}),
+            "at '/rollback/requireTargetOptIn': got string, want boolean",
+        ),
+        (
+            json!({"concurrency": 300}),
+            "at '/concurrency': maximum: got 300, want 256",
+        ),
+        (
+            json!({"concurrency": "8"}),
+            "at '/concurrency': got string, want integer",
+        ),
+        (
+            json!({"apiClient": {"qps": -5}}),
+            "at '/apiClient/qps': minimum: got -5, want 0",
+        ),
+        (
+            json!({"apiClient": {"maxInFlight": 1.5}}),
+            "at '/apiClient/maxInFlight': got number, want integer",
+        ),
+        (
+            json!({"apiClient": {"rate": 5}}),
+            "at '/apiClient': additional properties 'rate' not allowed",
+        ),
+        (
+            json!({"prometheus": {"readingSelector": "cluster=a"}}),
+            "at '/prometheus/readingSelector': 'cluster=a' does not match pattern",
+        ),
     ];
     for (values, expected) in cases {
         let refusal = helm::refusal(&values);
@@ -709,6 +1031,14 @@ fn mistakes_across_values_are_refused_with_a_sentence() {
         (
             json!({"prometheus": {"tlsCA": {"secretName": "a", "configMapName": "b"}}}),
             "prometheus.tlsCA: set secretName or configMapName, not both",
+        ),
+        (
+            json!({"apiClient": {"burst": 0}}),
+            "apiClient.burst must be at least 1 while apiClient.qps is above 0",
+        ),
+        (
+            json!({"prometheus": {"readingSelector": r#"cluster="a",slo_namespace="shop""#}}),
+            "prometheus.readingSelector may not match the label slo_namespace: Plimsoll sets it",
         ),
     ];
     for (values, expected) in cases {

@@ -22,6 +22,11 @@ pub enum ScopeError {
     )]
     Syntax { given: String, problem: String },
     #[error(
+        "--reading-selector {given:?}: {label:?} is not a plain label name ([a-zA-Z_][a-zA-Z0-9_]*); \
+         external labels are such names, such as `cluster`"
+    )]
+    Name { given: String, label: String },
+    #[error(
         "--reading-selector may not match the label {label:?}: Plimsoll sets it on its own series; \
          name the external labels of your cluster instead, such as `cluster=\"a\"`"
     )]
@@ -52,6 +57,16 @@ impl ReadingScope {
             names::LABEL_UID,
             "__name__",
         ];
+        if let Some(m) = selector
+            .matchers
+            .iter()
+            .find(|m| !crate::model::names::is_label_name(&m.name))
+        {
+            return Err(ScopeError::Name {
+                given: text.to_string(),
+                label: m.name.clone(),
+            });
+        }
         if let Some(m) = selector
             .matchers
             .iter()
@@ -118,5 +133,7 @@ mod tests {
         assert!(bad.to_string().contains("--reading-selector"), "{bad}");
         let ours = ReadingScope::parse(r#"slo_namespace="shop""#).unwrap_err();
         assert!(matches!(ours, ScopeError::Reserved { .. }), "{ours}");
+        let dotted = ReadingScope::parse(r#""k8s.cluster"="a""#).unwrap_err();
+        assert!(matches!(dotted, ScopeError::Name { .. }), "{dotted}");
     }
 }

@@ -115,6 +115,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.webhook.certManager.enabled (not .Values.webhook.enabled) }}
 {{- fail "webhook.certManager.enabled needs webhook.enabled=true" }}
 {{- end }}
+{{- if and (gt (float64 .Values.apiClient.qps) 0.0) (lt (int64 .Values.apiClient.burst) 1) }}
+{{- fail "apiClient.burst must be at least 1 while apiClient.qps is above 0: an empty bucket never lets a request through" }}
+{{- end }}
+{{- /* The labels Plimsoll sets on its own series (src/prometheus/scope.rs). */}}
+{{- range list "slo" "slo_namespace" "slo_service" "slo_uid" "__name__" }}
+{{- if regexMatch (printf `(^|[{,])\s*%s\s*[=!]` .) $.Values.prometheus.readingSelector }}
+{{- fail (printf "prometheus.readingSelector may not match the label %s: Plimsoll sets it on its own series; name the external labels of your cluster instead, such as cluster=\"a\"" .) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* ruleLabels as plimsoll run --rule-label takes them: key=value,key=value. */}}
