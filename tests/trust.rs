@@ -149,7 +149,10 @@ fn foreign_and_other_cluster_series_never_act() {
         ],
         ratio: 1.0,
     };
-    w.record(&[own, other_cluster, forged]);
+    // A deleted SLO of the same name left its series behind: another UID.
+    let mut predecessor = Series::own(&w.api, "availability", 1.0).with("cluster", "a");
+    predecessor.labels[3].1 = "uid-of-a-deleted-slo".into();
+    w.record(&[own, other_cluster, forged, predecessor]);
     w.start(&[r#"--reading-selector=cluster="a""#]);
     w.wait(30, "the SLO reads its own series", |w| {
         w.slo("availability")
@@ -176,7 +179,8 @@ fn foreign_and_other_cluster_series_never_act() {
     );
     let (_, metrics) = w.operator.as_ref().unwrap().get("/metrics").unwrap();
     assert!(
-        metrics.contains(r#"plimsoll_foreign_series_total{reason="unexpected_labels"}"#),
+        metrics.contains(r#"plimsoll_foreign_series_total{reason="unexpected_labels"}"#)
+            && metrics.contains(r#"plimsoll_foreign_series_total{reason="other_uid"}"#),
         "{metrics}"
     );
     w.finish();

@@ -15,7 +15,8 @@ pub struct CalendarSlo<'a> {
     pub start: Timestamp,
 }
 
-/// Reads every SLO's recorded ratios. A failed base query fails the round (no SLO has data); a
+/// Reads every SLO's recorded ratios. A failed base or window-ratio query fails the round (no SLO
+/// has data); a failed burn-window query leaves that window out (no trigger fires on it); a
 /// failed calendar query fails only the SLOs of that period.
 pub async fn read(
     client: &Client,
@@ -29,11 +30,15 @@ pub async fn read(
         .map_err(|e| Failure::from(&e))?;
     let mut out = Readings::new(scope);
     for metric in readings::record_names(&present) {
-        let samples = client
-            .query(&readings::record_query(&metric, scope))
-            .await
-            .map_err(|e| Failure::from(&e))?;
-        out.add_record(&metric, &samples);
+        match client.query(&readings::record_query(&metric, scope)).await {
+            Ok(samples) => out.add_record(&metric, &samples),
+            // Every SLO needs its window ratio: without it the round has no data.
+            Err(e) if metric == crate::rules::names::RATIO_WINDOW => return Err(Failure::from(&e)),
+            // A burn window's ratio is then unknown for this round: no trigger fires on it.
+            Err(e) => {
+                tracing::warn!(record = %metric, error = %e, "Prometheus read of one burn window failed")
+            }
+        }
     }
     let mut by_start: std::collections::BTreeMap<Timestamp, Vec<(&str, &str)>> =
         std::collections::BTreeMap::new();

@@ -341,6 +341,26 @@ mod tests {
         crate::model::validate(&object).unwrap()
     }
 
+    #[test]
+    fn every_series_and_every_own_selector_carries_the_uid() {
+        let mut model = slo(spec(
+            serde_json::json!({"ratio": {"errors": "e_total", "total": "t_total", "groupBy": ["route"]}}),
+        ));
+        model.uid = Some("u-1".into());
+        for group in render(&model, "shop") {
+            for rule in &group.rules {
+                if rule.record.is_some() {
+                    assert_eq!(rule.labels.get("slo_uid").map(String::as_str), Some("u-1"));
+                }
+                // A recreated SLO must never sum its predecessor's recorded counts.
+                for (at, _) in rule.expr.match_indices("{slo=") {
+                    let selector = &rule.expr[at..rule.expr[at..].find('}').unwrap() + at];
+                    assert!(selector.contains(r#"slo_uid="u-1""#), "{}", rule.expr);
+                }
+            }
+        }
+    }
+
     fn spec(indicator: serde_json::Value) -> serde_json::Value {
         serde_json::json!({"service": "checkout", "objective": 99.9, "window": "30d", "indicator": indicator})
     }
