@@ -15,7 +15,8 @@ use crate::budget::STALE_AFTER;
 use crate::evaluator::{self, ReadResult};
 use crate::metrics::Metrics;
 use crate::model;
-use crate::prometheus::{self, ReadingScope, Readings};
+use crate::prometheus::readings::Labelled;
+use crate::prometheus::{self, ReadingScope};
 use crate::slo_cache::SloCache;
 
 /// One round's readings, and when they were read.
@@ -109,13 +110,17 @@ fn changed(
     now: Timestamp,
 ) -> bool {
     let (namespace, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
-    let claimed = |r: &Readings| r.claimed(&namespace, &name).to_vec();
     match (previous.map(|p| &p.result), &current.result) {
         (None, _) => true,
         (Some(Ok(before)), Ok(after)) => {
-            let now_claimed = claimed(after);
-            claimed(before) != now_claimed
-                || aging(&now_claimed, now)
+            let (before, after) = (
+                before.claimed(&namespace, &name),
+                after.claimed(&namespace, &name),
+            );
+            // Sample times move every evaluation; only values (and aging) are news. A calendar
+            // budget also moves with the share of the period gone by.
+            !same_values(before, after)
+                || aging(after, now)
                 || matches!(slo.spec.window.as_str(), "month" | "week")
         }
         (Some(Err(before)), Err(after)) => before != after,
@@ -123,11 +128,97 @@ fn changed(
     }
 }
 
+/// Whether both rounds read the same label sets with the same values.
+fn same_values(a: &[Labelled], b: &[Labelled]) -> bool {
+    let bits = |v: Option<f64>| v.map(f64::to_bits);
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (r, s) = (&x.reading, &y.reading);
+            x.labels == y.labels
+                && bits(r.window_error_ratio) == bits(s.window_error_ratio)
+                && bits(r.period_error_ratio) == bits(s.period_error_ratio)
+                && r.error_ratios.len() == s.error_ratios.len()
+                && r.error_ratios
+                    .iter()
+                    .zip(&s.error_ratios)
+                    .all(|((w, v), (u, t))| w == u && v.to_bits() == t.to_bits())
+        })
+}
+
 /// Whether any of these readings is older than the staleness bound.
-fn aging(sets: &[prometheus::readings::Labelled], now: Timestamp) -> bool {
+fn aging(sets: &[Labelled], now: Timestamp) -> bool {
     let bound = now - SignedDuration::from_secs(STALE_AFTER.as_secs() as i64);
     sets.iter().any(|set| {
         let r = &set.reading;
         r.newest_sample.is_none_or(|t| t < bound) || r.ratios_written.values().any(|t| *t < bound)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Reading;
+    use crate::model::Duration as Window;
+
+    fn slo() -> ServiceLevelObjective {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": "e", "total": "t"}}},
+        }))
+        .unwrap()
+    }
+
+    fn round(ratio: f64, written: Timestamp) -> Round {
+        let mut r = prometheus::Readings::default();
+        let reading = Reading {
+            window_error_ratio: Some(ratio),
+            error_ratios: [(Window::from_hours(1), ratio)].into(),
+            ..Reading::default()
+        };
+        r.insert_own(
+            "shop",
+            "checkout",
+            "checkout",
+            None,
+            reading.written_at(written),
+        );
+        Round {
+            at: written,
+            result: Ok(r),
+        }
+    }
+
+    #[test]
+    fn only_moved_values_aging_data_or_a_changed_read_wake_an_slo() {
+        let t = Timestamp::from_second(1_800_000_000).unwrap();
+        let later = t + SignedDuration::from_secs(60);
+        let s = slo();
+        assert!(changed(None, &round(0.1, t), &s, t), "the first round");
+        let (before, after) = (round(0.1, t), round(0.1, later));
+        assert!(
+            !changed(Some(&before), &after, &s, later),
+            "only sample times moved"
+        );
+        assert!(changed(Some(&before), &round(0.2, later), &s, later));
+        let much_later = t + SignedDuration::from_secs(11 * 60);
+        let stalled = round(0.1, t);
+        assert!(
+            changed(Some(&before), &stalled, &s, much_later),
+            "aging into staleness"
+        );
+        let failed = Round {
+            at: later,
+            result: Err(prometheus::Failure {
+                reason: "PrometheusUnreachable",
+                message: "down".into(),
+            }),
+        };
+        assert!(changed(Some(&before), &failed, &s, later));
+        assert!(
+            !changed(Some(&failed), &failed, &s, later),
+            "still down: no news"
+        );
+    }
 }
