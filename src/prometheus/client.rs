@@ -100,12 +100,13 @@ struct Answer {
     error: Option<String>,
 }
 
-/// The `data` of an answer; `result` is decoded once its `resultType` is known.
+/// The `data` of an answer; `result` is decoded once its `resultType` is known, straight from
+/// the answer's text (no intermediate JSON tree: a round's answer holds every SLO's series).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Data {
     result_type: String,
-    result: serde_json::Value,
+    result: Box<serde_json::value::RawValue>,
 }
 
 impl Data {
@@ -117,7 +118,7 @@ impl Data {
                 self.result_type
             )));
         }
-        serde_json::from_value(self.result)
+        serde_json::from_str(self.result.get())
             .map_err(|e| Error::Decode(format!("a {expected} that does not decode: {e}")))
     }
 }
