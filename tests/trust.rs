@@ -18,6 +18,15 @@ use world::{
 };
 
 const EXHAUSTED: f64 = 0.002;
+
+/// The SLO most tests use: `availability`, signalling Deployment `web`.
+fn availability_on_web() -> serde_json::Value {
+    slo(
+        "availability",
+        json!([{"kind": "Deployment", "name": "web"}]),
+        false,
+    )
+}
 const HEALTHY: f64 = 0.0001;
 
 /// Two SLOs on one Deployment: deleting one, then the other recovering. The signal stays while
@@ -97,14 +106,7 @@ fn two_slos_on_one_workload_never_erase_each_other() {
 /// A signal removed by hand comes back on the next round while the trigger holds.
 #[test]
 fn a_removed_signal_is_asserted_again() {
-    let mut w = World::new(vec![
-        deployment("web", "1"),
-        slo(
-            "availability",
-            json!([{"kind": "Deployment", "name": "web"}]),
-            false,
-        ),
-    ]);
+    let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
     w.start(&[]);
     let signalled = |w: &World| our_keys(&w.deployment("web")).len() == 2;
@@ -128,14 +130,7 @@ fn a_removed_signal_is_asserted_again() {
 /// the same SLO behind one query endpoint never move a decision.
 #[test]
 fn foreign_and_other_cluster_series_never_act() {
-    let mut w = World::new(vec![
-        deployment("web", "1"),
-        slo(
-            "availability",
-            json!([{"kind": "Deployment", "name": "web"}]),
-            false,
-        ),
-    ]);
+    let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     let own = Series::own(&w.api, "availability", HEALTHY).with("cluster", "a");
     let other_cluster = Series::own(&w.api, "availability", 1.0).with("cluster", "b");
     let forged = Series {
@@ -189,14 +184,7 @@ fn foreign_and_other_cluster_series_never_act() {
 /// No series at all: DataAvailable=False, and nothing is written to targets.
 #[test]
 fn no_data_never_acts() {
-    let mut w = World::new(vec![
-        deployment("web", "1"),
-        slo(
-            "availability",
-            json!([{"kind": "Deployment", "name": "web"}]),
-            false,
-        ),
-    ]);
+    let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     w.start(&[]);
     w.wait(30, "no data is reported", |w| {
         w.slo("availability")
@@ -321,14 +309,7 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
 /// Round 1 wrote single-SLO keys under one field manager; they are cleared, not left behind.
 #[test]
 fn round_one_annotations_are_cleared() {
-    let mut w = World::new(vec![
-        deployment("web", "1"),
-        slo(
-            "availability",
-            json!([{"kind": "Deployment", "name": "web"}]),
-            false,
-        ),
-    ]);
+    let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     w.api
         .apply_as(
             "plimsoll-rollback",

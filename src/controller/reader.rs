@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use crate::api::ServiceLevelObjective;
 use crate::budget::STALE_AFTER;
-use crate::evaluator::{self, ReadResult};
+use crate::evaluator::ReadResult;
 use crate::metrics::Metrics;
 use crate::model;
 use crate::prometheus::readings::Labelled;
@@ -79,7 +79,8 @@ impl Reader {
             .filter(|o| matches!(o.spec.window.as_str(), "month" | "week"))
             .filter_map(|o| Some((o.namespace()?, model::validate(o).ok()?)))
             .collect();
-        let calendars = evaluator::calendars(calendar.iter().map(|(ns, m)| (ns.as_str(), m)), now);
+        let calendars =
+            prometheus::read::calendars(calendar.iter().map(|(ns, m)| (ns.as_str(), m)), now);
         let result = prometheus::read(&self.prometheus, &self.scope, &calendars, now).await;
         match &result {
             Ok(_) => self.metrics.read("ok"),

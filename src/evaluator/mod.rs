@@ -11,29 +11,11 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{RollbackState, ServiceLevelObjectiveStatus};
 use crate::budget::{self, Assessment, Memory, NoData};
 use crate::model::{self, RollbackPolicy, Slo};
-use crate::prometheus::{CalendarSlo, Failure, Foreign, Identity, Readings, own};
+use crate::prometheus::{Failure, Foreign, Identity, Readings, own};
 use crate::rules::windows::burn_windows;
 
 /// Everything one round read from Prometheus, or why it could not.
 pub type ReadResult = Result<Readings, Failure>;
-
-/// The calendar SLOs among these, with their current period's start: the read sums their counts
-/// since then.
-pub fn calendars<'a>(
-    slos: impl IntoIterator<Item = (&'a str, &'a Slo)>,
-    now: Timestamp,
-) -> Vec<CalendarSlo<'a>> {
-    slos.into_iter()
-        .filter_map(|(namespace, slo)| {
-            let (start, _) = slo.window.period(now)?;
-            Some(CalendarSlo {
-                namespace,
-                name: &slo.name,
-                start,
-            })
-        })
-        .collect()
-}
 
 /// One SLO's round without side effects: the assessment the policy acts on, every group's
 /// budget, and the policy's next step. The operator and local mode both decide here.

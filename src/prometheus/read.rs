@@ -59,15 +59,13 @@ pub async fn read(
     Ok(out)
 }
 
-/// [`read`] for these SLOs (namespace, model): local mode and the gate, which hold models.
-pub async fn read_for(
-    client: &Client,
-    scope: &ReadingScope,
-    slos: &[(String, crate::model::Slo)],
+/// The calendar SLOs among these, with their current period's start: the read sums their counts
+/// since then.
+pub fn calendars<'a>(
+    slos: impl IntoIterator<Item = (&'a str, &'a crate::model::Slo)>,
     now: Timestamp,
-) -> Result<Readings, Failure> {
-    let calendars: Vec<CalendarSlo> = slos
-        .iter()
+) -> Vec<CalendarSlo<'a>> {
+    slos.into_iter()
         .filter_map(|(namespace, slo)| {
             let (start, _) = slo.window.period(now)?;
             Some(CalendarSlo {
@@ -76,6 +74,16 @@ pub async fn read_for(
                 start,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// [`read`] for these SLOs (namespace, model): local mode and the gate, which hold models.
+pub async fn read_for(
+    client: &Client,
+    scope: &ReadingScope,
+    slos: &[(String, crate::model::Slo)],
+    now: Timestamp,
+) -> Result<Readings, Failure> {
+    let calendars = calendars(slos.iter().map(|(ns, slo)| (ns.as_str(), slo)), now);
     read(client, scope, &calendars, now).await
 }
