@@ -111,6 +111,10 @@ fn changed(
     now: Timestamp,
 ) -> bool {
     let (namespace, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
+    // While a rollback holds, every round looks at the targets (new revisions, lost signals).
+    if holds(slo) {
+        return true;
+    }
     match (previous.map(|p| &p.result), &current.result) {
         (None, _) => true,
         (Some(Ok(before)), Ok(after)) => {
@@ -127,6 +131,19 @@ fn changed(
         (Some(Err(before)), Err(after)) => before != after,
         _ => true,
     }
+}
+
+/// Whether the SLO's last written state holds a rollback.
+fn holds(slo: &ServiceLevelObjective) -> bool {
+    let state = slo
+        .status
+        .as_ref()
+        .and_then(|s| s.rollback.as_ref())
+        .map(|r| r.state);
+    matches!(
+        state,
+        Some(crate::api::RollbackState::Exhausted | crate::api::RollbackState::Recovering)
+    )
 }
 
 /// Whether both rounds read the same label sets with the same values.
