@@ -61,7 +61,7 @@ pub async fn evaluate(
     let targets = match acted {
         Some(Acted { targets, news }) => {
             if let Some((news, done)) = news {
-                rollback::announce(ctx, object, withheld, news, &done).await;
+                super::announce::announce(ctx, object, withheld, news, &done).await;
             }
             Some(targets)
         }

@@ -2,6 +2,7 @@
 //! reconcile runs the pipeline in `reconcile` (dereference -> validate -> build -> apply ->
 //! status); the reader (`reader`) only reads Prometheus and wakes the SLOs whose readings moved.
 
+mod announce;
 mod backoff;
 pub mod budget;
 pub mod cleanup;

@@ -1,6 +1,7 @@
 //! Prometheus: the HTTP API client, the reading scope, and the batched status read.
 
 pub mod client;
+pub mod period;
 pub mod read;
 pub mod readings;
 pub mod scope;

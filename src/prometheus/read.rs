@@ -50,7 +50,7 @@ pub async fn read(
     }
     for (start, members) in by_start {
         let seconds = now.duration_since(start).as_secs().max(1) as u64;
-        let query = readings::period_query(&members, seconds, scope);
+        let query = super::period::period_query(&members, seconds, scope);
         match client.query(&query).await {
             Ok(samples) => out.add_period(&samples),
             Err(e) => out.fail_period(start, Failure::from(&e)),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::prometheus::period::{period_query, period_ratios};
 
 fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
     Sample {
