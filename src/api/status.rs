@@ -120,7 +120,8 @@ pub struct TargetStatus {
     pub kind: TargetKind,
     /// The target's name.
     pub name: String,
-    /// Annotated, Aborted, Cleared, Missing, or WouldAnnotate (dry run).
+    /// Signalled, Aborted, Overridden, Withdrawn, Missing, Refused, Failed, or WouldSignal /
+    /// WouldWithdraw (dry run).
     pub action: String,
     /// The target's revision when it was acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
