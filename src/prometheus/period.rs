@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::client::Sample;
-use super::readings::AMOUNT_LABEL;
 use super::scope::ReadingScope;
 use crate::rules::names;
+
+/// Tells the sums of the calendar query apart.
+pub(super) const AMOUNT_LABEL: &str = "plimsoll_amount";
 
 /// One query for every SLO whose calendar period started at the same instant, `seconds` ago: the
 /// 5m error and total counts summed since then (or, for timeslices, the share of bad slices).

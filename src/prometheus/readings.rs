@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::jiff::Timestamp;
 
 use super::client::Sample;
+use super::period::AMOUNT_LABEL;
 use super::scope::ReadingScope;
 use crate::budget::Reading;
 use crate::model::Duration;
@@ -74,8 +75,6 @@ pub fn record_names(samples: &[Sample]) -> Vec<String> {
 
 /// Tells the two halves of a [`record_query`] answer apart.
 const PART_LABEL: &str = "plimsoll_part";
-/// Tells the sums of the calendar query apart.
-pub(super) const AMOUNT_LABEL: &str = "plimsoll_amount";
 
 /// Why a read failed, with a reason of its own for the DataAvailable condition.
 #[derive(Debug, Clone, PartialEq)]
