@@ -49,7 +49,7 @@ fn two_slos_on_one_workload_never_erase_each_other() {
         "rollback.plimsoll.dev/availability",
         "rollback.plimsoll.dev/latency",
     ];
-    w.wait(30, "both SLOs signal web", |w| {
+    w.wait(60, "both SLOs signal web", |w| {
         our_keys(&w.deployment("web")) == both
     });
     let owners = w.api.owners(
@@ -76,7 +76,7 @@ fn two_slos_on_one_workload_never_erase_each_other() {
         "shop",
         "availability"
     ));
-    w.wait(30, "availability is gone", |w| {
+    w.wait(60, "availability is gone", |w| {
         w.slo("availability").is_none()
     });
     let left = ["plimsoll.dev/rollback", "rollback.plimsoll.dev/latency"];
@@ -94,7 +94,7 @@ fn two_slos_on_one_workload_never_erase_each_other() {
 
     // The last SLO recovering takes the signal off.
     w.record(&[Series::own(&w.api, "latency", HEALTHY)]);
-    w.wait(30, "latency recovers", |w| {
+    w.wait(60, "latency recovers", |w| {
         let state = w.slo("latency").and_then(|s| rollback_state(&s));
         our_keys(&w.deployment("web")).is_empty() && state.as_deref() == Some("Healthy")
     });
@@ -110,7 +110,7 @@ fn a_removed_signal_is_asserted_again() {
     w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
     w.start(&[]);
     let signalled = |w: &World| our_keys(&w.deployment("web")).len() == 2;
-    w.wait(30, "signalled", signalled);
+    w.wait(60, "signalled", signalled);
     w.api
         .patch_merge_as(
             "kubectl-edit",
@@ -122,7 +122,7 @@ fn a_removed_signal_is_asserted_again() {
         )
         .unwrap();
     assert_eq!(our_keys(&w.deployment("web")).len(), 1);
-    w.wait(30, "the aggregate is back", signalled);
+    w.wait(60, "the aggregate is back", signalled);
     w.finish();
 }
 
@@ -149,7 +149,7 @@ fn foreign_and_other_cluster_series_never_act() {
     predecessor.labels[3].1 = "uid-of-a-deleted-slo".into();
     w.record(&[own, other_cluster, forged, predecessor]);
     w.start(&[r#"--reading-selector=cluster="a""#]);
-    w.wait(30, "the SLO reads its own series", |w| {
+    w.wait(60, "the SLO reads its own series", |w| {
         w.slo("availability")
             .is_some_and(|s| s["status"]["errorBudget"]["remaining"] == "90.0")
     });
@@ -186,7 +186,7 @@ fn foreign_and_other_cluster_series_never_act() {
 fn no_data_never_acts() {
     let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     w.start(&[]);
-    w.wait(30, "no data is reported", |w| {
+    w.wait(60, "no data is reported", |w| {
         w.slo("availability")
             .and_then(|s| condition(&s, "DataAvailable"))
             == Some(("False".into(), "SeriesMissing".into()))
@@ -207,7 +207,7 @@ fn a_foreign_rule_of_our_name_is_not_adopted() {
     let mut w = World::new(vec![slo("availability", json!([]), false)]);
     w.api.put_as("helm", theirs.clone());
     w.start(&[]);
-    w.wait(30, "NameTaken is reported", |w| {
+    w.wait(60, "NameTaken is reported", |w| {
         w.slo("availability").and_then(|s| condition(&s, "Ready"))
             == Some(("False".into(), "NameTaken".into()))
     });
@@ -246,7 +246,7 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
     ]);
     w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
     w.start(&[]);
-    w.wait(30, "aborted", |w| {
+    w.wait(60, "aborted", |w| {
         w.rollout("canary")["status"]["abort"] == true
     });
     // Argo Rollouts resets the abort for the next revision, which carries the override.
@@ -280,7 +280,7 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
         let facts: serde_json::Value = serde_json::from_str(&facts).ok()?;
         facts["revision"].as_str().map(String::from)
     };
-    w.wait(30, "revision 2 is signalled", |w| {
+    w.wait(60, "revision 2 is signalled", |w| {
         facts_revision(w).as_deref() == Some("2")
     });
     std::thread::sleep(Duration::from_secs(3));
@@ -300,7 +300,7 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
                 "plimsoll.dev/freeze-override": null}}}),
         )
         .unwrap();
-    w.wait(30, "revision 3 aborted", |w| {
+    w.wait(60, "revision 3 aborted", |w| {
         w.rollout("canary")["status"]["abort"] == true
     });
     w.finish();
@@ -325,7 +325,7 @@ fn round_one_annotations_are_cleared() {
     w.api.put(with_status);
     w.record(&[Series::own(&w.api, "availability", HEALTHY)]);
     w.start(&[]);
-    w.wait(30, "round 1's keys are gone", |w| {
+    w.wait(60, "round 1's keys are gone", |w| {
         our_keys(&w.deployment("web")).is_empty()
     });
     w.finish();
@@ -345,11 +345,11 @@ fn targets_must_opt_in_when_required() {
     ]);
     w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
     w.start(&["--require-target-opt-in"]);
-    w.wait(30, "the allowed target is signalled", |w| {
+    w.wait(60, "the allowed target is signalled", |w| {
         our_keys(&w.deployment("allowed")).len() == 2
     });
     assert!(our_keys(&w.deployment("web")).is_empty());
-    w.wait(30, "the other is refused in status", |w| {
+    w.wait(60, "the other is refused in status", |w| {
         w.slo("availability").is_some_and(|s| {
             s["status"]["rollback"]["targets"]
                 .as_array()
