@@ -83,11 +83,18 @@ impl SloCache {
             let events = reflector(writer, watcher(api, config).default_backoff().modify(slim));
             tasks.push(tokio::spawn(events.for_each(move |event| {
                 match &event {
-                    Ok(watcher::Event::InitDone) if !listed => {
-                        listed = true;
-                        seen.fetch_add(1, Ordering::SeqCst);
+                    // A (re)list's objects reach the store only at its end: each of them is
+                    // news to a running controller, which may have subscribed to an empty store.
+                    Ok(watcher::Event::InitDone) => {
+                        if !listed {
+                            listed = true;
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        }
+                        for slo in store.state() {
+                            send(&feed, slo);
+                        }
                     }
-                    Ok(watcher::Event::Apply(slo) | watcher::Event::InitApply(slo)) => {
+                    Ok(watcher::Event::Apply(slo)) => {
                         if let Some(cached) = store.get(&ObjectRef::from_obj(slo)) {
                             send(&feed, cached);
                         }
