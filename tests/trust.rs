@@ -260,17 +260,11 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
             json!({"status": {"abort": false}}),
         )
         .unwrap();
-    w.api
-        .patch_merge_as(
-            "argo-rollouts",
-            "argoproj.io/v1alpha1",
-            "Rollout",
-            "shop",
-            "canary",
-            json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "2",
+    argo_rollouts_patch(
+        &w,
+        json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "2",
                 "plimsoll.dev/freeze-override": "hotfix for INC-7"}}}),
-        )
-        .unwrap();
+    );
     let facts_revision = |w: &World| {
         let a = annotations(&w.rollout("canary"));
         let facts = a
@@ -289,6 +283,19 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
     let targets = &slo["status"]["rollback"]["targets"];
     assert_eq!(targets[0]["action"], "Overridden", "{targets}");
     // Revision 3 without the override is aborted again.
+    argo_rollouts_patch(
+        &w,
+        json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "3",
+                "plimsoll.dev/freeze-override": null}}}),
+    );
+    w.wait(60, "revision 3 aborted", |w| {
+        w.rollout("canary")["status"]["abort"] == true
+    });
+    w.finish();
+}
+
+/// What Argo Rollouts does to the Rollout's metadata on a new revision.
+fn argo_rollouts_patch(w: &World, patch: serde_json::Value) {
     w.api
         .patch_merge_as(
             "argo-rollouts",
@@ -296,14 +303,9 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
             "Rollout",
             "shop",
             "canary",
-            json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": "3",
-                "plimsoll.dev/freeze-override": null}}}),
+            patch,
         )
         .unwrap();
-    w.wait(60, "revision 3 aborted", |w| {
-        w.rollout("canary")["status"]["abort"] == true
-    });
-    w.finish();
 }
 
 /// Round 1 wrote single-SLO keys under one field manager; they are cleared, not left behind.
