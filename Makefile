@@ -5,7 +5,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools lint fmt crds deploy image bench demo clean
+.PHONY: all build test tools lint fmt crds deploy image bench bench-scale demo clean
 
 all: build
 
@@ -57,6 +57,14 @@ bench: tools
 	$(CARGO) bench --bench cache_memory
 	$(CARGO) bench --bench evaluator_round
 	$(CARGO) bench --bench prometheus_cost
+	$(MAKE) --no-print-directory bench-scale
+
+## bench-scale: the release `plimsoll run` against the API emulation with 1,000 and 10,000 SLOs
+## and a real Prometheus: ready time, RSS, API load, budget read time (SCALE_SLOS=1000 for one)
+bench-scale:
+	@command -v prometheus >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
+	$(CARGO) build --release --bin plimsoll
+	$(CARGO) bench --bench operator_scale
 
 ## demo: a month of synthetic traffic for three services, a real Prometheus on 127.0.0.1, and
 ## `plimsoll local --once` printing their budgets and the rollback decision (scripts/demo.sh)
