@@ -106,7 +106,7 @@ pub const ACCESS: &[Access] = &[
         scope: Scope::Watched,
         when: When::Always,
         name: Name::Any,
-        why: "Events on SLOs and on rollback targets (kube's Recorder patches repeated ones)",
+        why: "Events on SLOs and on rollback targets (a repeat is patched into the first Event's series)",
     },
     Access {
         group: "apps",

@@ -7,11 +7,13 @@ mod backoff;
 pub mod budget;
 pub mod cleanup;
 pub mod error;
+pub mod events;
 mod known;
 pub mod reader;
 pub mod reconcile;
 pub mod rollback;
 pub mod rule;
+pub mod rule_versions;
 pub mod status;
 pub mod template;
 
@@ -23,10 +25,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 
 pub use backoff::Backoff;
 pub use error::Error;
@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::rules::PrometheusRule;
 use crate::rules::output::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::slo_cache::SloCache;
+use rule_versions::RuleVersions;
 
 /// Field manager of the PrometheusRules we apply.
 pub const FIELD_MANAGER: &str = "plimsoll";
@@ -81,7 +82,7 @@ impl Settings {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: events::Publisher,
     pub metrics: Arc<Metrics>,
     pub config: Settings,
     pub backoff: Backoff,
@@ -91,8 +92,8 @@ pub struct Context {
     pub in_flight: AtomicUsize,
     /// The reader's latest round; empty without Prometheus (no budget part then).
     pub readings: Arc<reader::Latest>,
-    /// Our PrometheusRules as metadata, from the owned-object watch of the running term.
-    pub rules: RwLock<Vec<Store<PartialObjectMeta<PrometheusRule>>>>,
+    /// Our PrometheusRules' versions, one index per watched scope of the running term.
+    pub rules: RwLock<Vec<Arc<RuleVersions>>>,
     /// Rules known to match their SLO, so an unchanged SLO is not read again every round.
     pub verified: Verified,
     pub foreign_reported: ForeignReported,
@@ -105,12 +106,8 @@ impl Context {
         metrics: Arc<Metrics>,
         instance: Option<String>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "plimsoll".into(),
-            instance,
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::Publisher::new(client.clone(), "plimsoll", instance),
             client,
             metrics,
             config,
@@ -126,12 +123,8 @@ impl Context {
 
     /// Our rule's resourceVersion as the owned-object watch last saw it.
     pub fn rule_version(&self, namespace: &str, name: &str) -> Option<String> {
-        let key = reflector::ObjectRef::new(name).within(namespace);
-        let stores = self.rules.read().unwrap_or_else(|p| p.into_inner());
-        stores
-            .iter()
-            .find_map(|s| s.get(&key))
-            .and_then(|r| r.resource_version())
+        let scopes = self.rules.read().unwrap_or_else(|p| p.into_inner());
+        scopes.iter().find_map(|s| s.get(namespace, name))
     }
 }
 
@@ -173,15 +166,17 @@ pub fn start(
             Some(ns) => Api::namespaced(client.clone(), ns),
         };
         let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let (rule_reader, rule_writer) = reflector::store();
-        let rule_events = reflector(
-            rule_writer,
-            watcher(rules, owned)
-                .default_backoff()
-                .modify(|r| r.managed_fields_mut().clear()),
-        )
-        .touched_objects();
-        rule_stores.push(rule_reader);
+        let versions = Arc::new(RuleVersions::default());
+        let follower = versions.clone();
+        let rule_events = watcher(rules, owned)
+            .default_backoff()
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    follower.follow(event);
+                }
+            })
+            .touched_objects();
+        rule_stores.push(versions);
         let config =
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
         let controller = Controller::for_shared_stream(trigger, store)

@@ -1,0 +1,168 @@
+//! Kubernetes Events (events.k8s.io/v1) about SLOs and rollback targets.
+//!
+//! kube's `Recorder` keeps a copy of every Event it published, about 2.7 KiB each, and drops
+//! old ones only when it publishes again: a replica that starts with 10,000 SLOs and then stays
+//! quiet keeps 10,000 `RulesCreated` Events (26 MiB) for good. This one remembers only what it
+//! needs to count a repeat into the first Event's `series` (as kube-apiserver clients do): the
+//! Event's name, the count and when it was last seen, for at most `REMEMBERED` recent Events.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as KubeEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// A repeat within this time is counted into the first Event (kube's Recorder uses 6 minutes).
+const REPEAT_WITHIN: Duration = Duration::from_secs(6 * 60);
+/// Recent Events remembered for counting repeats; the oldest is forgotten first.
+const REMEMBERED: usize = 1024;
+
+/// What makes two Events the same happening: the object, and type, reason and action.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Happening {
+    namespace: String,
+    kind: String,
+    name: String,
+    uid: String,
+    warning: bool,
+    reason: String,
+    action: String,
+}
+
+#[derive(Debug)]
+struct Published {
+    name: String,
+    count: i32,
+    last: Instant,
+}
+
+/// Publishes Events under one reporting controller and instance.
+pub struct Publisher {
+    client: Client,
+    controller: String,
+    instance: String,
+    recent: Mutex<HashMap<Happening, Published>>,
+}
+
+impl Publisher {
+    pub fn new(client: Client, controller: &str, instance: Option<String>) -> Publisher {
+        Publisher {
+            client,
+            controller: controller.to_string(),
+            instance: instance.unwrap_or_else(|| controller.to_string()),
+            recent: Mutex::default(),
+        }
+    }
+
+    /// Creates the Event, or counts a repeat of one published lately into its series.
+    pub async fn publish(
+        &self,
+        ev: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
+        let happening = Happening {
+            namespace,
+            kind: regarding.kind.clone().unwrap_or_default(),
+            name: regarding.name.clone().unwrap_or_default(),
+            uid: regarding.uid.clone().unwrap_or_default(),
+            warning: matches!(ev.type_, EventType::Warning),
+            reason: ev.reason.clone(),
+            action: ev.action.clone(),
+        };
+        let now = Timestamp::now();
+        if let Some((name, count)) = self.repeat(&happening) {
+            let series = EventSeries {
+                count,
+                last_observed_time: MicroTime(now),
+            };
+            let patch = json!({"series": series, "note": ev.note});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            return Ok(());
+        }
+        let event = self.event(ev, regarding, now);
+        let created = api.create(&PostParams::default(), &event).await?;
+        self.remember(happening, created.metadata.name.unwrap_or_default());
+        Ok(())
+    }
+
+    /// A repeat of a recent Event: its name and the count it has now.
+    fn repeat(&self, happening: &Happening) -> Option<(String, i32)> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = recent.get_mut(happening)?;
+        if seen.last.elapsed() > REPEAT_WITHIN {
+            recent.remove(happening);
+            return None;
+        }
+        seen.count += 1;
+        seen.last = Instant::now();
+        Some((seen.name.clone(), seen.count))
+    }
+
+    fn remember(&self, happening: Happening, name: String) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= REMEMBERED {
+            recent.retain(|_, p| p.last.elapsed() <= REPEAT_WITHIN);
+        }
+        if recent.len() >= REMEMBERED {
+            let oldest = recent
+                .iter()
+                .min_by_key(|(_, p)| p.last)
+                .map(|(h, _)| h.clone());
+            if let Some(oldest) = oldest {
+                recent.remove(&oldest);
+            }
+        }
+        let published = Published {
+            name,
+            count: 1,
+            last: Instant::now(),
+        };
+        recent.insert(happening, published);
+    }
+
+    /// How many Events are remembered for counting repeats.
+    pub fn remembered(&self) -> usize {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn event(&self, ev: &Event, regarding: &ObjectReference, now: Timestamp) -> KubeEvent {
+        let base = regarding.name.as_deref().unwrap_or(&self.controller);
+        KubeEvent {
+            metadata: ObjectMeta {
+                namespace: regarding.namespace.clone(),
+                name: Some(format!("{base}.{:x}", now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            note: ev.note.clone(),
+            type_: Some(
+                if matches!(ev.type_, EventType::Warning) {
+                    "Warning"
+                } else {
+                    "Normal"
+                }
+                .into(),
+            ),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            related: ev.secondary.clone(),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..KubeEvent::default()
+        }
+    }
+}
