@@ -21,6 +21,7 @@ pub mod prometheus;
 pub mod rules;
 pub mod server;
 pub mod slo_cache;
+pub mod small_map;
 pub mod synthetic;
 pub mod telemetry;
 pub mod webhook;

@@ -3,7 +3,7 @@
 //! Checks the API server can run itself live here as OpenAPI keywords and CEL rules
 //! (`x-kubernetes-validations`); everything else is checked by [`crate::model`].
 
-use std::collections::BTreeMap;
+use crate::small_map::SmallMap;
 
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -225,11 +225,11 @@ pub struct Alerting {
     #[schemars(regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$"))]
     pub name: Option<String>,
     /// Labels added to every alert, such as `team: shop`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub labels: SmallMap<String, String>,
     /// Annotations added to every alert, such as `runbook_url`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub annotations: SmallMap<String, String>,
     /// The fast-burn tier (2% of a 30d budget in 1h, 5% in 6h). Default label `severity: critical`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<AlertTier>,
@@ -250,11 +250,11 @@ pub struct AlertTier {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
     /// Labels of this tier's alerts; they override `alerting.labels`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub labels: SmallMap<String, String>,
     /// Annotations of this tier's alerts; they override `alerting.annotations`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub annotations: SmallMap<String, String>,
 }
 
 /// The alert on missing indicator series.

@@ -3,7 +3,7 @@
 //! Numbers are decimal strings with a fixed precision (API conventions avoid floats, and fixed
 //! precision keeps status patches from churning on noise).
 
-use std::collections::BTreeMap;
+use crate::small_map::SmallMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
@@ -28,8 +28,8 @@ pub struct ServiceLevelObjectiveStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_budget: Option<ErrorBudgetStatus>,
     /// Burn rates by window, such as {"1h": "0.9"}: 1 spends exactly the budget over the window.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub burn_rates: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub burn_rates: SmallMap<String, String>,
     /// When the budget runs out at the current 6h burn rate (RFC 3339). Absent when the burn rate
     /// is at most 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,7 +77,7 @@ pub struct GroupsStatus {
 #[serde(rename_all = "camelCase")]
 pub struct WorstGroup {
     /// The group's `groupBy` label values.
-    pub labels: BTreeMap<String, String>,
+    pub labels: SmallMap<String, String>,
     /// Budget left in this group, in percent.
     pub remaining: String,
 }

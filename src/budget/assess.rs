@@ -1,6 +1,7 @@
 //! Numbers read from Prometheus -> the error budget in the terms people use: SLI, budget left,
 //! minutes of full outage spent and left, burn rates, when the budget runs out.
 
+use crate::small_map::SmallMap;
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -13,10 +14,10 @@ pub struct Reading {
     /// `slo:sli_error:ratio_window`: the share of bad events (or slices) over the window.
     pub window_error_ratio: Option<f64>,
     /// Error ratios of the recorded burn windows (`slo:sli_error:ratio_rate<W>`).
-    pub error_ratios: BTreeMap<Duration, f64>,
+    pub error_ratios: SmallMap<Duration, f64>,
     /// When each burn window's ratio was written: a ratio without a fresh sample is left out, so
     /// a trigger never fires on a number the rules stopped updating.
-    pub ratios_written: BTreeMap<Duration, Timestamp>,
+    pub ratios_written: SmallMap<Duration, Timestamp>,
     /// When the newest of these samples was written.
     pub newest_sample: Option<Timestamp>,
     /// Calendar windows: the error ratio since the period start, from the 5m counts.
@@ -208,11 +209,11 @@ mod tests {
     fn reading(window_ratio: f64, six_hour_ratio: f64, sampled: i64) -> Reading {
         Reading {
             window_error_ratio: Some(window_ratio),
-            error_ratios: BTreeMap::from([
+            error_ratios: SmallMap::from([
                 (Duration::from_hours(1), 0.0005),
                 (SIX_HOURS, six_hour_ratio),
             ]),
-            ratios_written: BTreeMap::from([
+            ratios_written: SmallMap::from([
                 (Duration::from_hours(1), at(sampled)),
                 (SIX_HOURS, at(sampled)),
             ]),
@@ -330,8 +331,8 @@ mod calendar_tests {
     fn reading(period: Option<f64>, now: Timestamp) -> Reading {
         Reading {
             window_error_ratio: Some(0.0009),
-            error_ratios: BTreeMap::new(),
-            ratios_written: BTreeMap::new(),
+            error_ratios: SmallMap::new(),
+            ratios_written: SmallMap::new(),
             newest_sample: Some(now),
             period_error_ratio: period,
         }

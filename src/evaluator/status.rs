@@ -1,6 +1,7 @@
 //! The evaluator's part of the status: the budget in numbers, the rollback state, and the
 //! BudgetExhausted and DataAvailable conditions. Pure; written only when a visible value changed.
 
+use crate::small_map::SmallMap;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -27,8 +28,8 @@ pub struct EvaluatedStatus {
     pub sli: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_budget: Option<ErrorBudgetStatus>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub burn_rates: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "SmallMap::is_empty")]
+    pub burn_rates: SmallMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exhaustion: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,7 +159,7 @@ fn worst_group(groups: &[(BTreeMap<String, String>, f64)]) -> Option<GroupsStatu
         .iter()
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(labels, remaining)| WorstGroup {
-            labels: labels.clone(),
+            labels: labels.clone().into(),
             remaining: fixed(*remaining, BUDGET_DECIMALS),
         });
     Some(GroupsStatus {

@@ -186,7 +186,6 @@ pub fn human(seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::budget::Reading;
@@ -224,7 +223,7 @@ mod tests {
         for (name, window, six_hours) in of {
             let reading = Reading {
                 window_error_ratio: Some(*window),
-                error_ratios: BTreeMap::from([
+                error_ratios: crate::small_map::SmallMap::from([
                     (Duration::from_hours(1), *six_hours),
                     (Duration::from_hours(6), *six_hours),
                 ]),

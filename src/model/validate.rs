@@ -1,5 +1,6 @@
 //! API object -> validated model. Reports every problem it finds, each with its field path.
 
+use crate::small_map::SmallMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api;
@@ -487,8 +488,8 @@ impl Checker {
         let enabled = !a.disabled;
         Some(Alerting {
             name,
-            labels: a.labels.clone(),
-            annotations: a.annotations.clone(),
+            labels: a.labels.clone().into(),
+            annotations: a.annotations.clone().into(),
             page: page.filter(|_| enabled),
             ticket: ticket.filter(|_| enabled),
             absent: absent_for
@@ -514,7 +515,7 @@ impl Checker {
         let mut labels = BTreeMap::from([("severity".to_string(), severity.to_string())]);
         labels.extend(common.labels.clone());
         labels.extend(t.labels.clone());
-        let mut annotations = common.annotations.clone();
+        let mut annotations: BTreeMap<String, String> = common.annotations.clone().into();
         annotations.extend(t.annotations.clone());
         Some(AlertTier {
             labels,
@@ -522,7 +523,7 @@ impl Checker {
         })
     }
 
-    fn alert_labels(&mut self, path: &str, labels: &BTreeMap<String, String>) {
+    fn alert_labels(&mut self, path: &str, labels: &SmallMap<String, String>) {
         for name in labels.keys() {
             let item = format!("{path}.{name}");
             if !is_label_name(name) {
@@ -541,7 +542,7 @@ impl Checker {
         }
     }
 
-    fn annotation_keys(&mut self, path: &str, annotations: &BTreeMap<String, String>) {
+    fn annotation_keys(&mut self, path: &str, annotations: &SmallMap<String, String>) {
         for name in annotations.keys().filter(|n| !is_label_name(n)) {
             self.errors.push(
                 format!("{path}.{name}"),

@@ -1,6 +1,7 @@
 //! A small client for Prometheus' HTTP API: instant and range queries and the reload endpoint,
 //! with bearer token, basic auth and a custom CA, and errors that say what to check.
 
+use crate::small_map::SmallMap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,7 +82,7 @@ impl Error {
 /// One sample of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: BTreeMap<String, String>,
+    pub labels: SmallMap<String, String>,
     pub value: f64,
 }
 
@@ -125,7 +126,7 @@ impl Data {
 
 #[derive(Debug, Deserialize)]
 struct VectorSample {
-    metric: BTreeMap<String, String>,
+    metric: SmallMap<String, String>,
     value: (f64, String),
 }
 

@@ -1,6 +1,7 @@
 //! The calendar read: the 5m counts summed since a period start, for every SLO whose period
 //! started at the same instant, in one query.
 
+use crate::small_map::SmallMap;
 use std::collections::BTreeMap;
 
 use super::client::Sample;
@@ -66,8 +67,8 @@ type Sums = (Option<f64>, Option<f64>);
 
 /// The error ratio since the period start, per series label set (without the amount label):
 /// errors over total (0 without traffic), or the share of bad slices.
-pub fn period_ratios(samples: &[Sample]) -> Vec<(BTreeMap<String, String>, f64)> {
-    let mut sums: BTreeMap<BTreeMap<String, String>, Sums> = BTreeMap::new();
+pub fn period_ratios(samples: &[Sample]) -> Vec<(SmallMap<String, String>, f64)> {
+    let mut sums: BTreeMap<SmallMap<String, String>, Sums> = BTreeMap::new();
     let mut out = Vec::new();
     for sample in samples {
         let Some(amount) = sample.labels.get(AMOUNT_LABEL) else {

@@ -4,6 +4,7 @@
 //! series with exactly the SLO's identity (name, namespace, service, UID) plus its `groupBy`
 //! labels and the reading scope's labels count; anything else is foreign and never decides.
 
+use crate::small_map::SmallMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::jiff::Timestamp;
@@ -103,7 +104,7 @@ impl From<&super::Error> for Failure {
 /// `slo_namespace`, with what was read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Labelled {
-    pub labels: BTreeMap<String, String>,
+    pub labels: SmallMap<String, String>,
     pub reading: Reading,
 }
 
@@ -204,7 +205,10 @@ impl Readings {
         self.by_slo
             .entry((namespace.to_string(), name.to_string()))
             .or_default()
-            .push(Labelled { labels, reading });
+            .push(Labelled {
+                labels: labels.into(),
+                reading,
+            });
     }
 
     /// Adds a reading with exactly the labels the rules of this SLO write (tests and tools).
@@ -223,7 +227,7 @@ impl Readings {
         self.insert(namespace, name, labels, reading);
     }
 
-    fn entry(&mut self, labels: &BTreeMap<String, String>) -> Option<&mut Reading> {
+    fn entry(&mut self, labels: &SmallMap<String, String>) -> Option<&mut Reading> {
         let (key, rest) = split(labels)?;
         let sets = self.by_slo.entry(key).or_default();
         let at = match sets.iter().position(|l| l.labels == rest) {
@@ -239,7 +243,7 @@ impl Readings {
         Some(&mut sets[at].reading)
     }
 
-    fn existing(&mut self, labels: &BTreeMap<String, String>) -> Option<&mut Reading> {
+    fn existing(&mut self, labels: &SmallMap<String, String>) -> Option<&mut Reading> {
         let (key, rest) = split(labels)?;
         let sets = self.by_slo.get_mut(&key)?;
         sets.iter_mut()
@@ -250,8 +254,8 @@ impl Readings {
 
 /// `(namespace, name)` and the other labels of a series, without the record name and our parts.
 fn split(
-    labels: &BTreeMap<String, String>,
-) -> Option<((String, String), BTreeMap<String, String>)> {
+    labels: &SmallMap<String, String>,
+) -> Option<((String, String), SmallMap<String, String>)> {
     let namespace = labels.get(names::LABEL_NAMESPACE)?.clone();
     let name = labels.get(names::LABEL_SLO)?.clone();
     let rest = labels
@@ -319,7 +323,7 @@ pub fn own<'r>(readings: &'r Readings, id: &Identity) -> (Vec<OwnGroup<'r>>, Vec
 }
 
 fn check(
-    labels: &BTreeMap<String, String>,
+    labels: &SmallMap<String, String>,
     id: &Identity,
     allowed: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, Foreign> {
