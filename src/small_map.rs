@@ -97,6 +97,11 @@ impl<K: Ord, V> SmallMap<K, V> {
         self.0.iter().map(|(_, v)| v)
     }
 
+    /// Gives back the room kept for more entries (a map that is complete now).
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     pub fn first_key_value(&self) -> Option<(&K, &V)> {
         self.0.first().map(|(k, v)| (k, v))
     }

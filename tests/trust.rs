@@ -196,6 +196,36 @@ fn no_data_never_acts() {
     w.finish();
 }
 
+/// The resync reads each SLO's rule again once per period, from one tick for every SLO (no timer
+/// per SLO), and in between a settled SLO costs no read at all.
+#[test]
+fn the_resync_reads_each_rule_once_per_period() {
+    let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
+    w.record(&[Series::own(&w.api, "availability", HEALTHY)]);
+    w.start(&["--resync=4s"]);
+    w.wait(60, "the SLO is evaluated", |w| {
+        w.slo("availability")
+            .and_then(|s| condition(&s, "DataAvailable"))
+            .is_some_and(|(status, _)| status == "True")
+    });
+    let gets = |w: &World| {
+        let key = (
+            "get".to_string(),
+            "prometheusrules".to_string(),
+            String::new(),
+        );
+        w.api.stats().requests.get(&key).copied().unwrap_or(0)
+    };
+    let before = gets(&w);
+    std::thread::sleep(Duration::from_secs(10));
+    let read = gets(&w) - before;
+    assert!(
+        (1..=3).contains(&read),
+        "{read} reads of the rule in 10 s with a 4 s resync"
+    );
+    w.finish();
+}
+
 /// A PrometheusRule of the SLO's name that someone else made is left alone.
 #[test]
 fn a_foreign_rule_of_our_name_is_not_adopted() {

@@ -49,6 +49,11 @@ impl Verified {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
     }
 
+    /// Forgets every match (the resync reads every rule again).
+    pub fn forget_all(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Keeps only the entries of these UIDs.
     pub fn retain(&self, alive: &HashSet<String>) {
         let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,6 +85,11 @@ impl ForeignReported {
             return false;
         }
         sets.insert(labels.to_string())
+    }
+
+    /// Forgets every match (the resync reads every rule again).
+    pub fn forget_all(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Keeps only the entries of these UIDs.

@@ -182,6 +182,7 @@ pub fn start(
         let controller = Controller::for_shared_stream(trigger, store)
             .with_config(config)
             .owns_stream(rule_events)
+            .reconcile_all_on(resyncs(ctx.clone()))
             .graceful_shutdown_on(shutdown.clone());
         runs.push(
             controller
@@ -195,4 +196,14 @@ pub fn start(
             futures::future::join_all(runs).await;
         }),
     }
+}
+
+/// Every `resync`, every SLO is reconciled once with its rule read again (what is known to
+/// match is forgotten): the safety net for a watch event that never came.
+fn resyncs(ctx: Arc<Context>) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(ctx, |ctx| async move {
+        tokio::time::sleep(ctx.config.resync).await;
+        ctx.verified.forget_all();
+        Some(((), ctx))
+    })
 }

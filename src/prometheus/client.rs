@@ -93,34 +93,73 @@ pub struct Client {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<Data>,
+    #[serde(default, borrow)]
+    data: Option<Data<'a>>,
     #[serde(default)]
     error: Option<String>,
 }
 
 /// The `data` of an answer; `result` is decoded once its `resultType` is known, straight from
-/// the answer's text (no intermediate JSON tree: a round's answer holds every SLO's series).
+/// the answer's text (no intermediate JSON tree, no copy: a round's answer holds every SLO's
+/// series).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Data {
+struct Data<'a> {
     result_type: String,
-    result: Box<serde_json::value::RawValue>,
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
 }
 
-impl Data {
-    /// The result as `T` when it is of the `expected` type.
-    fn decode<T: serde::de::DeserializeOwned>(self, expected: &str) -> Result<T, Error> {
+impl Data<'_> {
+    fn expect(&self, expected: &str) -> Result<(), Error> {
         if self.result_type != expected {
             return Err(Error::Decode(format!(
                 "expected a {expected}, got a {}",
                 self.result_type
             )));
         }
+        Ok(())
+    }
+
+    /// The result as `T` when it is of the `expected` type.
+    fn decode<T: serde::de::DeserializeOwned>(&self, expected: &str) -> Result<T, Error> {
+        self.expect(expected)?;
         serde_json::from_str(self.result.get())
             .map_err(|e| Error::Decode(format!("a {expected} that does not decode: {e}")))
+    }
+
+    /// Hands each sample of a vector result to `each` as it is decoded.
+    fn each_sample(&self, each: impl FnMut(Sample)) -> Result<(), Error> {
+        use serde::de::Deserializer as _;
+        self.expect("vector")?;
+        let mut decoder = serde_json::Deserializer::from_str(self.result.get());
+        decoder
+            .deserialize_seq(EachSample(each))
+            .and_then(|()| decoder.end())
+            .map_err(|e| Error::Decode(format!("a vector that does not decode: {e}")))
+    }
+}
+
+/// Visits a vector's samples one by one.
+struct EachSample<F>(F);
+
+impl<'de, F: FnMut(Sample)> serde::de::Visitor<'de> for EachSample<F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of samples")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(s) = seq.next_element::<VectorSample>()? {
+            (self.0)(Sample {
+                labels: s.metric,
+                value: parse_value(&s.value.1),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -203,25 +242,22 @@ impl Client {
 
     /// Runs an instant query and returns its vector.
     pub async fn query(&self, query: &str) -> Result<Vec<Sample>, Error> {
-        let result: Vec<VectorSample> = self
-            .api("query", &[("query", query)])
-            .await?
-            .decode("vector")?;
-        Ok(result
-            .into_iter()
-            .map(|s| Sample {
-                labels: s.metric,
-                value: parse_value(&s.value.1),
-            })
-            .collect())
+        let mut out = Vec::new();
+        self.query_each(query, |s| out.push(s)).await?;
+        Ok(out)
+    }
+
+    /// Runs an instant query and hands each sample of its vector to `each` as it is decoded, so
+    /// an answer with every SLO's series is never held as samples all at once.
+    pub async fn query_each(&self, query: &str, each: impl FnMut(Sample)) -> Result<(), Error> {
+        let answer = self.api("query", &[("query", query)]).await?;
+        data(&answer)?.each_sample(each)
     }
 
     /// Runs an instant query of a range selector (`x[10m]`): each series with its raw samples.
     pub async fn query_samples(&self, query: &str) -> Result<Vec<Series>, Error> {
-        let result: Vec<MatrixSeries> = self
-            .api("query", &[("query", query)])
-            .await?
-            .decode("matrix")?;
+        let answer = self.api("query", &[("query", query)]).await?;
+        let result: Vec<MatrixSeries> = data(&answer)?.decode("matrix")?;
         Ok(result.into_iter().map(Series::from).collect())
     }
 
@@ -245,7 +281,8 @@ impl Client {
             ("end", end.as_str()),
             ("step", step.as_str()),
         ];
-        let result: Vec<MatrixSeries> = self.api("query_range", &form).await?.decode("matrix")?;
+        let answer = self.api("query_range", &form).await?;
+        let result: Vec<MatrixSeries> = data(&answer)?.decode("matrix")?;
         Ok(result.into_iter().map(Series::from).collect())
     }
 
@@ -313,35 +350,47 @@ impl Client {
         Ok(request)
     }
 
-    /// POSTs a form to `/api/v1/<endpoint>` and returns the successful answer's data.
-    async fn api(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Data, Error> {
+    /// POSTs a form to `/api/v1/<endpoint>` and returns the answer's HTTP status and text.
+    async fn api(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Body, Error> {
         let url = self.endpoint(&format!("/api/v1/{endpoint}"));
         let response = self.send(self.http.post(url).form(form)).await?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|source| Error::Unreachable {
+        let text = response.text().await.map_err(|source| Error::Unreachable {
             url: self.settings.url.clone(),
             source,
         })?;
-        let answer: Answer = serde_json::from_str(&body).map_err(|_| {
-            if status >= 400 {
-                Error::Refused {
-                    status,
-                    message: body.chars().take(200).collect(),
-                }
-            } else {
-                Error::Decode(body.chars().take(200).collect())
-            }
-        })?;
-        if answer.status != "success" {
-            return Err(Error::Refused {
-                status,
-                message: answer.error.unwrap_or_default(),
-            });
-        }
-        answer
-            .data
-            .ok_or_else(|| Error::Decode("no data in a successful answer".into()))
+        Ok(Body { status, text })
     }
+}
+
+/// An answer of the HTTP API as received.
+struct Body {
+    status: u16,
+    text: String,
+}
+
+/// The data of a successful answer, borrowed from its text.
+fn data(body: &Body) -> Result<Data<'_>, Error> {
+    let (status, text) = (body.status, &body.text);
+    let answer: Answer = serde_json::from_str(text).map_err(|_| {
+        if status >= 400 {
+            Error::Refused {
+                status,
+                message: text.chars().take(200).collect(),
+            }
+        } else {
+            Error::Decode(text.chars().take(200).collect())
+        }
+    })?;
+    if answer.status != "success" {
+        return Err(Error::Refused {
+            status,
+            message: answer.error.unwrap_or_default(),
+        });
+    }
+    answer
+        .data
+        .ok_or_else(|| Error::Decode("no data in a successful answer".into()))
 }
 
 /// Prometheus writes values as strings, including `NaN`, `+Inf` and `-Inf`.
@@ -367,7 +416,9 @@ mod tests {
 
     #[test]
     fn decodes_vectors_and_matrices_and_refuses_other_results() {
-        let data = |json: &str| serde_json::from_str::<Answer>(json).unwrap().data.unwrap();
+        fn data(json: &str) -> Data<'_> {
+            serde_json::from_str::<Answer>(json).unwrap().data.unwrap()
+        }
         let vector: Vec<VectorSample> = data(
             r#"{"status":"success","data":{"resultType":"vector","result":[
                 {"metric":{"a":"b"},"value":[1700000000.5,"0.25"]}]}}"#,
@@ -389,6 +440,32 @@ mod tests {
         assert_eq!(
             scalar.to_string(),
             "Prometheus answered something that is not a query result: expected a vector, got a scalar"
+        );
+    }
+
+    #[test]
+    fn hands_over_a_vector_sample_by_sample_and_refuses_a_broken_one() {
+        let body = |text: &str| Body {
+            status: 200,
+            text: format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":{text}}}}}"#
+            ),
+        };
+        let whole =
+            body(r#"[{"metric":{"a":"1"},"value":[1,"0.5"]},{"metric":{},"value":[1,"NaN"]}]"#);
+        let mut seen = Vec::new();
+        data(&whole).unwrap().each_sample(|s| seen.push(s)).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            (seen[0].labels.get("a").map(String::as_str), seen[0].value),
+            (Some("1"), 0.5)
+        );
+        assert!(seen[1].value.is_nan());
+        let broken = body(r#"[{"metric":{"a":"1"},"value":[1,"0.5"]},{"metric":7}]"#);
+        let err = data(&broken).unwrap().each_sample(|_| {}).unwrap_err();
+        assert!(
+            err.to_string().contains("a vector that does not decode"),
+            "{err}"
         );
     }
 

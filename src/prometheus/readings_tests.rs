@@ -104,6 +104,26 @@ fn values_and_ages_fold_into_one_reading_per_label_set() {
 }
 
 #[test]
+fn a_burn_window_whose_answer_broke_off_is_taken_out_whole() {
+    let mut r = Readings::new(&ReadingScope::default());
+    let (five, hour) = (
+        Record::of("slo:sli_error:ratio_rate5m"),
+        Record::of("slo:sli_error:ratio_rate1h"),
+    );
+    assert_eq!(five, Record::Burn(Duration::from_minutes(5)));
+    assert_eq!(Record::of("slo:sli_error:ratio_window"), Record::Window);
+    assert_eq!(Record::of("slo:sli_error:ratio_rateX"), Record::Other);
+    r.add_sample(&five, &own_series("value", &[], 0.5));
+    r.add_sample(&five, &own_series("written", &[], 1_800_000_000.0));
+    r.add_sample(&hour, &own_series("value", &[], 0.1));
+    r.drop_record(&five);
+    let (mine, _) = own(&r, &checkout(&GROUP_BY));
+    let reading = mine[0].1;
+    assert!(reading.error_ratios.keys().eq([&Duration::from_hours(1)]));
+    assert!(reading.ratios_written.is_empty());
+}
+
+#[test]
 fn only_exact_label_sets_are_the_slos_own() {
     let route = ["route".to_string()];
     let mut r = Readings::new(&ReadingScope::parse(r#"cluster="a""#).unwrap());
