@@ -6,11 +6,17 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Operator {
     child: Child,
     pub port: u16,
+    /// Everything logged so far. Read all along by a thread: an unread pipe fills after 64 KiB
+    /// and then blocks every write to stderr, which stalls the whole operator (600 SLOs' worth
+    /// of "PrometheusRule created" lines did).
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A kubeconfig whose API server refuses connections.
@@ -41,7 +47,7 @@ impl Operator {
     /// Starts `plimsoll run` with the kubeconfig and extra flags, and waits for /healthz.
     pub fn start(kubeconfig: &Path, extra: &[&str]) -> Operator {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
             .arg("run")
             .arg(format!("--listen=127.0.0.1:{port}"))
             .args(extra)
@@ -51,7 +57,26 @@ impl Operator {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let operator = Operator { child, port };
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        let operator = Operator {
+            child,
+            port,
+            log,
+            reader: Some(reader),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if operator.get("/healthz").is_some() {
@@ -92,9 +117,10 @@ impl Operator {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
-                let mut log = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut log);
-                return (exit.code(), log);
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return (exit.code(), self.log.lock().unwrap().clone());
             }
             assert!(
                 Instant::now() < deadline,
