@@ -250,8 +250,13 @@ impl Client {
     /// Runs an instant query and hands each sample of its vector to `each` as it is decoded, so
     /// an answer with every SLO's series is never held as samples all at once.
     pub async fn query_each(&self, query: &str, each: impl FnMut(Sample)) -> Result<(), Error> {
-        let answer = self.api("query", &[("query", query)]).await?;
-        data(&answer)?.each_sample(each)
+        self.fetch(query).await?.each_sample(each)
+    }
+
+    /// Runs an instant query and returns the answer undecoded, so the next query can run while
+    /// this one's samples are decoded.
+    pub async fn fetch(&self, query: &str) -> Result<Fetched, Error> {
+        Ok(Fetched(self.api("query", &[("query", query)]).await?))
     }
 
     /// Runs an instant query of a range selector (`x[10m]`): each series with its raw samples.
@@ -360,6 +365,16 @@ impl Client {
             source,
         })?;
         Ok(Body { status, text })
+    }
+}
+
+/// An instant query's answer as received, decoded by [`Fetched::each_sample`].
+pub struct Fetched(Body);
+
+impl Fetched {
+    /// Hands each sample of the answer's vector to `each` as it is decoded.
+    pub fn each_sample(&self, each: impl FnMut(Sample)) -> Result<(), Error> {
+        data(&self.0)?.each_sample(each)
     }
 }
 

@@ -135,8 +135,9 @@ pub struct Labelled {
 /// Everything one round read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Readings {
-    /// By `(namespace, name)` as the series' labels claim.
-    by_slo: HashMap<(String, String), Vec<Labelled>>,
+    /// By namespace and name as the series' labels claim (two levels, so a sample finds its SLO
+    /// without building a key).
+    by_slo: HashMap<String, HashMap<String, Vec<Labelled>>>,
     /// Calendar sums that could not be read, by period start: only SLOs of that period lack data.
     failed_periods: BTreeMap<Timestamp, Failure>,
     /// Labels the reading scope allows on our series.
@@ -188,7 +189,8 @@ impl Readings {
         let Record::Burn(w) = record else {
             return;
         };
-        for reading in self.by_slo.values_mut().flatten().map(|l| &mut l.reading) {
+        let sets = self.by_slo.values_mut().flat_map(HashMap::values_mut);
+        for reading in sets.flatten().map(|l| &mut l.reading) {
             reading.error_ratios.remove(w);
             reading.ratios_written.remove(w);
         }
@@ -217,7 +219,10 @@ impl Readings {
     /// read, and is held until the next one is (at 10,000 SLOs that room was 6 MiB a round).
     pub fn shrink_to_fit(&mut self) {
         self.by_slo.shrink_to_fit();
-        for set in self.by_slo.values_mut() {
+        for names in self.by_slo.values_mut() {
+            names.shrink_to_fit();
+        }
+        for set in self.by_slo.values_mut().flat_map(HashMap::values_mut) {
             set.shrink_to_fit();
             for labelled in set {
                 labelled.labels.shrink_to_fit();
@@ -230,14 +235,15 @@ impl Readings {
     /// Every label set naming this SLO, own or not.
     pub fn claimed(&self, namespace: &str, name: &str) -> &[Labelled] {
         self.by_slo
-            .get(&(namespace.to_string(), name.to_string()))
+            .get(namespace)
+            .and_then(|names| names.get(name))
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
 
     /// How many SLO names the answers mention.
     pub fn len(&self) -> usize {
-        self.by_slo.len()
+        self.by_slo.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -253,7 +259,9 @@ impl Readings {
         reading: Reading,
     ) {
         self.by_slo
-            .entry((namespace.to_string(), name.to_string()))
+            .entry(namespace.to_string())
+            .or_default()
+            .entry(name.to_string())
             .or_default()
             .push(Labelled {
                 labels: labels.into(),
@@ -278,13 +286,23 @@ impl Readings {
     }
 
     fn entry(&mut self, labels: &SmallMap<String, String>) -> Option<&mut Reading> {
-        let (key, rest) = split(labels)?;
-        let sets = self.by_slo.entry(key).or_default();
-        let at = match sets.iter().position(|l| l.labels == rest) {
+        let namespace = labels.get(names::LABEL_NAMESPACE)?;
+        let name = labels.get(names::LABEL_SLO)?;
+        // Keys are cloned only for an SLO or label set not seen yet this round.
+        if !self.by_slo.contains_key(namespace) {
+            self.by_slo.insert(namespace.clone(), HashMap::new());
+        }
+        let names = self.by_slo.get_mut(namespace)?;
+        if !names.contains_key(name) {
+            names.insert(name.clone(), Vec::new());
+        }
+        let sets = names.get_mut(name)?;
+        let at = match sets.iter().position(|l| l.labels.iter().eq(rest(labels))) {
             Some(at) => at,
             None => {
+                let labels = rest(labels).map(|(k, v)| (k.clone(), v.clone())).collect();
                 sets.push(Labelled {
-                    labels: rest,
+                    labels,
                     reading: Reading::default(),
                 });
                 sets.len() - 1
@@ -294,31 +312,23 @@ impl Readings {
     }
 
     fn existing(&mut self, labels: &SmallMap<String, String>) -> Option<&mut Reading> {
-        let (key, rest) = split(labels)?;
-        let sets = self.by_slo.get_mut(&key)?;
+        let namespace = labels.get(names::LABEL_NAMESPACE)?;
+        let name = labels.get(names::LABEL_SLO)?;
+        let sets = self.by_slo.get_mut(namespace)?.get_mut(name)?;
         sets.iter_mut()
-            .find(|l| l.labels == rest)
+            .find(|l| l.labels.iter().eq(rest(labels)))
             .map(|l| &mut l.reading)
     }
 }
 
-/// `(namespace, name)` and the other labels of a series, without the record name and our parts.
-fn split(
-    labels: &SmallMap<String, String>,
-) -> Option<((String, String), SmallMap<String, String>)> {
-    let namespace = labels.get(names::LABEL_NAMESPACE)?.clone();
-    let name = labels.get(names::LABEL_SLO)?.clone();
-    let rest = labels
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "__name__" | names::LABEL_SLO | names::LABEL_NAMESPACE | PART_LABEL | AMOUNT_LABEL
-            )
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Some(((namespace, name), rest))
+/// The labels of a series but its SLO's name and namespace, the record name and our parts.
+fn rest(labels: &SmallMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    labels.iter().filter(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "__name__" | names::LABEL_SLO | names::LABEL_NAMESPACE | PART_LABEL | AMOUNT_LABEL
+        )
+    })
 }
 
 /// What an SLO's own series must look like.
