@@ -42,6 +42,8 @@ pub struct Metrics {
     pub foreign: Family<ReasonLabel, Counter>,
     /// Prometheus reads, by result (`ok` or the failure's reason).
     pub reads: Family<ResultLabel, Counter>,
+    /// SLOs left out of the cache because this version cannot read them.
+    pub unreadable: Gauge,
 }
 
 impl Default for Metrics {
@@ -89,6 +91,12 @@ impl Default for Metrics {
             "Rounds of budget reads from Prometheus, by result",
             reads.clone(),
         );
+        let unreadable = Gauge::default();
+        registry.register(
+            "unreadable_objects",
+            "ServiceLevelObjectives left out because this version cannot read them (see the log)",
+            unreadable.clone(),
+        );
         let build = Family::<BuildLabel, Gauge>::default();
         build
             .get_or_create(&BuildLabel {
@@ -105,6 +113,7 @@ impl Default for Metrics {
             leader,
             foreign,
             reads,
+            unreadable,
         }
     }
 }
@@ -112,6 +121,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn foreign_series(&self, reason: &'static str) {
         self.foreign.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn set_unreadable(&self, objects: usize) {
+        self.unreadable.set(objects as i64);
     }
 
     pub fn read(&self, result: &'static str) {

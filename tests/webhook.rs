@@ -320,9 +320,22 @@ async fn post(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, String) {
+    post_as(client, addr, path, "application/json", body).await
+}
+
+/// POSTs with this Content-Type. kube-apiserver's webhook client sends `application/json` (and
+/// Accept: application/json, */*).
+async fn post_as(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
     let response = client
         .post(format!("https://{HOST}:{}{path}", addr.port()))
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
+        .header("accept", "application/json, */*")
         .body(body)
         .send()
         .await
@@ -498,6 +511,11 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
         .await;
         assert_eq!(response["allowed"], false, "{bad}: {response}");
         assert_eq!(
+            (&response["status"]["code"], &response["status"]["reason"]),
+            (&json!(422), &json!("Invalid")),
+            "{bad}: a denial says why in its code, or the API server makes it a 400"
+        );
+        assert_eq!(
             response["status"]["message"],
             plimsoll_validate(&file).join("; "),
             "{bad}: the message of plimsoll validate"
@@ -536,6 +554,8 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(denied["status"]["code"], 403, "{denied}");
+    assert_eq!(denied["status"]["reason"], "Forbidden");
     let message = denied["status"]["message"].as_str().unwrap();
     assert!(
         message.starts_with(
@@ -600,9 +620,54 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
             .0,
         400
     );
+    for content_type in [
+        "text/plain",
+        "application/yaml",
+        "application/x-www-form-urlencoded",
+    ] {
+        let valid = review("uid-ct", "DELETE", SLO_KIND, json!({}), None);
+        let (code, text) = post_as(
+            &https,
+            running.addr,
+            "/validate-slo",
+            content_type,
+            serde_json::to_vec(&valid).unwrap(),
+        )
+        .await;
+        assert_eq!(code, 415, "{content_type}: {text}");
+    }
+    let charset = "application/json; charset=utf-8";
+    let delete = serde_json::to_vec(&review("uid-cs", "DELETE", SLO_KIND, json!({}), None));
+    let (code, _) = post_as(&https, running.addr, "/freeze", charset, delete.unwrap()).await;
+    assert_eq!(code, 200, "a charset parameter is still JSON");
+    // admission.k8s.io/v1beta1, well-formed and not: the answer is in the request's version
+    // (the API server rejects any other, and failurePolicy Ignore would then admit).
+    let mut beta = review("uid-beta", "CREATE", SLO_KIND, json!({"kind": "x"}), None);
+    beta["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let broken_beta = json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+                             "request": {"uid": "uid-beta-bad", "operation": 17}});
+    for (sent, uid) in [(beta, "uid-beta"), (broken_beta, "uid-beta-bad")] {
+        for path in ["/validate-slo", "/freeze"] {
+            let (code, text) = post(
+                &https,
+                running.addr,
+                path,
+                serde_json::to_vec(&sent).unwrap(),
+            )
+            .await;
+            assert_eq!(code, 200, "{text}");
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                answer["apiVersion"], "admission.k8s.io/v1beta1",
+                "{path}: {answer}"
+            );
+            assert_eq!(answer["response"]["uid"], uid, "{path}: {answer}");
+        }
+    }
     let unreadable = json!({"request": {"uid": "uid-bad", "operation": 17}});
     let response = admit(&https, running.addr, "/validate-slo", &unreadable).await;
     assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 400, "{response}");
     let response = admit(&https, running.addr, "/freeze", &unreadable).await;
     assert_eq!(
         response["allowed"], true,
@@ -874,6 +939,7 @@ fn plimsoll_run_serves_the_webhook_on_a_replica_that_is_not_the_leader() {
     let answer: Value = loop {
         let sent = client
             .post(format!("https://{HOST}:{port}/validate-slo"))
+            .header("content-type", "application/json")
             .body(body.clone())
             .send();
         if let Ok(response) = sent {

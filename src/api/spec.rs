@@ -12,7 +12,7 @@ use super::status::ServiceLevelObjectiveStatus;
 
 /// A service level objective: an indicator, a target and a window, turned into Prometheus rules,
 /// a live error budget and, optionally, rollback signals for the workloads that spend it.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "plimsoll.dev",
     version = "v1alpha1",

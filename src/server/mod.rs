@@ -65,15 +65,23 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some((long, error)) = state.slos.failing_for(crate::slo_cache::STALE_AFTER) {
+        let message = format!(
+            "not ready: the SLO watch has failed for {} s (its copy of the SLOs is stale): {error}\n",
+            long.as_secs()
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, message);
+    }
     if state.health.ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     count_slos(&state);
+    state.metrics.set_unreadable(state.slos.unreadable().len());
     match state.metrics.encode() {
         Ok(body) => (
             StatusCode::OK,

@@ -4,12 +4,16 @@
 //! Service answers like the leader). It also carries the controllers' triggers: every change the
 //! watch sees, and every SLO the reader wakes, goes to the running controller of its scope.
 
+mod decode;
+mod health;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use kube::api::ObjectMeta;
+use kube::api::{ApiResource, DynamicObject, ObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -17,6 +21,13 @@ use tokio::task::JoinHandle;
 
 use crate::api::ServiceLevelObjective;
 use crate::controller::Scope;
+pub use decode::Unreadable;
+use decode::{Reading, Unreadables};
+use health::WatchHealth;
+
+/// A watch failing for longer than this makes the cache stale: /readyz says so, and the deploy
+/// freeze admits (with a warning) rather than judge from an old copy.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
 type Trigger = Arc<Mutex<Option<UnboundedSender<Arc<ServiceLevelObjective>>>>>;
 
@@ -25,6 +36,7 @@ type Trigger = Arc<Mutex<Option<UnboundedSender<Arc<ServiceLevelObjective>>>>>;
 struct Watched {
     store: Store<ServiceLevelObjective>,
     trigger: Trigger,
+    health: Arc<WatchHealth>,
 }
 
 #[derive(Debug)]
@@ -32,6 +44,8 @@ pub struct SloCache {
     scopes: Vec<Watched>,
     /// Scopes that have listed every SLO once.
     synced: Arc<AtomicUsize>,
+    /// SLOs left out because they cannot be read.
+    unreadable: Arc<Unreadables>,
 }
 
 /// What the cache keeps of an SLO's metadata: what names it, versions it and governs its
@@ -64,15 +78,18 @@ impl SloCache {
     /// Starts one watch per watched namespace (or one over all), and returns the cache and the
     /// tasks that feed it.
     pub fn start(client: &Client, scope: &Scope) -> (Arc<SloCache>, Vec<JoinHandle<()>>) {
-        let apis: Vec<Api<ServiceLevelObjective>> = if scope.namespaces.is_empty() {
-            vec![Api::all(client.clone())]
+        // Untyped, so one object this version cannot read does not fail the whole list.
+        let kind = ApiResource::erase::<ServiceLevelObjective>(&());
+        let apis: Vec<Api<DynamicObject>> = if scope.namespaces.is_empty() {
+            vec![Api::all_with(client.clone(), &kind)]
         } else {
             scope
                 .namespaces
                 .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
+                .map(|ns| Api::namespaced_with(client.clone(), ns, &kind))
                 .collect()
         };
+        let unreadable = Arc::new(Unreadables::default());
         let synced = Arc::new(AtomicUsize::new(0));
         let mut scopes = Vec::new();
         let mut tasks = Vec::new();
@@ -84,9 +101,25 @@ impl SloCache {
             let (reader, writer) = reflector::store();
             let trigger: Trigger = Arc::default();
             let (seen, store, feed) = (synced.clone(), reader.clone(), trigger.clone());
+            let health = Arc::new(WatchHealth::default());
+            let watch_health = health.clone();
             let mut listed = false;
-            let events = reflector(writer, watcher(api, config).default_backoff().modify(slim));
+            let mut reading = Reading::new(unreadable.clone());
+            let typed = watcher(api, config)
+                .default_backoff()
+                .filter_map(move |event| {
+                    futures::future::ready(match event {
+                        Ok(event) => reading.event(event).map(Ok),
+                        Err(e) => Some(Err(e)),
+                    })
+                })
+                .modify(slim);
+            let events = reflector(writer, typed);
             tasks.push(tokio::spawn(events.for_each(move |event| {
+                match &event {
+                    Ok(_) => watch_health.worked(),
+                    Err(e) => watch_health.failed(e.to_string()),
+                }
                 match &event {
                     // A (re)list's objects reach the store only at its end: each of them is
                     // news to a running controller, which may have subscribed to an empty store.
@@ -111,9 +144,15 @@ impl SloCache {
             scopes.push(Watched {
                 store: reader,
                 trigger,
+                health,
             });
         }
-        (Arc::new(SloCache { scopes, synced }), tasks)
+        let cache = SloCache {
+            scopes,
+            synced,
+            unreadable,
+        };
+        (Arc::new(cache), tasks)
     }
 
     /// A cache that holds exactly these SLOs, listed (for tests and tools).
@@ -127,9 +166,21 @@ impl SloCache {
             scopes: vec![Watched {
                 store: reader,
                 trigger: Arc::default(),
+                health: Arc::default(),
             }],
             synced: Arc::new(AtomicUsize::new(1)),
+            unreadable: Arc::default(),
         }
+    }
+
+    /// The SLOs left out because this version cannot read them.
+    pub fn unreadable(&self) -> Vec<Unreadable> {
+        self.unreadable.all()
+    }
+
+    /// Whether a watch has been failing for longer than `bound`: for how long, and why.
+    pub fn failing_for(&self, bound: Duration) -> Option<(Duration, String)> {
+        self.scopes.iter().find_map(|s| s.health.failing_for(bound))
     }
 
     /// Whether every watch has listed once.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kube::core::admission::Operation;
 use serde_json::Value;
 
-use super::review::{Review, Verdict};
+use super::review::{Refusal, Review, Verdict};
 use crate::api::{ServiceLevelObjective, TargetKind};
 use crate::evaluator::status::BUDGET_EXHAUSTED;
 
@@ -116,14 +116,17 @@ pub fn decide(change: &Change, slos: &[Arc<ServiceLevelObjective>]) -> Verdict {
         Some(_) => format!(" ({FREEZE_OVERRIDE} is set but empty: give a reason.)"),
         None => String::new(),
     };
-    Verdict::deny(format!(
-        "deploy freeze: {}, so the pod template of {workload} may not change until the budget \
+    Verdict::deny(
+        Refusal::Forbidden,
+        format!(
+            "deploy freeze: {}, so the pod template of {workload} may not change until the budget \
          recovers. To change it anyway, set the annotation {FREEZE_OVERRIDE}: \"<reason>\" on the \
          {:?} in the same update (remove it afterwards); rollbacks change the pod template too \
          and need it as well.{blank}",
-        budgets(&enforcing),
-        change.kind,
-    ))
+            budgets(&enforcing),
+            change.kind,
+        ),
+    )
 }
 
 /// "the error budget of SLO shop/a is exhausted (-3.2% left)", for one or more SLOs.
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn the_denial_names_the_slo_its_budget_and_the_override() {
-        let Verdict::Deny { message } = decide(
+        let Verdict::Deny { message, .. } = decide(
             &update("checkout", true, None),
             &[slo("shop", Some("True"), false)],
         ) else {
@@ -280,7 +283,7 @@ mod tests {
             message.contains("plimsoll.dev/freeze-override: \"<reason>\""),
             "{message}"
         );
-        let Verdict::Deny { message } = decide(
+        let Verdict::Deny { message, .. } = decide(
             &update("checkout", true, Some("")),
             &[slo("shop", Some("True"), false)],
         ) else {
@@ -316,7 +319,7 @@ mod tests {
     fn several_exhausted_slos_are_all_named() {
         let mut other = (*slo("shop", Some("True"), false)).clone();
         other.metadata.name = Some("checkout-latency".into());
-        let Verdict::Deny { message } = decide(
+        let Verdict::Deny { message, .. } = decide(
             &update("checkout", true, None),
             &[slo("shop", Some("True"), false), Arc::new(other)],
         ) else {

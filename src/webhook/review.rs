@@ -19,7 +19,39 @@ pub enum Verdict {
     /// Admit, with warnings shown to the client (kubectl prints them).
     Allow { warnings: Vec<String> },
     /// Refuse with this message.
-    Deny { message: String },
+    Deny { message: String, refusal: Refusal },
+}
+
+/// The HTTP code and reason of a denial's status. The API server hands them to the client
+/// (kubectl prints `admission webhook ... denied the request: ...` with them); a denial without a
+/// code is turned into 400 Bad Request, which says the client sent garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 422: the object is invalid (an SLO `plimsoll validate` refuses).
+    Invalid,
+    /// 403: a policy forbids the change (the deploy freeze).
+    Forbidden,
+    /// 400: the AdmissionReview itself cannot be read.
+    BadRequest,
+}
+
+impl Refusal {
+    pub fn code(self) -> u16 {
+        match self {
+            Refusal::Invalid => 422,
+            Refusal::Forbidden => 403,
+            Refusal::BadRequest => 400,
+        }
+    }
+
+    /// As in `metav1.StatusReason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Invalid => "Invalid",
+            Refusal::Forbidden => "Forbidden",
+            Refusal::BadRequest => "BadRequest",
+        }
+    }
 }
 
 impl Verdict {
@@ -35,9 +67,10 @@ impl Verdict {
         }
     }
 
-    pub fn deny(message: impl Into<String>) -> Verdict {
+    pub fn deny(refusal: Refusal, message: impl Into<String>) -> Verdict {
         Verdict::Deny {
             message: message.into(),
+            refusal,
         }
     }
 
@@ -58,7 +91,12 @@ pub enum ReviewError {
     /// A request with a uid whose other fields cannot be read: answered, with the uid, by the
     /// webhook's fallback verdict.
     #[error("cannot read the AdmissionReview request: {detail}")]
-    Unreadable { uid: String, detail: String },
+    Unreadable {
+        uid: String,
+        /// The review's apiVersion, which the answer must repeat.
+        api_version: String,
+        detail: String,
+    },
 }
 
 impl ReviewError {
@@ -81,12 +119,18 @@ pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
         .filter(|uid| !uid.is_empty())
         .ok_or(ReviewError::NoRequest)?
         .to_string();
+    // The API server refuses an answer in another version than its request's.
+    let api_version = match value.get("apiVersion").and_then(Value::as_str) {
+        Some(v @ ("admission.k8s.io/v1" | "admission.k8s.io/v1beta1")) => v.to_string(),
+        _ => "admission.k8s.io/v1".to_string(),
+    };
     let request = &value["request"];
     let object = request.get("object").filter(|o| !o.is_null()).cloned();
     let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_value(value).map_err(|e| ReviewError::Unreadable {
             uid: uid.clone(),
+            api_version,
             detail: e.to_string(),
         })?;
     let request: AdmissionRequest<DynamicObject> =
@@ -104,9 +148,10 @@ pub fn respond(request: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> V
 }
 
 /// The answer to a request that has a uid but cannot be read.
-pub fn respond_unreadable(uid: &str, detail: &str, verdict: Verdict) -> Value {
+pub fn respond_unreadable(uid: &str, api_version: &str, detail: &str, verdict: Verdict) -> Value {
     let mut response = AdmissionResponse::invalid(detail);
     response.uid = uid.to_string();
+    response.types.api_version = api_version.to_string();
     response.allowed = true;
     encode(answer(response, verdict))
 }
@@ -121,7 +166,13 @@ fn answer(mut response: AdmissionResponse, verdict: Verdict) -> AdmissionRespons
             }
             response
         }
-        Verdict::Deny { message } => response.deny(message),
+        Verdict::Deny { message, refusal } => {
+            let mut response = response.deny(message);
+            response.result.status = Some(kube::core::response::StatusSummary::Failure);
+            response.result.code = refusal.code();
+            response.result.reason = refusal.reason().to_string();
+            response
+        }
     }
 }
 
@@ -179,7 +230,7 @@ pub mod tests {
         ));
         assert_eq!(r.object, Some(slo), "the object exactly as sent");
         assert_eq!(r.old_object, None);
-        let denied = respond(&r.request, Verdict::deny("spec.x: no"));
+        let denied = respond(&r.request, Verdict::deny(Refusal::Invalid, "spec.x: no"));
         assert_eq!(denied["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(denied["kind"], "AdmissionReview");
         assert_eq!(
@@ -188,6 +239,9 @@ pub mod tests {
         );
         assert_eq!(denied["response"]["allowed"], false);
         assert_eq!(denied["response"]["status"]["message"], "spec.x: no");
+        assert_eq!(denied["response"]["status"]["code"], 422);
+        assert_eq!(denied["response"]["status"]["reason"], "Invalid");
+        assert_eq!(denied["response"]["status"]["status"], "Failure");
         let allowed = respond(&r.request, Verdict::warn("careful"));
         assert_eq!(allowed["response"]["allowed"], true);
         assert_eq!(allowed["response"]["warnings"], json!(["careful"]));
@@ -235,11 +289,26 @@ pub mod tests {
 
     #[test]
     fn an_unreadable_request_is_answered_with_its_uid() {
-        let denied = respond_unreadable("u1", "bad", Verdict::deny("cannot read: bad"));
+        let denied = respond_unreadable(
+            "u1",
+            "admission.k8s.io/v1",
+            "bad",
+            Verdict::deny(Refusal::BadRequest, "cannot read: bad"),
+        );
         assert_eq!(denied["response"]["uid"], "u1");
         assert_eq!(denied["response"]["allowed"], false);
         assert_eq!(denied["response"]["status"]["message"], "cannot read: bad");
-        let allowed = respond_unreadable("u1", "bad", Verdict::warn("not checked"));
+        assert_eq!(denied["response"]["status"]["code"], 400);
+        let allowed = respond_unreadable(
+            "u1",
+            "admission.k8s.io/v1beta1",
+            "bad",
+            Verdict::warn("not checked"),
+        );
+        assert_eq!(
+            allowed["apiVersion"], "admission.k8s.io/v1beta1",
+            "the request's version"
+        );
         assert_eq!(allowed["response"]["allowed"], true);
         assert_eq!(allowed["response"]["warnings"], json!(["not checked"]));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::review::{self, ReviewError, Verdict};
+use super::review::{self, Refusal, ReviewError, Verdict};
 use super::tls::{self, TlsError};
 use super::{FREEZE_PATH, VALIDATE_SLO_PATH, freeze, validate};
 use crate::slo_cache::SloCache;
@@ -137,15 +137,36 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn validate_slo(body: Bytes) -> Response {
+/// The API server sends `Content-Type: application/json`; anything else is not an AdmissionReview.
+fn json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn not_json() -> Response {
+    let message = "an AdmissionReview is sent as Content-Type: application/json\n";
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response()
+}
+
+async fn validate_slo(headers: HeaderMap, body: Bytes) -> Response {
+    if !json(&headers) {
+        return not_json();
+    }
     judge("validate-slo", &body, validate::review, |detail| {
-        Verdict::deny(format!(
-            "plimsoll cannot read this AdmissionReview: {detail}"
-        ))
+        Verdict::deny(
+            Refusal::BadRequest,
+            format!("plimsoll cannot read this AdmissionReview: {detail}"),
+        )
     })
 }
 
-async fn deploy_freeze(State(state): State<AppState>, body: Bytes) -> Response {
+async fn deploy_freeze(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !json(&headers) {
+        return not_json();
+    }
     let Some(cache) = state.freeze else {
         return judge("freeze", &body, |_| Verdict::allow(), |_| Verdict::allow());
     };
@@ -153,6 +174,13 @@ async fn deploy_freeze(State(state): State<AppState>, body: Bytes) -> Response {
         "freeze",
         &body,
         |review| {
+            if let Some((long, error)) = cache.failing_for(crate::slo_cache::STALE_AFTER) {
+                return Verdict::warn(format!(
+                    "deploy freeze not checked: the operator's SLO watch has failed for {} s, so \
+                     its copy is stale: {error}",
+                    long.as_secs()
+                ));
+            }
             // The SLOs are looked at only for a pod template change.
             let slos = match freeze::change(review) {
                 Some(change) if change.template_changed => cache.snapshot(change.namespace),
@@ -176,7 +204,7 @@ fn judge(
             let verdict = decide(&review);
             let request = &review.request;
             match &verdict {
-                Verdict::Deny { message } => info!(
+                Verdict::Deny { message, .. } => info!(
                     webhook,
                     uid = %request.uid,
                     kind = %request.kind.kind,
@@ -196,10 +224,15 @@ fn judge(
             }
             axum::Json(review::respond(request, verdict)).into_response()
         }
-        Err(ReviewError::Unreadable { uid, detail }) => {
+        Err(ReviewError::Unreadable {
+            uid,
+            api_version,
+            detail,
+        }) => {
             warn!(webhook, %uid, %detail, "unreadable AdmissionReview");
             let verdict = unreadable(&detail);
-            axum::Json(review::respond_unreadable(&uid, &detail, verdict)).into_response()
+            let answer = review::respond_unreadable(&uid, &api_version, &detail, verdict);
+            axum::Json(answer).into_response()
         }
         Err(e) => {
             warn!(webhook, reason = e.reason(), error = %e, "malformed AdmissionReview");

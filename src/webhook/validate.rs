@@ -4,7 +4,7 @@
 use kube::core::admission::Operation;
 use serde_json::Value;
 
-use super::review::{Review, Verdict};
+use super::review::{Refusal, Review, Verdict};
 use crate::manifests::{Decoded, decode};
 
 /// The verdict on one SLO request.
@@ -14,10 +14,13 @@ pub fn review(review: &Review) -> Verdict {
         return Verdict::allow();
     }
     let Some(object) = &review.object else {
-        return Verdict::deny(format!(
-            "the {:?} request carries no object to validate",
-            request.operation
-        ));
+        return Verdict::deny(
+            Refusal::BadRequest,
+            format!(
+                "the {:?} request carries no object to validate",
+                request.operation
+            ),
+        );
     };
     if request.operation == Operation::Update && !needs_check(object, review.old_object.as_ref()) {
         return Verdict::allow();
@@ -29,7 +32,7 @@ pub fn review(review: &Review) -> Verdict {
 pub fn verdict(object: &Value) -> Verdict {
     match decode(object) {
         Decoded::Valid(_) => Verdict::allow(),
-        Decoded::Invalid(errors) => Verdict::deny(errors.to_string()),
+        Decoded::Invalid(errors) => Verdict::deny(Refusal::Invalid, errors.to_string()),
         Decoded::Other { api_version, kind } => Verdict::warn(format!(
             "plimsoll validates ServiceLevelObjectives only; {api_version} {kind} was not checked"
         )),
@@ -100,7 +103,7 @@ mod tests {
             let Decoded::Invalid(errors) = decode(&document) else {
                 panic!("{} should be invalid", path.display());
             };
-            let Verdict::Deny { message } = judge("CREATE", Some(document), None) else {
+            let Verdict::Deny { message, .. } = judge("CREATE", Some(document), None) else {
                 panic!("{} was admitted", path.display());
             };
             assert_eq!(message, errors.to_string(), "{}", path.display());
@@ -125,7 +128,7 @@ mod tests {
         let mut slo = yaml("examples/checkout-availability.yaml");
         slo["spec"]["objective"] = json!(100);
         slo["spec"]["windw"] = json!("30d");
-        let Verdict::Deny { message } = judge("CREATE", Some(slo), None) else {
+        let Verdict::Deny { message, .. } = judge("CREATE", Some(slo), None) else {
             panic!("admitted");
         };
         assert!(message.contains("spec.windw: "), "{message}");
@@ -164,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_create_without_an_object_is_refused_and_other_kinds_pass_with_a_warning() {
-        let Verdict::Deny { message } = judge("CREATE", None, None) else {
+        let Verdict::Deny { message, .. } = judge("CREATE", None, None) else {
             panic!("admitted");
         };
         assert!(message.contains("no object"), "{message}");

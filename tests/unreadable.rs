@@ -1,0 +1,127 @@
+//! One SLO this version cannot read must not stop the operator: the real `plimsoll run` against
+//! the API emulation, with an SLO whose status another field manager wrote in a shape our types
+//! do not know (`status.sli` as a number; on a real cluster version skew does the same). Every
+//! other SLO gets its rule and status, the unreadable one is named in the log and counted in
+//! `plimsoll_unreadable_objects`, and once it is mended it is reconciled like the rest.
+
+#[path = "support/apiserver/mod.rs"]
+mod apiserver;
+#[path = "support/operator.rs"]
+mod operator;
+
+use std::time::Duration;
+
+use apiserver::ApiServer;
+use operator::Operator;
+use serde_json::json;
+
+const SLO_API: &str = "plimsoll.dev/v1alpha1";
+const SLO_KIND: &str = "ServiceLevelObjective";
+
+fn slo(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": SLO_API, "kind": SLO_KIND,
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"service": name, "objective": 99.9, "window": "30d",
+                 "indicator": {"ratio": {"errors": "http_requests_total{code=~\"5..\"}",
+                                         "total": "http_requests_total"}}},
+    })
+}
+
+fn rule(api: &ApiServer, name: &str) -> bool {
+    api.get("monitoring.coreos.com/v1", "PrometheusRule", "shop", name)
+        .is_some()
+}
+
+fn unreadable_gauge(operator: &Operator) -> Option<String> {
+    let (_, metrics) = operator.get("/metrics")?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("plimsoll_unreadable_objects "))
+        .map(str::to_string)
+}
+
+#[test]
+fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
+    let api = ApiServer::start(apiserver::presets::all());
+    for name in ["checkout", "cart", "search"] {
+        api.put(slo(name));
+    }
+    api.put(slo("broken"));
+    // Another writer's status our types cannot read.
+    api.patch_status_merge_as(
+        "other-tool",
+        SLO_API,
+        SLO_KIND,
+        "shop",
+        "broken",
+        json!({"status": {"sli": 99.5}}),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let operator = Operator::start(&api.kubeconfig(dir.path()), &["--leader-election=false"]);
+
+    let others = api.wait_for(Duration::from_secs(30), || {
+        ["checkout", "cart", "search"].iter().all(|n| rule(&api, n))
+    });
+    assert!(others, "the readable SLOs get their rules");
+    assert!(
+        api.wait_for(Duration::from_secs(10), || unreadable_gauge(&operator)
+            .as_deref()
+            == Some("1")),
+        "the gauge counts it: {:?}",
+        unreadable_gauge(&operator)
+    );
+    assert!(
+        !rule(&api, "broken"),
+        "nothing is done for what cannot be read"
+    );
+    assert_eq!(
+        operator.get("/readyz").map(|r| r.0),
+        Some(200),
+        "still ready"
+    );
+
+    // Mended: read and reconciled like any other.
+    api.patch_status_merge_as(
+        "other-tool",
+        SLO_API,
+        SLO_KIND,
+        "shop",
+        "broken",
+        json!({"status": {"sli": "99.5"}}),
+    )
+    .unwrap();
+    assert!(
+        api.wait_for(Duration::from_secs(30), || rule(&api, "broken")),
+        "the mended SLO gets its rule"
+    );
+    assert!(
+        api.wait_for(Duration::from_secs(10), || unreadable_gauge(&operator)
+            .as_deref()
+            == Some("0")),
+        "{:?}",
+        unreadable_gauge(&operator)
+    );
+    let (code, log) = operator.terminate();
+    assert_eq!(code, Some(0));
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot be read"))
+        .collect();
+    assert_eq!(
+        named.len(),
+        1,
+        "reported once per resourceVersion: {named:#?}"
+    );
+    assert!(
+        named[0].contains("name=broken") && named[0].contains("status.sli"),
+        "{}",
+        named[0]
+    );
+    assert!(
+        log.lines().all(|l| l.len() < 2000),
+        "no line dumps a whole list"
+    );
+    assert!(api.refused().is_empty(), "{:?}", api.refused());
+}
