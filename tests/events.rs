@@ -41,26 +41,19 @@ async fn a_repeat_is_counted_into_the_first_event_and_other_happenings_get_their
     let server = ApiServer::start(apiserver::presets::all());
     let publisher = Publisher::new(server.client(), "plimsoll", Some("plimsoll-0".into()));
     let checkout = reference("checkout");
-    publisher
-        .publish(&warning("ForeignSeries", "first"), &checkout)
-        .await
-        .unwrap();
-    publisher
-        .publish(&warning("ForeignSeries", "second"), &checkout)
-        .await
-        .unwrap();
-    publisher
-        .publish(&warning("ForeignSeries", "third"), &checkout)
-        .await
-        .unwrap();
-    publisher
-        .publish(&warning("NoData", "x"), &checkout)
-        .await
-        .unwrap();
-    publisher
-        .publish(&warning("ForeignSeries", "y"), &reference("cart"))
-        .await
-        .unwrap();
+    let cart = reference("cart");
+    for (reason, note, regarding) in [
+        ("ForeignSeries", "first", &checkout),
+        ("ForeignSeries", "second", &checkout),
+        ("ForeignSeries", "third", &checkout),
+        ("NoData", "x", &checkout),
+        ("ForeignSeries", "y", &cart),
+    ] {
+        publisher
+            .publish(&warning(reason, note), regarding)
+            .await
+            .unwrap();
+    }
 
     let all = events(&server);
     assert_eq!(all.len(), 3, "{all:#?}");

@@ -28,6 +28,13 @@ fn slo(name: &str) -> serde_json::Value {
     })
 }
 
+/// Another field manager writes `status.sli` of the SLO `broken`.
+fn other_tool_writes_sli(api: &ApiServer, sli: serde_json::Value) {
+    let status = json!({"status": {"sli": sli}});
+    api.patch_status_merge_as("other-tool", SLO_API, SLO_KIND, "shop", "broken", status)
+        .unwrap();
+}
+
 fn rule(api: &ApiServer, name: &str) -> bool {
     api.get("monitoring.coreos.com/v1", "PrometheusRule", "shop", name)
         .is_some()
@@ -49,15 +56,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     }
     api.put(slo("broken"));
     // Another writer's status our types cannot read.
-    api.patch_status_merge_as(
-        "other-tool",
-        SLO_API,
-        SLO_KIND,
-        "shop",
-        "broken",
-        json!({"status": {"sli": 99.5}}),
-    )
-    .unwrap();
+    other_tool_writes_sli(&api, json!(99.5));
     let dir = tempfile::tempdir().unwrap();
     let operator = Operator::start(&api.kubeconfig(dir.path()), &["--leader-election=false"]);
 
@@ -83,15 +82,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     );
 
     // Mended: read and reconciled like any other.
-    api.patch_status_merge_as(
-        "other-tool",
-        SLO_API,
-        SLO_KIND,
-        "shop",
-        "broken",
-        json!({"status": {"sli": "99.5"}}),
-    )
-    .unwrap();
+    other_tool_writes_sli(&api, json!("99.5"));
     assert!(
         api.wait_for(Duration::from_secs(30), || rule(&api, "broken")),
         "the mended SLO gets its rule"
