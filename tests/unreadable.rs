@@ -1,8 +1,10 @@
 //! One SLO this version cannot read must not stop the operator: the real `plimsoll run` against
-//! the API emulation, with an SLO whose status another field manager wrote in a shape our types
-//! do not know (`status.sli` as a number; on a real cluster version skew does the same). Every
-//! other SLO gets its rule and status, the unreadable one is named in the log and counted in
-//! `plimsoll_unreadable_objects`, and once it is mended it is reconciled like the rest.
+//! the API emulation. A status another field manager wrote in a shape our types do not know
+//! (`status.sli` as a number; a newer version's enum value does the same) is read as far as it is
+//! known, and the SLO is reconciled. A spec that cannot be read (written past the schema; on a
+//! real cluster, version skew) leaves that SLO out: every other SLO gets its rule, the unreadable
+//! one is named in the log and counted in `plimsoll_unreadable_objects`, and once it is mended
+//! it is reconciled like the rest.
 
 #[path = "support/apiserver/mod.rs"]
 mod apiserver;
@@ -28,11 +30,11 @@ fn slo(name: &str) -> serde_json::Value {
     })
 }
 
-/// Another field manager writes `status.sli` of the SLO `broken`.
-fn other_tool_writes_sli(api: &ApiServer, sli: serde_json::Value) {
-    let status = json!({"status": {"sli": sli}});
-    api.patch_status_merge_as("other-tool", SLO_API, SLO_KIND, "shop", "broken", status)
-        .unwrap();
+/// The SLO `broken` with this `spec.objective`, as another field manager writes it.
+fn broken(api: &ApiServer, objective: serde_json::Value) {
+    let mut object = slo("broken");
+    object["spec"]["objective"] = objective;
+    api.put_as("other-tool", object);
 }
 
 fn rule(api: &ApiServer, name: &str) -> bool {
@@ -54,16 +56,21 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     for name in ["checkout", "cart", "search"] {
         api.put(slo(name));
     }
-    api.put(slo("broken"));
-    // Another writer's status our types cannot read.
-    other_tool_writes_sli(&api, json!(99.5));
+    broken(&api, json!("high"));
+    // Another writer's status our types cannot read: tolerated.
+    let status = json!({"status": {"sli": 99.5, "rollback": {"state": "Paused"}}});
+    api.patch_status_merge_as("other-tool", SLO_API, SLO_KIND, "shop", "search", status)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let operator = Operator::start(&api.kubeconfig(dir.path()), &["--leader-election=false"]);
 
     let others = api.wait_for(Duration::from_secs(30), || {
         ["checkout", "cart", "search"].iter().all(|n| rule(&api, n))
     });
-    assert!(others, "the readable SLOs get their rules");
+    assert!(
+        others,
+        "the readable SLOs get their rules, search with its odd status too"
+    );
     assert!(
         api.wait_for(Duration::from_secs(10), || unreadable_gauge(&operator)
             .as_deref()
@@ -82,7 +89,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     );
 
     // Mended: read and reconciled like any other.
-    other_tool_writes_sli(&api, json!("99.5"));
+    broken(&api, json!(99.5));
     assert!(
         api.wait_for(Duration::from_secs(30), || rule(&api, "broken")),
         "the mended SLO gets its rule"
@@ -106,7 +113,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
         "reported once per resourceVersion: {named:#?}"
     );
     assert!(
-        named[0].contains("name=broken") && named[0].contains("status.sli"),
+        named[0].contains("name=broken") && named[0].contains("spec.objective"),
         "{}",
         named[0]
     );

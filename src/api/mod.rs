@@ -1,6 +1,7 @@
 //! The public contract: the `ServiceLevelObjective` custom resource (`plimsoll.dev/v1alpha1`).
 
 mod crd;
+mod lenient;
 mod spec;
 mod status;
 

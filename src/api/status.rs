@@ -9,43 +9,85 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::lenient;
 use super::spec::TargetKind;
 
+// Parts this version cannot read count as absent: see `lenient` for the compatibility rule.
 /// Status of a ServiceLevelObjective.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceLevelObjectiveStatus {
     /// The `metadata.generation` this status was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub observed_generation: Option<i64>,
     /// Name of the generated PrometheusRule, in the SLO's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub prometheus_rule: Option<String>,
     /// The service level indicator over the window, in percent with 4 decimals, such as "99.9412".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sli: Option<String>,
     /// The error budget over the window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_budget: Option<ErrorBudgetStatus>,
     /// Burn rates by window, such as {"1h": "0.9"}: 1 spends exactly the budget over the window.
-    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "SmallMap::is_empty"
+    )]
     pub burn_rates: SmallMap<String, String>,
     /// When the budget runs out at the current 6h burn rate (RFC 3339). Absent when the burn rate
     /// is at most 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exhaustion: Option<String>,
     /// Per-group budgets, with `groupBy` only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub groups: Option<GroupsStatus>,
     /// When the numbers were read from Prometheus (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub evaluated_at: Option<String>,
     /// The error budget policy's state and what it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rollback: Option<RollbackStatus>,
     /// Ready (spec valid and rules applied), BudgetExhausted and DataAvailable.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::entries",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub conditions: Vec<Condition>,
 }
 
