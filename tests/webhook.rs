@@ -664,6 +664,57 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
             assert_eq!(answer["response"]["uid"], uid, "{path}: {answer}");
         }
     }
+    // Shapes kube-apiserver sends besides CREATE and UPDATE (from its admission attributes):
+    // CONNECT carries the connect options as the object and the subresource; DELETE carries the
+    // old object and DeleteOptions; dryRun runs admission as usual and must be judged the same.
+    let connect = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "uid-connect",
+                    "kind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "subResource": "exec",
+                    "requestKind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+                    "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+                    "requestSubResource": "exec",
+                    "name": "web-0", "namespace": "shop", "operation": "CONNECT",
+                    "userInfo": {"username": "alice", "groups": ["developers"]},
+                    "object": {"kind": "PodExecOptions", "apiVersion": "v1", "stdin": true,
+                               "command": ["sh"]},
+                    "oldObject": null, "dryRun": false,
+                    "options": null}});
+    let mut delete = review(
+        "uid-delete",
+        "DELETE",
+        SLO_KIND,
+        json!(null),
+        Some(exhausted_slo()),
+    );
+    delete["request"]["name"] = json!("checkout-availability");
+    delete["request"]["options"] = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", "propagationPolicy": "Background"});
+    for path in ["/validate-slo", "/freeze"] {
+        for (sent, what) in [(&connect, "CONNECT"), (&delete, "DELETE")] {
+            let response = admit(&https, running.addr, path, sent).await;
+            assert_eq!(response["allowed"], true, "{path} {what}: {response}");
+        }
+    }
+    let file = support::repo().join("tests/bad-input/14-objective-150.yaml");
+    let mut dry = review(
+        "uid-dry",
+        "CREATE",
+        SLO_KIND,
+        support::document(&file),
+        None,
+    );
+    dry["request"]["dryRun"] = json!(true);
+    let response = admit(&https, running.addr, "/validate-slo", &dry).await;
+    assert_eq!(
+        response["allowed"], false,
+        "a dry run is judged as a real one"
+    );
+    assert_eq!(response["status"]["code"], 422);
+    assert_eq!(
+        response["status"]["message"],
+        plimsoll_validate(&file).join("; ")
+    );
     let unreadable = json!({"request": {"uid": "uid-bad", "operation": 17}});
     let response = admit(&https, running.addr, "/validate-slo", &unreadable).await;
     assert_eq!(response["allowed"], false);
