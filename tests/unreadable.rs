@@ -82,6 +82,20 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
         !rule(&api, "broken"),
         "nothing is done for what cannot be read"
     );
+    let warned = |api: &ApiServer| {
+        api.list("events.k8s.io/v1", "Event", Some("shop"))
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == "broken" && e["reason"] == "Unreadable")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        api.wait_for(Duration::from_secs(15), || !warned(&api).is_empty()),
+        "a Warning Event on the unreadable SLO"
+    );
+    let event = &warned(&api)[0];
+    assert_eq!(event["type"], "Warning");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("spec.objective"), "{note}");
     assert_eq!(
         operator.get("/readyz").map(|r| r.0),
         Some(200),
@@ -101,6 +115,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
         "{:?}",
         unreadable_gauge(&operator)
     );
+    assert_eq!(warned(&api).len(), 1, "one Event for one resourceVersion");
     let (code, log) = operator.terminate();
     assert_eq!(code, Some(0));
     let named: Vec<&str> = log

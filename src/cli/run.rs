@@ -499,6 +499,10 @@ impl Operator {
             )
         });
         let pruner = tokio::spawn(prune(self.cache.clone(), self.ctx.clone()));
+        let reporter = tokio::spawn(crate::controller::unreadable::report(
+            self.cache.clone(),
+            self.ctx.clone(),
+        ));
         let mut done = running.done;
         tokio::select! {
             _ = &mut done => {}
@@ -520,6 +524,7 @@ impl Operator {
         }
         sync.abort();
         pruner.abort();
+        reporter.abort();
         if let Some(reader) = reader {
             reader.abort();
         }

@@ -16,6 +16,7 @@ pub mod rule;
 pub mod rule_versions;
 pub mod status;
 pub mod template;
+pub mod unreadable;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;

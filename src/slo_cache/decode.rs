@@ -16,20 +16,21 @@ use crate::api::{ServiceLevelObjective, ServiceLevelObjectiveSpec};
 pub struct Unreadable {
     pub namespace: String,
     pub name: String,
+    pub uid: String,
     pub resource_version: String,
     pub problem: String,
 }
 
-/// The SLOs that cannot be read now, by namespace and name.
+/// The SLOs that cannot be read now, by namespace and name, and whether an Event said so.
 #[derive(Debug, Default)]
-pub struct Unreadables(Mutex<HashMap<(String, String), Unreadable>>);
+pub struct Unreadables(Mutex<HashMap<(String, String), (Unreadable, bool)>>);
 
 impl Unreadables {
     /// Records an unreadable SLO; logs it once per resourceVersion.
     fn record(&self, found: Unreadable) {
         let key = (found.namespace.clone(), found.name.clone());
         let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if known.get(&key) == Some(&found) {
+        if known.get(&key).is_some_and(|(u, _)| u == &found) {
             return;
         }
         warn!(
@@ -40,7 +41,20 @@ impl Unreadables {
             "this ServiceLevelObjective cannot be read and is left out (every other SLO goes on); \
              fix the field, or run a plimsoll version that knows it"
         );
-        known.insert(key, found);
+        known.insert(key, (found, false));
+    }
+
+    /// Those no Event has named yet, marked as named now.
+    pub fn take_unreported(&self) -> Vec<Unreadable> {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .values_mut()
+            .filter(|(_, reported)| !*reported)
+            .map(|(u, reported)| {
+                *reported = true;
+                u.clone()
+            })
+            .collect()
     }
 
     fn forget(&self, meta: &ObjectMeta) {
@@ -59,7 +73,7 @@ impl Unreadables {
 
     pub fn all(&self) -> Vec<Unreadable> {
         let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut all: Vec<Unreadable> = known.values().cloned().collect();
+        let mut all: Vec<Unreadable> = known.values().map(|(u, _)| u.clone()).collect();
         all.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         all
     }
@@ -143,6 +157,7 @@ impl Reading {
                 self.unreadable.record(Unreadable {
                     namespace,
                     name,
+                    uid: meta.uid.clone().unwrap_or_default(),
                     resource_version: meta.resource_version.clone().unwrap_or_default(),
                     problem,
                 });

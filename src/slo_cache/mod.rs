@@ -178,6 +178,11 @@ impl SloCache {
         self.unreadable.all()
     }
 
+    /// The unreadable SLOs no Event has named yet; they count as named from now on.
+    pub fn take_unreported(&self) -> Vec<Unreadable> {
+        self.unreadable.take_unreported()
+    }
+
     /// Whether a watch has been failing for longer than `bound`: for how long, and why.
     pub fn failing_for(&self, bound: Duration) -> Option<(Duration, String)> {
         self.scopes.iter().find_map(|s| s.health.failing_for(bound))
