@@ -138,3 +138,44 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     );
     assert!(api.refused().is_empty(), "{:?}", api.refused());
 }
+
+/// A watch that keeps failing makes the copy stale: /readyz fails and says why, until the API
+/// server answers again.
+#[test]
+fn a_watch_failing_past_the_bound_makes_readyz_say_the_copy_is_stale() {
+    let api = ApiServer::start(apiserver::presets::all());
+    api.put(slo("checkout"));
+    api.inject(
+        apiserver::Fault::new("list", "servicelevelobjectives")
+            .status(503)
+            .times(1000),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let operator = Operator::start(
+        &api.kubeconfig(dir.path()),
+        &["--leader-election=false", "--cache-stale-after=2s"],
+    );
+    let stale = |operator: &Operator| {
+        operator
+            .get("/readyz")
+            .filter(|(code, _)| *code == 503)
+            .is_some_and(|(_, text)| text.contains("the SLO watch has failed for"))
+    };
+    if !api.wait_for(Duration::from_secs(30), || stale(&operator)) {
+        let last = operator.get("/readyz");
+        let (_, log) = operator.terminate();
+        panic!("{last:?}; {:?}; log:\n{log}", api.stats());
+    }
+    api.clear_faults();
+    assert!(
+        api.wait_for(Duration::from_secs(60), || operator
+            .get("/readyz")
+            .is_some_and(|(code, _)| code == 200)),
+        "ready again once the API server answers: {:?}",
+        operator.get("/readyz")
+    );
+    assert!(
+        api.wait_for(Duration::from_secs(30), || rule(&api, "checkout")),
+        "and the SLO is reconciled"
+    );
+}

@@ -86,6 +86,10 @@ pub struct Args {
     /// PEM file with the CA of Prometheus' TLS certificate.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
     pub prometheus_ca_file: Option<std::path::PathBuf>,
+    /// How long the SLO watch may fail before this replica's copy of the SLOs counts as stale:
+    /// /readyz then fails with the reason, and the deploy freeze admits with a warning.
+    #[arg(long, env = "PLIMSOLL_CACHE_STALE_AFTER", default_value = "2m", value_parser = parse_duration)]
+    pub cache_stale_after: Duration,
     /// How often the budgets are read from Prometheus and written to status.
     #[arg(long, env = "PLIMSOLL_EVALUATION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub evaluation_interval: Duration,
@@ -224,6 +228,7 @@ async fn operate(args: Args) -> Result<(), String> {
     // Every replica keeps its own view of the SLOs, so the Flagger endpoint and the deploy freeze
     // answer alike behind the Service, leader or standby.
     let (slos, _feeding) = SloCache::start(&client, &scope);
+    slos.set_stale_after(args.cache_stale_after);
     if let Some(w) = webhook_settings.as_mut() {
         w.cache = Some(slos.clone());
     }

@@ -65,7 +65,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if let Some((long, error)) = state.slos.failing_for(crate::slo_cache::STALE_AFTER) {
+    if let Some((long, error)) = state.slos.stale() {
         let message = format!(
             "not ready: the SLO watch has failed for {} s (its copy of the SLOs is stale): {error}\n",
             long.as_secs()

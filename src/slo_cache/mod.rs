@@ -26,7 +26,7 @@ use decode::{Reading, Unreadables};
 use health::WatchHealth;
 
 /// A watch failing for longer than this makes the cache stale: /readyz says so, and the deploy
-/// freeze admits (with a warning) rather than judge from an old copy.
+/// freeze admits (with a warning) rather than judge from an old copy (`--cache-stale-after`).
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
 type Trigger = Arc<Mutex<Option<UnboundedSender<Arc<ServiceLevelObjective>>>>>;
@@ -46,6 +46,8 @@ pub struct SloCache {
     synced: Arc<AtomicUsize>,
     /// SLOs left out because they cannot be read.
     unreadable: Arc<Unreadables>,
+    /// In milliseconds: see [`STALE_AFTER`].
+    stale_after: std::sync::atomic::AtomicU64,
 }
 
 /// What the cache keeps of an SLO's metadata: what names it, versions it and governs its
@@ -117,6 +119,8 @@ impl SloCache {
             let events = reflector(writer, typed);
             tasks.push(tokio::spawn(events.for_each(move |event| {
                 match &event {
+                    // Init only says a (re)list is starting, not that it got an answer.
+                    Ok(watcher::Event::Init) => {}
                     Ok(_) => watch_health.worked(),
                     Err(e) => watch_health.failed(e.to_string()),
                 }
@@ -151,6 +155,7 @@ impl SloCache {
             scopes,
             synced,
             unreadable,
+            stale_after: (STALE_AFTER.as_millis() as u64).into(),
         };
         (Arc::new(cache), tasks)
     }
@@ -170,6 +175,7 @@ impl SloCache {
             }],
             synced: Arc::new(AtomicUsize::new(1)),
             unreadable: Arc::default(),
+            stale_after: (STALE_AFTER.as_millis() as u64).into(),
         }
     }
 
@@ -183,8 +189,16 @@ impl SloCache {
         self.unreadable.take_unreported()
     }
 
-    /// Whether a watch has been failing for longer than `bound`: for how long, and why.
-    pub fn failing_for(&self, bound: Duration) -> Option<(Duration, String)> {
+    /// Sets how long a failing watch may fail before the copy counts as stale.
+    pub fn set_stale_after(&self, bound: Duration) {
+        let millis = bound.as_millis().min(u64::MAX as u128) as u64;
+        self.stale_after.store(millis, Ordering::Relaxed);
+    }
+
+    /// Whether the copy is stale (a watch has failed for longer than the bound): for how long,
+    /// and the last error.
+    pub fn stale(&self) -> Option<(Duration, String)> {
+        let bound = Duration::from_millis(self.stale_after.load(Ordering::Relaxed));
         self.scopes.iter().find_map(|s| s.health.failing_for(bound))
     }
 

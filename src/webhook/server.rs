@@ -174,7 +174,7 @@ async fn deploy_freeze(State(state): State<AppState>, headers: HeaderMap, body: 
         "freeze",
         &body,
         |review| {
-            if let Some((long, error)) = cache.failing_for(crate::slo_cache::STALE_AFTER) {
+            if let Some((long, error)) = cache.stale() {
                 return Verdict::warn(format!(
                     "deploy freeze not checked: the operator's SLO watch has failed for {} s, so \
                      its copy is stale: {error}",
