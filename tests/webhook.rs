@@ -22,6 +22,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::client::Body;
 use plimsoll::controller::Scope;
+use plimsoll::slo_cache::SloCache;
 use plimsoll::webhook::tls::{self, Bundle};
 use plimsoll::webhook::{self, CertSource, Running, Settings};
 use serde_json::{Value, json};
@@ -70,6 +71,8 @@ struct Cluster {
     unexpected: Vec<String>,
     /// Open watches: answered never, as an idle API server's.
     watches: Vec<SendResponse<Response<Body>>>,
+    /// SLO lists are answered 503, as by an API server that is down.
+    slos_down: bool,
 }
 
 type Shared = Arc<Mutex<Cluster>>;
@@ -159,6 +162,7 @@ impl Cluster {
                 self.configuration = Some(current.clone());
                 (200, current)
             }
+            ("GET", SLOS) if self.slos_down => status(503, "ServiceUnavailable", "down"),
             ("GET", SLOS) if watch => return None,
             ("GET", SLOS) => (
                 200,
@@ -1044,4 +1048,67 @@ fn plimsoll_run_refuses_a_webhook_without_a_certificate() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--webhook-service"), "{stderr}");
+}
+
+/// The freeze never judges from a stale copy: while the SLO watch fails past the bound, a pod
+/// template change is admitted with a warning that says so; once the API server answers, the
+/// exhausted SLO freezes the Deployment again.
+#[tokio::test]
+async fn a_stale_slo_copy_makes_the_freeze_admit_with_a_warning() {
+    let ours = tls::generate(&names(), Timestamp::now()).unwrap();
+    let cluster = Arc::new(Mutex::new(Cluster {
+        race: Some(secret_value(&ours)),
+        slos: vec![exhausted_slo()],
+        slos_down: true,
+        ..Cluster::default()
+    }));
+    let (cache, _feeding) = SloCache::start(&client(cluster.clone()), &Scope::default());
+    cache.set_stale_after(Duration::from_millis(500));
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let mut settings = settings(self_managed(), true);
+    settings.configuration = None;
+    settings.cache = Some(cache);
+    let running = webhook::start(client(cluster.clone()), settings, shutdown)
+        .await
+        .unwrap();
+    eventually("a certificate is served", || {
+        running.certificates.cert().is_some()
+    })
+    .await;
+    let https = https(&ours.ca_cert, running.addr);
+    let old = deployment("shop:1", json!({}));
+    let change = review(
+        "uid-stale",
+        "UPDATE",
+        DEPLOYMENT_KIND,
+        deployment("shop:2", json!({})),
+        Some(old),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stale = loop {
+        let response = admit(&https, running.addr, "/freeze", &change).await;
+        assert_eq!(response["allowed"], true, "{response}");
+        let warning = response["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if warning.contains("SLO watch has failed") {
+            break warning;
+        }
+        assert!(Instant::now() < deadline, "never said stale: {response}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(stale.starts_with("deploy freeze not checked"), "{stale}");
+    cluster.lock().unwrap().slos_down = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = admit(&https, running.addr, "/freeze", &change).await;
+        if response["allowed"] == false {
+            assert_eq!(response["status"]["code"], 403);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never judged again: {response}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(running, shutdown_tx).await;
 }
