@@ -50,6 +50,18 @@ fn unreadable_gauge(operator: &Operator) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Waits for `plimsoll_unreadable_objects` to read `value`.
+fn gauge_becomes(api: &ApiServer, operator: &Operator, value: &str) {
+    let reached = api.wait_for(Duration::from_secs(10), || {
+        unreadable_gauge(operator).as_deref() == Some(value)
+    });
+    assert!(
+        reached,
+        "plimsoll_unreadable_objects is {:?}, not {value}",
+        unreadable_gauge(operator)
+    );
+}
+
 #[test]
 fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
     let api = ApiServer::start(apiserver::presets::all());
@@ -71,13 +83,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
         others,
         "the readable SLOs get their rules, search with its odd status too"
     );
-    assert!(
-        api.wait_for(Duration::from_secs(10), || unreadable_gauge(&operator)
-            .as_deref()
-            == Some("1")),
-        "the gauge counts it: {:?}",
-        unreadable_gauge(&operator)
-    );
+    gauge_becomes(&api, &operator, "1");
     assert!(
         !rule(&api, "broken"),
         "nothing is done for what cannot be read"
@@ -108,13 +114,7 @@ fn an_unreadable_slo_is_left_out_and_reported_and_every_other_goes_on() {
         api.wait_for(Duration::from_secs(30), || rule(&api, "broken")),
         "the mended SLO gets its rule"
     );
-    assert!(
-        api.wait_for(Duration::from_secs(10), || unreadable_gauge(&operator)
-            .as_deref()
-            == Some("0")),
-        "{:?}",
-        unreadable_gauge(&operator)
-    );
+    gauge_becomes(&api, &operator, "0");
     assert_eq!(warned(&api).len(), 1, "one Event for one resourceVersion");
     let (code, log) = operator.terminate();
     assert_eq!(code, Some(0));

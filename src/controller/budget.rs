@@ -3,9 +3,7 @@
 //! the status, under its own field manager, written only when a visible value changed.
 
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use tracing::warn;
 
 use super::Context;
 use super::error::Error;
@@ -112,15 +110,9 @@ async fn report_foreign(ctx: &Context, object: &ServiceLevelObjective, foreign: 
              Thanos or Mimir, scope the readings with --reading-selector (its external labels); \
              otherwise find who writes it (an exporter, honor_labels)."
         );
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "ForeignSeries".to_string(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "ReadBudget".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-            warn!(error = %e, "could not publish event");
-        }
+        let regarding = object.object_ref(&());
+        ctx.recorder
+            .warn("ForeignSeries", "ReadBudget", &note, &regarding)
+            .await;
     }
 }

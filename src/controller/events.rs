@@ -133,6 +133,26 @@ impl Publisher {
         recent.insert(happening, published);
     }
 
+    /// Publishes a Warning with this reason, action and note (cut to the 1 KiB the API allows);
+    /// a failure to publish is logged, never an error of the caller's.
+    pub async fn warn(&self, reason: &str, action: &str, note: &str, regarding: &ObjectReference) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.publish(&event, regarding).await {
+            tracing::warn!(
+                reason,
+                name = regarding.name.as_deref().unwrap_or_default(),
+                error = %e,
+                "could not publish event"
+            );
+        }
+    }
+
     /// How many Events are remembered for counting repeats.
     pub fn remembered(&self) -> usize {
         self.recent.lock().unwrap_or_else(|p| p.into_inner()).len()

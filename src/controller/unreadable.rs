@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType};
-use tracing::warn;
 
 use super::Context;
 use crate::slo_cache::{SloCache, Unreadable};
@@ -37,14 +35,7 @@ async fn publish(ctx: &Context, unreadable: &Unreadable) {
          no rules, status or actions until the field is fixed or a version that knows it runs.",
         unreadable.problem
     );
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "Unreadable".to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Read".to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &regarding).await {
-        warn!(slo = %unreadable.name, error = %e, "could not publish event");
-    }
+    ctx.recorder
+        .warn("Unreadable", "Read", &note, &regarding)
+        .await;
 }

@@ -81,7 +81,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     count_slos(&state);
-    state.metrics.set_unreadable(state.slos.unreadable().len());
+    state.metrics.set_unreadable(state.slos.unreadable_count());
     match state.metrics.encode() {
         Ok(body) => (
             StatusCode::OK,

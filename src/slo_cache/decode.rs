@@ -71,6 +71,10 @@ impl Unreadables {
         known.retain(|k, _| listed.contains(k));
     }
 
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     pub fn all(&self) -> Vec<Unreadable> {
         let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<Unreadable> = known.values().map(|(u, _)| u.clone()).collect();
@@ -103,15 +107,15 @@ fn gone(metadata: ObjectMeta) -> ServiceLevelObjective {
 
 /// Turns one event of the untyped watch into the typed one: unreadable objects are recorded and
 /// left out (an SLO that was readable and no longer is leaves the store).
-pub struct Reading {
+pub struct Decoder {
     unreadable: std::sync::Arc<Unreadables>,
     /// Namespace and name of every object the running (re)list returned.
     listing: std::collections::HashSet<(String, String)>,
 }
 
-impl Reading {
-    pub fn new(unreadable: std::sync::Arc<Unreadables>) -> Reading {
-        Reading {
+impl Decoder {
+    pub fn new(unreadable: std::sync::Arc<Unreadables>) -> Decoder {
+        Decoder {
             unreadable,
             listing: Default::default(),
         }

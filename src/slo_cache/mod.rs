@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::api::ServiceLevelObjective;
 use crate::controller::Scope;
 pub use decode::Unreadable;
-use decode::{Reading, Unreadables};
+use decode::{Decoder, Unreadables};
 use health::WatchHealth;
 
 /// A watch failing for longer than this makes the cache stale: /readyz says so, and the deploy
@@ -106,12 +106,12 @@ impl SloCache {
             let health = Arc::new(WatchHealth::default());
             let watch_health = health.clone();
             let mut listed = false;
-            let mut reading = Reading::new(unreadable.clone());
+            let mut decoder = Decoder::new(unreadable.clone());
             let typed = watcher(api, config)
                 .default_backoff()
                 .filter_map(move |event| {
                     futures::future::ready(match event {
-                        Ok(event) => reading.event(event).map(Ok),
+                        Ok(event) => decoder.event(event).map(Ok),
                         Err(e) => Some(Err(e)),
                     })
                 })
@@ -182,6 +182,11 @@ impl SloCache {
     /// The SLOs left out because this version cannot read them.
     pub fn unreadable(&self) -> Vec<Unreadable> {
         self.unreadable.all()
+    }
+
+    /// How many SLOs are left out because this version cannot read them.
+    pub fn unreadable_count(&self) -> usize {
+        self.unreadable.len()
     }
 
     /// The unreadable SLOs no Event has named yet; they count as named from now on.
