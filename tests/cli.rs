@@ -229,3 +229,42 @@ fn generate_refuses_invalid_input_and_writes_nothing() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// One SLO (namespace/name) defined twice, in two files or twice in one: refused naming both
+/// places, since two rule groups of one name make Prometheus refuse the whole file.
+#[test]
+fn the_same_slo_twice_is_refused_with_both_locations() {
+    let valid = std::fs::read_to_string(repo().join("examples/api-latency.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(&first, &valid).unwrap();
+    std::fs::write(&second, format!("{valid}---\n{valid}")).unwrap();
+    let (a, b) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let out = plimsoll(&["validate", "-f", a, b], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (at, line) in ["#1", "#2"].iter().zip(&lines) {
+        assert!(
+            line.starts_with(&format!("{b}{at}: metadata.name: SLO "))
+                && line.ends_with(&format!(
+                    "is also defined in {a}; define each SLO (namespace/name) once"
+                )),
+            "{line}"
+        );
+    }
+    assert!(
+        text(&out.stderr).contains("1 valid, 2 invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = plimsoll(&["generate", "-f", a, b], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains(&format!("{b}#1: metadata.name: SLO ")));
+    // The same name in another namespace is another SLO.
+    std::fs::write(&second, valid.replace("namespace: api", "namespace: web")).unwrap();
+    let out = plimsoll(&["generate", "-f", a, b], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -351,3 +351,54 @@ fn rules_of_random_valid_slos_pass_promtool_check() {
     let out = check_rules(&groups);
     assert!(out.contains("SUCCESS"), "{out}");
 }
+
+/// tests/alert-templates.json against the real parser: every text we accept, promtool accepts;
+/// every text we refuse, promtool refuses too unless the case says we are stricter. One alert per
+/// case, in one file, so promtool names the alert of each failure.
+#[test]
+fn alert_templates_are_judged_as_promtool_judges_them() {
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/alert-templates.json")).unwrap(),
+    )
+    .unwrap();
+    let mut texts = Vec::new();
+    for text in cases["accepted"].as_array().unwrap() {
+        texts.push((text.as_str().unwrap().to_string(), true));
+    }
+    for case in cases["refused"].as_array().unwrap() {
+        let prometheus_accepts = case.get("prometheus").and_then(|p| p.as_str()) == Some("accepts");
+        texts.push((
+            case["text"].as_str().unwrap().to_string(),
+            prometheus_accepts,
+        ));
+    }
+    let rules: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| {
+            serde_json::json!({"alert": format!("Case{i}"), "expr": "vector(1)", "annotations": {"d": text}})
+        })
+        .collect();
+    let file = serde_json::json!({"groups": [{"name": "cases", "rules": rules}]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let out = promtool()
+        .arg("check")
+        .arg("rules")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let differ: Vec<&String> = texts
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, accepts))| report.contains(&format!("\"Case{i}\"")) == *accepts)
+        .map(|(_, (text, _))| text)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "promtool judges {differ:?} otherwise:\n{report}"
+    );
+}

@@ -50,9 +50,20 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
     }
     let mut slos: Vec<Slo> = Vec::new();
     let mut invalid = false;
+    let mut definitions = manifests::Definitions::default();
     for doc in checked {
         match doc.outcome {
-            Outcome::Decoded(Decoded::Valid(valid)) => slos.push(valid.1),
+            Outcome::Decoded(Decoded::Valid(valid)) => {
+                let slo = valid.1;
+                let namespace = slo.namespace.as_deref().unwrap_or(&args.namespace);
+                match definitions.claim(namespace, &slo.name, &doc.location) {
+                    Ok(()) => slos.push(slo),
+                    Err(twice) => {
+                        invalid = true;
+                        let _ = writeln!(err, "{}: {twice}", doc.location);
+                    }
+                }
+            }
             Outcome::Decoded(Decoded::Other { .. }) => {}
             Outcome::Decoded(Decoded::Invalid(errors)) => {
                 invalid = true;

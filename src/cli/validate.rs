@@ -17,6 +17,10 @@ pub struct Args {
     /// More paths, as pre-commit passes them.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Namespace of SLOs whose manifest names none, as `generate` and `local` place them; two
+    /// definitions of one namespace/name are refused.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
     /// Print only problems, no summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -52,9 +56,20 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         let _ = writeln!(err, "plimsoll validate: {e}");
     }
     tally.io_errors = io_errors.len();
+    let mut definitions = manifests::Definitions::default();
     for doc in checked {
         match doc.outcome {
-            Outcome::Decoded(Decoded::Valid(_)) => tally.valid += 1,
+            Outcome::Decoded(Decoded::Valid(valid)) => {
+                let slo = &valid.1;
+                let namespace = slo.namespace.as_deref().unwrap_or(&args.namespace);
+                match definitions.claim(namespace, &slo.name, &doc.location) {
+                    Ok(()) => tally.valid += 1,
+                    Err(twice) => {
+                        tally.invalid += 1;
+                        let _ = writeln!(out, "{}: {twice}", doc.location);
+                    }
+                }
+            }
             Outcome::Decoded(Decoded::Other { .. }) => tally.other += 1,
             Outcome::Decoded(Decoded::Invalid(errors)) => {
                 tally.invalid += 1;

@@ -51,6 +51,7 @@ pub fn load(files: &Snapshot, default_namespace: &str) -> Catalog {
     let paths: Vec<PathBuf> = files.keys().cloned().collect();
     let (checked, io_errors) = manifests::check_files(&paths);
     let mut catalog = Catalog::default();
+    let mut definitions = manifests::Definitions::default();
     for e in io_errors {
         catalog.problems.push(e.to_string());
         let (LoadError::Io { path, .. } | LoadError::NotText { path }) = e;
@@ -70,14 +71,12 @@ pub fn load(files: &Snapshot, default_namespace: &str) -> Catalog {
                     .namespace
                     .clone()
                     .unwrap_or_else(|| default_namespace.to_string());
-                let key = format!("{namespace}/{}", slo.name);
-                match catalog.slos.iter().find(|l| l.key == key) {
-                    Some(first) => catalog.problems.push(format!(
-                        "{}: metadata.name: SLO {key} is already defined in {}; this one is skipped",
-                        doc.location, first.location
-                    )),
-                    None => catalog.slos.push(Loaded {
-                        key,
+                match definitions.claim(&namespace, &slo.name, &doc.location) {
+                    Err(twice) => catalog
+                        .problems
+                        .push(format!("{}: {twice}; this one is skipped", doc.location)),
+                    Ok(()) => catalog.slos.push(Loaded {
+                        key: format!("{namespace}/{}", slo.name),
                         namespace,
                         slo,
                         location: doc.location,
@@ -140,7 +139,9 @@ mod tests {
             )
         );
         assert!(
-            catalog.problems[1].starts_with(&format!("{d}: metadata.name: SLO team/a is already")),
+            catalog.problems[1].starts_with(&format!(
+                "{d}: metadata.name: SLO team/a is also defined in"
+            )),
             "{}",
             catalog.problems[1]
         );

@@ -48,6 +48,10 @@ pub enum Problem {
     LabelName { what: &'static str, name: String },
     #[error("label {name:?} is reserved for Plimsoll's own series ({reserved}); pick another name")]
     ReservedLabel { name: String, reserved: String },
+    #[error(
+        "is not a Prometheus alert template that parses: {detail}; for a literal `{{{{` write `{{{{ \"{{{{\" }}}}`"
+    )]
+    Template { detail: String },
     #[error("{name:?} is listed twice; list each once")]
     Duplicate { name: String },
     #[error("set exactly one of {fields}, found {found}")]
@@ -72,6 +76,7 @@ impl Problem {
             Problem::NotASelector { .. } => "NotASelector",
             Problem::LabelName { .. } => "InvalidLabelName",
             Problem::ReservedLabel { .. } => "ReservedLabel",
+            Problem::Template { .. } => "AlertTemplate",
             Problem::Duplicate { .. } => "Duplicate",
             Problem::ExactlyOne { .. } => "ExactlyOne",
             Problem::NotAllowed { .. } => "NotAllowed",

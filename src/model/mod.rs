@@ -6,6 +6,7 @@ mod error;
 pub mod names;
 mod percent;
 pub mod promql;
+pub mod template;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -139,7 +140,7 @@ pub enum Indicator {
         group_by: Vec<String>,
     },
     Query {
-        /// PromQL with the `$window` placeholder, checked to parse once it is substituted.
+        /// PromQL with the `$window` placeholder, as printed from its parsed expression.
         error_ratio: String,
     },
 }

@@ -104,8 +104,21 @@ pub fn quote(text: &str) -> String {
     out
 }
 
+/// Prometheus' PromQL lexer reads U+FFFD as a decoding error and refuses the expression, though
+/// it is valid UTF-8 and promql-parser accepts it.
+fn refuse_replacement_character(text: &str) -> Result<(), Problem> {
+    match text.contains(char::REPLACEMENT_CHARACTER) {
+        true => Err(Problem::invalid(
+            "contains U+FFFD (the replacement character), which Prometheus refuses in PromQL as \
+             invalid UTF-8; remove it or match it with a regex such as `.`",
+        )),
+        false => Ok(()),
+    }
+}
+
 /// Parses a plain vector selector: a metric name and label matchers, nothing else.
 pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
+    refuse_replacement_character(text)?;
     let expr = parse(text)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(not_a_selector(&expr));
@@ -157,21 +170,42 @@ pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
     }
 }
 
-/// Checks the `query.errorRatio` template: it must contain `$window` and, once a window is put in,
-/// parse to an instant vector.
-pub fn check_error_ratio_template(template: &str) -> Result<(), Problem> {
+/// A window no one writes, standing in for `$window` while the template is parsed and printed.
+/// It is spelled as promql-parser prints it, so the printed text gives it back unchanged.
+const WINDOW_STAND_IN: &str = "12345d6h7m8s9ms";
+
+/// Checks the `query.errorRatio` template and returns it printed from its parsed expression:
+/// comments, line breaks and spacing are gone, so splicing the result into `(...)` or `absent(...)`
+/// cannot change its meaning. It must contain `$window` and, once a window is put in, parse to an
+/// instant vector.
+pub fn normalize_error_ratio(template: &str) -> Result<String, Problem> {
     if !template.contains(WINDOW_PLACEHOLDER) {
         return Err(Problem::invalid(format!(
             "must contain the {WINDOW_PLACEHOLDER} placeholder in each range, such as \
              `sum(rate(errors_total[$window])) / sum(rate(requests_total[$window]))`"
         )));
     }
-    let expr = parse(&template.replace(WINDOW_PLACEHOLDER, "5m"))?;
-    match expr.value_type() {
-        ValueType::Vector => Ok(()),
-        other => Err(Problem::invalid(format!(
-            "must be an instant vector (an error ratio per series), but it is a {other}; \
-             wrap range selectors in a function such as rate()"
+    refuse_replacement_character(template)?;
+    if template.contains(WINDOW_STAND_IN) {
+        return Err(Problem::invalid(format!(
+            "must not contain {WINDOW_STAND_IN:?}: Plimsoll uses that text while it reads the query"
+        )));
+    }
+    let expr = parse(&template.replace(WINDOW_PLACEHOLDER, WINDOW_STAND_IN))?;
+    if expr.value_type() != ValueType::Vector {
+        return Err(Problem::invalid(format!(
+            "must be an instant vector (an error ratio per series), but it is a {}; \
+             wrap range selectors in a function such as rate()",
+            expr.value_type()
+        )));
+    }
+    let printed = expr.to_string();
+    // The printer must give back the same expression, or what runs would not be what was checked.
+    match parser::parse(&printed) {
+        Ok(again) if again == expr => Ok(printed.replace(WINDOW_STAND_IN, WINDOW_PLACEHOLDER)),
+        _ => Err(Problem::invalid(format!(
+            "cannot be written back unchanged (it reads as `{printed}`); simplify the expression, \
+             for example without `or` between label matchers"
         ))),
     }
 }
@@ -256,6 +290,21 @@ mod tests {
     }
 
     #[test]
+    fn refuses_what_prometheus_reads_as_invalid_utf8() {
+        for text in [
+            "m{a=\"x\u{FFFD}\"}",
+            "sum(rate(m{a=\"\u{FFFD}\"}[$window]))",
+        ] {
+            let err = parse_selector(text)
+                .err()
+                .or(normalize_error_ratio(text).err())
+                .unwrap();
+            assert!(err.to_string().contains("U+FFFD"), "{err}");
+        }
+        assert!(normalize_error_ratio("sum(rate(m{a=\"\u{FFFD}\"}[$window]))").is_err());
+    }
+
+    #[test]
     fn reports_syntax_errors() {
         let err = parse_selector("http_requests_total{job=").unwrap_err();
         assert_eq!(err.reason(), "PromQLSyntax");
@@ -263,26 +312,50 @@ mod tests {
 
     #[test]
     fn checks_query_templates() {
-        assert!(
-            check_error_ratio_template("sum(rate(a[$window])) / sum(rate(b[$window]))").is_ok()
+        assert_eq!(
+            normalize_error_ratio("sum(rate(a[$window])) / sum(rate(b[$window]))").unwrap(),
+            "sum(rate(a[$window])) / sum(rate(b[$window]))"
         );
         assert!(
-            check_error_ratio_template("sum(rate(a[5m]))")
+            normalize_error_ratio("sum(rate(a[5m]))")
                 .unwrap_err()
                 .to_string()
                 .contains("$window")
         );
         assert_eq!(
-            check_error_ratio_template("sum(rate(a[$window])")
+            normalize_error_ratio("sum(rate(a[$window])")
                 .unwrap_err()
                 .reason(),
             "PromQLSyntax"
         );
         assert!(
-            check_error_ratio_template("a[$window]")
+            normalize_error_ratio("a[$window]")
                 .unwrap_err()
                 .to_string()
                 .contains("instant vector")
+        );
+    }
+
+    #[test]
+    fn query_templates_are_printed_without_comments_or_line_breaks() {
+        let printed = normalize_error_ratio(
+            "sum(rate(errors_total[$window])) # the failures\n/\n  sum(rate(requests_total[$window])) # all",
+        )
+        .unwrap();
+        assert_eq!(
+            printed,
+            "sum(rate(errors_total[$window])) / sum(rate(requests_total[$window]))"
+        );
+        // Precedence is kept by the parser's own parentheses.
+        assert_eq!(
+            normalize_error_ratio("(1 - sum(rate(a[$window:1m]))) * 2").unwrap(),
+            "(1 - sum(rate(a[$window:1m]))) * 2"
+        );
+        assert_eq!(
+            normalize_error_ratio("x[12345d6h7m8s9ms] + rate(a[$window])")
+                .unwrap_err()
+                .reason(),
+            "Invalid"
         );
     }
 }

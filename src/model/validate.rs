@@ -10,7 +10,7 @@ use super::names::{
     RESERVED_ALERT_LABELS, RESERVED_SERIES_LABELS, camel_case, is_dns_label, is_dns_subdomain,
     is_label_name, is_label_value,
 };
-use super::promql::{check_error_ratio_template, parse_selector};
+use super::promql::{normalize_error_ratio, parse_selector};
 use super::{
     AbsentAlert, AlertTier, Alerting, BadEvents, BudgetingMethod, BurnRateTrigger, CalendarPeriod,
     DEFAULT_RECOVERY_MARGIN, Duration, Indicator, Percent, RollbackPolicy, Selector, Slo, Target,
@@ -323,10 +323,8 @@ impl Checker {
             });
         }
         let q = ind.query.as_ref()?;
-        match check_error_ratio_template(&q.error_ratio) {
-            Ok(()) => Some(Indicator::Query {
-                error_ratio: q.error_ratio.clone(),
-            }),
+        match normalize_error_ratio(&q.error_ratio) {
+            Ok(error_ratio) => Some(Indicator::Query { error_ratio }),
             Err(p) => self.fail("spec.indicator.query.errorRatio", p),
         }
     }
@@ -469,7 +467,7 @@ impl Checker {
             None => camel_case(object_name),
         };
         self.alert_labels("spec.alerting.labels", &a.labels);
-        self.annotation_keys("spec.alerting.annotations", &a.annotations);
+        self.annotations("spec.alerting.annotations", &a.annotations);
         let page = self.tier("page", a.page.as_ref(), a, "critical");
         let ticket = self.tier("ticket", a.ticket.as_ref(), a, "warning");
         let absent = a.absent.clone().unwrap_or_default();
@@ -508,7 +506,7 @@ impl Checker {
         let default = api::AlertTier::default();
         let t = t.unwrap_or(&default);
         self.alert_labels(&format!("spec.alerting.{tier}.labels"), &t.labels);
-        self.annotation_keys(&format!("spec.alerting.{tier}.annotations"), &t.annotations);
+        self.annotations(&format!("spec.alerting.{tier}.annotations"), &t.annotations);
         if t.disabled {
             return None;
         }
@@ -523,7 +521,22 @@ impl Checker {
         })
     }
 
+    /// Alert labels and annotations are templates Prometheus parses before it loads the file.
+    fn templates(&mut self, path: &str, texts: &SmallMap<String, String>) {
+        for (name, text) in texts.iter() {
+            if let Err(e) = super::template::check(text) {
+                self.errors.push(
+                    format!("{path}.{name}"),
+                    Problem::Template {
+                        detail: e.to_string(),
+                    },
+                );
+            }
+        }
+    }
+
     fn alert_labels(&mut self, path: &str, labels: &SmallMap<String, String>) {
+        self.templates(path, labels);
         for name in labels.keys() {
             let item = format!("{path}.{name}");
             if !is_label_name(name) {
@@ -542,7 +555,8 @@ impl Checker {
         }
     }
 
-    fn annotation_keys(&mut self, path: &str, annotations: &SmallMap<String, String>) {
+    fn annotations(&mut self, path: &str, annotations: &SmallMap<String, String>) {
+        self.templates(path, annotations);
         for name in annotations.keys().filter(|n| !is_label_name(n)) {
             self.errors.push(
                 format!("{path}.{name}"),

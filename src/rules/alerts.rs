@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::amounts::presence;
 use super::windows::{BurnWindow, FROM_COUNTS, Tier, burn_windows, rate_suffix};
 use super::{Context, Rule, RuleGroup, names};
+use crate::model::template::literal;
 use crate::model::{AlertTier, Duration};
 
 /// Adds the alerts to the groups that record their inputs: a burn-rate alert goes where its long
@@ -58,8 +59,9 @@ fn burn_alert(ctx: &Context, burn: &BurnWindow, tier: &AlertTier) -> Rule {
         (
             "summary".to_string(),
             format!(
-                "SLO {}/{} ({}) is spending its error budget {}x faster than sustainable.",
-                ctx.namespace, slo.name, slo.service, burn.factor
+                "SLO {} is spending its error budget {}x faster than sustainable.",
+                who(ctx),
+                burn.factor
             ),
         ),
         (
@@ -102,10 +104,7 @@ fn absent_alert(ctx: &Context, for_: Duration) -> Rule {
     let mut annotations = BTreeMap::from([
         (
             "summary".to_string(),
-            format!(
-                "SLO {}/{} ({}) has no data: its SLI cannot be computed.",
-                ctx.namespace, slo.name, slo.service
-            ),
+            format!("SLO {} has no data: its SLI cannot be computed.", who(ctx)),
         ),
         (
             "description".to_string(),
@@ -143,10 +142,18 @@ fn window_text(ctx: &Context) -> String {
     }
 }
 
-/// The SLO's own description, kept out of Go templating: `{{` in user text would break the rule.
+/// `namespace/name (service)`, as literal template text: the service is any label value.
+fn who(ctx: &Context) -> String {
+    literal(&format!(
+        "{}/{} ({})",
+        ctx.namespace, ctx.slo.name, ctx.slo.service
+    ))
+}
+
+/// The SLO's own description, as literal template text: it is prose, not a template.
 fn description_suffix(ctx: &Context) -> String {
     match &ctx.slo.description {
-        Some(d) if !d.is_empty() => format!(" SLO: {}", d.replace("{{", "{ {")),
+        Some(d) if !d.is_empty() => format!(" SLO: {}", literal(d)),
         _ => String::new(),
     }
 }

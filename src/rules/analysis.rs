@@ -180,10 +180,13 @@ struct Queries<'a> {
 
 impl<'a> Queries<'a> {
     fn new(slo: &'a Slo, namespace: &str, uid: Option<&str>, scope: &[LabelMatcher]) -> Self {
+        // Argo substitutes `{{...}}` anywhere in a metric and fails the run on an unknown
+        // name: braces in a value are written as the escape PromQL reads back as `{`.
+        let value = |v: &str| quote(v).replace('{', r"\x7b");
         let mut parts = vec![
             format!("{}={}", names::LABEL_SLO, quote(&slo.name)),
             format!("{}={}", names::LABEL_NAMESPACE, quote(namespace)),
-            format!("{}={}", names::LABEL_SERVICE, quote(&slo.service)),
+            format!("{}={}", names::LABEL_SERVICE, value(&slo.service)),
         ];
         parts.extend(uid.map(|u| format!("{}={}", names::LABEL_UID, quote(u))));
         parts.extend(scope.iter().map(|m| {
@@ -193,9 +196,7 @@ impl<'a> Queries<'a> {
                 MatchKind::Regex => "=~",
                 MatchKind::NotRegex => "!~",
             };
-            // Argo substitutes `{{...}}` anywhere in a metric and fails the run on an unknown
-            // name: braces in a value are written as the escape PromQL reads back as `{`.
-            format!("{}{op}{}", m.name, quote(&m.value).replace('{', r"\x7b"))
+            format!("{}{op}{}", m.name, value(&m.value))
         }));
         Queries {
             slo,
