@@ -6,9 +6,10 @@ use std::fmt;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
+use promql_parser::util::{ExprVisitor, walk_expr};
 
 use super::error::Problem;
-use super::names::is_metric_name;
+use super::names::{is_label_name, is_metric_name};
 
 /// The placeholder in `query.errorRatio` that each window replaces.
 pub const WINDOW_PLACEHOLDER: &str = "$window";
@@ -199,6 +200,14 @@ pub fn normalize_error_ratio(template: &str) -> Result<String, Problem> {
             expr.value_type()
         )));
     }
+    let mut newer = NewerThanPrometheus::default();
+    let _ = walk_expr(&mut newer, &expr);
+    if let Some(found) = newer.0 {
+        return Err(Problem::invalid(format!(
+            "uses {found}, which Prometheus 2.42 does not know (in Prometheus 3 it is experimental \
+             or new syntax); write it with what both understand"
+        )));
+    }
     let printed = expr.to_string();
     // The printer must give back the same expression, or what runs would not be what was checked.
     match parser::parse(&printed) {
@@ -207,6 +216,71 @@ pub fn normalize_error_ratio(template: &str) -> Result<String, Problem> {
             "cannot be written back unchanged (it reads as `{printed}`); simplify the expression, \
              for example without `or` between label matchers"
         ))),
+    }
+}
+
+/// Functions and aggregations that promql-parser knows and Prometheus 2.42 does not; most are
+/// experimental in Prometheus 3, behind a feature flag.
+const NEWER_THAN_PROMETHEUS: &[&str] = &[
+    "double_exponential_smoothing",
+    "first_over_time",
+    "histogram_avg",
+    "histogram_quantiles",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "info",
+    "integral",
+    "mad_over_time",
+    "max_of",
+    "min_of",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "start_timestamp",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "limitk",
+    "limit_ratio",
+];
+
+/// The first use of something Prometheus 2.42 would refuse: a newer function or aggregation, or
+/// a quoted (UTF-8) metric or label name.
+#[derive(Default)]
+struct NewerThanPrometheus(Option<String>);
+
+impl ExprVisitor for NewerThanPrometheus {
+    type Error = std::convert::Infallible;
+
+    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+        let selector = match expr {
+            Expr::VectorSelector(vs) => Some(vs),
+            Expr::MatrixSelector(ms) => Some(&ms.vs),
+            _ => None,
+        };
+        let found = match expr {
+            Expr::Call(call) if NEWER_THAN_PROMETHEUS.contains(&call.func.name) => {
+                Some(format!("{}()", call.func.name))
+            }
+            Expr::Aggregate(agg)
+                if NEWER_THAN_PROMETHEUS.contains(&agg.op.to_string().as_str()) =>
+            {
+                Some(agg.op.to_string())
+            }
+            _ => selector.and_then(|vs| {
+                let metric = vs.name.iter().filter(|n| !is_metric_name(n));
+                let labels = vs.matchers.matchers.iter().map(|m| &m.name);
+                let labels = labels.filter(|n| *n != "__name__" && !is_label_name(n));
+                metric
+                    .chain(labels)
+                    .next()
+                    .map(|name| format!("the quoted name {name:?}"))
+            }),
+        };
+        if found.is_some() && self.0.is_none() {
+            self.0 = found;
+        }
+        Ok(true)
     }
 }
 
@@ -302,6 +376,23 @@ mod tests {
             assert!(err.to_string().contains("U+FFFD"), "{err}");
         }
         assert!(normalize_error_ratio("sum(rate(m{a=\"\u{FFFD}\"}[$window]))").is_err());
+    }
+
+    #[test]
+    fn refuses_what_prometheus_2_42_does_not_know() {
+        for (text, found) in [
+            (
+                "sort_by_label(sum by (a) (rate(m[$window])), \"a\")",
+                "sort_by_label()",
+            ),
+            ("limitk(1, rate(m[$window]))", "limitk"),
+            ("rate(m{\"a.b\"=\"x\"}[$window])", "the quoted name \"a.b\""),
+        ] {
+            match normalize_error_ratio(text) {
+                Err(e) => assert!(e.to_string().contains(found), "{text}: {e}"),
+                Ok(printed) => panic!("{text} accepted as {printed}"),
+            }
+        }
     }
 
     #[test]
