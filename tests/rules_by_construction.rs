@@ -76,14 +76,15 @@ fn indicator() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn window() -> impl Strategy<Value = (Value, Option<&'static str>)> {
-    prop_oneof![
-        Just((json!("30d"), None)),
-        Just((json!("7d"), None)),
-        Just((json!("4w"), None)),
-        Just((json!("month"), Some("Europe/Berlin"))),
-        Just((json!("week"), None)),
-    ]
+fn window() -> impl Strategy<Value = (String, Option<&'static str>)> {
+    (
+        random::window(),
+        prop_oneof![Just(None), Just(Some("Europe/Berlin"))],
+    )
+        .prop_map(|(w, zone)| {
+            let calendar = w == "month" || w == "week";
+            (w, zone.filter(|_| calendar))
+        })
 }
 
 prop_compose! {
@@ -166,6 +167,131 @@ fn rendered(specs: &[Value]) -> (String, usize) {
         }
     }
     (rules::rule_file(&groups).unwrap(), valid)
+}
+
+/// Specs with ordinary text and every window length, slice and alert option.
+mod random {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn selector() -> impl Strategy<Value = String> {
+        (
+            "[a-z_]{1,12}",
+            prop::collection::btree_map(
+                "[a-z_]{1,8}",
+                prop_oneof![
+                    "[a-zA-Z0-9 /._-]{0,10}".prop_map(|v| format!("={v:?}")),
+                    "[a-z0-9.|]{1,8}".prop_map(|v| format!("=~{v:?}")),
+                    "[a-z0-9]{1,6}".prop_map(|v| format!("!={v:?}")),
+                ],
+                0..3,
+            ),
+        )
+            .prop_map(|(name, matchers)| {
+                let inner: Vec<String> = matchers
+                    .into_iter()
+                    .map(|(k, m)| format!("{k}{m}"))
+                    .collect();
+                if inner.is_empty() {
+                    name
+                } else {
+                    format!("{name}{{{}}}", inner.join(","))
+                }
+            })
+    }
+
+    fn group_by() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::btree_set("[a-z][a-z_]{0,6}", 0..3).prop_map(|s| {
+            s.into_iter()
+                .filter(|l| !["le", "slo", "long", "short"].contains(&l.as_str()))
+                .collect()
+        })
+    }
+
+    fn indicator() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (selector(), selector(), any::<bool>(), group_by()).prop_map(
+                |(bad, total, good, g)| {
+                    let key = if good { "good" } else { "errors" };
+                    json!({"ratio": {key: bad, "total": total, "groupBy": g}})
+                }
+            ),
+            (
+                selector(),
+                prop_oneof![Just(0.1), Just(0.25), Just(1.0), Just(2.5), Just(10.0)],
+                group_by()
+            )
+                .prop_map(
+                    |(h, t, g)| json!({"latency": {"histogram": h, "threshold": t, "groupBy": g}})
+                ),
+            (selector(), group_by())
+                .prop_map(|(m, g)| json!({"gauge": {"metric": m, "groupBy": g}})),
+            (selector(), selector()).prop_map(|(a, b)| json!({"query": {"errorRatio":
+                format!("sum(rate({a}[$window])) / sum(rate({b}[$window]))")}})),
+        ]
+    }
+
+    pub fn window() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u64..=90).prop_map(|d| format!("{d}d")),
+            (1u64..=12).prop_map(|w| format!("{w}w")),
+            Just("month".to_string()),
+            Just("week".to_string()),
+        ]
+    }
+
+    pub fn spec() -> impl Strategy<Value = Value> {
+        (
+            indicator(),
+            prop_oneof![Just(90.0), Just(99.0), Just(99.5), Just(99.9), Just(99.95), Just(99.999)],
+            window(),
+            prop::option::of((prop_oneof![Just("1m"), Just("5m"), Just("10m"), Just("1h")], 50.0f64..100.0)),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(indicator, objective, window, slice, page_off, absent_off)| {
+                let mut spec = json!({
+                    "service": "svc", "objective": objective, "window": window,
+                    "indicator": indicator,
+                    "alerting": {"page": {"disabled": page_off}, "absent": {"disabled": absent_off},
+                                 "labels": {"team": "a"}, "annotations": {"runbook_url": "https://r.example/x"}},
+                });
+                if let Some((duration, objective)) = slice {
+                    spec["budgetingMethod"] = json!("Timeslices");
+                    spec["timeslice"] = json!({"duration": duration, "objective": objective.round()});
+                }
+                spec
+            })
+    }
+}
+
+/// Plain specs (ordinary text) over every window length and slice: the breadth of options.
+#[test]
+fn rules_of_random_plain_slos_pass_promtool_check() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let mut groups = Vec::new();
+    let mut rendered = 0;
+    for i in 0..300 {
+        let spec = random::spec().new_tree(&mut runner).unwrap().current();
+        let document = serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1",
+            "kind": "ServiceLevelObjective",
+            "metadata": {"name": format!("slo-{i}"), "namespace": "ns"},
+            "spec": spec,
+        });
+        if let Decoded::Valid(valid) = manifests::decode(&document) {
+            groups.extend(rules::render(&valid.1, "ns"));
+            rendered += 1;
+        }
+    }
+    assert!(
+        rendered >= 250,
+        "only {rendered} of 300 random SLOs were valid"
+    );
+    promtool_accepts(&rules::rule_file(&groups).unwrap()).unwrap();
 }
 
 #[test]
