@@ -31,54 +31,83 @@ impl Reading {
 /// The amounts for counter, histogram and gauge indicators; `None` for free queries, which give
 /// a ratio and nothing else.
 pub fn amounts(indicator: &Indicator, range: Duration, reading: Reading) -> Option<Amounts> {
+    let total = total(indicator, range, reading)?;
+    Some(Amounts {
+        errors: errors(indicator, range, reading, &total)?,
+        total,
+    })
+}
+
+/// The total events over a raw range, aggregated to the SLO's groups.
+pub fn total(indicator: &Indicator, range: Duration, reading: Reading) -> Option<String> {
     match indicator {
         Indicator::Ratio {
-            bad,
-            total,
+            total, group_by, ..
+        } => Some(counter(total, range, reading, group_by)),
+        Indicator::Latency {
+            histogram,
             group_by,
+            ..
         } => {
-            let total_expr = counter(total, range, reading, group_by);
-            let errors = match bad {
-                // No error series at all means no errors, not no data.
-                BadEvents::Errors(errors) => format!(
-                    "({} or 0 * {total_expr})",
-                    counter(errors, range, reading, group_by)
-                ),
-                BadEvents::Good(good) => format!(
-                    "({total_expr} - ({} or 0 * {total_expr}))",
-                    counter(good, range, reading, group_by)
-                ),
-            };
-            Some(Amounts {
-                errors,
-                total: total_expr,
-            })
+            let count = histogram.with_metric(format!("{}_count", histogram.metric));
+            Some(counter(&count, range, reading, group_by))
         }
+        Indicator::Gauge { metric, group_by } => Some(aggregate(
+            group_by,
+            &format!("count_over_time({metric}[{range}])"),
+        )),
+        Indicator::Query { .. } => None,
+    }
+}
+
+/// The failed events over a raw range, given the total over the same range as an expression with
+/// the groups' labels: the raw total, or a recorded one, so the raw total is read once.
+pub fn errors(
+    indicator: &Indicator,
+    range: Duration,
+    reading: Reading,
+    total: &str,
+) -> Option<String> {
+    match indicator {
+        Indicator::Ratio { bad, group_by, .. } => Some(match bad {
+            // No error series at all means no errors, not no data.
+            BadEvents::Errors(errors) => format!(
+                "({} or 0 * {total})",
+                counter(errors, range, reading, group_by)
+            ),
+            BadEvents::Good(good) => format!(
+                "({total} - ({} or 0 * {total}))",
+                counter(good, range, reading, group_by)
+            ),
+        }),
         Indicator::Latency {
             histogram,
             threshold,
             group_by,
         } => {
-            let count = histogram.with_metric(format!("{}_count", histogram.metric));
-            let total = counter(&count, range, reading, group_by);
             // A missing bucket gives no data rather than a perfect score: the threshold must be a
             // bucket bound, and the absent alert watches for it.
             let fast = counter(le_bucket(histogram, *threshold), range, reading, group_by);
-            Some(Amounts {
-                errors: format!("({total} - {fast})"),
-                total,
-            })
+            Some(format!("({total} - {fast})"))
         }
         Indicator::Gauge { metric, group_by } => {
-            let total = aggregate(group_by, &format!("count_over_time({metric}[{range}])"));
             let good = aggregate(group_by, &format!("sum_over_time({metric}[{range}])"));
-            Some(Amounts {
-                errors: format!("({total} - {good})"),
-                total,
-            })
+            Some(format!("({total} - {good})"))
         }
         Indicator::Query { .. } => None,
     }
+}
+
+/// A recorded series of this SLO as an expression with the groups' labels only, the shape the
+/// raw aggregations have (one sample per group, so the `sum` costs nothing).
+pub fn regrouped(indicator: &Indicator, recorded: &str) -> String {
+    let group_by = match indicator {
+        Indicator::Ratio { group_by, .. }
+        | Indicator::Latency { group_by, .. }
+        | Indicator::Gauge { group_by, .. } => group_by.as_slice(),
+        Indicator::Query { .. } => &[],
+    };
+    aggregate(group_by, recorded)
 }
 
 /// The error ratio over a raw range. Zero traffic gives 0 (nothing failed), never NaN; missing

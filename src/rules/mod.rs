@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
-use amounts::{Reading, amounts, guarded_ratio, ratio};
+use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
 use windows::{COUNT_STEP, FROM_COUNTS, rate_suffix, recorded_windows};
 
 pub use analysis::{AnalysisTemplate, analysis_template};
@@ -26,6 +26,8 @@ pub use output::{OutputError, PrometheusRule, prometheus_rule, rule_file};
 pub mod names {
     pub const ERRORS_5M: &str = "slo:sli_errors:increase5m";
     pub const TOTAL_5M: &str = "slo:sli_total:increase5m";
+    /// `slo:sli_total:rate5m` and the like: the raw total of a short window, read once.
+    pub const TOTAL_RATE_PREFIX: &str = "slo:sli_total:rate";
     pub const SLICE_GOOD: &str = "slo:sli_slice_good:bool";
     pub const RATIO_PREFIX: &str = "slo:sli_error:";
     pub const RATIO_WINDOW: &str = "slo:sli_error:ratio_window";
@@ -168,22 +170,42 @@ pub fn windows_read(slo: &Slo) -> Vec<Duration> {
     windows
 }
 
-/// Raw series, short windows, every 30s: what the fast page alert reads.
+/// Raw series, short windows, every 30s: what the fast page alert reads. Each window's raw total
+/// is recorded first and the ratio reads it back, so the total selector is read once per window
+/// instead of three times (in the ratio, and twice in the zero-traffic guard).
 fn fast_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
-    let rules = windows
-        .iter()
-        .map(|w| {
-            ctx.record(
-                format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w)),
-                ratio(&ctx.slo.indicator, *w),
-            )
-        })
-        .collect();
+    let indicator = &ctx.slo.indicator;
+    let mut rules = Vec::new();
+    for w in windows {
+        let ratio_record = format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w));
+        let Some(total) = amounts::total(indicator, *w, Reading::Rate) else {
+            rules.push(ctx.record(ratio_record, ratio(indicator, *w)));
+            continue;
+        };
+        let total_record = format!("{}{w}", names::TOTAL_RATE_PREFIX);
+        rules.push(ctx.record(total_record.clone(), total));
+        let recorded = regrouped(indicator, &ctx.own(&total_record));
+        if let Some(errors) = amounts::errors(indicator, *w, Reading::Rate, &recorded) {
+            rules.push(ctx.record(ratio_record, guarded_ratio(&errors, &recorded)));
+        }
+    }
     RuleGroup {
         name: ctx.group_name("fast"),
         interval: FAST_INTERVAL.to_string(),
         rules,
     }
+}
+
+/// `function(series[W:step] offset -(step - 1ms))`: one recorded value per step over exactly the
+/// last `window`. Without the offset, the subquery's steps sit on the step grid while the group
+/// evaluates at a hashed offset after it, so the last step would read the previous evaluation's
+/// value and the window would end one step early. Shifted by just under a step, the last step
+/// falls after this evaluation and reads the value it has just written; the first reads the
+/// value written one window minus a step ago. On the grid itself (offset 0, as promtool
+/// evaluates) the steps are those of the grid, and the count is the same: one value per step.
+fn over_steps(function: &str, series: &str, window: Duration, step: Duration) -> String {
+    let almost_a_step = Duration::from_secs(step.as_secs().saturating_sub(1));
+    format!("{function}({series}[{window}:{step}] offset -{almost_a_step}999ms)")
 }
 
 /// Timeslices: one good/bad sample per slice, and short windows as the share of bad slices.
@@ -217,8 +239,8 @@ fn slice_group(
 
 fn bad_slice_share(ctx: &Context, window: Duration, slice: Duration) -> String {
     format!(
-        "1 - avg_over_time({}[{window}:{slice}])",
-        ctx.own(names::SLICE_GOOD)
+        "1 - {}",
+        over_steps("avg_over_time", &ctx.own(names::SLICE_GOOD), window, slice)
     )
 }
 
@@ -226,32 +248,37 @@ fn bad_slice_share(ctx: &Context, window: Duration, slice: Duration) -> String {
 fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     let full = ctx.slo.window.rolling_equivalent();
     let mut rules = Vec::new();
-    let counts = amounts(&ctx.slo.indicator, COUNT_STEP, Reading::Increase);
-    if let (Some(a), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
-        rules.push(ctx.record(names::ERRORS_5M, a.errors.clone()));
-        rules.push(ctx.record(names::TOTAL_5M, a.total.clone()));
+    let indicator = &ctx.slo.indicator;
+    let counts = amounts::total(indicator, COUNT_STEP, Reading::Increase);
+    if let (Some(total), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
+        // The total first: the errors read it back instead of the raw total.
+        rules.push(ctx.record(names::TOTAL_5M, total.clone()));
+        let recorded = regrouped(indicator, &ctx.own(names::TOTAL_5M));
+        if let Some(errors) = amounts::errors(indicator, COUNT_STEP, Reading::Increase, &recorded) {
+            rules.push(ctx.record(names::ERRORS_5M, errors));
+        }
     }
+    let sum =
+        |record: &str, w: Duration| over_steps("sum_over_time", &ctx.own(record), w, COUNT_STEP);
     let long_ratio = |w: Duration| match (&ctx.slo.method, &counts) {
         (BudgetingMethod::Timeslices { slice, .. }, _) => bad_slice_share(ctx, w, *slice),
-        (BudgetingMethod::Occurrences, Some(_)) => guarded_ratio(
-            &format!(
-                "sum_over_time({}[{w}:{COUNT_STEP}])",
-                ctx.own(names::ERRORS_5M)
-            ),
-            &format!(
-                "sum_over_time({}[{w}:{COUNT_STEP}])",
-                ctx.own(names::TOTAL_5M)
-            ),
-        ),
+        (BudgetingMethod::Occurrences, Some(_)) => {
+            guarded_ratio(&sum(names::ERRORS_5M, w), &sum(names::TOTAL_5M, w))
+        }
         // Free queries have no counts: average the 5m ratios, skipping NaN from idle periods.
-        (BudgetingMethod::Occurrences, None) => format!(
-            "avg_over_time(({} >= 0)[{w}:{COUNT_STEP}])",
-            ctx.own(&format!(
+        (BudgetingMethod::Occurrences, None) => {
+            let ratio_5m = ctx.own(&format!(
                 "{}{}",
                 names::RATIO_PREFIX,
                 rate_suffix(COUNT_STEP)
-            ))
-        ),
+            ));
+            over_steps(
+                "avg_over_time",
+                &format!("({ratio_5m} >= 0)"),
+                w,
+                COUNT_STEP,
+            )
+        }
     };
     for w in windows {
         rules.push(ctx.record(
@@ -262,9 +289,8 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     if let (Some(_), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
         // The full window is the longest read; recording its two sums once keeps each query to
         // one pass over the counts instead of three.
-        let sum = |record: &str| format!("sum_over_time({}[{full}:{COUNT_STEP}])", ctx.own(record));
-        rules.push(ctx.record(names::ERRORS_WINDOW, sum(names::ERRORS_5M)));
-        rules.push(ctx.record(names::TOTAL_WINDOW, sum(names::TOTAL_5M)));
+        rules.push(ctx.record(names::ERRORS_WINDOW, sum(names::ERRORS_5M, full)));
+        rules.push(ctx.record(names::TOTAL_WINDOW, sum(names::TOTAL_5M, full)));
         rules.push(ctx.record(
             names::RATIO_WINDOW,
             guarded_ratio(

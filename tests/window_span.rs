@@ -1,0 +1,125 @@
+//! Where a long window starts and ends, in a real Prometheus. A rule group runs at a hashed offset
+//! after the 5m grid, so the recorded 5m counts sit at `grid + offset`. The window sums must take
+//! exactly the counts of the last W, this evaluation's included: not end one step early (what a
+//! plain `[W:5m]` subquery does, whose last step lies before the evaluation), not take one count
+//! too many (a closed range on the grid in Prometheus 2).
+//!
+//! The counts are written as OpenMetrics at those times and imported; the rendered expressions
+//! are then run as instant queries at the evaluation times, and compared with the counts summed by
+//! hand. Fast: no waiting for rule evaluations.
+
+mod support;
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use plimsoll::manifests::{self, Decoded};
+use plimsoll::rules::{self, names};
+use support::prometheus::{Prometheus, http, import_openmetrics};
+
+const STEP: u64 = 300;
+
+/// The rendered expression of a record of the slow group.
+fn slow_expr(record: &str) -> String {
+    let document = serde_json::json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "1d",
+                 "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}}},
+    });
+    let Decoded::Valid(valid) = manifests::decode(&document) else {
+        panic!("invalid test SLO");
+    };
+    let groups = rules::render(&valid.1, "shop");
+    groups[1]
+        .rules
+        .iter()
+        .find(|r| r.record.as_deref() == Some(record))
+        .map(|r| r.expr.clone())
+        .unwrap()
+}
+
+fn instant(prometheus: &Prometheus, expr: &str, at: u64) -> f64 {
+    let body: serde_json::Value = http()
+        .post(format!("{}/api/v1/query", prometheus.url))
+        .form(&[("query", expr), ("time", &at.to_string())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{expr} at {at}: {body}"))
+}
+
+#[test]
+fn long_windows_take_the_counts_of_exactly_the_last_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Two days of counts ending three hours ago, on the grid: one series at a group offset of
+    // 137 s, one on the grid itself (offset 0, as promtool evaluates). Count j is worth 2^(j%40)
+    // so that any count taken or left out shows in the sum.
+    let end = now / STEP * STEP - 3 * 3600;
+    let steps = 2 * 288;
+    let start = end - steps * STEP;
+    let worth = |j: u64| (1u64 << (j % 40)) as f64;
+    let file = dir.path().join("counts.om");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(out, "# TYPE {} gauge", names::TOTAL_5M).unwrap();
+        for (series, offset) in [("offset", 137u64), ("grid", 0)] {
+            for j in 0..=steps {
+                writeln!(
+                    out,
+                    "{}{{slo=\"checkout\",slo_namespace=\"shop\",case=\"{series}\"}} {} {}",
+                    names::TOTAL_5M,
+                    worth(j),
+                    start + j * STEP + offset
+                )
+                .unwrap();
+            }
+        }
+        writeln!(out, "# EOF").unwrap();
+    }
+    import_openmetrics(&file, &data);
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
+    let prometheus = Prometheus::start(&data, &config);
+
+    let ours = slow_expr(names::TOTAL_WINDOW);
+    let plain = format!(
+        "sum_over_time({}{{slo=\"checkout\",slo_namespace=\"shop\"}}[1d:5m])",
+        names::TOTAL_5M
+    );
+    let window = 288;
+    for (series, offset) in [("offset", 137u64), ("grid", 0)] {
+        let pick = |expr: &str| {
+            format!(
+                "sum({})",
+                expr.replace(
+                    "slo_namespace=\"shop\"}",
+                    &format!("slo_namespace=\"shop\",case=\"{series}\"}}")
+                )
+            )
+        };
+        for k in [window, window + 1, steps - 7, steps] {
+            let at = start + k * STEP + offset;
+            // The evaluation at `at` has just written count k: the window holds k-287..=k.
+            let exact: f64 = (k + 1 - window..=k).map(worth).sum();
+            let got = instant(&prometheus, &pick(&ours), at);
+            assert_eq!(got, exact, "{series} at step {k}: {ours}");
+            if offset > 0 {
+                // The plain subquery reads the previous evaluation's count at its last step.
+                let early: f64 = (k - window..k).map(worth).sum();
+                assert_eq!(instant(&prometheus, &pick(&plain), at), early);
+            }
+        }
+    }
+}
