@@ -14,7 +14,11 @@
 //! the 30d one included, as `increase` over the raw counters), `ratio-average` (burn windows over
 //! raw counters, the 30d SLI as the average of the recorded 5m error ratios).
 //!
-//! Environment: `PLIMSOLL_BENCH_SLOS` (default 4), `PLIMSOLL_BENCH_SCRAPE` seconds (default 30).
+//! 4. At scale (prometheus_cost/at_scale.rs): K = 50, 200 and 1,000 SLOs evaluated live.
+//!
+//! Environment: `PLIMSOLL_BENCH_SLOS` (default 4), `PLIMSOLL_BENCH_SCRAPE` seconds (default 30),
+//! `PLIMSOLL_BENCH_MONTH` (0 skips the month), `PLIMSOLL_BENCH_SCALE` (the Ks, default
+//! `50,200,1000`; empty skips).
 
 #[path = "../tests/support/prometheus.rs"]
 mod prometheus_support;
@@ -25,13 +29,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_support::{Prometheus, backfill_rules, import_openmetrics};
 
-use plimsoll::manifests::{self, Decoded};
-use plimsoll::rules::{self, Rule, RuleGroup};
+use plimsoll::rules::{self, RuleGroup};
 use plimsoll::synthetic::{Service, write_openmetrics};
+
+#[path = "prometheus_cost/at_scale.rs"]
+mod at_scale;
+#[path = "prometheus_cost/designs.rs"]
+mod designs;
+
+use designs::{Design, plimsoll_design, ratio_average_design, raw_increase_design};
 
 const DAY: u64 = 86_400;
 const WINDOW: u64 = 30 * DAY;
-const BURN_WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -50,158 +59,6 @@ fn services(n: u64) -> Vec<Service> {
             phase_hours: 3.0 * i as f64,
         })
         .collect()
-}
-
-fn slo_manifest(service: &Service) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "plimsoll.dev/v1alpha1",
-        "kind": "ServiceLevelObjective",
-        "metadata": {"name": service.job, "namespace": "bench"},
-        "spec": {
-            "service": service.job,
-            "objective": 99.9,
-            "window": "30d",
-            "indicator": {"ratio": {
-                "errors": format!("http_requests_total{{job=\"{}\",code=\"500\"}}", service.job),
-                "total": format!("http_requests_total{{job=\"{}\"}}", service.job),
-            }},
-        },
-    })
-}
-
-/// Rule groups of one design for all services.
-struct Design {
-    name: &'static str,
-    groups: Vec<RuleGroup>,
-    /// The design's 30d error ratio for a service.
-    window_ratio: fn(&Service) -> String,
-    /// Seconds after the end of the month at which the ratio is read. Subqueries over recorded 5m
-    /// counts pick the counts on the 5m grid; a rule group evaluates at an offset from that grid
-    /// (Prometheus spreads groups by a hash), and then sees exactly the last 8,640 counts. On the
-    /// grid itself a closed Prometheus 2 range would take one count more.
-    read_offset: u64,
-    /// Recording rules whose history the measured expressions read.
-    backfill: Vec<RuleGroup>,
-}
-
-fn record(name: String, expr: String) -> Rule {
-    Rule {
-        record: Some(name),
-        expr,
-        ..Rule::default()
-    }
-}
-
-fn raw_ratio(s: &Service, window: &str, function: &str) -> String {
-    format!(
-        "sum({function}(http_requests_total{{job=\"{job}\",code=\"500\"}}[{window}])) / \
-         sum({function}(http_requests_total{{job=\"{job}\"}}[{window}]))",
-        job = s.job
-    )
-}
-
-fn plimsoll_design(services: &[Service]) -> Design {
-    let mut groups = Vec::new();
-    let mut backfill = Vec::new();
-    for s in services {
-        let Decoded::Valid(valid) = manifests::decode(&slo_manifest(s)) else {
-            panic!("bench SLO is invalid");
-        };
-        let rendered = rules::render(&valid.1, "bench");
-        let mut counts = rendered[1].clone();
-        counts.rules.retain(|r| {
-            r.record.as_deref() == Some(rules::names::ERRORS_5M)
-                || r.record.as_deref() == Some(rules::names::TOTAL_5M)
-        });
-        backfill.push(counts);
-        groups.extend(rendered);
-    }
-    Design {
-        name: "plimsoll",
-        groups,
-        // The expressions of slo:sli_errors/total:increase_window, read from the backfilled counts.
-        window_ratio: |s| {
-            format!(
-                "sum_over_time(slo:sli_errors:increase5m{{slo=\"{0}\"}}[30d:5m]) / \
-                 sum_over_time(slo:sli_total:increase5m{{slo=\"{0}\"}}[30d:5m])",
-                s.job
-            )
-        },
-        backfill,
-        read_offset: 150,
-    }
-}
-
-fn raw_increase_design(services: &[Service]) -> Design {
-    let mut groups = Vec::new();
-    for s in services {
-        let mut rules: Vec<Rule> = BURN_WINDOWS
-            .iter()
-            .map(|w| record(format!("raw:error_ratio:rate{w}"), raw_ratio(s, w, "rate")))
-            .collect();
-        rules.push(record(
-            "raw:error_ratio:increase30d".into(),
-            raw_ratio(s, "30d", "increase"),
-        ));
-        groups.push(RuleGroup {
-            name: format!("raw/{}", s.job),
-            interval: "30s".into(),
-            rules,
-        });
-    }
-    Design {
-        name: "raw-increase",
-        groups,
-        window_ratio: |s| raw_ratio(s, "30d", "increase"),
-        backfill: Vec::new(),
-        read_offset: 0,
-    }
-}
-
-fn ratio_average_design(services: &[Service]) -> Design {
-    let mut groups = Vec::new();
-    let mut backfill = Vec::new();
-    for s in services {
-        let mut rules: Vec<Rule> = BURN_WINDOWS
-            .iter()
-            .map(|w| {
-                let mut r = record(format!("avg:error_ratio:rate{w}"), raw_ratio(s, w, "rate"));
-                r.labels.insert("job".into(), s.job.clone());
-                r
-            })
-            .collect();
-        backfill.push(RuleGroup {
-            name: format!("avg-5m/{}", s.job),
-            interval: "30s".into(),
-            rules: vec![rules[0].clone()],
-        });
-        rules.push(record(
-            "avg:error_ratio:rate30d".into(),
-            format!(
-                "sum_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d]) / \
-                 count_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d])",
-                s.job
-            ),
-        ));
-        groups.push(RuleGroup {
-            name: format!("avg/{}", s.job),
-            interval: "30s".into(),
-            rules,
-        });
-    }
-    Design {
-        name: "ratio-average",
-        groups,
-        window_ratio: |s| {
-            format!(
-                "sum_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d]) / \
-                 count_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d])",
-                s.job
-            )
-        },
-        backfill,
-        read_offset: 0,
-    }
 }
 
 /// Runs an instant query with `stats=all`; returns the first sample's value, samples touched and
@@ -269,6 +126,26 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` expect a quick exit.
     }
+    if env_or("PLIMSOLL_BENCH_MONTH", 1) == 1 {
+        month();
+    }
+    let ks: Vec<u64> = std::env::var("PLIMSOLL_BENCH_SCALE")
+        .unwrap_or_else(|_| "50,200,1000".to_string())
+        .split(',')
+        .filter_map(|k| k.trim().parse().ok())
+        .collect();
+    if !ks.is_empty() {
+        let measured = at_scale::run(&ks);
+        println!(
+            "Rule cost at scale: K SLOs, each over its own 20 raw series (30s scrape), evaluated \
+             live by one Prometheus, one design at a time; from Prometheus' own metrics\n\n{}",
+            at_scale::report(&measured)
+        );
+    }
+}
+
+/// One month of uneven traffic for a few SLOs: every rule's expression once, with query stats.
+fn month() {
     let n = env_or("PLIMSOLL_BENCH_SLOS", 4);
     let scrape = env_or("PLIMSOLL_BENCH_SCRAPE", 30);
     let services = services(n);
@@ -302,10 +179,18 @@ fn main() {
         raw_increase_design(&services),
         ratio_average_design(&services),
     ];
-    let backfill: Vec<RuleGroup> = designs.iter().flat_map(|d| d.backfill.clone()).collect();
-    let backfill_file = dir.path().join("backfill.yaml");
-    std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
-    {
+    for pass in 0..2 {
+        let backfill: Vec<RuleGroup> = designs
+            .iter()
+            .filter_map(|d| d.backfill.get(pass))
+            .flatten()
+            .cloned()
+            .collect();
+        if backfill.is_empty() {
+            continue;
+        }
+        let backfill_file = dir.path().join(format!("backfill-{pass}.yaml"));
+        std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
         let prometheus = Prometheus::start(&data, &config);
         backfill_rules(&prometheus, &backfill_file, start, end, &data);
     }
@@ -329,11 +214,7 @@ fn main() {
         let base = *ours.get_or_insert(c.samples_per_hour);
         let mut errors = Vec::new();
         for s in &services {
-            let (value, _, _) = query(
-                &prometheus,
-                &(design.window_ratio)(s),
-                end + design.read_offset,
-            );
+            let (value, _, _) = query(&prometheus, &(design.window_ratio)(s), end);
             let now = s.counts_until(WINDOW + lead_in);
             let then = s.counts_until(lead_in);
             let exact = (now.errors - then.errors) / (now.requests - then.requests);

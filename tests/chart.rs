@@ -539,7 +539,7 @@ fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
     assert_eq!(args.resync, std::time::Duration::from_secs(1800));
     assert_eq!(args.evaluation_interval, std::time::Duration::from_secs(30));
     assert_eq!(
-        args.prometheus_url.as_deref(),
+        args.prometheus.prometheus_url.as_deref(),
         Some("https://prometheus.monitoring:9090")
     );
     assert_eq!(
@@ -572,7 +572,7 @@ fn the_operator_configuration_parses_as_plimsoll_run_arguments() {
     let defaults = run_args(&render(&json!({})));
     assert!(defaults.leader_election && defaults.rollback_actions);
     assert_eq!(defaults.lease_name, "plimsoll-leader");
-    assert_eq!(defaults.prometheus_url, None);
+    assert_eq!(defaults.prometheus.prometheus_url, None);
     assert!(!defaults.require_target_opt_in);
 }
 
@@ -625,7 +625,7 @@ fn the_chart_defaults_are_plimsoll_runs_defaults() {
             "{values}"
         );
         assert_eq!(
-            chart.prometheus_timeout, flags.prometheus_timeout,
+            chart.prometheus.prometheus_timeout, flags.prometheus.prometheus_timeout,
             "{values}"
         );
     }
@@ -883,10 +883,10 @@ fn prometheus_credentials_reach_the_operator_as_files_and_secret_references() {
         "bearerToken": {"secretName": "prom-token", "key": "token"},
         "tlsCA": {"secretName": "prom-ca"}}}));
     let args = run_args(&rendered);
-    let token = args.prometheus_bearer_token_file.unwrap();
+    let token = args.prometheus.prometheus_bearer_token_file.unwrap();
     let volume = mounted_from(&rendered, token.to_str().unwrap());
     assert_eq!(volume["secret"]["secretName"], "prom-token");
-    let ca = args.prometheus_ca_file.unwrap();
+    let ca = args.prometheus.prometheus_ca_file.unwrap();
     assert_eq!(
         mounted_from(&rendered, ca.to_str().unwrap())["secret"]["secretName"],
         "prom-ca"
@@ -897,7 +897,7 @@ fn prometheus_credentials_reach_the_operator_as_files_and_secret_references() {
         "basicAuth": {"username": "plimsoll", "passwordSecretName": "prom-basic"},
         "tlsCA": {"configMapName": "prom-ca", "key": "ca.pem"}}}));
     let args = run_args(&rendered);
-    assert_eq!(args.prometheus_user.as_deref(), Some("plimsoll"));
+    assert_eq!(args.prometheus.prometheus_user.as_deref(), Some("plimsoll"));
     let password = rendered
         .env()
         .into_iter()
@@ -908,7 +908,7 @@ fn prometheus_credentials_reach_the_operator_as_files_and_secret_references() {
         password["secretKeyRef"],
         json!({"name": "prom-basic", "key": "password"})
     );
-    let ca = args.prometheus_ca_file.unwrap();
+    let ca = args.prometheus.prometheus_ca_file.unwrap();
     assert!(ca.ends_with("ca.pem"));
     assert_eq!(
         mounted_from(&rendered, ca.to_str().unwrap())["configMap"]["name"],

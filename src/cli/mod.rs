@@ -5,6 +5,7 @@ pub mod demo_data;
 pub mod gate;
 pub mod generate;
 pub mod local;
+pub mod prometheus_flags;
 pub mod run;
 pub mod validate;
 

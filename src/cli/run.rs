@@ -59,33 +59,12 @@ pub struct Args {
     /// How long in-flight reconciles may take to finish after SIGTERM.
     #[arg(long, env = "PLIMSOLL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Prometheus to read the budgets from, such as `http://prometheus-operated.monitoring:9090`.
-    /// Without it, only rules and the Ready condition are managed.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
-    pub prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub prometheus: super::prometheus_flags::PrometheusFlags,
     /// Prometheus address written into AnalysisTemplates, for Argo Rollouts to query. Default:
     /// --prometheus-url.
     #[arg(long, env = "PLIMSOLL_ANALYSIS_PROMETHEUS_URL")]
     pub analysis_prometheus_url: Option<String>,
-    /// Timeout of each Prometheus query.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub prometheus_timeout: Duration,
-    /// File with a bearer token for Prometheus (read on every query, so rotation works).
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
-    pub prometheus_bearer_token_file: Option<std::path::PathBuf>,
-    /// User for basic auth to Prometheus; the password comes from PLIMSOLL_PROMETHEUS_PASSWORD.
-    #[arg(
-        long,
-        env = "PLIMSOLL_PROMETHEUS_USER",
-        requires = "prometheus_password"
-    )]
-    pub prometheus_user: Option<String>,
-    /// Password for basic auth to Prometheus.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_PASSWORD", hide_env_values = true)]
-    pub prometheus_password: Option<String>,
-    /// PEM file with the CA of Prometheus' TLS certificate.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
-    pub prometheus_ca_file: Option<std::path::PathBuf>,
     /// How long the SLO watch may fail before this replica's copy of the SLOs counts as stale:
     /// /readyz then fails with the reason, and the deploy freeze admits with a warning.
     #[arg(long, env = "PLIMSOLL_CACHE_STALE_AFTER", default_value = "2m", value_parser = parse_duration)]
@@ -278,7 +257,7 @@ async fn operate(args: Args) -> Result<(), String> {
         analysis_prometheus_url: args
             .analysis_prometheus_url
             .clone()
-            .or_else(|| args.prometheus_url.clone()),
+            .or_else(|| args.prometheus.prometheus_url.clone()),
         rollback_actions: args.rollback_actions,
         require_target_opt_in: args.require_target_opt_in,
         concurrency: args.concurrency,
@@ -290,20 +269,8 @@ async fn operate(args: Args) -> Result<(), String> {
         metrics.clone(),
         Some(identity.clone()),
     ));
-    let prometheus = match &args.prometheus_url {
-        Some(url) => Some(
-            crate::prometheus::Client::new(crate::prometheus::Settings {
-                url: url.clone(),
-                timeout: args.prometheus_timeout,
-                bearer_token_file: args.prometheus_bearer_token_file.clone(),
-                basic_auth: args
-                    .prometheus_user
-                    .clone()
-                    .zip(args.prometheus_password.clone()),
-                ca_file: args.prometheus_ca_file.clone(),
-            })
-            .map_err(|e| format!("--prometheus-url: {e}"))?,
-        ),
+    let prometheus = match args.prometheus.client() {
+        Some(client) => Some(client.map_err(|e| format!("--prometheus-url: {e}"))?),
         None => None,
     };
     let operator = Operator {

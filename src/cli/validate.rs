@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::manifests::{self, Decoded, Outcome};
+use crate::model::Slo;
+use crate::prometheus::series_check::{self, Severity};
 
+use super::prometheus_flags::PrometheusFlags;
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +27,12 @@ pub struct Args {
     /// Print only problems, no summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// With --prometheus-url: warnings (no error series yet, a groupBy label on only some
+    /// series, a query that returns nothing now) fail the check too.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub prometheus: PrometheusFlags,
 }
 
 #[derive(Default)]
@@ -32,6 +41,8 @@ struct Tally {
     invalid: usize,
     other: usize,
     io_errors: usize,
+    live_errors: usize,
+    live_warnings: usize,
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
@@ -57,13 +68,17 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
     }
     tally.io_errors = io_errors.len();
     let mut definitions = manifests::Definitions::default();
+    let mut valid: Vec<(String, Slo)> = Vec::new();
     for doc in checked {
         match doc.outcome {
-            Outcome::Decoded(Decoded::Valid(valid)) => {
-                let slo = &valid.1;
+            Outcome::Decoded(Decoded::Valid(decoded)) => {
+                let slo = decoded.1;
                 let namespace = slo.namespace.as_deref().unwrap_or(&args.namespace);
                 match definitions.claim(namespace, &slo.name, &doc.location) {
-                    Ok(()) => tally.valid += 1,
+                    Ok(()) => {
+                        tally.valid += 1;
+                        valid.push((doc.location, slo));
+                    }
                     Err(twice) => {
                         tally.invalid += 1;
                         let _ = writeln!(out, "{}: {twice}", doc.location);
@@ -83,24 +98,85 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
             }
         }
     }
+    let checked_live = match args.prometheus.client() {
+        None => None,
+        Some(Err(e)) => {
+            let _ = writeln!(err, "plimsoll validate: --prometheus-url: {e}");
+            return EXIT_ERROR;
+        }
+        Some(Ok(client)) => match live(&client, &valid, &mut tally, out) {
+            Ok(()) => Some(client.url().to_string()),
+            Err(e) => {
+                let _ = writeln!(err, "plimsoll validate: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
     if !args.quiet {
         let _ = writeln!(
             err,
-            "{} valid, {} invalid ServiceLevelObjective(s) in {} file(s){}",
+            "{} valid, {} invalid ServiceLevelObjective(s) in {} file(s){}{}",
             tally.valid,
             tally.invalid,
             files.len(),
             match tally.other {
                 0 => String::new(),
                 n => format!("; {n} other document(s) skipped"),
+            },
+            match checked_live {
+                Some(url) => format!(
+                    "; against {url}: {} error(s), {} warning(s)",
+                    tally.live_errors, tally.live_warnings
+                ),
+                None => String::new(),
             }
         );
     }
+    let failed_live = tally.live_errors > 0 || (args.strict && tally.live_warnings > 0);
     if tally.io_errors > 0 {
         EXIT_ERROR
-    } else if tally.invalid > 0 {
+    } else if tally.invalid > 0 || failed_live {
         EXIT_INVALID
     } else {
         EXIT_OK
     }
+}
+
+/// Why the check against Prometheus could not be made.
+#[derive(Debug, thiserror::Error)]
+enum LiveError {
+    #[error("cannot start the runtime for Prometheus queries: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Prometheus(#[from] crate::prometheus::Error),
+}
+
+/// Checks each valid SLO's series in Prometheus and prints the findings, marked `error:` or
+/// `warning:`.
+fn live(
+    client: &crate::prometheus::Client,
+    valid: &[(String, Slo)],
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> Result<(), LiveError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LiveError::Runtime)?;
+    for (location, slo) in valid {
+        for finding in runtime.block_on(series_check::check(client, slo))? {
+            match finding.severity {
+                Severity::Error => tally.live_errors += 1,
+                Severity::Warning => tally.live_warnings += 1,
+            }
+            let _ = writeln!(
+                out,
+                "{location}: {}: {}: {}",
+                finding.path,
+                finding.severity.as_str(),
+                finding.message
+            );
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ pub mod period;
 pub mod read;
 pub mod readings;
 pub mod scope;
+pub mod series_check;
 
 pub use client::{Client, Error, Reload, Sample, Series, Settings};
 pub use read::{CalendarSlo, read, read_for};

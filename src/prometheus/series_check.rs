@@ -1,0 +1,308 @@
+//! "Are the metrics I reference real?": an SLO's selectors checked against a live Prometheus, for
+//! `plimsoll validate --prometheus-url`. Errors are what would make the SLI wrong or missing (no
+//! total series, no bucket at the threshold, errors the total does not count, a groupBy label on
+//! no series); warnings are what may be fine (no error series yet, a groupBy label on only some
+//! series, a free query that returns nothing now).
+
+use super::client::{Client, Error};
+use crate::model::promql::WINDOW_PLACEHOLDER;
+use crate::model::{BadEvents, Indicator, Selector, Slo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One thing the live series say about one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The field, such as `spec.indicator.ratio.total`.
+    pub path: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// Every finding for one SLO. A query Prometheus refuses is a finding on its field; an
+/// unreachable Prometheus is an error of the whole check.
+pub async fn check(client: &Client, slo: &Slo) -> Result<Vec<Finding>, Error> {
+    let mut c = Checker {
+        client,
+        findings: Vec::new(),
+    };
+    match &slo.indicator {
+        Indicator::Ratio {
+            bad,
+            total,
+            group_by,
+        } => {
+            const AT: &str = "spec.indicator.ratio";
+            if c.present(&format!("{AT}.total"), total, Severity::Error)
+                .await?
+            {
+                c.group_by(&format!("{AT}.groupBy"), total, group_by)
+                    .await?;
+                let (field, part, missing) = match bad {
+                    BadEvents::Errors(s) => ("errors", s, Severity::Warning),
+                    BadEvents::Good(s) => ("good", s, Severity::Error),
+                };
+                let path = format!("{AT}.{field}");
+                if c.present(&path, part, missing).await? {
+                    c.inside_total(&path, part, total).await?;
+                }
+            }
+        }
+        Indicator::Latency {
+            histogram,
+            threshold,
+            group_by,
+        } => {
+            const AT: &str = "spec.indicator.latency";
+            let count = histogram.with_metric(format!("{}_count", histogram.metric));
+            if c.present(&format!("{AT}.histogram"), &count, Severity::Error)
+                .await?
+            {
+                c.group_by(&format!("{AT}.groupBy"), &count, group_by)
+                    .await?;
+                c.bucket(AT, histogram, *threshold).await?;
+            }
+        }
+        Indicator::Gauge { metric, group_by } => {
+            const AT: &str = "spec.indicator.gauge";
+            if c.present(&format!("{AT}.metric"), metric, Severity::Error)
+                .await?
+            {
+                c.group_by(&format!("{AT}.groupBy"), metric, group_by)
+                    .await?;
+            }
+        }
+        Indicator::Query { error_ratio } => {
+            let path = "spec.indicator.query.errorRatio";
+            let query = format!("count({})", error_ratio.replace(WINDOW_PLACEHOLDER, "5m"));
+            if c.count(path, &query).await? == Some(0.0) {
+                c.found(
+                    path,
+                    Severity::Warning,
+                    "returns no series now (with $window=5m): check its metrics".into(),
+                );
+            }
+        }
+    }
+    Ok(c.findings)
+}
+
+struct Checker<'a> {
+    client: &'a Client,
+    findings: Vec<Finding>,
+}
+
+impl Checker<'_> {
+    fn found(&mut self, path: &str, severity: Severity, message: String) {
+        self.findings.push(Finding {
+            path: path.to_string(),
+            severity,
+            message,
+        });
+    }
+
+    /// The value of a `count(...)` query (0 when it has no result), or `None` when Prometheus
+    /// refused it, which is then a finding.
+    async fn count(&mut self, path: &str, query: &str) -> Result<Option<f64>, Error> {
+        match self.client.query(query).await {
+            Ok(samples) => Ok(Some(samples.iter().map(|s| s.value).sum())),
+            Err(Error::Refused { message, .. }) => {
+                self.found(
+                    path,
+                    Severity::Error,
+                    format!("Prometheus refuses `{query}`: {message}"),
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the selector matches series now; a finding of `severity` when it does not.
+    async fn present(
+        &mut self,
+        path: &str,
+        selector: &Selector,
+        severity: Severity,
+    ) -> Result<bool, Error> {
+        match self.count(path, &format!("count({selector})")).await? {
+            Some(n) if n > 0.0 => Ok(true),
+            Some(_) => {
+                let why = match severity {
+                    Severity::Warning => {
+                        "fine if nothing has failed yet (no error series counts as no errors), \
+                         but check the selector"
+                    }
+                    Severity::Error => "check the metric name and labels",
+                };
+                self.found(
+                    path,
+                    severity,
+                    format!("`{selector}` matches no series in Prometheus now: {why}"),
+                );
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn group_by(
+        &mut self,
+        path: &str,
+        series: &Selector,
+        labels: &[String],
+    ) -> Result<(), Error> {
+        let Some(all) = self.count(path, &format!("count({series})")).await? else {
+            return Ok(());
+        };
+        for (i, label) in labels.iter().enumerate() {
+            let with = format!("count({})", with_matcher(series, &format!("{label}!=\"\"")));
+            let Some(labelled) = self.count(path, &with).await? else {
+                continue;
+            };
+            let item = format!("{path}[{i}]");
+            if labelled == 0.0 {
+                self.found(
+                    &item,
+                    Severity::Error,
+                    format!(
+                        "label {label:?} is on none of the {all} series of `{series}`: they would \
+                         all fall into one group with an empty {label}"
+                    ),
+                );
+            } else if labelled < all {
+                self.found(
+                    &item,
+                    Severity::Warning,
+                    format!(
+                        "label {label:?} is missing on {} of the {all} series of `{series}`: \
+                         those form a group of their own with an empty {label}",
+                        all - labelled
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Bad (or good) events must be events the total counts, or the ratio mixes populations.
+    /// Series of the same metric must be among the total's; for another metric, matched on the
+    /// labels both have.
+    async fn inside_total(
+        &mut self,
+        path: &str,
+        part: &Selector,
+        total: &Selector,
+    ) -> Result<(), Error> {
+        let matching = if part.metric == total.metric {
+            String::new()
+        } else {
+            let common = self.common_labels(part, total).await?;
+            format!(" on({})", common.join(", "))
+        };
+        let query = format!("count({part} unless{matching} {total})");
+        if let Some(outside) = self.count(path, &query).await?
+            && outside > 0.0
+        {
+            self.found(
+                path,
+                Severity::Error,
+                format!(
+                    "{outside} series of `{part}` are not among the series of the total \
+                     `{total}`{matching}: the ratio would count events the total does not; narrow \
+                     the selector to the total's series"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Label names (without `__name__`) of one series of each selector that both have.
+    async fn common_labels(&mut self, a: &Selector, b: &Selector) -> Result<Vec<String>, Error> {
+        let names = |samples: Vec<super::client::Sample>| -> Vec<String> {
+            samples
+                .first()
+                .map(|s| {
+                    s.labels
+                        .keys()
+                        .filter(|k| *k != "__name__")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let of_a = names(self.client.query(&format!("topk(1, {a})")).await?);
+        let of_b = names(self.client.query(&format!("topk(1, {b})")).await?);
+        Ok(of_a.into_iter().filter(|l| of_b.contains(l)).collect())
+    }
+
+    async fn bucket(
+        &mut self,
+        at: &str,
+        histogram: &Selector,
+        threshold: f64,
+    ) -> Result<(), Error> {
+        let buckets = histogram.with_metric(format!("{}_bucket", histogram.metric));
+        let path = format!("{at}.threshold");
+        let bounds = match self
+            .client
+            .query(&format!("count by (le) ({buckets})"))
+            .await
+        {
+            Ok(samples) => samples,
+            Err(Error::Refused { message, .. }) => {
+                self.found(
+                    &path,
+                    Severity::Error,
+                    format!("Prometheus refuses: {message}"),
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut les: Vec<(f64, String)> = bounds
+            .iter()
+            .filter_map(|s| s.labels.get("le"))
+            .map(|le| (le.parse::<f64>().unwrap_or(f64::INFINITY), le.clone()))
+            .collect();
+        les.sort_by(|x, y| x.0.total_cmp(&y.0));
+        if les.iter().any(|(v, _)| *v == threshold) {
+            return Ok(());
+        }
+        let message = match les.is_empty() {
+            true => format!("`{buckets}` matches no series: the histogram has no buckets"),
+            false => format!(
+                "the histogram has no bucket at le=\"{threshold}\", so the SLI would have no \
+                 data; its bounds are {}: pick one of them",
+                les.iter()
+                    .map(|(_, l)| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.found(&path, Severity::Error, message);
+        Ok(())
+    }
+}
+
+/// The selector with one more matcher, written out.
+fn with_matcher(selector: &Selector, matcher: &str) -> String {
+    let text = selector.to_string();
+    match text.strip_suffix('}') {
+        Some(open) => format!("{open},{matcher}}}"),
+        None => format!("{text}{{{matcher}}}"),
+    }
+}
