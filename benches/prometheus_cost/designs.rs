@@ -101,6 +101,10 @@ pub fn raw_increase_design(services: &[Service]) -> Design {
             "raw:error_ratio:increase30d".into(),
             raw_ratio(s, "30d", "increase"),
         ));
+        // One series per SLO, as a live Prometheus must keep them apart.
+        for rule in &mut rules {
+            rule.labels.insert("job".into(), s.job.clone());
+        }
         groups.push(RuleGroup {
             name: format!("raw/{}", s.job),
             interval: "30s".into(),
