@@ -102,7 +102,9 @@ history() {
 	stop_prometheus
 	quiet promtool tsdb create-blocks-from openmetrics --max-block-duration=24h "$work/$rules.om" "$work/data"
 }
-history counts.yaml "$START" "the rules' 5m counts over the month"
+for stage in $(seq 1 "$COUNT_STAGES"); do
+	history "counts-$stage.yaml" "$START" "the rules' 5m counts over the month ($stage/$COUNT_STAGES)"
+done
 for stage in $(seq 1 "$STAGES"); do
 	history "stage-$stage.yaml" "$((END - 3600))" "the last hour of the rules built on them ($stage/$STAGES)"
 done

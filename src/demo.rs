@@ -77,9 +77,9 @@ pub fn services(duration: u64) -> Vec<Disturbed> {
 /// Recording rules in the order their history can be backfilled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackfillPlan {
-    /// The 5m counts, which read only raw series: backfilled over the whole history, since every
-    /// long window sums them.
-    pub counts: Vec<RuleGroup>,
+    /// The 5m counts, backfilled over the whole history, since every long window sums them; in
+    /// stages too, since the errors read the recorded total.
+    pub counts: Vec<Vec<RuleGroup>>,
     /// Everything else, in stages: the rules of a stage read only raw series, counts and the
     /// records of earlier stages. `promtool` evaluates each rule against a running Prometheus,
     /// which must already hold what the rule reads, so each stage needs a restart on the blocks
@@ -92,14 +92,26 @@ pub struct BackfillPlan {
 /// each rule on the same schedule as Prometheus would.
 pub fn backfill_plan(groups: &[RuleGroup]) -> BackfillPlan {
     let is_count = |record: &str| record == names::ERRORS_5M || record == names::TOTAL_5M;
+    BackfillPlan {
+        counts: staged(groups, &is_count, &|_| false),
+        stages: staged(groups, &|r| !is_count(r), &is_count),
+    }
+}
+
+/// The recording rules whose record is `wanted`, in stages: a rule's stage is 0 when it reads
+/// only raw series and `given` records, else one past the latest stage it reads. Iterated to a
+/// fixed point; a record that depends on itself in a cycle (not something render produces) stays
+/// unplaced and is left out.
+fn staged(
+    groups: &[RuleGroup],
+    wanted: &dyn Fn(&str) -> bool,
+    given: &dyn Fn(&str) -> bool,
+) -> Vec<Vec<RuleGroup>> {
     let recorded: BTreeSet<&str> = groups
         .iter()
         .flat_map(|g| &g.rules)
         .filter_map(|r| r.record.as_deref())
         .collect();
-    // Stage of each record: 0 when it reads nothing recorded but counts, else one past the latest
-    // stage it reads. Iterated to a fixed point; a record that depends on itself in a cycle (not
-    // something render produces) stays unplaced and is left out.
     let mut stage: BTreeMap<&str, usize> = BTreeMap::new();
     for _ in 0..=recorded.len() {
         let mut changed = false;
@@ -107,13 +119,13 @@ pub fn backfill_plan(groups: &[RuleGroup]) -> BackfillPlan {
             let Some(record) = rule.record.as_deref() else {
                 continue;
             };
-            if is_count(record) || stage.contains_key(record) {
+            if !wanted(record) || stage.contains_key(record) {
                 continue;
             }
             let reads: Vec<&str> = recorded
                 .iter()
                 .copied()
-                .filter(|r| *r != record && !is_count(r) && mentions(&rule.expr, r))
+                .filter(|r| *r != record && !given(r) && mentions(&rule.expr, r))
                 .collect();
             let placed: Option<Vec<usize>> = reads.iter().map(|r| stage.get(r).copied()).collect();
             if let Some(placed) = placed {
@@ -126,14 +138,14 @@ pub fn backfill_plan(groups: &[RuleGroup]) -> BackfillPlan {
             break;
         }
     }
-    let keep = |wanted: &dyn Fn(&str) -> bool| -> Vec<RuleGroup> {
+    let keep = |n: usize| -> Vec<RuleGroup> {
         groups
             .iter()
             .map(|g| RuleGroup {
                 rules: g
                     .rules
                     .iter()
-                    .filter(|r| r.record.as_deref().is_some_and(wanted))
+                    .filter(|r| r.record.as_deref().and_then(|r| stage.get(r)) == Some(&n))
                     .cloned()
                     .collect(),
                 ..g.clone()
@@ -142,16 +154,8 @@ pub fn backfill_plan(groups: &[RuleGroup]) -> BackfillPlan {
             .collect()
     };
     let last = stage.values().copied().max();
-    BackfillPlan {
-        counts: keep(&|r| is_count(r)),
-        stages: last
-            .map(|last| {
-                (0..=last)
-                    .map(|n| keep(&|r| stage.get(r) == Some(&n)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
+    last.map(|last| (0..=last).map(keep).collect())
+        .unwrap_or_default()
 }
 
 /// Writes what a recording rule produced over a range (the answer of a range query of its
@@ -308,8 +312,11 @@ mod tests {
                 name: "slow".into(),
                 interval: "5m".into(),
                 rules: vec![
-                    record(names::ERRORS_5M, "sum(increase(e_total[5m]))"),
                     record(names::TOTAL_5M, "sum(increase(t_total[5m]))"),
+                    record(
+                        names::ERRORS_5M,
+                        &format!("sum(increase(e_total[5m])) or 0 * sum({})", names::TOTAL_5M),
+                    ),
                     record(
                         "w:sum",
                         &format!("sum_over_time({}[1d:5m])", names::ERRORS_5M),
@@ -321,12 +328,13 @@ mod tests {
             },
         ];
         let plan = backfill_plan(&groups);
+        let counts: Vec<_> = plan.counts.iter().map(|s| names_of(s)).collect();
         assert_eq!(
-            names_of(&plan.counts),
-            [(
-                "slow".to_string(),
-                vec![names::ERRORS_5M.to_string(), names::TOTAL_5M.to_string()]
-            )]
+            counts,
+            [
+                [("slow".to_string(), vec![names::TOTAL_5M.to_string()])],
+                [("slow".to_string(), vec![names::ERRORS_5M.to_string()])]
+            ]
         );
         let stages: Vec<_> = plan.stages.iter().map(|s| names_of(s)).collect();
         let own = |g: &str, r: &[&str]| (g.to_string(), r.iter().map(|s| s.to_string()).collect());
@@ -395,12 +403,31 @@ mod tests {
                 .filter_map(|r| r.record.clone())
                 .collect()
         };
-        assert_eq!(plan.counts.len(), 3, "one slow group per SLO");
+        // The total first, then the errors, which read it.
+        assert_eq!(plan.counts.len(), 2);
+        assert!(
+            plan.counts.iter().all(|c| c.len() == 3),
+            "one slow group per SLO"
+        );
+        assert_eq!(
+            recorded(&plan.counts[0]),
+            BTreeSet::from([names::TOTAL_5M.to_string()])
+        );
         assert_eq!(plan.stages.len(), 3);
         assert!(recorded(&plan.stages[0]).contains(names::ERRORS_WINDOW));
+        assert!(recorded(&plan.stages[0]).contains("slo:sli_total:rate5m"));
+        // The short ratios read their recorded totals.
         assert_eq!(
             recorded(&plan.stages[1]),
-            BTreeSet::from([names::RATIO_WINDOW.to_string()])
+            BTreeSet::from(
+                [
+                    names::RATIO_WINDOW,
+                    "slo:sli_error:ratio_rate5m",
+                    "slo:sli_error:ratio_rate30m",
+                    "slo:sli_error:ratio_rate1h"
+                ]
+                .map(String::from)
+            )
         );
         assert_eq!(
             recorded(&plan.stages[2]),
@@ -411,7 +438,9 @@ mod tests {
             .flat_map(|g| &g.rules)
             .filter(|r| r.record.is_some())
             .count();
-        let planned: usize = std::iter::once(&plan.counts)
+        let planned: usize = plan
+            .counts
+            .iter()
             .chain(&plan.stages)
             .flat_map(|s| s.iter().map(|g| g.rules.len()))
             .sum();

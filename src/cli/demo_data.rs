@@ -61,7 +61,7 @@ pub struct WriteArgs {
     /// Directory with the demo's SLO manifests.
     #[arg(long, value_name = "DIR", default_value = "demo/slos")]
     pub slos: PathBuf,
-    /// Directory to write `traffic.om`, `counts.yaml` and `stage-<n>.yaml` into.
+    /// Directory to write `traffic.om`, `counts-<n>.yaml` and `stage-<n>.yaml` into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// End of the data, Unix seconds; default: 10 minutes from now.
@@ -167,10 +167,11 @@ fn write_all(
         write_openmetrics(&demo::services(duration), start, duration, SCRAPE, w)
     })?;
     let plan = demo::backfill_plan(&groups);
-    let counts = rules::rule_file(&plan.counts)?;
-    write_file(&args.out.join("counts.yaml"), |w| {
-        w.write_all(counts.as_bytes())
-    })?;
+    for (i, counts) in plan.counts.iter().enumerate() {
+        let text = rules::rule_file(counts)?;
+        let path = args.out.join(format!("counts-{}.yaml", i + 1));
+        write_file(&path, |w| w.write_all(text.as_bytes()))?;
+    }
     for (i, stage) in plan.stages.iter().enumerate() {
         let text = rules::rule_file(stage)?;
         let path = args.out.join(format!("stage-{}.yaml", i + 1));
@@ -178,6 +179,7 @@ fn write_all(
     }
     let _ = writeln!(out, "START={start}");
     let _ = writeln!(out, "END={end}");
+    let _ = writeln!(out, "COUNT_STAGES={}", plan.counts.len());
     let _ = writeln!(out, "STAGES={}", plan.stages.len());
     Ok(true)
 }
