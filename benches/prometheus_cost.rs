@@ -214,9 +214,18 @@ fn month() {
         let base = *ours.get_or_insert(c.samples_per_hour);
         let mut errors = Vec::new();
         for s in &services {
-            let (value, _, _) = query(&prometheus, &(design.window_ratio)(s), end);
-            let now = s.counts_until(WINDOW + lead_in);
-            let then = s.counts_until(lead_in);
+            // The window as the evaluation at `at` sees it, against the exact counts of the 30
+            // days before `at`.
+            let at = match design.evaluated_at {
+                Some(record) => {
+                    let latest = format!("timestamp({record}{{slo=\"{}\"}})", s.job);
+                    query(&prometheus, &latest, end).0.map_or(end, |t| t as u64)
+                }
+                None => end,
+            };
+            let (value, _, _) = query(&prometheus, &(design.window_ratio)(s), at);
+            let now = s.counts_until(at - start);
+            let then = s.counts_until(at - start - WINDOW);
             let exact = (now.errors - then.errors) / (now.requests - then.requests);
             let got = value.unwrap_or(f64::NAN);
             errors.push(((got - exact) / exact).abs());

@@ -177,13 +177,16 @@ mod random {
     fn selector() -> impl Strategy<Value = String> {
         (
             "[a-z_]{1,12}",
-            prop::collection::btree_map(
-                "[a-z_]{1,8}",
-                prop_oneof![
-                    "[a-zA-Z0-9 /._-]{0,10}".prop_map(|v| format!("={v:?}")),
-                    "[a-z0-9.|]{1,8}".prop_map(|v| format!("=~{v:?}")),
-                    "[a-z0-9]{1,6}".prop_map(|v| format!("!={v:?}")),
-                ],
+            // A Vec, not a map: matchers come in any order, as users write them.
+            prop::collection::vec(
+                (
+                    "[a-z_]{1,8}",
+                    prop_oneof![
+                        "[a-zA-Z0-9 /._-]{0,10}".prop_map(|v| format!("={v:?}")),
+                        "[a-z0-9.|]{1,8}".prop_map(|v| format!("=~{v:?}")),
+                        "[a-z0-9]{1,6}".prop_map(|v| format!("!={v:?}")),
+                    ],
+                ),
                 0..3,
             ),
         )

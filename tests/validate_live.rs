@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::prometheus::{Prometheus, import_openmetrics};
 
-/// The series Prometheus holds: requests of `api` (one without a route), a histogram with bounds
-/// 0.1 to 1, and error and request counters of another shape, with one error series of a job
-/// the total does not count.
+/// The series Prometheus holds: requests of `api` (one without a route) and failures of `web`, a
+/// histogram with bounds 0.1 to 1, and error and request counters of another shape, with one
+/// error series of a job the total does not count.
 const SERIES: &[(&str, &str)] = &[
     (
         "http_requests",
@@ -24,6 +24,10 @@ const SERIES: &[(&str, &str)] = &[
     (
         "http_requests",
         r#"http_requests_total{job="api",code="200"}"#,
+    ),
+    (
+        "http_requests",
+        r#"http_requests_total{job="web",code="500",route="/b"}"#,
     ),
     ("lat_seconds", r#"lat_seconds_bucket{job="api",le="0.1"}"#),
     ("lat_seconds", r#"lat_seconds_bucket{job="api",le="0.25"}"#),
@@ -173,18 +177,31 @@ fn the_metrics_slos_name_are_checked_in_prometheus() {
         "bound",
         "    latency:\n      histogram: 'lat_seconds{job=\"api\"}'\n      threshold: 0.25\n",
     );
-    assert_eq!(validate(url, &[&on_a_bound]).0, Some(0));
+    let (code, stdout, _) = validate(url, &[&on_a_bound]);
+    assert_eq!(code, Some(0), "{stdout}");
 
-    // Errors of a job the total does not count, matched on the labels both metrics have.
+    // Errors of a job the total does not count: of the same metric, an error.
     let outside = slo(
         d,
         "outside",
+        "    ratio:\n      errors: 'http_requests_total{code=\"500\"}'\n      total: 'http_requests_total{job=\"api\"}'\n",
+    );
+    let (code, stdout, stderr) = validate(url, &[&outside]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("spec.indicator.ratio.errors: error: 1 series of `http_requests_total{code=\"500\"}` are not among the series of the total `http_requests_total{job=\"api\"}`:"),
+        "{stdout}"
+    );
+    // Of another metric, matched on the labels one series of each has: a warning.
+    let other_metric = slo(
+        d,
+        "other-metric",
         "    ratio:\n      errors: 'errors_total'\n      total: 'requests_total{job=\"api\"}'\n",
     );
-    let (code, stdout, _) = validate(url, &[&outside]);
-    assert_eq!(code, Some(1), "{stdout}");
+    let (code, stdout, _) = validate(url, &[&other_metric]);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
-        stdout.contains("spec.indicator.ratio.errors: error: 1 series of `errors_total` are not among the series of the total `requests_total{job=\"api\"}` on(instance, job)"),
+        stdout.contains("spec.indicator.ratio.errors: warning: 1 series of `errors_total` are not among the series of the total `requests_total{job=\"api\"}` on(instance, job)"),
         "{stdout}"
     );
     let inside = slo(

@@ -36,6 +36,9 @@ pub struct Design {
     pub backfill: Vec<Vec<RuleGroup>>,
     /// What every series it records starts with.
     pub record_prefix: &'static str,
+    /// A record written by the evaluation that reads the window: the window is read at that
+    /// evaluation's time (backfilled groups evaluate at their hashed offset, as live ones do).
+    pub evaluated_at: Option<&'static str>,
 }
 
 fn record(name: String, expr: String) -> Rule {
@@ -77,6 +80,7 @@ pub fn plimsoll_design(services: &[Service]) -> Design {
     Design {
         name: "plimsoll",
         record_prefix: "slo:",
+        evaluated_at: Some(rules::names::TOTAL_5M),
         groups,
         // The expressions of slo:sli_errors/total:increase_window, read from the backfilled counts.
         window_ratio: |s| {
@@ -114,6 +118,7 @@ pub fn raw_increase_design(services: &[Service]) -> Design {
     Design {
         name: "raw-increase",
         record_prefix: "raw:",
+        evaluated_at: None,
         groups,
         window_ratio: |s| raw_ratio(s, "30d", "increase"),
         backfill: vec![Vec::new()],
@@ -154,6 +159,7 @@ pub fn ratio_average_design(services: &[Service]) -> Design {
     Design {
         name: "ratio-average",
         record_prefix: "avg:",
+        evaluated_at: None,
         groups,
         window_ratio: |s| {
             format!(

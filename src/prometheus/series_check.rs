@@ -199,19 +199,19 @@ impl Checker<'_> {
     }
 
     /// Bad (or good) events must be events the total counts, or the ratio mixes populations.
-    /// Series of the same metric must be among the total's; for another metric, matched on the
-    /// labels both have.
+    /// Series of the same metric must be among the total's (an error when not); for another
+    /// metric they are matched on the labels one series of each has, a guess, so a warning.
     async fn inside_total(
         &mut self,
         path: &str,
         part: &Selector,
         total: &Selector,
     ) -> Result<(), Error> {
-        let matching = if part.metric == total.metric {
-            String::new()
+        let (matching, severity) = if part.metric == total.metric {
+            (String::new(), Severity::Error)
         } else {
             let common = self.common_labels(part, total).await?;
-            format!(" on({})", common.join(", "))
+            (format!(" on({})", common.join(", ")), Severity::Warning)
         };
         let query = format!("count({part} unless{matching} {total})");
         if let Some(outside) = self.count(path, &query).await?
@@ -219,7 +219,7 @@ impl Checker<'_> {
         {
             self.found(
                 path,
-                Severity::Error,
+                severity,
                 format!(
                     "{outside} series of `{part}` are not among the series of the total \
                      `{total}`{matching}: the ratio would count events the total does not; narrow \
@@ -257,6 +257,11 @@ impl Checker<'_> {
     ) -> Result<(), Error> {
         let buckets = histogram.with_metric(format!("{}_bucket", histogram.metric));
         let path = format!("{at}.threshold");
+        // The bucket exactly as the rules select it: a bound they would not match is missing.
+        let selected = crate::rules::threshold_bucket(histogram, threshold);
+        if self.count(&path, &format!("count({selected})")).await? != Some(0.0) {
+            return Ok(());
+        }
         let bounds = match self
             .client
             .query(&format!("count by (le) ({buckets})"))
@@ -279,9 +284,6 @@ impl Checker<'_> {
             .map(|le| (le.parse::<f64>().unwrap_or(f64::INFINITY), le.clone()))
             .collect();
         les.sort_by(|x, y| x.0.total_cmp(&y.0));
-        if les.iter().any(|(v, _)| *v == threshold) {
-            return Ok(());
-        }
         let message = match les.is_empty() {
             true => format!("`{buckets}` matches no series: the histogram has no buckets"),
             false => format!(

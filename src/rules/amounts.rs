@@ -19,15 +19,6 @@ pub enum Reading {
     Increase,
 }
 
-impl Reading {
-    fn function(self) -> &'static str {
-        match self {
-            Reading::Rate => "rate",
-            Reading::Increase => "increase",
-        }
-    }
-}
-
 /// The amounts for counter, histogram and gauge indicators; `None` for free queries, which give
 /// a ratio and nothing else.
 pub fn amounts(indicator: &Indicator, range: Duration, reading: Reading) -> Option<Amounts> {
@@ -147,7 +138,7 @@ pub fn presence(indicator: &Indicator) -> String {
 
 /// The histogram's bucket at the threshold. Prometheus 3 writes integer bounds as `1.0` where
 /// older exporters wrote `1`, so integers match both spellings.
-fn le_bucket(histogram: &Selector, threshold: f64) -> String {
+pub fn le_bucket(histogram: &Selector, threshold: f64) -> String {
     let bucket = histogram.with_metric(format!("{}_bucket", histogram.metric));
     let spelled = threshold.to_string();
     let le = if threshold.fract() == 0.0 && !spelled.contains('e') {
@@ -168,10 +159,17 @@ fn counter(
     reading: Reading,
     group_by: &[String],
 ) -> String {
-    aggregate(
-        group_by,
-        &format!("{}({selector}[{range}])", reading.function()),
-    )
+    let per_series = match reading {
+        Reading::Rate => format!("rate({selector}[{range}])"),
+        // The counter's change since the evaluation one range ago: consecutive counts then add up
+        // to exactly the counter's change over a long window. increase() would extrapolate each
+        // range to its edges, and the sums drift wherever the rate changes. A reset, or a series
+        // without a sample one range ago, has no such change and falls back to increase().
+        Reading::Increase => format!(
+            "(({selector} - {selector} offset {range}) >= 0 or increase({selector}[{range}]))"
+        ),
+    };
+    aggregate(group_by, &per_series)
 }
 
 fn aggregate(group_by: &[String], inner: &str) -> String {
@@ -198,11 +196,16 @@ mod tests {
             total: sel("req_total"),
             group_by: vec!["route".into()],
         };
-        let a = amounts(&ind, Duration::from_minutes(5), Reading::Increase).unwrap();
-        assert_eq!(a.total, "sum by (route) (increase(req_total[5m]))");
+        let a = amounts(&ind, Duration::from_minutes(5), Reading::Rate).unwrap();
+        assert_eq!(a.total, "sum by (route) (rate(req_total[5m]))");
         assert_eq!(
             a.errors,
-            r#"(sum by (route) (increase(req_total{code=~"5.."}[5m])) or 0 * sum by (route) (increase(req_total[5m])))"#
+            r#"(sum by (route) (rate(req_total{code=~"5.."}[5m])) or 0 * sum by (route) (rate(req_total[5m])))"#
+        );
+        let counts = amounts(&ind, Duration::from_minutes(5), Reading::Increase).unwrap();
+        assert_eq!(
+            counts.total,
+            "sum by (route) (((req_total - req_total offset 5m) >= 0 or increase(req_total[5m])))"
         );
     }
 

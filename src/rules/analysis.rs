@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use super::output::{MANAGED_BY, MANAGED_BY_LABEL, SLO_LABEL};
-use super::windows::{COUNT_STEP, rate_suffix};
+use super::windows::{COUNT_STEP, over_steps, rate_suffix};
 use crate::model::promql::quote;
 use crate::model::{
-    BudgetingMethod, CalendarPeriod, LabelMatcher, MatchKind, RollbackPolicy, Slo, Window,
+    BudgetingMethod, CalendarPeriod, Duration, LabelMatcher, MatchKind, RollbackPolicy, Slo, Window,
 };
 
 /// The part of Argo Rollouts' AnalysisTemplate (argoproj.io/v1alpha1) that we write. Every field
@@ -248,7 +248,7 @@ impl<'a> Queries<'a> {
     fn period_remaining(&self, period: CalendarPeriod, local: &str) -> String {
         let (longest, index, elapsed) = match period {
             CalendarPeriod::Month => (
-                "32d",
+                Duration::from_days(32),
                 format!("month({local})"),
                 format!(
                     "((day_of_month({local}) - 1) * 86400 + {local} % 86400) \
@@ -257,27 +257,31 @@ impl<'a> Queries<'a> {
             ),
             // 1970-01-05, 345600 s after the epoch, was a Monday.
             CalendarPeriod::Week => (
-                "8d",
+                Duration::from_days(8),
                 format!("floor(({local} - 345600) / 604800)"),
                 format!("(({local} - 345600) % 604800) / 604800"),
             ),
         };
         let tagged = format!(r#"count_values("{PERIOD_LABEL}", {index})"#);
-        let since_start = |record: &str, step: String, over: &str| {
-            format!(
-                "{over}(({} * on() group_left({PERIOD_LABEL}) {tagged})[{longest}:{step}])",
+        // Shifted like the rules' windows, so the newest count is read however long ago it
+        // was written; within a step of the period's end it may be tagged with the next period
+        // and left out, as it was before the shift.
+        let since_start = |record: &str, step: Duration, over: &str| {
+            let tagged_record = format!(
+                "({} * on() group_left({PERIOD_LABEL}) {tagged})",
                 self.own(record)
-            )
+            );
+            over_steps(over, &tagged_record, longest, step)
         };
         let ratio = match &self.slo.method {
             BudgetingMethod::Occurrences => {
-                let errors = since_start(names::ERRORS_5M, COUNT_STEP.to_string(), "sum_over_time");
-                let total = since_start(names::TOTAL_5M, COUNT_STEP.to_string(), "sum_over_time");
+                let errors = since_start(names::ERRORS_5M, COUNT_STEP, "sum_over_time");
+                let total = since_start(names::TOTAL_5M, COUNT_STEP, "sum_over_time");
                 format!("({errors} / ({total} > 0) or ({total} == 0))")
             }
             BudgetingMethod::Timeslices { slice, .. } => format!(
                 "(1 - {})",
-                since_start(names::SLICE_GOOD, slice.to_string(), "avg_over_time")
+                since_start(names::SLICE_GOOD, *slice, "avg_over_time")
             ),
         };
         format!(
@@ -394,7 +398,7 @@ mod tests {
         for part in [
             "sum_over_time((slo:sli_errors:increase5m{",
             r#"* on() group_left(plimsoll_period) count_values("plimsoll_period", month("#,
-            "[32d:5m])",
+            "[32d:5m] offset -4m59s999ms)",
             "and on(plimsoll_period)",
             "scalar(((day_of_month(vector(time())) - 1) * 86400 + vector(time()) % 86400) \
              / (days_in_month(vector(time())) * 86400))",

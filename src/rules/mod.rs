@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
 use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
-use windows::{COUNT_STEP, FROM_COUNTS, rate_suffix, recorded_windows};
+use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows};
 
+pub use amounts::le_bucket as threshold_bucket;
 pub use analysis::{AnalysisTemplate, analysis_template};
 pub use output::{OutputError, PrometheusRule, prometheus_rule, rule_file};
 
@@ -194,18 +195,6 @@ fn fast_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
         interval: FAST_INTERVAL.to_string(),
         rules,
     }
-}
-
-/// `function(series[W:step] offset -(step - 1ms))`: one recorded value per step over exactly the
-/// last `window`. Without the offset, the subquery's steps sit on the step grid while the group
-/// evaluates at a hashed offset after it, so the last step would read the previous evaluation's
-/// value and the window would end one step early. Shifted by just under a step, the last step
-/// falls after this evaluation and reads the value it has just written; the first reads the
-/// value written one window minus a step ago. On the grid itself (offset 0, as promtool
-/// evaluates) the steps are those of the grid, and the count is the same: one value per step.
-fn over_steps(function: &str, series: &str, window: Duration, step: Duration) -> String {
-    let almost_a_step = Duration::from_secs(step.as_secs().saturating_sub(1));
-    format!("{function}({series}[{window}:{step}] offset -{almost_a_step}999ms)")
 }
 
 /// Timeslices: one good/bad sample per slice, and short windows as the share of bad slices.

@@ -81,6 +81,18 @@ pub fn recorded_windows(window: &Window) -> Vec<Duration> {
     all
 }
 
+/// `function(series[W:step] offset -(step - 1ms))`: one recorded value per step over exactly the
+/// last `window`. Without the offset, the subquery's steps sit on the step grid while the group
+/// evaluates at a hashed offset after it, so the last step would read the previous evaluation's
+/// value and the window would end one step early. Shifted by just under a step, the last step
+/// falls after this evaluation and reads the value it has just written; the first reads the
+/// value written one window minus a step ago. On the grid itself (offset 0, as promtool
+/// evaluates) the steps are those of the grid, and the count is the same: one value per step.
+pub fn over_steps(function: &str, series: &str, window: Duration, step: Duration) -> String {
+    let almost_a_step = Duration::from_secs(step.as_secs().saturating_sub(1));
+    format!("{function}({series}[{window}:{step}] offset -{almost_a_step}999ms)")
+}
+
 /// `slo:sli_error:ratio_rate1h` style suffix for a window.
 pub fn rate_suffix(window: Duration) -> String {
     format!("ratio_rate{window}")

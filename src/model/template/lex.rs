@@ -47,8 +47,9 @@ fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
+/// Go's names are letters, digits and `_` of its Unicode tables; ASCII is the part both agree on.
 fn is_alphanumeric(c: char) -> bool {
-    c == '_' || c.is_alphanumeric()
+    c == '_' || c.is_ascii_alphanumeric()
 }
 
 /// The actions of a template, in order. Text between them is literal and needs no check.
@@ -178,7 +179,16 @@ fn action_tokens<'a>(
                 }
             }
             c if c.is_ascii_digit() || matches!(c, '+' | '-' | '.') => {
-                (Token::Number, number(rest, shown())?)
+                let len = number(rest, shown())?;
+                in_range(&rest[..len], shown())?;
+                (Token::Number, len)
+            }
+            c if c.is_alphanumeric() && !c.is_ascii() => {
+                let through = action.len() - s.len() + pos + c.len_utf8();
+                return Err(TemplateError::new(
+                    "names in actions are ASCII letters, digits and `_`",
+                    &action[..through],
+                ));
             }
             c if is_alphanumeric(c) => {
                 let len = word_length(rest);
@@ -283,6 +293,27 @@ fn character(s: &str, shown: &str) -> Result<usize, TemplateError> {
         Some((i, '\'')) if ok => Ok(i + 1),
         _ => Err(TemplateError::new(
             "a character constant holds one character, such as 'a' or '\\n'",
+            shown,
+        )),
+    }
+}
+
+/// Go reads integers as 64-bit, a leading 0 as octal, and floats must be finite.
+fn in_range(number: &str, shown: &str) -> Result<(), TemplateError> {
+    let unsigned = number.trim_start_matches(['+', '-']);
+    let ok = if let Some(hex) = unsigned.strip_prefix("0x").or(unsigned.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).is_ok()
+    } else if unsigned.contains(['.', 'e', 'E']) {
+        number.parse::<f64>().is_ok_and(f64::is_finite)
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        u64::from_str_radix(&unsigned[1..], 8).is_ok()
+    } else {
+        number.parse::<i64>().is_ok() || unsigned.parse::<u64>().is_ok()
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(TemplateError::new(
+            "number out of range (integers are 64-bit, a leading 0 means octal)",
             shown,
         )),
     }

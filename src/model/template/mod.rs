@@ -7,8 +7,6 @@
 mod lex;
 mod parse;
 
-use std::fmt;
-
 /// Go's built-in template functions and Prometheus' own (template/template.go, v2.42).
 pub const FUNCTIONS: &[&str] = &[
     "and",
@@ -59,7 +57,8 @@ pub const FUNCTIONS: &[&str] = &[
 ];
 
 /// Why a template would not parse, and the part of it that does not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason} in `{at}`")]
 pub struct TemplateError {
     pub reason: String,
     /// The action (`{{ ... }}`) where it fails, shortened.
@@ -79,12 +78,6 @@ impl TemplateError {
             reason: reason.into(),
             at,
         }
-    }
-}
-
-impl fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} in `{}`", self.reason, self.at)
     }
 }
 

@@ -4,12 +4,15 @@
 use std::fmt;
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
-use promql_parser::util::{ExprVisitor, walk_expr};
 
 use super::error::Problem;
-use super::names::{is_label_name, is_metric_name};
+use super::names::is_metric_name;
+
+mod compat;
+mod error_ratio;
+
+pub use error_ratio::normalize_error_ratio;
 
 /// The placeholder in `query.errorRatio` that each window replaces.
 pub const WINDOW_PLACEHOLDER: &str = "$window";
@@ -105,22 +108,11 @@ pub fn quote(text: &str) -> String {
     out
 }
 
-/// Prometheus' PromQL lexer reads U+FFFD as a decoding error and refuses the expression, though
-/// it is valid UTF-8 and promql-parser accepts it.
-fn refuse_replacement_character(text: &str) -> Result<(), Problem> {
-    match text.contains(char::REPLACEMENT_CHARACTER) {
-        true => Err(Problem::invalid(
-            "contains U+FFFD (the replacement character), which Prometheus refuses in PromQL as \
-             invalid UTF-8; remove it or match it with a regex such as `.`",
-        )),
-        false => Ok(()),
-    }
-}
-
 /// Parses a plain vector selector: a metric name and label matchers, nothing else.
 pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
-    refuse_replacement_character(text)?;
-    let expr = parse(text)?;
+    compat::check_text(text)?;
+    let expr = parse_expr(text)?;
+    compat::check(&expr)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(not_a_selector(&expr));
     };
@@ -171,120 +163,7 @@ pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
     }
 }
 
-/// A window no one writes, standing in for `$window` while the template is parsed and printed.
-/// It is spelled as promql-parser prints it, so the printed text gives it back unchanged.
-const WINDOW_STAND_IN: &str = "12345d6h7m8s9ms";
-
-/// Checks the `query.errorRatio` template and returns it printed from its parsed expression:
-/// comments, line breaks and spacing are gone, so splicing the result into `(...)` or `absent(...)`
-/// cannot change its meaning. It must contain `$window` and, once a window is put in, parse to an
-/// instant vector.
-pub fn normalize_error_ratio(template: &str) -> Result<String, Problem> {
-    if !template.contains(WINDOW_PLACEHOLDER) {
-        return Err(Problem::invalid(format!(
-            "must contain the {WINDOW_PLACEHOLDER} placeholder in each range, such as \
-             `sum(rate(errors_total[$window])) / sum(rate(requests_total[$window]))`"
-        )));
-    }
-    refuse_replacement_character(template)?;
-    if template.contains(WINDOW_STAND_IN) {
-        return Err(Problem::invalid(format!(
-            "must not contain {WINDOW_STAND_IN:?}: Plimsoll uses that text while it reads the query"
-        )));
-    }
-    let expr = parse(&template.replace(WINDOW_PLACEHOLDER, WINDOW_STAND_IN))?;
-    if expr.value_type() != ValueType::Vector {
-        return Err(Problem::invalid(format!(
-            "must be an instant vector (an error ratio per series), but it is a {}; \
-             wrap range selectors in a function such as rate()",
-            expr.value_type()
-        )));
-    }
-    let mut newer = NewerThanPrometheus::default();
-    let _ = walk_expr(&mut newer, &expr);
-    if let Some(found) = newer.0 {
-        return Err(Problem::invalid(format!(
-            "uses {found}, which Prometheus 2.42 does not know (in Prometheus 3 it is experimental \
-             or new syntax); write it with what both understand"
-        )));
-    }
-    let printed = expr.to_string();
-    // The printer must give back the same expression, or what runs would not be what was checked.
-    match parser::parse(&printed) {
-        Ok(again) if again == expr => Ok(printed.replace(WINDOW_STAND_IN, WINDOW_PLACEHOLDER)),
-        _ => Err(Problem::invalid(format!(
-            "cannot be written back unchanged (it reads as `{printed}`); simplify the expression, \
-             for example without `or` between label matchers"
-        ))),
-    }
-}
-
-/// Functions and aggregations that promql-parser knows and Prometheus 2.42 does not; most are
-/// experimental in Prometheus 3, behind a feature flag.
-const NEWER_THAN_PROMETHEUS: &[&str] = &[
-    "double_exponential_smoothing",
-    "first_over_time",
-    "histogram_avg",
-    "histogram_quantiles",
-    "histogram_stddev",
-    "histogram_stdvar",
-    "info",
-    "integral",
-    "mad_over_time",
-    "max_of",
-    "min_of",
-    "sort_by_label",
-    "sort_by_label_desc",
-    "start_timestamp",
-    "ts_of_first_over_time",
-    "ts_of_last_over_time",
-    "ts_of_max_over_time",
-    "ts_of_min_over_time",
-    "limitk",
-    "limit_ratio",
-];
-
-/// The first use of something Prometheus 2.42 would refuse: a newer function or aggregation, or
-/// a quoted (UTF-8) metric or label name.
-#[derive(Default)]
-struct NewerThanPrometheus(Option<String>);
-
-impl ExprVisitor for NewerThanPrometheus {
-    type Error = std::convert::Infallible;
-
-    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-        let selector = match expr {
-            Expr::VectorSelector(vs) => Some(vs),
-            Expr::MatrixSelector(ms) => Some(&ms.vs),
-            _ => None,
-        };
-        let found = match expr {
-            Expr::Call(call) if NEWER_THAN_PROMETHEUS.contains(&call.func.name) => {
-                Some(format!("{}()", call.func.name))
-            }
-            Expr::Aggregate(agg)
-                if NEWER_THAN_PROMETHEUS.contains(&agg.op.to_string().as_str()) =>
-            {
-                Some(agg.op.to_string())
-            }
-            _ => selector.and_then(|vs| {
-                let metric = vs.name.iter().filter(|n| !is_metric_name(n));
-                let labels = vs.matchers.matchers.iter().map(|m| &m.name);
-                let labels = labels.filter(|n| *n != "__name__" && !is_label_name(n));
-                metric
-                    .chain(labels)
-                    .next()
-                    .map(|name| format!("the quoted name {name:?}"))
-            }),
-        };
-        if found.is_some() && self.0.is_none() {
-            self.0 = found;
-        }
-        Ok(true)
-    }
-}
-
-fn parse(text: &str) -> Result<Expr, Problem> {
+pub(super) fn parse_expr(text: &str) -> Result<Expr, Problem> {
     parser::parse(text).map_err(|detail| Problem::PromqlSyntax {
         query: text.to_string(),
         detail,
@@ -364,35 +243,54 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_prometheus_reads_as_invalid_utf8() {
-        for text in [
-            "m{a=\"x\u{FFFD}\"}",
-            "sum(rate(m{a=\"\u{FFFD}\"}[$window]))",
-        ] {
-            let err = parse_selector(text)
-                .err()
-                .or(normalize_error_ratio(text).err())
-                .unwrap();
-            assert!(err.to_string().contains("U+FFFD"), "{err}");
+    fn refuses_what_prometheus_2_42_refuses_or_reads_otherwise() {
+        let refused = [
+            ("m{a=\"x\u{FFFD}\"}", "U+FFFD"),
+            ("m{a=\"x\\ufffd\"}", "U+FFFD"),
+            ("m{a=\"\\xff\"}", "a byte above 0x7f"),
+            ("m{a=\"\\377\"}", "a byte above 0x7f"),
+            ("m{a=~\"x{1001}\"}", "repetition over {1000}"),
+            ("m{a=~\"(?<n>a)\"}", "named group"),
+            ("m{a=~\"(?x)a b\"}", "regex flags `(?x)`"),
+        ];
+        for (selector, found) in refused {
+            let query = format!("sum(rate({selector}[$window]))");
+            for err in [
+                parse_selector(selector).unwrap_err(),
+                normalize_error_ratio(&query).unwrap_err(),
+            ] {
+                assert!(err.to_string().contains(found), "{selector}: {err}");
+            }
         }
-        assert!(normalize_error_ratio("sum(rate(m{a=\"\u{FFFD}\"}[$window]))").is_err());
+        for query in [
+            "sort_by_label(sum by (a) (rate(m[$window])), \"a\")",
+            "limitk(1, rate(m[$window]))",
+            "rate(m{\"a.b\"=\"x\"}[$window])",
+            "rate(a[$window]) / fill(0) rate(b[$window])",
+            "rate({a=\"1\" or b=\"2\"}[$window])",
+            "rate(m[$window]) * start()",
+            "label_replace(rate(m[$window]), \"x\", \"\u{FFFD}\", \"\", \"\")",
+        ] {
+            let err = normalize_error_ratio(query).unwrap_err();
+            assert!(
+                err.to_string().contains("Prometheus 2.42"),
+                "{query}: {err}"
+            );
+        }
+        // Go's forms of the same are fine.
+        assert!(parse_selector("m{a=~\"(?i)x{2,1000}(?P<n>a)\"}").is_ok());
+        assert!(parse_selector("m{a=\"\\u00ff\"}").is_ok());
     }
 
     #[test]
-    fn refuses_what_prometheus_2_42_does_not_know() {
-        for (text, found) in [
-            (
-                "sort_by_label(sum by (a) (rate(m[$window])), \"a\")",
-                "sort_by_label()",
-            ),
-            ("limitk(1, rate(m[$window]))", "limitk"),
-            ("rate(m{\"a.b\"=\"x\"}[$window])", "the quoted name \"a.b\""),
-        ] {
-            match normalize_error_ratio(text) {
-                Err(e) => assert!(e.to_string().contains(found), "{text}: {e}"),
-                Ok(printed) => panic!("{text} accepted as {printed}"),
-            }
-        }
+    fn matchers_in_any_order_are_accepted_and_printed_in_name_order() {
+        assert_eq!(
+            normalize_error_ratio(
+                "sum(rate(http_requests_total{job=\"api\",code=~\"5..\"}[$window])) / sum(rate(http_requests_total{job=\"api\"}[$window]))"
+            )
+            .unwrap(),
+            "sum(rate(http_requests_total{code=~\"5..\",job=\"api\"}[$window])) / sum(rate(http_requests_total{job=\"api\"}[$window]))"
+        );
     }
 
     #[test]
