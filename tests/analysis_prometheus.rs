@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::{LabelMatcher, MatchKind, Slo};
 use plimsoll::rules::analysis_template;
-use serde_json::{Value, json};
-use support::prometheus::{Prometheus, http, import_openmetrics};
+use serde_json::json;
+use support::prometheus::{Prometheus, import_openmetrics, instant_values};
 
 const STEP: u64 = 300;
 const DAY: u64 = 86_400;
@@ -107,20 +107,7 @@ fn history(end: u64, switch: u64) -> String {
 
 /// One instant query at `time`: the values of the vector it answers.
 fn query(prometheus: &Prometheus, q: &str, time: u64) -> Vec<f64> {
-    let body: Value = http()
-        .post(format!("{}/api/v1/query", prometheus.url))
-        .form(&[("query", q), ("time", &time.to_string())])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(body["status"], "success", "{q}: {body}");
-    assert_eq!(body["data"]["resultType"], "vector", "{q}: {body}");
-    let result = body["data"]["result"].as_array().unwrap();
-    result
-        .iter()
-        .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
-        .collect()
+    instant_values(prometheus, q, time)
 }
 
 /// What the operator computes for a calendar window at `at`: the ratio of the counts since the

@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{BufWriter, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use plimsoll::budget::{self, Reading};
 use plimsoll::manifests::{self, Decoded};
@@ -28,7 +28,7 @@ fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
 }
 use plimsoll::rules;
 use plimsoll::synthetic::{Service, write_openmetrics};
-use support::prometheus::{Prometheus, backfill_rules, import_openmetrics};
+use support::prometheus::{Prometheus, backfill_rules, data_dir, import_openmetrics, unix_now};
 
 const DAY: u64 = 86_400;
 const STEP: u64 = 300;
@@ -85,13 +85,8 @@ fn read(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<Option<Rea
 fn the_budget_read_back_equals_the_synthetic_counts() {
     let slo = slo();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let end = now / 3600 * 3600 - 2 * 3600;
+    let data = data_dir(dir.path());
+    let end = unix_now() / 3600 * 3600 - 2 * 3600;
     let start = end - 31 * DAY;
 
     // A month and a day of traffic, then the 5m counts of that history.

@@ -5,9 +5,8 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use support::prometheus::{Prometheus, import_openmetrics};
+use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
 
 /// The series Prometheus holds: requests of `api` (one without a route) and failures of `web`, a
 /// histogram with bounds 0.1 to 1, and error and request counters of another shape, with one
@@ -47,12 +46,8 @@ const SERIES: &[(&str, &str)] = &[
 ];
 
 fn prometheus(dir: &std::path::Path) -> Prometheus {
-    let data = dir.join("data");
-    std::fs::create_dir(&data).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let data = data_dir(dir);
+    let now = unix_now();
     let file = dir.join("series.om");
     let mut out = std::fs::File::create(&file).unwrap();
     let mut families: Vec<&str> = SERIES.iter().map(|(f, _)| *f).collect();

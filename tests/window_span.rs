@@ -11,11 +11,10 @@
 mod support;
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::rules::{self, names};
-use support::prometheus::{Prometheus, http, import_openmetrics};
+use support::prometheus::{Prometheus, data_dir, import_openmetrics, instant_values, unix_now};
 
 const STEP: u64 = 300;
 
@@ -40,29 +39,16 @@ fn slow_expr(record: &str) -> String {
 }
 
 fn instant(prometheus: &Prometheus, expr: &str, at: u64) -> f64 {
-    let body: serde_json::Value = http()
-        .post(format!("{}/api/v1/query", prometheus.url))
-        .form(&[("query", expr), ("time", &at.to_string())])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(body["status"], "success", "{expr}: {body}");
-    body["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{expr} at {at}: {body}"))
+    let values = instant_values(prometheus, expr, at);
+    assert_eq!(values.len(), 1, "{expr} at {at}: {values:?}");
+    values[0]
 }
 
 #[test]
 fn long_windows_take_the_counts_of_exactly_the_last_window() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let data = data_dir(dir.path());
+    let now = unix_now();
     // Two days of counts ending three hours ago, on the grid: one series at a group offset of
     // 137 s, one on the grid itself (offset 0, as promtool evaluates). Count j is worth 2^(j%40)
     // so that any count taken or left out shows in the sum.

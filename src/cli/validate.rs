@@ -67,13 +67,49 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         let _ = writeln!(err, "plimsoll validate: {e}");
     }
     tally.io_errors = io_errors.len();
+    let valid = report(checked, &args.namespace, &mut tally, out);
+    let checked_live = match args.prometheus.client() {
+        None => None,
+        Some(Err(e)) => {
+            let _ = writeln!(err, "plimsoll validate: --prometheus-url: {e}");
+            return EXIT_ERROR;
+        }
+        Some(Ok(client)) => match live(&client, &valid, &mut tally, out) {
+            Ok(()) => Some(client.url().to_string()),
+            Err(e) => {
+                let _ = writeln!(err, "plimsoll validate: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
+    if !args.quiet {
+        summary(&tally, files.len(), checked_live.as_deref(), err);
+    }
+    let failed_live = tally.live_errors > 0 || (args.strict && tally.live_warnings > 0);
+    if tally.io_errors > 0 {
+        EXIT_ERROR
+    } else if tally.invalid > 0 || failed_live {
+        EXIT_INVALID
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Prints each document's problems and counts the verdicts; returns the valid SLOs with where
+/// they are. A second definition of one SLO is a problem of the second.
+fn report(
+    checked: Vec<manifests::Checked>,
+    default_namespace: &str,
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> Vec<(String, Slo)> {
     let mut definitions = manifests::Definitions::default();
-    let mut valid: Vec<(String, Slo)> = Vec::new();
+    let mut valid = Vec::new();
     for doc in checked {
         match doc.outcome {
             Outcome::Decoded(Decoded::Valid(decoded)) => {
                 let slo = decoded.1;
-                let namespace = slo.namespace.as_deref().unwrap_or(&args.namespace);
+                let namespace = slo.namespace.as_deref().unwrap_or(default_namespace);
                 match definitions.claim(namespace, &slo.name, &doc.location) {
                     Ok(()) => {
                         tally.valid += 1;
@@ -98,48 +134,27 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
             }
         }
     }
-    let checked_live = match args.prometheus.client() {
-        None => None,
-        Some(Err(e)) => {
-            let _ = writeln!(err, "plimsoll validate: --prometheus-url: {e}");
-            return EXIT_ERROR;
-        }
-        Some(Ok(client)) => match live(&client, &valid, &mut tally, out) {
-            Ok(()) => Some(client.url().to_string()),
-            Err(e) => {
-                let _ = writeln!(err, "plimsoll validate: {e}");
-                return EXIT_ERROR;
-            }
-        },
+    valid
+}
+
+/// The summary line on stderr.
+fn summary(tally: &Tally, files: usize, checked_live: Option<&str>, err: &mut impl Write) {
+    let other = match tally.other {
+        0 => String::new(),
+        n => format!("; {n} other document(s) skipped"),
     };
-    if !args.quiet {
-        let _ = writeln!(
-            err,
-            "{} valid, {} invalid ServiceLevelObjective(s) in {} file(s){}{}",
-            tally.valid,
-            tally.invalid,
-            files.len(),
-            match tally.other {
-                0 => String::new(),
-                n => format!("; {n} other document(s) skipped"),
-            },
-            match checked_live {
-                Some(url) => format!(
-                    "; against {url}: {} error(s), {} warning(s)",
-                    tally.live_errors, tally.live_warnings
-                ),
-                None => String::new(),
-            }
-        );
-    }
-    let failed_live = tally.live_errors > 0 || (args.strict && tally.live_warnings > 0);
-    if tally.io_errors > 0 {
-        EXIT_ERROR
-    } else if tally.invalid > 0 || failed_live {
-        EXIT_INVALID
-    } else {
-        EXIT_OK
-    }
+    let live = match checked_live {
+        Some(url) => format!(
+            "; against {url}: {} error(s), {} warning(s)",
+            tally.live_errors, tally.live_warnings
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        err,
+        "{} valid, {} invalid ServiceLevelObjective(s) in {files} file(s){other}{live}",
+        tally.valid, tally.invalid
+    );
 }
 
 /// Why the check against Prometheus could not be made.

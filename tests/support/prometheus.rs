@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A blocking HTTP client for tests. The crate's reqwest uses rustls without a built-in crypto
 /// provider; the operator installs ring, and so must anything else that builds a client.
@@ -103,4 +103,38 @@ pub fn backfill_rules(prometheus: &Prometheus, rules: &Path, start: u64, end: u6
         .arg(format!("--end={end}"))
         .arg(format!("--output-dir={}", data.display()))
         .arg(rules));
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A new, empty TSDB directory `data` under `dir`, for imports.
+pub fn data_dir(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    data
+}
+
+/// The values of an instant query's vector at `time`, in Prometheus' order.
+pub fn instant_values(prometheus: &Prometheus, expr: &str, time: u64) -> Vec<f64> {
+    let body: serde_json::Value = http()
+        .post(format!("{}/api/v1/query", prometheus.url))
+        .form(&[("query", expr), ("time", &time.to_string())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    assert_eq!(body["data"]["resultType"], "vector", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
+        .collect()
 }

@@ -124,87 +124,25 @@ fn action_tokens<'a>(
     let mut depth = 0usize;
     loop {
         let rest = &s[pos..];
-        let shown = || &action[..action.len() - s.len() + pos];
+        // The action up to here, and up to and with the next character: what messages quote.
+        let before = action.len() - s.len() + pos;
+        let through = before + rest.chars().next().map_or(0, char::len_utf8);
         if let Some(close) = right_delimiter(rest) {
             if depth > 0 {
-                return Err(TemplateError::new("unclosed left parenthesis", shown()));
+                return Err(TemplateError::new(
+                    "unclosed left parenthesis",
+                    &action[..before],
+                ));
             }
             return Ok((tokens, pos + close));
         }
-        let Some(c) = rest.chars().next() else {
+        if rest.is_empty() {
             return Err(TemplateError::new(
                 "unclosed action: `}}` is missing",
                 action,
             ));
-        };
-        let (token, len) = match c {
-            c if is_space(c) => {
-                let len = rest.find(|c: char| !is_space(c)).unwrap_or(rest.len());
-                // ` -}}` is a trim marker, not a space and a minus.
-                let len = if len > 1 && right_delimiter(&rest[len - 1..]).is_some() {
-                    len - 1
-                } else {
-                    len
-                };
-                (Token::Space, len)
-            }
-            '|' => (Token::Pipe, 1),
-            '(' => {
-                depth += 1;
-                (Token::LeftParen, 1)
-            }
-            ')' => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| TemplateError::new("unexpected `)`", shown()))?;
-                (Token::RightParen, 1)
-            }
-            ',' => (Token::Comma, 1),
-            '=' => (Token::Assign, 1),
-            ':' if rest.starts_with(":=") => (Token::Declare, 2),
-            '"' => (Token::Text, quoted(rest, shown())?),
-            '`' => match rest[1..].find('`') {
-                Some(end) => (Token::Text, end + 2),
-                None => return Err(TemplateError::new("unterminated raw string", action)),
-            },
-            '\'' => (Token::Text, character(rest, shown())?),
-            '$' => {
-                let len = 1 + word_length(&rest[1..]);
-                (Token::Variable(&rest[..len]), len)
-            }
-            '.' if !rest[1..].starts_with(|c: char| c.is_ascii_digit()) => {
-                match word_length(&rest[1..]) {
-                    0 => (Token::Dot, 1),
-                    n => (Token::Field(&rest[..1 + n]), 1 + n),
-                }
-            }
-            c if c.is_ascii_digit() || matches!(c, '+' | '-' | '.') => {
-                let len = number(rest, shown())?;
-                in_range(&rest[..len], shown())?;
-                (Token::Number, len)
-            }
-            c if c.is_alphanumeric() && !c.is_ascii() => {
-                let through = action.len() - s.len() + pos + c.len_utf8();
-                return Err(TemplateError::new(
-                    "names in actions are ASCII letters, digits and `_`",
-                    &action[..through],
-                ));
-            }
-            c if is_alphanumeric(c) => {
-                let len = word_length(rest);
-                match &rest[..len] {
-                    "true" | "false" => (Token::Bool, len),
-                    word => (Token::Word(word), len),
-                }
-            }
-            other => {
-                let through = action.len() - s.len() + pos + other.len_utf8();
-                return Err(TemplateError::new(
-                    format!("unexpected {other:?} in an action"),
-                    &action[..through],
-                ));
-            }
-        };
+        }
+        let (token, len) = token(rest, &action[..before], &action[..through], &mut depth)?;
         pos += len;
         let after = &s[pos..];
         if matches!(
@@ -212,14 +150,91 @@ fn action_tokens<'a>(
             Token::Number | Token::Bool | Token::Word(_) | Token::Field(_) | Token::Variable(_)
         ) && !at_terminator(after)
         {
+            let next = action.len() - after.len() + after.chars().next().map_or(0, char::len_utf8);
             return Err(TemplateError::new(
                 "a name or number runs into another character",
-                &action
-                    [..action.len() - after.len() + after.chars().next().map_or(0, char::len_utf8)],
+                &action[..next],
             ));
         }
         tokens.push(token);
     }
+}
+
+/// The token at the start of `rest` (not a delimiter, not empty) and its length; `depth` counts
+/// open parentheses. `shown` and `through` are the action before and with its first character.
+fn token<'a>(
+    rest: &'a str,
+    shown: &str,
+    through: &str,
+    depth: &mut usize,
+) -> Result<(Token<'a>, usize), TemplateError> {
+    let c = rest.chars().next().unwrap_or(' ');
+    Ok(match c {
+        c if is_space(c) => {
+            let len = rest.find(|c: char| !is_space(c)).unwrap_or(rest.len());
+            // ` -}}` is a trim marker, not a space and a minus.
+            let len = if len > 1 && right_delimiter(&rest[len - 1..]).is_some() {
+                len - 1
+            } else {
+                len
+            };
+            (Token::Space, len)
+        }
+        '|' => (Token::Pipe, 1),
+        '(' => {
+            *depth += 1;
+            (Token::LeftParen, 1)
+        }
+        ')' => {
+            *depth = depth
+                .checked_sub(1)
+                .ok_or_else(|| TemplateError::new("unexpected `)`", shown))?;
+            (Token::RightParen, 1)
+        }
+        ',' => (Token::Comma, 1),
+        '=' => (Token::Assign, 1),
+        ':' if rest.starts_with(":=") => (Token::Declare, 2),
+        '"' => (Token::Text, quoted(rest, shown)?),
+        '`' => match rest[1..].find('`') {
+            Some(end) => (Token::Text, end + 2),
+            None => return Err(TemplateError::new("unterminated raw string", through)),
+        },
+        '\'' => (Token::Text, character(rest, shown)?),
+        '$' => {
+            let len = 1 + word_length(&rest[1..]);
+            (Token::Variable(&rest[..len]), len)
+        }
+        '.' if !rest[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+            match word_length(&rest[1..]) {
+                0 => (Token::Dot, 1),
+                n => (Token::Field(&rest[..1 + n]), 1 + n),
+            }
+        }
+        c if c.is_ascii_digit() || matches!(c, '+' | '-' | '.') => {
+            let len = number(rest, shown)?;
+            in_range(&rest[..len], shown)?;
+            (Token::Number, len)
+        }
+        c if c.is_alphanumeric() && !c.is_ascii() => {
+            return Err(TemplateError::new(
+                "names in actions are ASCII letters, digits and `_`",
+                through,
+            ));
+        }
+        c if is_alphanumeric(c) => {
+            let len = word_length(rest);
+            match &rest[..len] {
+                "true" | "false" => (Token::Bool, len),
+                word => (Token::Word(word), len),
+            }
+        }
+        other => {
+            return Err(TemplateError::new(
+                format!("unexpected {other:?} in an action"),
+                through,
+            ));
+        }
+    })
 }
 
 fn word_length(s: &str) -> usize {
