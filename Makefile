@@ -51,6 +51,7 @@ fmt:
 	$(CARGO) fmt --all
 
 ## bench: render and reconcile time (criterion), cache memory, Prometheus rule cost vs two designs
+## (a month per query, then K = 50, 200, 1,000 SLOs live: about 35 min; run it alone on the machine)
 bench: tools
 	$(CARGO) bench --bench render
 	$(CARGO) bench --bench reconcile
