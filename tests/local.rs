@@ -55,16 +55,19 @@ fn demo_history(dir: &Path) -> u64 {
         dir.to_str().unwrap(),
     ]);
     let printed = String::from_utf8(printed.stdout).unwrap();
-    let (start, end, stages) = (
+    let (start, end, count_stages, stages) = (
         value(&printed, "START"),
         value(&printed, "END"),
+        value(&printed, "COUNT_STAGES"),
         value(&printed, "STAGES"),
     );
     assert_eq!(end - start, WINDOW + LEAD_IN);
     import_openmetrics(&dir.join("traffic.om"), &data);
     let bare = dir.join("bare.yml");
     std::fs::write(&bare, "global: {evaluation_interval: 30s}\n").unwrap();
-    let steps = std::iter::once(("counts.yaml".to_string(), start))
+    // The counts over the month, total first; the rest over the last hour.
+    let steps = (1..=count_stages)
+        .map(|n| (format!("counts-{n}.yaml"), start))
         .chain((1..=stages).map(|n| (format!("stage-{n}.yaml"), end - 3600)));
     for (rules, from) in steps {
         let recorded = dir.join(format!("{rules}.om"));
