@@ -298,6 +298,20 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Starts the webhook against the cluster and waits until it serves a certificate; the sender
+/// shuts it down.
+async fn serving(cluster: &Shared, settings: Settings) -> (Running, watch::Sender<bool>) {
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let running = webhook::start(client(cluster.clone()), settings, shutdown)
+        .await
+        .unwrap();
+    eventually("a certificate is served", || {
+        running.certificates.cert().is_some()
+    })
+    .await;
+    (running, shutdown_tx)
+}
+
 async fn stop(running: Running, shutdown: watch::Sender<bool>) {
     shutdown.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running.done)
@@ -750,16 +764,9 @@ async fn a_409_on_create_means_another_replica_won_and_its_certificate_is_served
         race: Some(secret_value(&theirs)),
         ..Cluster::default()
     }));
-    let (shutdown_tx, shutdown) = watch::channel(false);
     let mut settings = settings(self_managed(), false);
     settings.configuration = None;
-    let running = webhook::start(client(cluster.clone()), settings, shutdown)
-        .await
-        .unwrap();
-    eventually("a certificate is served", || {
-        running.certificates.cert().is_some()
-    })
-    .await;
+    let (running, shutdown_tx) = serving(&cluster, settings).await;
     assert_eq!(running.certificates.cert(), Some(theirs.cert.clone()));
     {
         let c = cluster.lock().unwrap();
@@ -804,18 +811,7 @@ async fn a_certificate_due_for_renewal_is_replaced_under_the_same_ca() {
     };
     cluster.store_secret(secret_value(&old));
     let cluster = Arc::new(Mutex::new(cluster));
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let running = webhook::start(
-        client(cluster.clone()),
-        settings(self_managed(), false),
-        shutdown,
-    )
-    .await
-    .unwrap();
-    eventually("a certificate is served", || {
-        running.certificates.cert().is_some()
-    })
-    .await;
+    let (running, shutdown_tx) = serving(&cluster, settings(self_managed(), false)).await;
     eventually("the configuration was checked", || {
         !cluster
             .lock()
@@ -865,16 +861,9 @@ async fn a_conflict_on_renewal_means_another_replica_renewed_and_theirs_is_serve
     };
     cluster.store_secret(secret_value(&old));
     let cluster = Arc::new(Mutex::new(cluster));
-    let (shutdown_tx, shutdown) = watch::channel(false);
     let mut settings = settings(self_managed(), false);
     settings.configuration = None;
-    let running = webhook::start(client(cluster.clone()), settings, shutdown)
-        .await
-        .unwrap();
-    eventually("a certificate is served", || {
-        running.certificates.cert().is_some()
-    })
-    .await;
+    let (running, shutdown_tx) = serving(&cluster, settings).await;
     assert_eq!(running.certificates.cert(), Some(theirs.cert.clone()));
     {
         let c = cluster.lock().unwrap();
@@ -1064,17 +1053,10 @@ async fn a_stale_slo_copy_makes_the_freeze_admit_with_a_warning() {
     }));
     let (cache, _feeding) = SloCache::start(&client(cluster.clone()), &Scope::default());
     cache.set_stale_after(Duration::from_millis(500));
-    let (shutdown_tx, shutdown) = watch::channel(false);
     let mut settings = settings(self_managed(), true);
     settings.configuration = None;
     settings.cache = Some(cache);
-    let running = webhook::start(client(cluster.clone()), settings, shutdown)
-        .await
-        .unwrap();
-    eventually("a certificate is served", || {
-        running.certificates.cert().is_some()
-    })
-    .await;
+    let (running, shutdown_tx) = serving(&cluster, settings).await;
     let https = https(&ours.ca_cert, running.addr);
     let old = deployment("shop:1", json!({}));
     let change = review(

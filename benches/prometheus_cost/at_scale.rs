@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::designs::{Design, plimsoll_design, ratio_average_design, raw_increase_design};
-use super::prometheus_support::{Prometheus, http, import_openmetrics};
+use super::prometheus_support::{Prometheus, http, import_openmetrics, instant_values};
 use plimsoll::rules;
 use plimsoll::synthetic::Service;
 
@@ -109,18 +109,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The sum of an instant query's values now (0 when it has none).
 fn scalar(prometheus: &Prometheus, expr: &str) -> f64 {
-    let body: serde_json::Value = http()
-        .post(format!("{}/api/v1/query", prometheus.url))
-        .form(&[("query", expr)])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    body["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    instant_values(prometheus, expr, now()).iter().sum()
 }
 
 /// Prometheus' own counters about itself, read from its /metrics.

@@ -6,7 +6,7 @@
 
 use super::client::{Client, Error};
 use crate::model::promql::WINDOW_PLACEHOLDER;
-use crate::model::{BadEvents, Indicator, Selector, Slo};
+use crate::model::{BadEvents, Indicator, LabelMatcher, MatchKind, Selector, Slo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -46,17 +46,18 @@ pub async fn check(client: &Client, slo: &Slo) -> Result<Vec<Finding>, Error> {
             group_by,
         } => {
             const AT: &str = "spec.indicator.ratio";
-            if c.present(&format!("{AT}.total"), total, Severity::Error)
+            if let Some(all) = c
+                .present(&format!("{AT}.total"), total, Severity::Error)
                 .await?
             {
-                c.group_by(&format!("{AT}.groupBy"), total, group_by)
+                c.group_by(&format!("{AT}.groupBy"), total, all, group_by)
                     .await?;
                 let (field, part, missing) = match bad {
                     BadEvents::Errors(s) => ("errors", s, Severity::Warning),
                     BadEvents::Good(s) => ("good", s, Severity::Error),
                 };
                 let path = format!("{AT}.{field}");
-                if c.present(&path, part, missing).await? {
+                if c.present(&path, part, missing).await?.is_some() {
                     c.inside_total(&path, part, total).await?;
                 }
             }
@@ -68,20 +69,22 @@ pub async fn check(client: &Client, slo: &Slo) -> Result<Vec<Finding>, Error> {
         } => {
             const AT: &str = "spec.indicator.latency";
             let count = histogram.with_metric(format!("{}_count", histogram.metric));
-            if c.present(&format!("{AT}.histogram"), &count, Severity::Error)
+            if let Some(all) = c
+                .present(&format!("{AT}.histogram"), &count, Severity::Error)
                 .await?
             {
-                c.group_by(&format!("{AT}.groupBy"), &count, group_by)
+                c.group_by(&format!("{AT}.groupBy"), &count, all, group_by)
                     .await?;
                 c.bucket(AT, histogram, *threshold).await?;
             }
         }
         Indicator::Gauge { metric, group_by } => {
             const AT: &str = "spec.indicator.gauge";
-            if c.present(&format!("{AT}.metric"), metric, Severity::Error)
+            if let Some(all) = c
+                .present(&format!("{AT}.metric"), metric, Severity::Error)
                 .await?
             {
-                c.group_by(&format!("{AT}.groupBy"), metric, group_by)
+                c.group_by(&format!("{AT}.groupBy"), metric, all, group_by)
                     .await?;
             }
         }
@@ -131,15 +134,15 @@ impl Checker<'_> {
         }
     }
 
-    /// Whether the selector matches series now; a finding of `severity` when it does not.
+    /// How many series the selector matches now, when any; a finding of `severity` when none.
     async fn present(
         &mut self,
         path: &str,
         selector: &Selector,
         severity: Severity,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<f64>, Error> {
         match self.count(path, &format!("count({selector})")).await? {
-            Some(n) if n > 0.0 => Ok(true),
+            Some(n) if n > 0.0 => Ok(Some(n)),
             Some(_) => {
                 let why = match severity {
                     Severity::Warning => {
@@ -153,9 +156,9 @@ impl Checker<'_> {
                     severity,
                     format!("`{selector}` matches no series in Prometheus now: {why}"),
                 );
-                Ok(false)
+                Ok(None)
             }
-            None => Ok(false),
+            None => Ok(None),
         }
     }
 
@@ -163,13 +166,12 @@ impl Checker<'_> {
         &mut self,
         path: &str,
         series: &Selector,
+        all: f64,
         labels: &[String],
     ) -> Result<(), Error> {
-        let Some(all) = self.count(path, &format!("count({series})")).await? else {
-            return Ok(());
-        };
         for (i, label) in labels.iter().enumerate() {
-            let with = format!("count({})", with_matcher(series, &format!("{label}!=\"\"")));
+            let labelled = series.with_matcher(LabelMatcher::new(label, MatchKind::NotEqual, ""));
+            let with = format!("count({labelled})");
             let Some(labelled) = self.count(path, &with).await? else {
                 continue;
             };
@@ -297,14 +299,5 @@ impl Checker<'_> {
         };
         self.found(&path, Severity::Error, message);
         Ok(())
-    }
-}
-
-/// The selector with one more matcher, written out.
-fn with_matcher(selector: &Selector, matcher: &str) -> String {
-    let text = selector.to_string();
-    match text.strip_suffix('}') {
-        Some(open) => format!("{open},{matcher}}}"),
-        None => format!("{text}{{{matcher}}}"),
     }
 }

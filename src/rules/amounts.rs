@@ -1,8 +1,8 @@
 //! PromQL for "how many events failed, out of how many" per indicator kind, over a range of raw
 //! series. Everything else (ratios, counts, slices) is built from these two expressions.
 
-use crate::model::promql::{WINDOW_PLACEHOLDER, quote};
-use crate::model::{BadEvents, Duration, Indicator, Selector};
+use crate::model::promql::WINDOW_PLACEHOLDER;
+use crate::model::{BadEvents, Duration, Indicator, LabelMatcher, MatchKind, Selector};
 
 /// Failed and total events over one range, aggregated to the SLO's groups.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,13 +92,7 @@ pub fn errors(
 /// A recorded series of this SLO as an expression with the groups' labels only, the shape the
 /// raw aggregations have (one sample per group, so the `sum` costs nothing).
 pub fn regrouped(indicator: &Indicator, recorded: &str) -> String {
-    let group_by = match indicator {
-        Indicator::Ratio { group_by, .. }
-        | Indicator::Latency { group_by, .. }
-        | Indicator::Gauge { group_by, .. } => group_by.as_slice(),
-        Indicator::Query { .. } => &[],
-    };
-    aggregate(group_by, recorded)
+    aggregate(indicator.group_by(), recorded)
 }
 
 /// The error ratio over a raw range. Zero traffic gives 0 (nothing failed), never NaN; missing
@@ -142,15 +136,11 @@ pub fn le_bucket(histogram: &Selector, threshold: f64) -> String {
     let bucket = histogram.with_metric(format!("{}_bucket", histogram.metric));
     let spelled = threshold.to_string();
     let le = if threshold.fract() == 0.0 && !spelled.contains('e') {
-        format!("le=~{}", quote(&format!("{spelled}|{spelled}\\.0")))
+        LabelMatcher::new("le", MatchKind::Regex, format!("{spelled}|{spelled}\\.0"))
     } else {
-        format!("le={}", quote(&spelled))
+        LabelMatcher::new("le", MatchKind::Equal, spelled)
     };
-    let base = bucket.to_string();
-    match base.strip_suffix('}') {
-        Some(open) => format!("{open},{le}}}"),
-        None => format!("{base}{{{le}}}"),
-    }
+    bucket.with_matcher(le).to_string()
 }
 
 fn counter(

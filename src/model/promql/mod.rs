@@ -61,9 +61,26 @@ impl Selector {
         }
     }
 
+    /// The same selector with one more matcher.
+    pub fn with_matcher(&self, matcher: LabelMatcher) -> Selector {
+        let mut more = self.clone();
+        more.matchers.push(matcher);
+        more
+    }
+
     /// True when a matcher names this label.
     pub fn matches_label(&self, label: &str) -> bool {
         self.matchers.iter().any(|m| m.name == label)
+    }
+}
+
+impl LabelMatcher {
+    pub fn new(name: impl Into<String>, op: MatchKind, value: impl Into<String>) -> Self {
+        LabelMatcher {
+            name: name.into(),
+            op,
+            value: value.into(),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ fn what_prometheus_refuses_is_refused_with_the_part_named() {
 }
 
 #[test]
-fn literal_text_has_no_actions_and_prints_as_written() {
+fn literal_text_parses_and_closes_before_what_follows() {
     for text in ["{{ x }}", "{{{", "a{", "{", "}}{{-", "{{/*", "{{{{{"] {
         let escaped = literal(text);
         assert_eq!(check(&escaped), Ok(()), "{escaped}");
