@@ -5,7 +5,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools lint fmt crds deploy image bench bench-scale demo clean
+.PHONY: all build test tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
 
 all: build
 
@@ -21,11 +21,14 @@ test: tools lint
 	fi
 
 ## tools: what the tests run for real: promtool (Debian's prometheus), Lua 5.1 (Argo CD's
-## dialect) for the health checks, and Helm's engine (PyPI helm-python-sdk) for the chart
+## dialect) for the health checks, headless Chromium and chromedriver (Debian's chromium,
+## chromium-driver) for the UI, and Helm's engine (PyPI helm-python-sdk) for the chart
 tools:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v lua5.1 >/dev/null 2>&1 || missing="$$missing lua5.1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -41,6 +44,7 @@ tools:
 	}
 	@promtool --version | head -1
 	@lua5.1 -v
+	@chromedriver --version
 	@$(PYTHON) -c 'import helm_python as h; print("helm-python-sdk", h.__version__, "(Helm", h.helm_sdk_version() + ")")'
 
 lint:
@@ -73,6 +77,11 @@ demo:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
 	@$(CARGO) build --quiet --bin plimsoll
 	@PLIMSOLL=$${CARGO_TARGET_DIR:-target}/debug/plimsoll scripts/demo.sh
+
+## demo-ui: the demo, then its web UI on http://127.0.0.1:8080/ui until Ctrl-C
+## (DEMO_UI_LISTEN=host:port for another address)
+demo-ui:
+	@DEMO_UI=1 $(MAKE) --no-print-directory demo
 
 ## crds: regenerate crds/ and the chart's copy from the Rust types (tests fail while they differ)
 crds:

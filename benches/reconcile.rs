@@ -89,8 +89,12 @@ fn bench(c: &mut Criterion) {
     // Learn what the create path writes, to serve it back for the steady state.
     let created = {
         let model = plimsoll::model::validate(&slo(None)).unwrap();
-        let rule =
-            plimsoll::controller::rule::desired(&slo(None), &model, "shop", &Default::default());
+        let rule = plimsoll::controller::rule::desired(
+            &slo(None),
+            &model,
+            "shop",
+            &plimsoll::controller::Settings::new(Default::default()),
+        );
         serde_json::to_vec(&rule).unwrap()
     };
     let seen = Arc::new(Seen::default());

@@ -14,6 +14,8 @@
 #    `rule_files: <tmp>/rules/*.yaml` and the lifecycle API.
 # 5. `plimsoll local --once` writes the rule files there, has Prometheus reload them, reads the
 #    budgets and prints the table.
+# 6. With DEMO_UI=1 (`make demo-ui`), `plimsoll local` then serves the web UI on DEMO_UI_LISTEN
+#    (127.0.0.1:8080) until Ctrl-C.
 #
 # Everything this script starts is stopped on exit, and the temporary directory removed.
 set -euo pipefail
@@ -118,6 +120,14 @@ say "Prometheus is up at $url; running plimsoll local --once"
 echo >&2
 status=0
 "$plimsoll" local --slos "$slos" --prometheus "$url" --rules-out "$work/rules" --once || status=$?
+if [ -n "${DEMO_UI:-}" ] && [ "$status" = 0 ]; then
+	# `make demo-ui`: the same SLOs, served as the web UI until Ctrl-C.
+	listen=${DEMO_UI_LISTEN:-127.0.0.1:8080}
+	echo >&2
+	say "serving the UI at http://$listen/ui (Ctrl-C stops it, Prometheus and removes $work)"
+	"$plimsoll" local --slos "$slos" --prometheus "$url" --rules-out "$work/rules" \
+		--listen "$listen" --interval 30s >/dev/null || status=$?
+fi
 say "done; stopping Prometheus and removing $work"
 echo "On your own Prometheus: plimsoll local --slos <dir> --prometheus <url> --rules-out <dir its rule_files read> (README.md, 'plimsoll local')" >&2
 exit "$status"

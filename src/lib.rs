@@ -24,4 +24,5 @@ pub mod slo_cache;
 pub mod small_map;
 pub mod synthetic;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;

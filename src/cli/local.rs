@@ -31,6 +31,10 @@ pub struct Args {
     /// be read or written). Serves nothing.
     #[arg(long)]
     pub once: bool,
+    /// The UI's address as people reach it, such as `https://slo.example.com`: alerts get a
+    /// `plimsoll_url` annotation linking to their SLO's page.
+    #[arg(long, value_name = "URL", env = "PLIMSOLL_UI_URL")]
+    pub ui_url: Option<String>,
     /// Namespace for SLOs whose manifest names none.
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
@@ -50,6 +54,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         interval: args.interval,
         listen: Some(args.listen),
         once: args.once,
+        ui_url: args.ui_url.clone(),
         prometheus: prometheus::Settings {
             bearer_token_file: args.bearer_token_file.clone(),
             ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)

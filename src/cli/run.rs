@@ -38,7 +38,15 @@ pub struct Args {
         value_parser = parse_label
     )]
     pub rule_labels: Vec<(String, String)>,
-    /// Address of /healthz, /readyz and /metrics.
+    /// Serve the read-only web UI (`/ui`) on --listen, from this replica's SLO cache and
+    /// Prometheus.
+    #[arg(long, env = "PLIMSOLL_UI", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ui: bool,
+    /// The UI's address as people reach it, such as `https://slo.example.com`: every alert gets a
+    /// `plimsoll_url` annotation linking to its SLO's page.
+    #[arg(long, env = "PLIMSOLL_UI_URL")]
+    pub ui_url: Option<String>,
+    /// Address of /healthz, /readyz, /metrics, Flagger's webhook and the UI.
     #[arg(long, env = "PLIMSOLL_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// How often healthy SLOs are reconciled again, besides every change.
@@ -226,11 +234,26 @@ async fn operate(args: Args) -> Result<(), String> {
         let _ = shutdown_tx.send(true);
     });
     let slos_for_operator = slos.clone();
-    let app = server::router(AppState {
+    let prometheus = match args.prometheus.client() {
+        Some(client) => Some(client.map_err(|e| format!("--prometheus-url: {e}"))?),
+        None => None,
+    };
+    let mut app = server::router(AppState {
         metrics: metrics.clone(),
         health: health.clone(),
-        slos,
+        slos: slos.clone(),
     });
+    if args.ui {
+        app = app.merge(crate::ui::router(crate::ui::Ui {
+            source: server::ui_source::ClusterSource {
+                slos,
+                client: client.clone(),
+            },
+            prometheus: prometheus.clone(),
+            scope: args.reading_selector.clone(),
+            external_url: args.ui_url.clone(),
+        }));
+    }
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -262,6 +285,7 @@ async fn operate(args: Args) -> Result<(), String> {
         require_target_opt_in: args.require_target_opt_in,
         concurrency: args.concurrency,
         reading_scope: args.reading_selector.clone(),
+        ui_url: args.ui_url.clone(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -269,10 +293,6 @@ async fn operate(args: Args) -> Result<(), String> {
         metrics.clone(),
         Some(identity.clone()),
     ));
-    let prometheus = match args.prometheus.client() {
-        Some(client) => Some(client.map_err(|e| format!("--prometheus-url: {e}"))?),
-        None => None,
-    };
     let operator = Operator {
         client,
         lease_client,

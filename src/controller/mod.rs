@@ -63,6 +63,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// The labels that scope readings (`--reading-selector`); AnalysisTemplates query with them.
     pub reading_scope: crate::prometheus::ReadingScope,
+    /// The web UI's external URL: every alert links to its SLO's page there (`plimsoll_url`).
+    pub ui_url: Option<String>,
 }
 
 impl Settings {
@@ -76,6 +78,7 @@ impl Settings {
             require_target_opt_in: false,
             concurrency: 8,
             reading_scope: crate::prometheus::ReadingScope::default(),
+            ui_url: None,
         }
     }
 }

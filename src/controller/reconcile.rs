@@ -169,7 +169,7 @@ async fn apply_rule(
     ctx: &Context,
     namespace: &str,
 ) -> Result<(Readiness, Option<Duration>, Option<String>), Error> {
-    let desired = rule::desired(slo, model, namespace, &ctx.config.rule_labels);
+    let desired = rule::desired(slo, model, namespace, &ctx.config);
     let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), namespace);
     let name = model.name.clone();
     // Read untyped: a rule someone else wrote need not have the shape ours have, and must

@@ -1,27 +1,28 @@
 //! The PrometheusRule an SLO should have, and whether the one in the cluster still matches it.
 
-use std::collections::BTreeMap;
-
 use kube::{Resource, ResourceExt};
 
 use crate::api::ServiceLevelObjective;
 use crate::model::Slo;
 use crate::rules::{self, PrometheusRule};
 
-/// The object to apply: rules rendered from the model, our labels plus the configured ones, and
-/// an ownerReference so Kubernetes deletes it with the SLO.
+/// The object to apply: rules rendered from the model (alerts linked to the UI when its URL is
+/// set), our labels plus the configured ones, and an ownerReference so Kubernetes deletes it
+/// with the SLO.
 pub fn desired(
     object: &ServiceLevelObjective,
     model: &Slo,
     namespace: &str,
-    extra_labels: &BTreeMap<String, String>,
+    settings: &super::Settings,
 ) -> PrometheusRule {
-    let mut rule = rules::prometheus_rule(
-        &model.name,
-        namespace,
-        rules::render(model, namespace),
-        extra_labels,
-    );
+    let mut groups = rules::render(model, namespace);
+    if let Some(url) = &settings.ui_url {
+        rules::link_alerts(
+            &mut groups,
+            &crate::ui::slo_url(url, namespace, &model.name),
+        );
+    }
+    let mut rule = rules::prometheus_rule(&model.name, namespace, groups, &settings.rule_labels);
     rule.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
     rule
 }
@@ -83,6 +84,8 @@ pub fn change(existing: Option<&PrometheusRule>, desired: &PrometheusRule) -> Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::Settings;
+    use std::collections::BTreeMap;
 
     fn slo() -> (ServiceLevelObjective, Slo) {
         let object: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
@@ -102,7 +105,7 @@ mod tests {
     fn the_rule_is_owned_by_the_slo_and_carries_no_slo_labels() {
         let (object, model) = slo();
         let extra = BTreeMap::from([("release".to_string(), "prom".to_string())]);
-        let rule = desired(&object, &model, "shop", &extra);
+        let rule = desired(&object, &model, "shop", &Settings::new(extra));
         let owner = &rule.owner_references()[0];
         assert_eq!(owner.uid, "u-1");
         assert_eq!(owner.controller, Some(true));
@@ -117,9 +120,45 @@ mod tests {
     }
 
     #[test]
+    fn with_the_ui_url_every_alert_links_to_its_page() {
+        let (object, model) = slo();
+        let settings = Settings {
+            ui_url: Some("https://slo.example.com/".into()),
+            ..Settings::new(BTreeMap::new())
+        };
+        let rule = desired(&object, &model, "shop", &settings);
+        let alerts: Vec<_> = rule
+            .spec
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.alert.is_some())
+            .collect();
+        assert!(alerts.len() >= 5);
+        for alert in alerts {
+            assert_eq!(
+                alert
+                    .annotations
+                    .get(rules::URL_ANNOTATION)
+                    .map(String::as_str),
+                Some("https://slo.example.com/ui/slo/shop/checkout")
+            );
+        }
+        let plain = desired(&object, &model, "shop", &Settings::new(BTreeMap::new()));
+        assert!(
+            plain
+                .spec
+                .groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .all(|r| !r.annotations.contains_key(rules::URL_ANNOTATION))
+        );
+    }
+
+    #[test]
     fn detects_creation_drift_and_no_change() {
         let (object, model) = slo();
-        let rule = desired(&object, &model, "shop", &BTreeMap::new());
+        let rule = desired(&object, &model, "shop", &Settings::new(BTreeMap::new()));
         assert_eq!(change(None, &rule), Change::Create);
         let mut same = rule.clone();
         same.labels_mut()

@@ -19,6 +19,8 @@ pub struct Entry {
     pub slo: Slo,
     /// The manifest it came from.
     pub location: String,
+    /// The manifest's document as YAML.
+    pub manifest: std::sync::Arc<str>,
     /// What the operator would have written to the SLO's status by now.
     pub status: ServiceLevelObjectiveStatus,
     /// What the policy did this round.
@@ -127,6 +129,7 @@ pub fn advance(previous: &Board, slos: &[Loaded], readings: &ReadResult, now: Ti
                 key: loaded.key.clone(),
                 slo: loaded.slo.clone(),
                 location: loaded.location.clone(),
+                manifest: loaded.manifest.clone(),
                 status,
                 action: step.action,
                 note,
@@ -210,6 +213,7 @@ mod tests {
             namespace: "shop".into(),
             slo: crate::model::validate(&object).unwrap(),
             location: format!("slos/{name}.yaml"),
+            manifest: "".into(),
         }
     }
 

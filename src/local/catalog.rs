@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::manifests::{self, Decoded, LoadError, Outcome};
@@ -17,6 +18,8 @@ pub struct Loaded {
     pub slo: Slo,
     /// `file` or `file#2`.
     pub location: String,
+    /// The document as read, printed as YAML (the UI shows it).
+    pub manifest: Arc<str>,
 }
 
 /// What the manifest files hold: the valid SLOs in file order, and one line per problem.
@@ -66,7 +69,8 @@ pub fn load(files: &Snapshot, default_namespace: &str) -> Catalog {
         let before = catalog.problems.len();
         match doc.outcome {
             Outcome::Decoded(Decoded::Valid(valid)) => {
-                let slo = valid.1;
+                let (object, slo) = *valid;
+                let manifest = Arc::from(serde_saphyr::to_string(&object).unwrap_or_default());
                 let namespace = slo
                     .namespace
                     .clone()
@@ -80,6 +84,7 @@ pub fn load(files: &Snapshot, default_namespace: &str) -> Catalog {
                         namespace,
                         slo,
                         location: doc.location,
+                        manifest,
                     }),
                 }
             }

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::prometheus::{self, Reload};
 use crate::server::flagger::{self, FlaggerQuery};
+use crate::ui::{self, detail::Events};
 use board::Board;
 use catalog::{Catalog, Snapshot};
 
@@ -44,6 +45,8 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     /// One round, then exit.
     pub once: bool,
+    /// The UI's address as people reach it: alerts link to their SLO's page there.
+    pub ui_url: Option<String>,
     pub prometheus: prometheus::Settings,
 }
 
@@ -112,10 +115,16 @@ pub async fn run(
             let bound = listener.local_addr().unwrap_or(addr);
             let _ = writeln!(
                 err,
-                "serving http://{bound}/status and http://{bound}/flagger/rollback (Flagger's POST, or \
-                 GET ?slo=<namespace>/<name>)"
+                "serving the UI at http://{bound}/ui, http://{bound}/status and \
+                 http://{bound}/flagger/rollback (Flagger's POST, or GET ?slo=<namespace>/<name>)"
             );
-            let app = router(shared.clone());
+            let ui = ui::Ui {
+                source: LocalSource(shared.clone()),
+                prometheus: Some(client.clone()),
+                scope: crate::prometheus::ReadingScope::default(),
+                external_url: settings.ui_url.clone(),
+            };
+            let app = router(shared.clone()).merge(ui::router(ui));
             Some(tokio::spawn(
                 async move { axum::serve(listener, app).await },
             ))
@@ -214,7 +223,7 @@ impl Local {
     /// changed (again every round until it answers).
     async fn write_rules(&mut self, err: &mut impl Write) -> Result<(), rule_files::RuleFileError> {
         let dir = &self.settings.rules_out;
-        let desired = rule_files::desired(&self.catalog.slos)?;
+        let desired = rule_files::desired(&self.catalog.slos, self.settings.ui_url.as_deref())?;
         let changes = rule_files::plan(&desired, &rule_files::existing(dir)?);
         if !changes.is_empty() {
             rule_files::apply(dir, &desired, &changes)?;
@@ -337,4 +346,49 @@ pub fn status_json(view: &View) -> Value {
         "slos": slos,
         "problems": view.problems,
     })
+}
+
+/// The UI's view of local mode: the latest round's board.
+#[derive(Clone)]
+struct LocalSource(Shared);
+
+impl LocalSource {
+    fn row(entry: &board::Entry) -> ui::Row {
+        let namespace = entry.key.split_once('/').map_or("", |(ns, _)| ns);
+        ui::Row {
+            namespace: namespace.to_string(),
+            name: entry.slo.name.clone(),
+            service: entry.slo.service.clone(),
+            objective: entry.slo.objective.to_string(),
+            window: table::window_text(&entry.slo.window),
+            status: entry.status.clone(),
+        }
+    }
+}
+
+impl ui::Source for LocalSource {
+    fn rows(&self) -> Vec<ui::Row> {
+        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
+        view.board.entries.iter().map(Self::row).collect()
+    }
+
+    fn detail(&self, namespace: &str, name: &str) -> Option<ui::Detail> {
+        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{namespace}/{name}");
+        let entry = view.board.entries.iter().find(|e| e.key == key)?;
+        Some(ui::Detail {
+            row: Self::row(entry),
+            slo: Some(entry.slo.clone()),
+            problem: None,
+            uid: None,
+            source: entry.location.clone(),
+            manifest: entry.manifest.to_string(),
+        })
+    }
+
+    async fn events(&self, _namespace: &str, _name: &str) -> Events {
+        Events::NotKept(
+            "Local mode keeps no Kubernetes Events: what changed is printed on its terminal each round.",
+        )
+    }
 }

@@ -47,11 +47,19 @@ pub fn file_name(namespace: &str, name: &str) -> String {
     format!("{namespace}_{name}.rules.yaml")
 }
 
-/// Every file the SLOs need, by file name, with its full content.
-pub fn desired(slos: &[Loaded]) -> Result<BTreeMap<String, String>, RuleFileError> {
+/// Every file the SLOs need, by file name, with its full content. With the UI's external URL,
+/// every alert links to its SLO's page.
+pub fn desired(
+    slos: &[Loaded],
+    ui_url: Option<&str>,
+) -> Result<BTreeMap<String, String>, RuleFileError> {
     slos.iter()
         .map(|l| {
-            let groups = rules::render(&l.slo, &l.namespace);
+            let mut groups = rules::render(&l.slo, &l.namespace);
+            if let Some(url) = ui_url {
+                let page = crate::ui::slo_url(url, &l.namespace, &l.slo.name);
+                rules::link_alerts(&mut groups, &page);
+            }
             let body = rules::rule_file(&groups).map_err(|source| RuleFileError::Render {
                 slo: l.key.clone(),
                 source,

@@ -217,6 +217,7 @@ mod tests {
             namespace: "shop".into(),
             slo: crate::model::validate(&object).unwrap(),
             location: format!("{name}.yaml"),
+            manifest: "".into(),
         }
     }
 

@@ -291,6 +291,37 @@ impl Client {
         Ok(result.into_iter().map(Series::from).collect())
     }
 
+    /// GETs `/api/v1/<endpoint>` (for endpoints that take no query, such as `alerts`) and returns
+    /// the `data` of a successful answer as JSON.
+    pub async fn get_data(&self, endpoint: &str) -> Result<serde_json::Value, Error> {
+        let url = self.endpoint(&format!("/api/v1/{endpoint}"));
+        let response = self.send(self.http.get(url)).await?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|source| Error::Unreachable {
+            url: self.settings.url.clone(),
+            source,
+        })?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| Error::Refused {
+                status,
+                message: text.chars().take(200).collect(),
+            })?;
+        if answer.get("status").and_then(|s| s.as_str()) != Some("success") {
+            return Err(Error::Refused {
+                status,
+                message: answer
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
+        answer
+            .get("data")
+            .cloned()
+            .ok_or_else(|| Error::Decode("no data in a successful answer".into()))
+    }
+
     /// Asks Prometheus to reload its configuration and rule files (`POST /-/reload`). Prometheus
     /// serves it only with `--web.enable-lifecycle`; without, it answers 403 (or 404 behind some
     /// proxies), which is [`Reload::Disabled`].

@@ -53,7 +53,8 @@ pub fn period_query(slos: &[(&str, &str)], seconds: u64, scope: &ReadingScope) -
     .join(" or ")
 }
 
-fn regex_escape(text: &str) -> String {
+/// `text` matched literally inside a regular expression.
+pub fn regex_escape(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             let special = r"\.+*?()|[]{}^$".contains(c);

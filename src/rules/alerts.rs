@@ -30,6 +30,20 @@ pub fn place(ctx: &Context, first: &mut RuleGroup, slow: &mut RuleGroup) {
     }
 }
 
+/// The annotation that links an alert to the SLO's page in the web UI.
+pub const URL_ANNOTATION: &str = "plimsoll_url";
+
+/// Adds [`URL_ANNOTATION`] with `url` to every alert of the groups (as literal text: a URL is
+/// not a template).
+pub fn link_alerts(groups: &mut [RuleGroup], url: &str) {
+    for rule in groups.iter_mut().flat_map(|g| g.rules.iter_mut()) {
+        if rule.alert.is_some() {
+            rule.annotations
+                .insert(URL_ANNOTATION.to_string(), literal(url));
+        }
+    }
+}
+
 fn ratio_record(ctx: &Context, window: Duration) -> String {
     if window >= ctx.slo.window.rolling_equivalent() {
         ctx.own(names::RATIO_WINDOW)

@@ -11,6 +11,8 @@ pub mod analysis;
 pub mod output;
 pub mod windows;
 
+pub use alerts::{URL_ANNOTATION, link_alerts};
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

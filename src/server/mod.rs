@@ -1,6 +1,7 @@
 //! The operator's HTTP endpoints: /healthz, /readyz, /metrics and Flagger's /flagger/rollback.
 
 pub mod flagger;
+pub mod ui_source;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod demo;
 pub mod prometheus;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 

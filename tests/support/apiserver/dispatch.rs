@@ -53,7 +53,7 @@ fn scope(req: &Req, t: &Target) -> Result<Scope, ApiError> {
         namespace: t.namespace.clone(),
         labels: LabelSelector::parse(req.param("labelSelector").unwrap_or_default())
             .map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(req.param("fieldSelector").unwrap_or_default())
+        fields: FieldSelector::parse_for(req.param("fieldSelector").unwrap_or_default(), &t.plural)
             .map_err(ApiError::bad_request)?,
     })
 }

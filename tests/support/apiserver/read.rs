@@ -56,12 +56,9 @@ impl Scope {
         let ns = object.value["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default();
-        let name = object.value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default();
         self.namespace.as_deref().is_none_or(|n| n == ns)
             && self.labels.matches(object.labels())
-            && self.fields.matches(ns, name)
+            && self.fields.matches(&object.value)
     }
 
     /// The objects of the namespace (all when none), by key order: namespace, then name.

@@ -132,8 +132,35 @@ fn valid_key(key: &str, part: &str) -> Result<String, String> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// Fields every kind can be selected by.
+const COMMON_FIELDS: [&str; 2] = ["metadata.name", "metadata.namespace"];
+
+/// events.k8s.io/v1 Events' selectable fields, as kube-apiserver converts them
+/// (k8s.io/kubernetes pkg/apis/events/v1 conversion: `regarding.*` for `involvedObject.*`).
+const EVENT_FIELDS: [&str; 10] = [
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reason",
+    "reportingController",
+    "type",
+];
+
 impl FieldSelector {
+    /// Fields of `metadata` only, as for most kinds.
     pub fn parse(text: &str) -> Result<FieldSelector, String> {
+        FieldSelector::parse_for(text, "")
+    }
+
+    /// The fields `plural` (of its group) can be selected by.
+    pub fn parse_for(text: &str, plural: &str) -> Result<FieldSelector, String> {
+        let allowed = |field: &str| {
+            COMMON_FIELDS.contains(&field) || (plural == "events" && EVENT_FIELDS.contains(&field))
+        };
         let mut terms = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -148,7 +175,7 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            if !allowed(field) {
                 return Err(format!("field label not supported: {field}"));
             }
             terms.push((field.to_string(), equal, value.trim().to_string()));
@@ -160,13 +187,14 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+    /// Whether the object's fields hold (a missing field is the empty string, as in the API).
+    pub fn matches(&self, object: &serde_json::Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let actual = if field == "metadata.name" {
-                name
-            } else {
-                namespace
-            };
+            let actual = field
+                .split('.')
+                .try_fold(object, |v, part| v.get(part))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             (actual == value) == *equal
         })
     }

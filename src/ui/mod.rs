@@ -1,0 +1,306 @@
+//! The read-only web UI, served by `plimsoll run` (from the replica's SLO cache) and by
+//! `plimsoll local` (from its latest round): a list of every SLO and a page per SLO, as
+//! server-rendered HTML with inline SVG charts. No script, no assets from elsewhere: the browser
+//! talks to nothing but these pages. Charts come from range queries over the SLOs' recorded 5m
+//! counts, a fixed number of points whatever the window.
+//!
+//! Pure parts: [`row`] (what a status means), [`list`] and [`detail`] (pages), [`chart`] (SVG),
+//! [`html`]. [`history`] reads Prometheus; this module wires them to a [`Source`] and to axum.
+
+pub mod chart;
+pub mod detail;
+pub mod history;
+pub mod html;
+pub mod list;
+pub mod row;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::model::Slo;
+use crate::prometheus::{Client, ReadingScope};
+use detail::{DetailView, Events};
+use history::{Owner, Span};
+use list::{ListContext, ListQuery, Spark};
+pub use row::{Detail, Row};
+
+/// Points of the charts on an SLO's page, and of the list's sparklines.
+const CHART_POINTS: u64 = 120;
+const SPARK_POINTS: u64 = 24;
+
+const NO_PROMETHEUS: &str = "no Prometheus to read from (--prometheus-url is unset)";
+
+/// Where the pages' SLOs come from: the operator's SLO cache or local mode's latest round.
+pub trait Source: Clone + Send + Sync + 'static {
+    /// Every SLO, in any order.
+    fn rows(&self) -> Vec<Row>;
+    /// One SLO in full; `None` when there is no such SLO.
+    fn detail(&self, namespace: &str, name: &str) -> Option<Detail>;
+    /// The SLO's recent Events, newest first.
+    fn events(&self, namespace: &str, name: &str) -> impl Future<Output = Events> + Send;
+}
+
+/// What the pages need besides their source.
+#[derive(Clone)]
+pub struct Ui<S> {
+    pub source: S,
+    /// `None` when the operator runs without `--prometheus-url`: pages show the status only.
+    pub prometheus: Option<Client>,
+    pub scope: ReadingScope,
+    /// The UI's address as people reach it (alert annotations link to it); `None` when unset.
+    pub external_url: Option<String>,
+}
+
+/// `/ui` and `/ui/slo/<namespace>/<name>`; `/` leads to `/ui`.
+pub fn router<S: Source>(ui: Ui<S>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui") }))
+        .route("/ui", get(list_page::<S>))
+        .route("/ui/", get(|| async { Redirect::to("/ui") }))
+        .route("/ui/slo/{namespace}/{name}", get(slo_page::<S>))
+        .with_state(ui)
+}
+
+/// The address of an SLO's page under `external_url`, for alert annotations.
+pub fn slo_url(external_url: &str, namespace: &str, name: &str) -> String {
+    format!(
+        "{}/ui/slo/{}/{}",
+        external_url.trim_end_matches('/'),
+        html::url_part(namespace),
+        html::url_part(name)
+    )
+}
+
+async fn list_page<S: Source>(State(ui): State<Ui<S>>, Query(query): Query<ListQuery>) -> Response {
+    let now = Timestamp::now();
+    let rows = ui.source.rows();
+    let selection = list::select(&rows, &query);
+    let details: Vec<Detail> = selection
+        .rows
+        .iter()
+        .filter_map(|r| ui.source.detail(&r.namespace, &r.name))
+        .collect();
+    let (sparks, history_error) = sparks(&ui, &details, now).await;
+    let context = ListContext {
+        all: &rows,
+        now,
+        history_error,
+        source: ui
+            .prometheus
+            .as_ref()
+            .map_or("no Prometheus (--prometheus-url is unset)", |p| p.url()),
+    };
+    html_response(list::render(&query, &selection, &sparks, &context))
+}
+
+/// Budget left over each SLO's window, two range queries per distinct window length.
+async fn sparks(
+    ui: &Ui<impl Source>,
+    details: &[Detail],
+    now: Timestamp,
+) -> (HashMap<(String, String), Spark>, Option<String>) {
+    let mut by_span: HashMap<u64, Vec<(Owner, f64)>> = HashMap::new();
+    for d in details {
+        let Some(slo) = &d.slo else { continue };
+        by_span
+            .entry(window_seconds(slo, now))
+            .or_default()
+            .push((owner(d), slo.error_budget().as_f64() / 100.0));
+    }
+    let reads = by_span.into_iter().map(|(seconds, owners)| async move {
+        let span = Span::over(seconds, now.as_second().max(0) as u64, SPARK_POINTS);
+        let list: Vec<Owner> = owners.iter().map(|o| o.0.clone()).collect();
+        let read = match &ui.prometheus {
+            Some(client) => history::spend(client, &ui.scope, &list, span)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err(NO_PROMETHEUS.to_string()),
+        };
+        (seconds, owners, read)
+    });
+    let mut out = HashMap::new();
+    let mut error = None;
+    for (seconds, owners, read) in futures::future::join_all(reads).await {
+        match read {
+            Ok(spends) => {
+                for (owner, budget) in owners {
+                    let Some(spend) = spends.get(&owner) else {
+                        continue;
+                    };
+                    let to = now.as_second() as f64;
+                    let spark = Spark {
+                        points: spend.burn_down(budget),
+                        from: to - seconds as f64,
+                        to,
+                    };
+                    out.insert((owner.namespace, owner.name), spark);
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    (out, error)
+}
+
+/// Seconds the budget is counted over now: the rolling window, or the calendar period so far.
+fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
+    match slo.window.period(now) {
+        Some((start, _)) => (now.as_second() - start.as_second()).max(300) as u64,
+        None => slo.window.rolling_equivalent().as_secs(),
+    }
+}
+
+fn owner(d: &Detail) -> Owner {
+    Owner {
+        namespace: d.row.namespace.clone(),
+        name: d.row.name.clone(),
+        uid: d.uid.clone(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SloQuery {
+    #[serde(default)]
+    range: String,
+}
+
+async fn slo_page<S: Source>(
+    State(ui): State<Ui<S>>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<SloQuery>,
+) -> Response {
+    let Some(detail) = ui.source.detail(&namespace, &name) else {
+        let body = format!(
+            "<h1>No such SLO</h1><p>There is no SLO {}/{} here. <a href=\"/ui\">All SLOs</a></p>",
+            html::escape(&namespace),
+            html::escape(&name)
+        );
+        return (StatusCode::NOT_FOUND, Html(html::page("Not found", &body))).into_response();
+    };
+    let now = Timestamp::now();
+    let range = match query.range.as_str() {
+        "7d" | "window" => query.range.as_str(),
+        _ => "1d",
+    };
+    let owner = owner(&detail);
+    let (burn_down, ratios, alerts, groups, events) = futures::join!(
+        burn_down(&ui, &detail, now),
+        ratios(&ui, &detail, range, now),
+        alerts(&ui, &owner),
+        groups(&ui, &detail),
+        ui.source.events(&namespace, &name),
+    );
+    let rules = detail.slo.as_ref().map_or_else(String::new, |slo| {
+        let mut groups = crate::rules::render(slo, &namespace);
+        if let Some(url) = &ui.external_url {
+            crate::rules::link_alerts(&mut groups, &slo_url(url, &namespace, &name));
+        }
+        crate::rules::rule_file(&groups).unwrap_or_else(|e| format!("# cannot print: {e}"))
+    });
+    let view = DetailView {
+        detail: &detail,
+        now,
+        burn_down,
+        ratios,
+        range,
+        alerts,
+        groups,
+        events,
+        rules,
+    };
+    html_response(detail::render(&view))
+}
+
+type Points = Result<detail::Plot, String>;
+
+async fn burn_down(ui: &Ui<impl Source>, detail: &Detail, now: Timestamp) -> Points {
+    let Some(slo) = &detail.slo else {
+        return Ok(detail::Plot::default());
+    };
+    let seconds = window_seconds(slo, now);
+    let span = Span::over(seconds, now.as_second().max(0) as u64, CHART_POINTS);
+    let owner = owner(detail);
+    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
+    let spends = history::spend(client, &ui.scope, std::slice::from_ref(&owner), span)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to = now.as_second() as f64;
+    let points = spends
+        .get(&owner)
+        .map(|s| s.burn_down(slo.error_budget().as_f64() / 100.0))
+        .unwrap_or_default();
+    Ok(detail::Plot {
+        from: to - seconds as f64,
+        to,
+        points,
+    })
+}
+
+async fn ratios(ui: &Ui<impl Source>, detail: &Detail, range: &str, now: Timestamp) -> Points {
+    let Some(slo) = &detail.slo else {
+        return Ok(detail::Plot::default());
+    };
+    let seconds = detail::ratio_seconds(range, &slo.window);
+    let span = Span::over(seconds, now.as_second().max(0) as u64, CHART_POINTS);
+    let owner = owner(detail);
+    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
+    let spends = history::spend(client, &ui.scope, std::slice::from_ref(&owner), span)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to = now.as_second() as f64;
+    let points = spends
+        .get(&owner)
+        .map(|s| s.error_ratios())
+        .unwrap_or_default();
+    Ok(detail::Plot {
+        from: to - seconds as f64,
+        to,
+        points,
+    })
+}
+
+async fn groups(
+    ui: &Ui<impl Source>,
+    detail: &Detail,
+) -> Option<Result<detail::GroupBudgets, String>> {
+    let group_by = detail.slo.as_ref()?.indicator.group_by();
+    if group_by.is_empty() {
+        return None;
+    }
+    let Some(client) = &ui.prometheus else {
+        return Some(Err(NO_PROMETHEUS.to_string()));
+    };
+    let read = history::groups(client, &ui.scope, &owner(detail), group_by).await;
+    Some(read.map_err(|e| e.to_string()))
+}
+
+async fn alerts(ui: &Ui<impl Source>, owner: &Owner) -> Result<Vec<history::FiringAlert>, String> {
+    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
+    history::alerts(client, owner)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn html_response(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Nothing but this server: no scripts at all, images and styles inline.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
