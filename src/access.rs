@@ -102,11 +102,12 @@ pub const ACCESS: &[Access] = &[
     Access {
         group: "events.k8s.io",
         resource: "events",
-        verbs: &["create", "patch"],
+        verbs: &["create", "patch", "list"],
         scope: Scope::Watched,
         when: When::Always,
         name: Name::Any,
-        why: "Events on SLOs and on rollback targets (a repeat is patched into the first Event's series)",
+        why: "Events on SLOs and on rollback targets (a repeat is patched into the first Event's \
+              series); the web UI lists an SLO's Events (fieldSelector regarding.uid)",
     },
     Access {
         group: "apps",

@@ -84,6 +84,10 @@ fn cases() -> Vec<Case> {
                                "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"}},
                 "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kps"}}},
                 "dashboards": {"enabled": true},
+                "ui": {"externalURL": "https://slo.example.com",
+                       "ingress": {"enabled": true, "host": "slo.example.com", "className": "nginx",
+                                   "tlsSecretName": "slo-tls",
+                                   "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://auth"}}},
                 "log": {"format": "text", "level": "debug"},
                 "resync": "30m",
                 "concurrency": 32,
@@ -1368,4 +1372,35 @@ fn deploy_manifest_is_the_default_render_with_the_namespace_and_the_crd() {
             object["kind"]
         );
     }
+}
+
+#[test]
+fn the_ui_is_on_by_default_and_its_ingress_serves_only_the_ui() {
+    let defaults = render(&json!({}));
+    assert_eq!(defaults.env_value("PLIMSOLL_UI").as_deref(), Some("true"));
+    assert!(defaults.env_value("PLIMSOLL_UI_URL").is_none());
+    assert!(defaults.of_kind("Ingress").is_empty());
+    let off = render(&json!({"ui": {"enabled": false, "ingress": {"enabled": true, "host": "h"}}}));
+    assert_eq!(off.env_value("PLIMSOLL_UI").as_deref(), Some("false"));
+    assert!(
+        off.of_kind("Ingress").is_empty(),
+        "no Ingress without the UI"
+    );
+    let on = render(&json!({"ui": {"externalURL": "https://slo.example.com",
+        "ingress": {"enabled": true, "host": "slo.example.com", "tlsSecretName": "slo-tls"}}}));
+    assert_eq!(
+        on.env_value("PLIMSOLL_UI_URL").as_deref(),
+        Some("https://slo.example.com")
+    );
+    let ingress = &on.of_kind("Ingress")[0];
+    let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["path"], "/ui", "/metrics and the webhook stay inside");
+    assert_eq!(path["pathType"], "Prefix");
+    assert_eq!(path["backend"]["service"]["port"]["name"], "http");
+    assert_eq!(
+        ingress["spec"]["tls"][0]["hosts"],
+        json!(["slo.example.com"])
+    );
+    let refusal = helm::refusal(&json!({"ui": {"ingress": {"enabled": true}}}));
+    assert!(refusal.contains("ui.ingress.host is required"), "{refusal}");
 }

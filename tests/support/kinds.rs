@@ -8,6 +8,7 @@
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -141,6 +142,7 @@ pub fn check(object: &Value) -> Result<(), String> {
         ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(object),
         ("v1", "Service") => round_trip::<Service>(object),
         ("v1", "ConfigMap") => round_trip::<ConfigMap>(object),
+        ("networking.k8s.io/v1", "Ingress") => round_trip::<Ingress>(object),
         ("apps/v1", "Deployment") => round_trip::<Deployment>(object),
         ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(object),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(object),

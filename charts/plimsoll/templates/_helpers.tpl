@@ -78,7 +78,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [get, create, patch, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create, patch, list]
 {{- if .Values.rollback.actions.enabled }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
