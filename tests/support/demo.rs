@@ -41,17 +41,27 @@ fn value(text: &str, key: &str) -> u64 {
 /// The demo's month and its rules' history in `<dir>/data`, as `make demo` builds it. Returns the
 /// end of the data.
 pub fn demo_history(dir: &Path) -> u64 {
+    demo_history_of(dir, &super::repo().join("demo/slos"), None)
+}
+
+/// [`demo_history`] for the SLOs in `slos` (over the demo's services' traffic), ending at `end`
+/// (Unix seconds; default: ten minutes from now, as the demo does). Data that ends in the past
+/// lets Prometheus evaluate rules live at once: its head takes no sample older than the
+/// imported blocks' end.
+pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let slos = super::repo().join("demo/slos");
-    let printed = plimsoll(&[
-        "demo-data",
-        "write",
-        "--slos",
-        slos.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let mut args = vec![
+        "demo-data".to_string(),
+        "write".into(),
+        "--slos".into(),
+        slos.display().to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(end.map(|e| format!("--end={e}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let printed = plimsoll(&args);
     let printed = String::from_utf8(printed.stdout).unwrap();
     let (start, end, count_stages, stages) = (
         value(&printed, "START"),

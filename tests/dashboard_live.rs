@@ -1,0 +1,263 @@
+//! The Grafana dashboard, run: the demo's month in a real Prometheus with the SLOs' rules loaded,
+//! and every query of charts/plimsoll/dashboards/slos.json run as Grafana would run it: the
+//! template variables' own queries first (`label_values(...)` through the label values API),
+//! their values substituted as Grafana formats a multi-value regex variable (`(a|b)`), table
+//! panels as instant queries and time series over the dashboard's time range. Each query must
+//! return data for every demo SLO it selects. (tests/dashboard.rs checks the queries statically.)
+//!
+//! The demo's three SLOs fire no alert, so a fourth is added to the demo's for the alerts panel:
+//! checkout at 99.98%, whose 1h and 5m error ratio (0.3% since the bad release) is above 14.4
+//! times its budget (0.288%), so its page alert fires as soon as Prometheus evaluates its rules.
+//! The data ends a minute before the test starts Prometheus: with the demo's usual ten minutes
+//! ahead, the TSDB refuses every live rule result ("out of bounds") until that time has passed.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::demo::{PLIMSOLL, config, demo_history_of};
+use support::prometheus::{Prometheus, http};
+
+const DEMO_SLOS: [&str; 4] = [
+    "catalog-availability",
+    "checkout-availability",
+    "payments-availability",
+    "checkout-strict",
+];
+
+fn get(prometheus: &Prometheus, path: &str, params: &[(&str, String)]) -> Value {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    let answer: Value = http()
+        .get(format!("{}{path}?{}", prometheus.url, query.join("&")))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["status"], "success", "{path} {params:?}: {answer}");
+    answer["data"].clone()
+}
+
+/// `label_values(<selector>, <label>)`, as Grafana's Prometheus data source asks for it.
+fn label_values(prometheus: &Prometheus, query: &str) -> Vec<String> {
+    let inner = query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a label_values query: {query}"));
+    let (selector, label) = inner.rsplit_once(',').unwrap();
+    let data = get(
+        prometheus,
+        &format!("/api/v1/label/{}/values", label.trim()),
+        &[("match[]", selector.trim().to_string())],
+    );
+    data.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A multi-value variable as Grafana writes it into a regex matcher: `(a|b)`, escaped.
+fn regex_value(values: &[String]) -> String {
+    let escaped: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .flat_map(|c| {
+                    let special = r"\.+*?()|[]{}^$".contains(c);
+                    special.then_some('\\').into_iter().chain([c])
+                })
+                .collect()
+        })
+        .collect();
+    format!("({})", escaped.join("|"))
+}
+
+fn targets(dashboard: &Value) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    fn walk(panels: &Value, out: &mut Vec<(String, String, bool)>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                out.push((
+                    panel["title"].as_str().unwrap_or_default().to_string(),
+                    target["expr"].as_str().unwrap().to_string(),
+                    target["instant"] == true,
+                ));
+            }
+            walk(&panel["panels"], out);
+        }
+    }
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+/// Seconds in a Grafana relative time such as `now-7d`.
+fn relative_seconds(text: &str) -> u64 {
+    let span = text.strip_prefix("now-").unwrap();
+    let (number, unit) = span.split_at(span.len() - 1);
+    let n: u64 = number.parse().unwrap();
+    n * match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => panic!("unit {other}"),
+    }
+}
+
+#[test]
+fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let slos = dir.join("slos");
+    std::fs::create_dir_all(&slos).unwrap();
+    for name in ["catalog", "checkout", "payments"] {
+        let file = format!("{name}.yaml");
+        std::fs::copy(
+            support::repo().join("demo/slos").join(&file),
+            slos.join(&file),
+        )
+        .unwrap();
+    }
+    let strict = std::fs::read_to_string(slos.join("checkout.yaml"))
+        .unwrap()
+        .replace("name: checkout-availability", "name: checkout-strict")
+        .replace("objective: 99.9", "objective: 99.98");
+    std::fs::write(slos.join("checkout-strict.yaml"), strict).unwrap();
+    // The data ends a minute ago, so the rules' live evaluations (and ALERTS) are written.
+    let end = demo_history_of(
+        dir,
+        &slos,
+        Some(support::prometheus::unix_now() / 60 * 60 - 60),
+    );
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let prometheus = Prometheus::start_with(
+        &dir.join("data"),
+        &config(dir, &rules),
+        &["--web.enable-lifecycle"],
+    );
+    let written = std::process::Command::new(PLIMSOLL)
+        .args(["local", "--once", "--slos"])
+        .arg(&slos)
+        .arg("--rules-out")
+        .arg(&rules)
+        .arg(format!("--prometheus={}", prometheus.url))
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let firing = get(
+            &prometheus,
+            "/api/v1/query",
+            &[(
+                "query",
+                r#"ALERTS{alertstate="firing",slo="checkout-strict"}"#.into(),
+            )],
+        );
+        if !firing["result"].as_array().unwrap().is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let show = |q: &str| get(&prometheus, "/api/v1/query", &[("query", q.to_string())]);
+            panic!(
+                "checkout-strict's page alert did not fire: ALERTS {}; 1h {}; 5m {}; rules {}",
+                show("ALERTS"),
+                show(r#"slo:sli_error:ratio_rate1h{slo="checkout-strict"}"#),
+                show(r#"slo:sli_error:ratio_rate5m{slo="checkout-strict"}"#),
+                get(&prometheus, "/api/v1/rules", &[])
+                    .to_string()
+                    .chars()
+                    .take(3000)
+                    .collect::<String>()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("charts/plimsoll/dashboards/slos.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let query_of = |name: &str| {
+        variables.iter().find(|v| v["name"] == name).unwrap()["query"]["query"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let namespaces = label_values(&prometheus, &query_of("namespace"));
+    assert_eq!(namespaces, ["shop"]);
+    let namespace = regex_value(&namespaces);
+    let names = label_values(
+        &prometheus,
+        &query_of("slo").replace("$namespace", &namespace),
+    );
+    let expected: BTreeSet<String> = DEMO_SLOS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(names.iter().cloned().collect::<BTreeSet<_>>(), expected);
+
+    let range = relative_seconds(dashboard["time"]["from"].as_str().unwrap());
+    let now = support::prometheus::unix_now();
+    assert!(now > end);
+    let mut ran = 0;
+    for (panel, expr, instant) in targets(&dashboard) {
+        // "All", and each SLO alone, as a person picks them.
+        let mut picks = vec![names.clone()];
+        picks.extend(names.iter().map(|n| vec![n.clone()]));
+        for pick in picks {
+            let query = expr
+                .replace("$namespace", &namespace)
+                .replace("$slo", &regex_value(&pick));
+            let result = if instant {
+                get(&prometheus, "/api/v1/query", &[("query", query.clone())])["result"].clone()
+            } else {
+                get(
+                    &prometheus,
+                    "/api/v1/query_range",
+                    &[
+                        ("query", query.clone()),
+                        ("start", (now - range).to_string()),
+                        ("end", now.to_string()),
+                        ("step", "600".to_string()),
+                    ],
+                )["result"]
+                    .clone()
+            };
+            let seen: BTreeSet<String> = result
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["value"].is_array() || !s["values"].as_array().unwrap().is_empty())
+                .map(|s| s["metric"]["slo"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let wanted: BTreeSet<String> = if panel == "Alerts firing" {
+                // Only checkout-strict burns fast enough to page.
+                pick.iter()
+                    .filter(|n| *n == "checkout-strict")
+                    .cloned()
+                    .collect()
+            } else {
+                pick.iter().cloned().collect()
+            };
+            assert_eq!(seen, wanted, "panel {panel:?}: {query}");
+            ran += 1;
+        }
+    }
+    assert!(ran >= 13 * 5, "{ran} queries");
+}
