@@ -75,7 +75,7 @@ bench-scale:
 ## `plimsoll local --once` printing their budgets and the rollback decision (scripts/demo.sh)
 demo:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
-	@$(CARGO) build --quiet --bin plimsoll
+	@$(CARGO) build --quiet --bin plimsoll --no-default-features
 	@PLIMSOLL=$${CARGO_TARGET_DIR:-target}/debug/plimsoll scripts/demo.sh
 
 ## demo-ui: the demo, then its web UI on http://127.0.0.1:8080/ui until Ctrl-C

@@ -25,6 +25,8 @@ mod prometheus_support;
 mod processes;
 #[path = "operator_scale/report.rs"]
 mod report;
+#[path = "operator_scale/ui_pages.rs"]
+mod ui_pages;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,6 +75,8 @@ pub struct Row {
     pub stopped: Option<Duration>,
     /// RBAC refusals (the operator must never be refused).
     pub refused: Vec<String>,
+    /// The web UI's pages, once settled.
+    pub ui: Vec<ui_pages::PageTiming>,
 }
 
 struct Phase<'a> {
@@ -257,6 +261,7 @@ fn measure(slos: usize, binary: &Path, wrap: &[String]) -> Row {
     row.quiet_rounds = phase.reads() - reads;
     row.quiet_reconciles = phase.operator.metric("plimsoll_reconciles_total") - reconciles;
     row.rss_rounds = phase.operator.rss().0;
+    row.ui = ui_pages::measure(phase.operator, &seeded);
     row.reads_settled = read_rounds(&query_log, settled_epoch);
     row.reads_startup = read_rounds(&query_log, started_epoch);
     row.reads_startup

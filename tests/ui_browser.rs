@@ -78,7 +78,9 @@ fn save(browser: &Browser, name: &str) {
     browser.screenshot(&path, true);
     eprintln!("screenshot: {}", path.display());
     if std::env::var_os("PLIMSOLL_DOCS_SCREENSHOTS").is_some() {
-        std::fs::copy(&path, support::repo().join("docs").join(name)).unwrap();
+        let docs = support::repo().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&path, docs.join(name)).unwrap();
     }
 }
 

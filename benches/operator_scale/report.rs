@@ -11,7 +11,22 @@ fn per_round(value: u64, row: &Row) -> f64 {
     value as f64 / (row.slos as f64 * row.quiet_rounds.max(1.0))
 }
 
+/// The UI's pages per size: bytes, median and slowest of five loads.
+fn print_ui(rows: &[Row]) {
+    println!("\nThe web UI of the running operator (5 loads each; median / slowest):\n");
+    println!("| page | SLOs | bytes | median | slowest |\n| --- | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        for page in &row.ui {
+            println!(
+                "| `{}` | {} | {} | {:.0} ms | {:.0} ms |",
+                page.path, row.slos, page.bytes, page.median_ms, page.max_ms
+            );
+        }
+    }
+}
+
 pub fn print(rows: &[Row], qps: &str, interval: &str) {
+    print_ui(rows);
     println!(
         "\n`plimsoll run`, release build, --evaluation-interval={interval}s, --api-max-in-flight={MAX_IN_FLIGHT}, --api-qps={qps}; RBAC on\n"
     );
