@@ -40,7 +40,11 @@ pub fn measure(operator: &Operator, seeded: &[Seeded]) -> Vec<PageTiming> {
                     .get(format!("http://127.0.0.1:{}{path}", operator.port))
                     .send()
                     .unwrap();
-                assert!(response.status().is_success(), "{path}: {}", response.status());
+                assert!(
+                    response.status().is_success(),
+                    "{path}: {}",
+                    response.status()
+                );
                 bytes = response.bytes().unwrap().len();
                 times.push(started.elapsed().as_secs_f64() * 1000.0);
             }

@@ -89,14 +89,15 @@ async fn list_page<S: Source>(State(ui): State<Ui<S>>, Query(query): Query<ListQ
         .filter_map(|r| ui.source.detail(&r.namespace, &r.name))
         .collect();
     let (sparks, history_error) = sparks(&ui, &details, now).await;
+    let source = ui.prometheus.as_ref().map_or_else(
+        || "no Prometheus (--prometheus-url is unset)".to_string(),
+        |p| shown_url(p.url()),
+    );
     let context = ListContext {
         all: &rows,
         now,
-        history_error,
-        source: ui
-            .prometheus
-            .as_ref()
-            .map_or("no Prometheus (--prometheus-url is unset)", |p| p.url()),
+        history_error: history_error.map(|e| redact(&e, ui.prometheus.as_ref())),
+        source: &source,
     };
     html_response(list::render(&query, &selection, &sparks, &context))
 }
@@ -166,6 +167,33 @@ fn owner(d: &Detail) -> Owner {
     }
 }
 
+/// A URL as a page may show it: scheme, host, port and path; never `user:password@`, a query
+/// or a fragment (where tokens are sometimes passed).
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let authority = rest.split('/').next().unwrap_or_default();
+    let path = &rest[authority.len()..];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+/// An error message as a page may show it: Prometheus' URL in it as [`shown_url`] shows it.
+fn redact(message: &str, prometheus: Option<&Client>) -> String {
+    match prometheus {
+        Some(p) if p.url() != shown_url(p.url()) => message.replace(p.url(), &shown_url(p.url())),
+        _ => message.to_string(),
+    }
+}
+
+fn redacted<T>(read: Result<T, String>, prometheus: Option<&Client>) -> Result<T, String> {
+    read.map_err(|e| redact(&e, prometheus))
+}
+
 #[derive(Debug, Deserialize)]
 struct SloQuery {
     #[serde(default)]
@@ -205,14 +233,15 @@ async fn slo_page<S: Source>(
         }
         crate::rules::rule_file(&groups).unwrap_or_else(|e| format!("# cannot print: {e}"))
     });
+    let p = ui.prometheus.as_ref();
     let view = DetailView {
         detail: &detail,
         now,
-        burn_down,
-        ratios,
+        burn_down: redacted(burn_down, p),
+        ratios: redacted(ratios, p),
         range,
-        alerts,
-        groups,
+        alerts: redacted(alerts, p),
+        groups: groups.map(|g| redacted(g, p)),
         events,
         rules,
     };
@@ -304,3 +333,6 @@ fn html_response(body: String) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;
