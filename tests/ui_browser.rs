@@ -103,7 +103,7 @@ fn rows(browser: &Browser) -> Vec<(String, Vec<String>)> {
             let key = browser.attribute(row, "data-slo").unwrap();
             let cells = browser.execute(
                 "return Array.from(arguments[0].cells).map(c => c.innerText.trim());",
-                json!([{"element-6066-11e4-a52e-4f735466cecf": row_id(row)}]),
+                json!([row.as_argument()]),
             );
             let cells = cells
                 .as_array()
@@ -114,13 +114,6 @@ fn rows(browser: &Browser) -> Vec<(String, Vec<String>)> {
             (key, cells)
         })
         .collect()
-}
-
-fn row_id(element: &support::webdriver::Element) -> String {
-    format!("{element:?}")
-        .trim_start_matches("Element(\"")
-        .trim_end_matches("\")")
-        .to_string()
 }
 
 #[test]

@@ -136,8 +136,16 @@ fn the_operator_serves_the_ui_from_its_cache_with_each_slos_own_events() {
     let (code, missing) = page(&operator, "/ui/slo/shop/nope");
     assert_eq!(code, 404);
     assert!(missing.contains("No such SLO"));
-    let (code, _) = page(&operator, "/ui/slo/shop/%3Cscript%3E");
+    let (code, hostile) = page(
+        &operator,
+        "/ui/slo/shop/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    );
     assert_eq!(code, 404);
+    assert!(
+        hostile.contains("shop/&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{hostile}"
+    );
+    assert!(!hostile.contains("<script"), "{hostile}");
     let (code, _) = operator.terminate();
     assert_eq!(code, Some(0));
 }

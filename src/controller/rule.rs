@@ -15,13 +15,7 @@ pub fn desired(
     namespace: &str,
     settings: &super::Settings,
 ) -> PrometheusRule {
-    let mut groups = rules::render(model, namespace);
-    if let Some(url) = &settings.ui_url {
-        rules::link_alerts(
-            &mut groups,
-            &crate::ui::slo_url(url, namespace, &model.name),
-        );
-    }
+    let groups = crate::ui::linked_rules(model, namespace, settings.ui_url.as_deref());
     let mut rule = rules::prometheus_rule(&model.name, namespace, groups, &settings.rule_labels);
     rule.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
     rule

@@ -339,10 +339,15 @@ pub fn status_json(view: &View) -> Value {
             })
         })
         .collect();
+    let shown = ui::shown_url(&view.prometheus);
     json!({
-        "prometheus": view.prometheus,
+        "prometheus": shown,
         "evaluatedAt": view.board.evaluated_at.map(|t| t.to_string()),
-        "prometheusError": view.board.prometheus_error,
+        "prometheusError": view
+            .board
+            .prometheus_error
+            .as_ref()
+            .map(|e| e.replace(&view.prometheus, &shown)),
         "slos": slos,
         "problems": view.problems,
     })
@@ -384,6 +389,19 @@ impl ui::Source for LocalSource {
             source: entry.location.clone(),
             manifest: entry.manifest.to_string(),
         })
+    }
+
+    fn model(&self, namespace: &str, name: &str) -> Option<(crate::model::Slo, Option<String>)> {
+        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{namespace}/{name}");
+        let entry = view.board.entries.iter().find(|e| e.key == key)?;
+        Some((entry.slo.clone(), None))
+    }
+
+    /// The skipped manifests' problems, as `plimsoll validate` words them.
+    fn problems(&self) -> Vec<String> {
+        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
+        view.problems.clone()
     }
 
     async fn events(&self, _namespace: &str, _name: &str) -> Events {

@@ -55,11 +55,7 @@ pub fn desired(
 ) -> Result<BTreeMap<String, String>, RuleFileError> {
     slos.iter()
         .map(|l| {
-            let mut groups = rules::render(&l.slo, &l.namespace);
-            if let Some(url) = ui_url {
-                let page = crate::ui::slo_url(url, &l.namespace, &l.slo.name);
-                rules::link_alerts(&mut groups, &page);
-            }
+            let groups = crate::ui::linked_rules(&l.slo, &l.namespace, ui_url);
             let body = rules::rule_file(&groups).map_err(|source| RuleFileError::Render {
                 slo: l.key.clone(),
                 source,

@@ -66,6 +66,25 @@ impl Source for ClusterSource {
         })
     }
 
+    fn model(&self, namespace: &str, name: &str) -> Option<(crate::model::Slo, Option<String>)> {
+        let slo = self.slos.find(namespace, name).flatten()?;
+        let model = crate::model::validate(&slo).ok()?;
+        Some((model, slo.uid()))
+    }
+
+    fn ready(&self) -> bool {
+        self.slos.synced()
+    }
+
+    /// SLOs the operator cannot decode, with why (they have no row of their own).
+    fn problems(&self) -> Vec<String> {
+        self.slos
+            .unreadable()
+            .iter()
+            .map(|u| format!("{}/{}: {}", u.namespace, u.name, u.problem))
+            .collect()
+    }
+
     async fn events(&self, namespace: &str, name: &str) -> Events {
         let Some(uid) = self
             .slos

@@ -11,7 +11,7 @@ use super::chart::{self, Chart, Line, Unit};
 use super::history::FiringAlert;
 use super::html::{budget_bar, escape, page, state_badge};
 use super::row::Detail;
-use crate::model::{Slo, Window};
+use crate::model::Slo;
 use crate::rules::windows::{Tier, burn_windows};
 
 /// Events as a source keeps them.
@@ -165,11 +165,11 @@ fn charts(view: &DetailView) -> String {
     let mut out = String::from("<h2 id=\"burn-down\">Error budget over the window</h2>");
     match &view.burn_down {
         Ok(Plot { from, to, points }) if !points.is_empty() => {
-            let (end, even_end) = match slo.window.period(view.now) {
-                // A calendar period's even spend reaches 0 at the period's end.
-                Some((_, end)) => (end.as_second() as f64, 0.0),
-                None => (*to, 0.0),
-            };
+            // A calendar period's even spend reaches 0 at the period's end, not now.
+            let end = slo
+                .window
+                .period(view.now)
+                .map_or(*to, |(_, end)| end.as_second() as f64);
             let chart = Chart {
                 id: "burn-down-chart".into(),
                 title: "Error budget left".into(),
@@ -190,7 +190,7 @@ fn charts(view: &DetailView) -> String {
                     },
                     Line {
                         label: "even spend".into(),
-                        points: vec![(*from, 100.0), (end, even_end)],
+                        points: vec![(*from, 100.0), (end, 0.0)],
                         color: "#5c6670",
                         dashed: true,
                     },
@@ -199,9 +199,7 @@ fn charts(view: &DetailView) -> String {
             out.push_str(&chart::svg(&chart));
         }
         Ok(_) => out.push_str("<p class=\"muted\">No recorded counts in this window yet.</p>"),
-        Err(e) => {
-            let _ = write!(out, "<p class=\"problem\">Not read: {}</p>", escape(e));
-        }
+        Err(e) => out.push_str(&not_read(e)),
     }
     let _ = write!(
         out,
@@ -221,9 +219,7 @@ fn charts(view: &DetailView) -> String {
             out.push_str(&chart::svg(&ratio_chart(slo, *from, *to, points)))
         }
         Ok(_) => out.push_str("<p class=\"muted\">No traffic recorded in this range.</p>"),
-        Err(e) => {
-            let _ = write!(out, "<p class=\"problem\">Not read: {}</p>", escape(e));
-        }
+        Err(e) => out.push_str(&not_read(e)),
     }
     out
 }
@@ -305,9 +301,7 @@ fn group_table(groups: &Result<GroupBudgets, String>) -> String {
             out.push_str("</tbody></table>");
         }
         Ok(_) => out.push_str("<p class=\"muted\">No group has data yet.</p>"),
-        Err(e) => {
-            let _ = write!(out, "<p class=\"problem\">Not read: {}</p>", escape(e));
-        }
+        Err(e) => out.push_str(&not_read(e)),
     }
     out
 }
@@ -338,9 +332,7 @@ fn alert_table(alerts: &Result<Vec<FiringAlert>, String>) -> String {
             }
             out.push_str("</tbody></table>");
         }
-        Err(e) => {
-            let _ = write!(out, "<p class=\"problem\">Not read: {}</p>", escape(e));
-        }
+        Err(e) => out.push_str(&not_read(e)),
     }
     out
 }
@@ -421,9 +413,7 @@ fn event_table(events: &Events) -> String {
         Events::NotKept(why) => {
             let _ = write!(out, "<p class=\"muted\">{}</p>", escape(why));
         }
-        Events::Failed(e) => {
-            let _ = write!(out, "<p class=\"problem\">Not read: {}</p>", escape(e));
-        }
+        Events::Failed(e) => out.push_str(&not_read(e)),
         Events::Listed(list) if list.is_empty() => out.push_str("<p>None.</p>"),
         Events::Listed(list) => {
             out.push_str("<table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Type</th><th scope=\"col\">Reason</th><th scope=\"col\">Message</th></tr></thead><tbody>");
@@ -443,11 +433,17 @@ fn event_table(events: &Events) -> String {
     out
 }
 
-/// The span of the ratio chart for a `?range=` value: `1d`, `7d` or the whole window.
-pub fn ratio_seconds(range: &str, window: &Window) -> u64 {
+/// The span of the ratio chart for a `?range=` value: `1d`, `7d` or the whole window (as the
+/// burn-down counts it: a calendar window's period so far).
+pub fn ratio_seconds(range: &str, window_seconds: u64) -> u64 {
     match range {
         "7d" => 7 * 86_400,
-        "window" => window.rolling_equivalent().as_secs(),
+        "window" => window_seconds,
         _ => 86_400,
     }
+}
+
+/// A read that failed, as the page says it.
+fn not_read(error: &str) -> String {
+    format!("<p class=\"problem\">Not read: {}</p>", escape(error))
 }

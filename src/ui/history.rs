@@ -29,11 +29,13 @@ impl Owner {
     }
 }
 
-/// Buckets of `step` seconds whose last one ends at `to`: bucket `i` counts what happened in
-/// `(to - (count - i) * step, to - (count - 1 - i) * step]`.
+/// The `seconds` before `to` in `count` buckets: the last `count - 1` are `step` seconds long and
+/// end at `to - (count - 1 - i) * step`; the first takes what is left ([`Span::first`]), so the
+/// buckets cover exactly the window, no more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     pub to: u64,
+    pub seconds: u64,
     pub step: u64,
     pub count: u64,
 }
@@ -42,16 +44,24 @@ impl Span {
     /// About `points` buckets over the `seconds` before `to`, each a whole number of 5 minutes
     /// (the counts' resolution).
     pub fn over(seconds: u64, to: u64, points: u64) -> Span {
+        let seconds = seconds.max(1);
         let step = seconds.div_ceil(points.max(1)).div_ceil(300).max(1) * 300;
         Span {
             to,
+            seconds,
             step,
             count: seconds.div_ceil(step).max(1),
         }
     }
 
-    pub fn from(&self) -> u64 {
-        self.to.saturating_sub(self.count * self.step)
+    /// The first bucket's length: a whole step when the step divides the window.
+    pub fn first(&self) -> u64 {
+        self.seconds - (self.count - 1) * self.step
+    }
+
+    /// When the first bucket ends.
+    pub fn first_end(&self) -> u64 {
+        self.to - (self.count - 1) * self.step
     }
 }
 
@@ -103,13 +113,31 @@ pub async fn spend(
     if owners.is_empty() {
         return Ok(HashMap::new());
     }
-    let (errors_query, total_query) = spend_queries(owners, span.step, scope);
-    let range = |query: String| async move {
-        let start = span.to - (span.count - 1) * span.step;
+    let range = |length: u64, start: u64| {
+        let (errors, total) = spend_queries(owners, length, scope);
         let step = std::time::Duration::from_secs(span.step);
-        client.query_range(&query, start, span.to, step).await
+        async move {
+            futures::try_join!(
+                client.query_range(&errors, start, span.to, step),
+                client.query_range(&total, start, span.to, step)
+            )
+        }
     };
-    let (errors, total) = futures::try_join!(range(errors_query), range(total_query))?;
+    let (mut errors, mut total) = range(span.step, span.first_end()).await?;
+    if span.first() < span.step {
+        // The first bucket again, over only the part of it inside the window.
+        let end = span.first_end();
+        let (first_errors, first_total) = {
+            let (e, t) = spend_queries(owners, span.first(), scope);
+            let step = std::time::Duration::from_secs(span.step);
+            futures::try_join!(
+                client.query_range(&e, end, end, step),
+                client.query_range(&t, end, end, step)
+            )?
+        };
+        replace_first(&mut errors, &first_errors, end);
+        replace_first(&mut total, &first_total, end);
+    }
     let mut out = HashMap::new();
     for owner in owners {
         let of = |series: &[Series]| -> BTreeMap<u64, f64> {
@@ -130,6 +158,22 @@ pub async fn spend(
         out.insert(owner.clone(), Spend { buckets });
     }
     Ok(out)
+}
+
+/// Puts the clipped first bucket's values in place of the whole-step ones at `end`.
+fn replace_first(series: &mut Vec<Series>, first: &[Series], end: u64) {
+    for s in series.iter_mut() {
+        s.samples.retain(|&(t, _)| t.round() as u64 != end);
+    }
+    for f in first {
+        match series.iter_mut().find(|s| s.labels == f.labels) {
+            Some(s) => s.samples.extend(f.samples.iter().copied()),
+            None => series.push(f.clone()),
+        }
+    }
+    for s in series.iter_mut() {
+        s.samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
 }
 
 /// The errors and totals per bucket of `step` seconds for the owners' namespaces and names (a
@@ -184,18 +228,49 @@ pub struct FiringAlert {
     pub active_at: Option<String>,
 }
 
-/// The owner's alerts that are pending or firing now (`GET /api/v1/alerts`).
-pub async fn alerts(client: &Client, owner: &Owner) -> Result<Vec<FiringAlert>, Error> {
+/// The owner's alerts that are pending or firing now: Prometheus' alerts API; with a reading
+/// scope, the `ALERTS` series with the scope's matchers instead (behind Thanos or Mimir the
+/// scope's labels are on the series; the alerts API would also list other clusters' alerts).
+pub async fn alerts(
+    client: &Client,
+    scope: &ReadingScope,
+    owner: &Owner,
+) -> Result<Vec<FiringAlert>, Error> {
     #[derive(Deserialize)]
     struct Alerts {
         alerts: Vec<FiringAlert>,
     }
-    let data = client.get_data("alerts").await?;
-    let all: Alerts = serde_json::from_value(data)
-        .map_err(|e| Error::Decode(format!("an alerts answer that does not decode: {e}")))?;
+    let all = if scope.matchers().is_empty() {
+        let data = client.get_data("alerts").await?;
+        let all: Alerts = serde_json::from_value(data)
+            .map_err(|e| Error::Decode(format!("an alerts answer that does not decode: {e}")))?;
+        all.alerts
+    } else {
+        let query = format!(
+            "ALERTS{{{}={},{}={}{}}}",
+            names::LABEL_SLO,
+            quote(&owner.name),
+            names::LABEL_NAMESPACE,
+            quote(&owner.namespace),
+            scope.suffix()
+        );
+        client
+            .query(&query)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let labels: BTreeMap<String, String> = s.labels.into_iter().collect();
+                FiringAlert {
+                    state: labels.get("alertstate").cloned().unwrap_or_default(),
+                    labels,
+                    annotations: BTreeMap::new(),
+                    active_at: None,
+                }
+            })
+            .collect()
+    };
     // The absent alert carries namespace and name only: it fires when the series are gone.
     Ok(all
-        .alerts
         .into_iter()
         .filter(|a| {
             a.labels.get(names::LABEL_NAMESPACE) == Some(&owner.namespace)
@@ -223,10 +298,17 @@ pub async fn groups(
         quote(&owner.namespace),
         scope.suffix()
     );
-    let mut out: Vec<(BTreeMap<String, String>, f64)> = client
-        .query(&query)
-        .await?
-        .into_iter()
+    Ok(worst_first(&client.query(&query).await?, owner, group_by))
+}
+
+/// The owner's groups from budget-left samples, in percent, least left first.
+fn worst_first(
+    samples: &[crate::prometheus::Sample],
+    owner: &Owner,
+    group_by: &[String],
+) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut out: Vec<(BTreeMap<String, String>, f64)> = samples
+        .iter()
         .filter(|s| s.labels.get(names::LABEL_UID) == owner.uid.as_ref())
         .map(|s| {
             let labels = group_by
@@ -237,7 +319,7 @@ pub async fn groups(
         })
         .collect();
     out.sort_by(|a, b| a.1.total_cmp(&b.1));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -245,13 +327,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_are_whole_five_minutes_and_cover_the_window() {
+    fn spans_are_whole_five_minutes_and_cover_exactly_the_window() {
         let month = Span::over(30 * 86_400, 1_000_000_000, 120);
-        assert_eq!((month.step, month.count), (21_600, 120));
-        let odd = Span::over(7 * 86_400 + 60, 1_000_000_000, 100);
-        assert_eq!(odd.step % 300, 0);
-        assert!(odd.count * odd.step >= 7 * 86_400 + 60);
-        assert_eq!(Span::over(60, 1000, 10).step, 300);
+        assert_eq!(
+            (month.step, month.count, month.first()),
+            (21_600, 120, 21_600)
+        );
+        // 28 days in 119 buckets of 5h40m: the first is shorter, so no bucket reaches before.
+        let four_weeks = Span::over(28 * 86_400, 1_000_000_000, 120);
+        assert_eq!((four_weeks.step, four_weeks.count), (20_400, 119));
+        assert_eq!(
+            four_weeks.first() + (four_weeks.count - 1) * four_weeks.step,
+            28 * 86_400
+        );
+        assert!(four_weeks.first() > 0 && four_weeks.first() < four_weeks.step);
+        // A calendar month so far: any number of seconds.
+        let so_far = Span::over(1_234_567, 1_000_000_000, 120);
+        assert_eq!(so_far.step % 300, 0);
+        assert_eq!(so_far.first() + (so_far.count - 1) * so_far.step, 1_234_567);
+        assert_eq!(
+            so_far.first_end(),
+            1_000_000_000 - (so_far.count - 1) * so_far.step
+        );
+        let short = Span::over(60, 1000, 10);
+        assert_eq!((short.step, short.count, short.first()), (300, 1, 60));
+    }
+
+    #[test]
+    fn the_clipped_first_bucket_replaces_the_whole_one() {
+        let labels = BTreeMap::from([("slo".to_string(), "a".to_string())]);
+        let mut series = vec![Series {
+            labels: labels.clone(),
+            samples: vec![(100.0, 50.0), (200.0, 7.0)],
+        }];
+        let first = vec![Series {
+            labels,
+            samples: vec![(100.0, 20.0)],
+        }];
+        replace_first(&mut series, &first, 100);
+        assert_eq!(series[0].samples, [(100.0, 20.0), (200.0, 7.0)]);
+    }
+
+    #[test]
+    fn groups_come_least_budget_first_and_only_the_owners() {
+        let owner = Owner {
+            namespace: "shop".into(),
+            name: "a".into(),
+            uid: Some("u1".into()),
+        };
+        let sample = |route: &str, uid: &str, value: f64| crate::prometheus::Sample {
+            labels: [("route", route), (names::LABEL_UID, uid)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        };
+        let samples = [
+            sample("/list", "u1", 0.8),
+            sample("/pay", "u1", -0.12),
+            sample("/old", "u0", -5.0),
+        ];
+        let groups = worst_first(&samples, &owner, &["route".to_string()]);
+        let routes: Vec<&str> = groups.iter().map(|(l, _)| l["route"].as_str()).collect();
+        assert_eq!(
+            routes,
+            ["/pay", "/list"],
+            "a predecessor's group is not shown"
+        );
+        assert!((groups[0].1 + 12.0).abs() < 1e-9);
     }
 
     #[test]

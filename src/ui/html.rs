@@ -49,7 +49,7 @@ pub fn page(title: &str, body: &str) -> String {
 pub fn state_badge(state: &str) -> String {
     format!(
         "<span class=\"badge {}\">{}</span>",
-        state.to_lowercase(),
+        escape(&state.to_lowercase()),
         escape(state)
     )
 }

@@ -54,21 +54,14 @@ pub fn select<'a>(rows: &'a [Row], query: &ListQuery) -> Selection<'a> {
                     .any(|f| f.to_lowercase().contains(&needle))
         })
         .collect();
+    // Keys parsed once per row, not once per comparison: 10,000 rows sort in about 140,000.
     let key = |r: &Row| (r.namespace.clone(), r.name.clone());
     match query.sort.as_str() {
-        "name" => matched.sort_by_key(|r| key(r)),
-        "burn" => matched.sort_by(|a, b| {
-            burn_1h(b)
-                .total_cmp(&burn_1h(a))
-                .then_with(|| key(a).cmp(&key(b)))
-        }),
+        "name" => matched.sort_by_cached_key(|r| key(r)),
+        "burn" => matched.sort_by_cached_key(|r| (std::cmp::Reverse(Ordered(burn_1h(r))), key(r))),
         // Least budget first; SLOs without numbers after those with.
-        _ => matched.sort_by(|a, b| {
-            let left = |r: &Row| r.remaining().unwrap_or(f64::INFINITY);
-            left(a)
-                .total_cmp(&left(b))
-                .then_with(|| key(a).cmp(&key(b)))
-        }),
+        _ => matched
+            .sort_by_cached_key(|r| (Ordered(r.remaining().unwrap_or(f64::INFINITY)), key(r))),
     }
     let pages = matched.len().div_ceil(PAGE_SIZE).max(1);
     let page = query.page.unwrap_or(1).clamp(1, pages);
@@ -83,6 +76,29 @@ pub fn select<'a>(rows: &'a [Row], query: &ListQuery) -> Selection<'a> {
         matched: total,
         page,
         pages,
+    }
+}
+
+/// A number ordered by `total_cmp`, for sort keys.
+struct Ordered(f64);
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ordered {}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
     }
 }
 
@@ -110,6 +126,8 @@ pub struct ListContext<'a> {
     pub history_error: Option<String>,
     /// Where the numbers come from, such as the Prometheus URL (never credentials).
     pub source: &'a str,
+    /// SLOs or manifests that could not be read.
+    pub problems: &'a [String],
 }
 
 /// The whole list page.
@@ -127,6 +145,17 @@ pub fn render(
         state_counts(context.all),
         escape(context.source)
     );
+    if !context.problems.is_empty() {
+        let _ = write!(
+            body,
+            "<section id=\"problems\"><h2>Not read ({})</h2><ul>",
+            context.problems.len()
+        );
+        for problem in context.problems {
+            let _ = write!(body, "<li class=\"problem\">{}</li>", escape(problem));
+        }
+        body.push_str("</ul></section>");
+    }
     body.push_str(&filter_form(query, context.all));
     if let Some(error) = &context.history_error {
         let _ = write!(
@@ -352,9 +381,11 @@ mod tests {
             now: Timestamp::UNIX_EPOCH,
             history_error: None,
             source: "http://p",
+            problems: &["x.yaml: <b>spec.objective</b>: bad".to_string()],
         };
         let html = render(&ListQuery::default(), &selection, &HashMap::new(), &context);
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;img src=x&gt;"));
+        assert!(html.contains("x.yaml: &lt;b&gt;spec.objective&lt;/b&gt;: bad"));
     }
 }

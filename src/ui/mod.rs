@@ -20,7 +20,7 @@ use std::future::Future;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
@@ -44,6 +44,16 @@ pub trait Source: Clone + Send + Sync + 'static {
     fn rows(&self) -> Vec<Row>;
     /// One SLO in full; `None` when there is no such SLO.
     fn detail(&self, namespace: &str, name: &str) -> Option<Detail>;
+    /// What the list needs of the SLOs on its page: the model (for the window) and the UID.
+    fn model(&self, namespace: &str, name: &str) -> Option<(Slo, Option<String>)>;
+    /// The SLOs are known (the operator's watches have listed them once).
+    fn ready(&self) -> bool {
+        true
+    }
+    /// SLOs (or manifests) that could not be read, one line each, for the list.
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The SLO's recent Events, newest first.
     fn events(&self, namespace: &str, name: &str) -> impl Future<Output = Events> + Send;
 }
@@ -69,6 +79,20 @@ pub fn router<S: Source>(ui: Ui<S>) -> Router {
         .with_state(ui)
 }
 
+/// An SLO's rule groups, every alert linked to its page when the UI's address is known: what
+/// the operator applies, local mode writes and the SLO's page shows.
+pub fn linked_rules(
+    slo: &Slo,
+    namespace: &str,
+    external_url: Option<&str>,
+) -> Vec<crate::rules::RuleGroup> {
+    let mut groups = crate::rules::render(slo, namespace);
+    if let Some(url) = external_url {
+        crate::rules::link_alerts(&mut groups, &slo_url(url, namespace, &slo.name));
+    }
+    groups
+}
+
 /// The address of an SLO's page under `external_url`, for alert annotations.
 pub fn slo_url(external_url: &str, namespace: &str, name: &str) -> String {
     format!(
@@ -83,12 +107,21 @@ async fn list_page<S: Source>(State(ui): State<Ui<S>>, Query(query): Query<ListQ
     let now = Timestamp::now();
     let rows = ui.source.rows();
     let selection = list::select(&rows, &query);
-    let details: Vec<Detail> = selection
+    let models: Vec<(Owner, Slo)> = selection
         .rows
         .iter()
-        .filter_map(|r| ui.source.detail(&r.namespace, &r.name))
+        .filter_map(|r| {
+            let (slo, uid) = ui.source.model(&r.namespace, &r.name)?;
+            let owner = Owner {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                uid,
+            };
+            Some((owner, slo))
+        })
         .collect();
-    let (sparks, history_error) = sparks(&ui, &details, now).await;
+    let (sparks, history_error) = sparks(&ui, &models, now).await;
+    let problems = ui.source.problems();
     let source = ui.prometheus.as_ref().map_or_else(
         || "no Prometheus (--prometheus-url is unset)".to_string(),
         |p| shown_url(p.url()),
@@ -98,6 +131,7 @@ async fn list_page<S: Source>(State(ui): State<Ui<S>>, Query(query): Query<ListQ
         now,
         history_error: history_error.map(|e| redact(&e, ui.prometheus.as_ref())),
         source: &source,
+        problems: &problems,
     };
     html_response(list::render(&query, &selection, &sparks, &context))
 }
@@ -105,16 +139,15 @@ async fn list_page<S: Source>(State(ui): State<Ui<S>>, Query(query): Query<ListQ
 /// Budget left over each SLO's window, two range queries per distinct window length.
 async fn sparks(
     ui: &Ui<impl Source>,
-    details: &[Detail],
+    models: &[(Owner, Slo)],
     now: Timestamp,
 ) -> (HashMap<(String, String), Spark>, Option<String>) {
     let mut by_span: HashMap<u64, Vec<(Owner, f64)>> = HashMap::new();
-    for d in details {
-        let Some(slo) = &d.slo else { continue };
+    for (owner, slo) in models {
         by_span
             .entry(window_seconds(slo, now))
             .or_default()
-            .push((owner(d), slo.error_budget().as_f64() / 100.0));
+            .push((owner.clone(), slo.error_budget().as_f64() / 100.0));
     }
     let reads = by_span.into_iter().map(|(seconds, owners)| async move {
         let span = Span::over(seconds, now.as_second().max(0) as u64, SPARK_POINTS);
@@ -170,15 +203,20 @@ fn owner(d: &Detail) -> Owner {
 /// A URL as a page may show it: scheme, host, port and path; never `user:password@`, a query
 /// or a fragment (where tokens are sometimes passed).
 pub fn shown_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let authority = rest.split('/').next().unwrap_or_default();
-    let path = &rest[authority.len()..];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.to_string();
+            // As configured: `http://p:9090`, not `http://p:9090/`.
+            if !url.ends_with('/') && shown.ends_with('/') {
+                shown.pop();
+            }
+            shown
+        }
+        Err(_) => "(a Prometheus URL that does not parse)".to_string(),
     }
 }
 
@@ -211,7 +249,18 @@ async fn slo_page<S: Source>(
             html::escape(&namespace),
             html::escape(&name)
         );
-        return (StatusCode::NOT_FOUND, Html(html::page("Not found", &body))).into_response();
+        let (code, title) = if ui.source.ready() {
+            (StatusCode::NOT_FOUND, "Not found")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "Not yet")
+        };
+        let body = if ui.source.ready() {
+            body
+        } else {
+            "<h1>Not yet</h1><p>This replica is still reading the SLOs; try again in a moment.</p>"
+                .to_string()
+        };
+        return page_response(code, html::page(title, &body));
     };
     let now = Timestamp::now();
     let range = match query.range.as_str() {
@@ -219,18 +268,21 @@ async fn slo_page<S: Source>(
         _ => "1d",
     };
     let owner = owner(&detail);
+    let (window, ratio_range) = detail.slo.as_ref().map_or((0, 0), |slo| {
+        (
+            window_seconds(slo, now),
+            detail::ratio_seconds(range, window_seconds(slo, now)),
+        )
+    });
     let (burn_down, ratios, alerts, groups, events) = futures::join!(
-        burn_down(&ui, &detail, now),
-        ratios(&ui, &detail, range, now),
+        plot(&ui, &detail, window, now, Shape::BurnDown),
+        plot(&ui, &detail, ratio_range, now, Shape::ErrorRatio),
         alerts(&ui, &owner),
         groups(&ui, &detail),
         ui.source.events(&namespace, &name),
     );
     let rules = detail.slo.as_ref().map_or_else(String::new, |slo| {
-        let mut groups = crate::rules::render(slo, &namespace);
-        if let Some(url) = &ui.external_url {
-            crate::rules::link_alerts(&mut groups, &slo_url(url, &namespace, &name));
-        }
+        let groups = linked_rules(slo, &namespace, ui.external_url.as_deref());
         crate::rules::rule_file(&groups).unwrap_or_else(|e| format!("# cannot print: {e}"))
     });
     let p = ui.prometheus.as_ref();
@@ -248,47 +300,40 @@ async fn slo_page<S: Source>(
     html_response(detail::render(&view))
 }
 
-type Points = Result<detail::Plot, String>;
-
-async fn burn_down(ui: &Ui<impl Source>, detail: &Detail, now: Timestamp) -> Points {
-    let Some(slo) = &detail.slo else {
-        return Ok(detail::Plot::default());
-    };
-    let seconds = window_seconds(slo, now);
-    let span = Span::over(seconds, now.as_second().max(0) as u64, CHART_POINTS);
-    let owner = owner(detail);
-    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
-    let spends = history::spend(client, &ui.scope, std::slice::from_ref(&owner), span)
-        .await
-        .map_err(|e| e.to_string())?;
-    let to = now.as_second() as f64;
-    let points = spends
-        .get(&owner)
-        .map(|s| s.burn_down(slo.error_budget().as_f64() / 100.0))
-        .unwrap_or_default();
-    Ok(detail::Plot {
-        from: to - seconds as f64,
-        to,
-        points,
-    })
+/// What a chart draws from an SLO's spend.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Budget left at each bucket's end.
+    BurnDown,
+    /// The error ratio within each bucket.
+    ErrorRatio,
 }
 
-async fn ratios(ui: &Ui<impl Source>, detail: &Detail, range: &str, now: Timestamp) -> Points {
+/// One chart's points over the `seconds` before now, from the SLO's own 5m counts.
+async fn plot(
+    ui: &Ui<impl Source>,
+    detail: &Detail,
+    seconds: u64,
+    now: Timestamp,
+    shape: Shape,
+) -> Result<detail::Plot, String> {
     let Some(slo) = &detail.slo else {
         return Ok(detail::Plot::default());
     };
-    let seconds = detail::ratio_seconds(range, &slo.window);
+    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
     let span = Span::over(seconds, now.as_second().max(0) as u64, CHART_POINTS);
     let owner = owner(detail);
-    let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
     let spends = history::spend(client, &ui.scope, std::slice::from_ref(&owner), span)
         .await
         .map_err(|e| e.to_string())?;
-    let to = now.as_second() as f64;
     let points = spends
         .get(&owner)
-        .map(|s| s.error_ratios())
+        .map(|s| match shape {
+            Shape::BurnDown => s.burn_down(slo.error_budget().as_f64() / 100.0),
+            Shape::ErrorRatio => s.error_ratios(),
+        })
         .unwrap_or_default();
+    let to = now.as_second() as f64;
     Ok(detail::Plot {
         from: to - seconds as f64,
         to,
@@ -313,13 +358,18 @@ async fn groups(
 
 async fn alerts(ui: &Ui<impl Source>, owner: &Owner) -> Result<Vec<history::FiringAlert>, String> {
     let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
-    history::alerts(client, owner)
+    history::alerts(client, &ui.scope, owner)
         .await
         .map_err(|e| e.to_string())
 }
 
 fn html_response(body: String) -> Response {
+    page_response(StatusCode::OK, body)
+}
+
+fn page_response(code: StatusCode, body: String) -> Response {
     (
+        code,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             // Nothing but this server: no scripts at all, images and styles inline.
@@ -328,6 +378,8 @@ fn html_response(body: String) -> Response {
                 "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
             ),
             (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )

@@ -108,4 +108,14 @@ fn urls_on_pages_carry_no_credentials() {
     );
     assert_eq!(shown_url("http://127.0.0.1:9090"), "http://127.0.0.1:9090");
     assert_eq!(shown_url("http://u@h/"), "http://h/");
+    // Passwords with characters a URL may not hold there: never shown, even in part.
+    for odd in [
+        "http://u:s3cr/et@h:9090",
+        "http://u:s3c?ret@h",
+        "http://u:s3c#ret@h",
+        "http://u:s3cret@h:9090/x?token=s3c",
+    ] {
+        let shown = shown_url(odd);
+        assert!(!shown.contains("s3c"), "{odd} -> {shown}");
+    }
 }

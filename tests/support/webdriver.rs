@@ -30,6 +30,13 @@ pub struct Browser {
 #[derive(Debug, Clone)]
 pub struct Element(String);
 
+impl Element {
+    /// The element as a script argument (WebDriver's element reference object).
+    pub fn as_argument(&self) -> Value {
+        json!({ ELEMENT: self.0 })
+    }
+}
+
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium session.
     pub fn start(log: &Path) -> Browser {
