@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::demo::{PLIMSOLL, config, demo_history_of};
+use support::demo::{PLIMSOLL, copy_demo_slos, demo_history_of, prometheus_with_rules};
 use support::prometheus::{Prometheus, http};
 
 const DEMO_SLOS: [&str; 4] = [
@@ -123,16 +123,7 @@ fn relative_seconds(text: &str) -> u64 {
 fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let slos = dir.join("slos");
-    std::fs::create_dir_all(&slos).unwrap();
-    for name in ["catalog", "checkout", "payments"] {
-        let file = format!("{name}.yaml");
-        std::fs::copy(
-            support::repo().join("demo/slos").join(&file),
-            slos.join(&file),
-        )
-        .unwrap();
-    }
+    let slos = copy_demo_slos(dir);
     let strict = std::fs::read_to_string(slos.join("checkout.yaml"))
         .unwrap()
         .replace("name: checkout-availability", "name: checkout-strict")
@@ -144,13 +135,7 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
         &slos,
         Some(support::prometheus::unix_now() / 60 * 60 - 60),
     );
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    let prometheus = Prometheus::start_with(
-        &dir.join("data"),
-        &config(dir, &rules),
-        &["--web.enable-lifecycle"],
-    );
+    let (prometheus, rules) = prometheus_with_rules(dir);
     let written = std::process::Command::new(PLIMSOLL)
         .args(["local", "--once", "--slos"])
         .arg(&slos)
@@ -161,7 +146,9 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
         .unwrap();
     assert!(written.status.success(), "{written:?}");
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    // When it was seen firing: the alerts panel is read at that instant (the demo's raw counters
+    // end a minute before the start, so the live short windows empty out minutes later).
+    let fired_at = loop {
         let firing = get(
             &prometheus,
             "/api/v1/query",
@@ -170,8 +157,9 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
                 r#"ALERTS{alertstate="firing",slo="checkout-strict"}"#.into(),
             )],
         );
-        if !firing["result"].as_array().unwrap().is_empty() {
-            break;
+        if let Some(alert) = firing["result"].as_array().unwrap().first() {
+            // As the answer gives it (a sample written within the last second stays inside).
+            break alert["value"][0].as_f64().unwrap();
         }
         if Instant::now() > deadline {
             let show = |q: &str| get(&prometheus, "/api/v1/query", &[("query", q.to_string())]);
@@ -188,7 +176,7 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
             );
         }
         std::thread::sleep(Duration::from_secs(1));
-    }
+    };
 
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(support::repo().join("charts/plimsoll/dashboards/slos.json"))
@@ -225,13 +213,17 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
                 .replace("$namespace", &namespace)
                 .replace("$slo", &regex_value(&pick));
             // The recorded series as the demo's data ends (live evaluations of the 5m group may
-            // not have run yet); the alerts as they fire now.
-            let at = if panel == "Alerts firing" { now } else { end };
+            // not have run yet); the alerts when they were seen firing.
+            let at = if panel == "Alerts firing" {
+                format!("{fired_at:.3}")
+            } else {
+                end.to_string()
+            };
             let result = if instant {
                 get(
                     &prometheus,
                     "/api/v1/query",
-                    &[("query", query.clone()), ("time", at.to_string())],
+                    &[("query", query.clone()), ("time", at)],
                 )["result"]
                     .clone()
             } else {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use plimsoll::demo::{self, LEAD_IN, WINDOW};
 use plimsoll::synthetic::Traffic;
 use serde_json::Value;
-use support::demo::{Local, PLIMSOLL, config, demo_history, free_port};
+use support::demo::{Local, PLIMSOLL, config, copy_demo_slos, demo_history, free_port};
 use support::prometheus::{Prometheus, http};
 
 fn entry<'a>(status: &'a Value, slo: &str) -> Option<&'a Value> {
@@ -88,18 +88,9 @@ fn local_mode_against_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     demo_history(dir);
-    let slos = dir.join("slos");
+    let slos = copy_demo_slos(dir);
     let rules = dir.join("rules");
-    std::fs::create_dir_all(&slos).unwrap();
     std::fs::create_dir_all(&rules).unwrap();
-    for name in ["catalog", "checkout", "payments"] {
-        let file = format!("{name}.yaml");
-        std::fs::copy(
-            support::repo().join("demo/slos").join(&file),
-            slos.join(&file),
-        )
-        .unwrap();
-    }
     // A broken manifest beside them, and a rule file that is not ours.
     let bad = slos.join("search.yaml");
     let search = std::fs::read_to_string(slos.join("catalog.yaml"))

@@ -11,8 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use support::demo::{Local, config, demo_history};
-use support::prometheus::Prometheus;
+use support::demo::{Local, demo_history, prometheus_with_rules};
 use support::webdriver::Browser;
 
 const TAB: &str = "\u{E004}";
@@ -121,13 +120,7 @@ fn the_ui_shows_the_demo_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     demo_history(dir);
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    let prometheus = Prometheus::start_with(
-        &dir.join("data"),
-        &config(dir, &rules),
-        &["--web.enable-lifecycle"],
-    );
+    let (prometheus, rules) = prometheus_with_rules(dir);
     let local = Local::start(
         dir,
         &support::repo().join("demo/slos"),

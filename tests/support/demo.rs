@@ -101,6 +101,34 @@ pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
     end
 }
 
+/// `<dir>/slos` with a copy of the demo's three SLO manifests, to add to or break.
+pub fn copy_demo_slos(dir: &Path) -> PathBuf {
+    let slos = dir.join("slos");
+    std::fs::create_dir_all(&slos).unwrap();
+    for name in ["catalog", "checkout", "payments"] {
+        let file = format!("{name}.yaml");
+        std::fs::copy(
+            super::repo().join("demo/slos").join(&file),
+            slos.join(&file),
+        )
+        .unwrap();
+    }
+    slos
+}
+
+/// Prometheus on `<dir>/data`, reading the rule files of `<dir>/rules` (returned), with the
+/// lifecycle API so local mode can have it reload them.
+pub fn prometheus_with_rules(dir: &Path) -> (Prometheus, PathBuf) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let prometheus = Prometheus::start_with(
+        &dir.join("data"),
+        &config(dir, &rules),
+        &["--web.enable-lifecycle"],
+    );
+    (prometheus, rules)
+}
+
 /// A Prometheus config that reads every rule file in `rules`.
 pub fn config(dir: &Path, rules: &Path) -> PathBuf {
     let config = dir.join("prometheus.yml");
