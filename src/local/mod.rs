@@ -10,6 +10,7 @@ pub mod board;
 pub mod catalog;
 pub mod rule_files;
 pub mod table;
+mod ui_source;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::prometheus::{self, Reload};
 use crate::server::flagger::{self, FlaggerQuery};
-use crate::ui::{self, detail::Events};
+use crate::ui;
 use board::Board;
 use catalog::{Catalog, Snapshot};
 
@@ -119,7 +120,7 @@ pub async fn run(
                  http://{bound}/flagger/rollback (Flagger's POST, or GET ?slo=<namespace>/<name>)"
             );
             let ui = ui::Ui {
-                source: LocalSource(shared.clone()),
+                source: ui_source::LocalSource(shared.clone()),
                 prometheus: Some(client.clone()),
                 scope: crate::prometheus::ReadingScope::default(),
                 external_url: settings.ui_url.clone(),
@@ -351,62 +352,4 @@ pub fn status_json(view: &View) -> Value {
         "slos": slos,
         "problems": view.problems,
     })
-}
-
-/// The UI's view of local mode: the latest round's board.
-#[derive(Clone)]
-struct LocalSource(Shared);
-
-impl LocalSource {
-    fn row(entry: &board::Entry) -> ui::Row {
-        let namespace = entry.key.split_once('/').map_or("", |(ns, _)| ns);
-        ui::Row {
-            namespace: namespace.to_string(),
-            name: entry.slo.name.clone(),
-            service: entry.slo.service.clone(),
-            objective: entry.slo.objective.to_string(),
-            window: table::window_text(&entry.slo.window),
-            status: entry.status.clone(),
-        }
-    }
-}
-
-impl ui::Source for LocalSource {
-    fn rows(&self) -> Vec<ui::Row> {
-        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
-        view.board.entries.iter().map(Self::row).collect()
-    }
-
-    fn detail(&self, namespace: &str, name: &str) -> Option<ui::Detail> {
-        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
-        let key = format!("{namespace}/{name}");
-        let entry = view.board.entries.iter().find(|e| e.key == key)?;
-        Some(ui::Detail {
-            row: Self::row(entry),
-            slo: Some(entry.slo.clone()),
-            problem: None,
-            uid: None,
-            source: entry.location.clone(),
-            manifest: entry.manifest.to_string(),
-        })
-    }
-
-    fn model(&self, namespace: &str, name: &str) -> Option<(crate::model::Slo, Option<String>)> {
-        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
-        let key = format!("{namespace}/{name}");
-        let entry = view.board.entries.iter().find(|e| e.key == key)?;
-        Some((entry.slo.clone(), None))
-    }
-
-    /// The skipped manifests' problems, as `plimsoll validate` words them.
-    fn problems(&self) -> Vec<String> {
-        let view = self.0.read().unwrap_or_else(|p| p.into_inner());
-        view.problems.clone()
-    }
-
-    async fn events(&self, _namespace: &str, _name: &str) -> Events {
-        Events::NotKept(
-            "Local mode keeps no Kubernetes Events: what changed is printed on its terminal each round.",
-        )
-    }
 }

@@ -13,6 +13,7 @@ pub mod history;
 pub mod html;
 pub mod list;
 pub mod row;
+mod tables;
 
 use std::collections::HashMap;
 use std::future::Future;
