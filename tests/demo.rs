@@ -83,13 +83,17 @@ fn the_demo_ends_healthy_burning_and_exhausted_and_cleans_up() {
         "{stderr}"
     );
 
-    // Everything it started is gone: its directory and any process that used it.
-    let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
+    assert_cleaned_up(scratch.path());
+}
+
+/// Everything the demo started is gone: its directory and any process that used it.
+fn assert_cleaned_up(scratch: &std::path::Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(scratch)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let scratch_path = scratch.path().to_string_lossy().into_owned();
+    let scratch_path = scratch.to_string_lossy().into_owned();
     let running: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
@@ -97,4 +101,72 @@ fn the_demo_ends_healthy_burning_and_exhausted_and_cleans_up() {
         .filter(|c| c.contains(&scratch_path))
         .collect();
     assert!(running.is_empty(), "still running: {running:?}");
+}
+
+/// `make demo-ui`: after the table the demo serves the UI at the address it prints, until
+/// Ctrl-C (SIGINT to its process group, as a terminal sends it), and then cleans up as before.
+#[test]
+fn demo_ui_serves_the_pages_until_ctrl_c_and_cleans_up() {
+    use std::os::unix::process::CommandExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = scratch.path().join("demo.log");
+    std::fs::create_dir_all(scratch.path().join("work")).unwrap();
+    let mut child = Command::new("bash")
+        .arg(support::repo().join("scripts/demo.sh"))
+        .env("PLIMSOLL", env!("CARGO_BIN_EXE_plimsoll"))
+        .env("TMPDIR", scratch.path().join("work"))
+        .env("DEMO_UI", "1")
+        .env("DEMO_UI_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/ui");
+    let said = format!("serving the UI at {url}");
+    let started = Instant::now();
+    let page = loop {
+        let printed = std::fs::read_to_string(&log).unwrap_or_default();
+        if printed.contains(&said)
+            && let Ok(page) = support::prometheus::http()
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .and_then(|r| r.text())
+            && page.contains("payments-availability")
+            && page.contains("read ")
+        {
+            break page;
+        }
+        assert!(
+            started.elapsed() < LIMIT && child.try_wait().unwrap().is_none(),
+            "no UI at {url}: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for slo in ["catalog", "checkout", "payments"] {
+        assert!(
+            page.contains(&format!("/ui/slo/shop/{slo}-availability")),
+            "{page}"
+        );
+    }
+    let group = format!("-{}", child.id());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 20 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_cleaned_up(&scratch.path().join("work"));
 }
