@@ -28,16 +28,7 @@ const DEMO_SLOS: [&str; 4] = [
 ];
 
 fn get(prometheus: &Prometheus, path: &str, params: &[(&str, String)]) -> Value {
-    let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
+    let encode = plimsoll::ui::html::url_part;
     let query: Vec<String> = params
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -72,18 +63,13 @@ fn label_values(prometheus: &Prometheus, query: &str) -> Vec<String> {
         .collect()
 }
 
-/// A multi-value variable as Grafana writes it into a regex matcher: `(a|b)`, escaped.
+/// A multi-value variable as Grafana's Prometheus data source writes it into a regex matcher:
+/// `(host1|host2|host3)`, every value regex-escaped (grafana/grafana,
+/// docs/sources/variables/formatting-multi-value-variables.md).
 fn regex_value(values: &[String]) -> String {
     let escaped: Vec<String> = values
         .iter()
-        .map(|v| {
-            v.chars()
-                .flat_map(|c| {
-                    let special = r"\.+*?()|[]{}^$".contains(c);
-                    special.then_some('\\').into_iter().chain([c])
-                })
-                .collect()
-        })
+        .map(|v| plimsoll::prometheus::period::regex_escape(v))
         .collect();
     format!("({})", escaped.join("|"))
 }

@@ -340,15 +340,14 @@ pub fn status_json(view: &View) -> Value {
             })
         })
         .collect();
-    let shown = ui::shown_url(&view.prometheus);
     json!({
-        "prometheus": shown,
+        "prometheus": ui::shown_url(&view.prometheus),
         "evaluatedAt": view.board.evaluated_at.map(|t| t.to_string()),
         "prometheusError": view
             .board
             .prometheus_error
             .as_ref()
-            .map(|e| e.replace(&view.prometheus, &shown)),
+            .map(|e| ui::redact_url(e, &view.prometheus)),
         "slos": slos,
         "problems": view.problems,
     })

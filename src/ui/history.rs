@@ -113,30 +113,24 @@ pub async fn spend(
     if owners.is_empty() {
         return Ok(HashMap::new());
     }
-    let range = |length: u64, start: u64| {
+    // Errors and totals summed over `length` seconds before each step from `start` to `end`.
+    let sums = |length: u64, start: u64, end: u64| {
         let (errors, total) = spend_queries(owners, length, scope);
         let step = std::time::Duration::from_secs(span.step);
         async move {
             futures::try_join!(
-                client.query_range(&errors, start, span.to, step),
-                client.query_range(&total, start, span.to, step)
+                client.query_range(&errors, start, end, step),
+                client.query_range(&total, start, end, step)
             )
         }
     };
-    let (mut errors, mut total) = range(span.step, span.first_end()).await?;
+    let first_end = span.first_end();
+    let (mut errors, mut total) = sums(span.step, first_end, span.to).await?;
     if span.first() < span.step {
         // The first bucket again, over only the part of it inside the window.
-        let end = span.first_end();
-        let (first_errors, first_total) = {
-            let (e, t) = spend_queries(owners, span.first(), scope);
-            let step = std::time::Duration::from_secs(span.step);
-            futures::try_join!(
-                client.query_range(&e, end, end, step),
-                client.query_range(&t, end, end, step)
-            )?
-        };
-        replace_first(&mut errors, &first_errors, end);
-        replace_first(&mut total, &first_total, end);
+        let (first_errors, first_total) = sums(span.first(), first_end, first_end).await?;
+        replace_first(&mut errors, &first_errors, first_end);
+        replace_first(&mut total, &first_total, first_end);
     }
     let mut out = HashMap::new();
     for owner in owners {

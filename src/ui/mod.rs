@@ -221,12 +221,18 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
-/// An error message as a page may show it: Prometheus' URL in it as [`shown_url`] shows it.
-fn redact(message: &str, prometheus: Option<&Client>) -> String {
-    match prometheus {
-        Some(p) if p.url() != shown_url(p.url()) => message.replace(p.url(), &shown_url(p.url())),
-        _ => message.to_string(),
+/// A message as a page may show it: the URL `url` in it as [`shown_url`] shows it.
+pub fn redact_url(message: &str, url: &str) -> String {
+    let shown = shown_url(url);
+    if shown == url {
+        message.to_string()
+    } else {
+        message.replace(url, &shown)
     }
+}
+
+fn redact(message: &str, prometheus: Option<&Client>) -> String {
+    prometheus.map_or_else(|| message.to_string(), |p| redact_url(message, p.url()))
 }
 
 fn redacted<T>(read: Result<T, String>, prometheus: Option<&Client>) -> Result<T, String> {
@@ -269,12 +275,11 @@ async fn slo_page<S: Source>(
         _ => "1d",
     };
     let owner = owner(&detail);
-    let (window, ratio_range) = detail.slo.as_ref().map_or((0, 0), |slo| {
-        (
-            window_seconds(slo, now),
-            detail::ratio_seconds(range, window_seconds(slo, now)),
-        )
-    });
+    let window = detail
+        .slo
+        .as_ref()
+        .map_or(0, |slo| window_seconds(slo, now));
+    let ratio_range = detail::ratio_seconds(range, window);
     let (burn_down, ratios, alerts, groups, events) = futures::join!(
         plot(&ui, &detail, window, now, Shape::BurnDown),
         plot(&ui, &detail, ratio_range, now, Shape::ErrorRatio),
