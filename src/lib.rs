@@ -12,6 +12,7 @@ pub mod cli;
 pub mod controller;
 pub mod demo;
 pub mod evaluator;
+pub mod import;
 pub mod kube_client;
 pub mod local;
 pub mod manifests;

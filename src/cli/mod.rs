@@ -4,6 +4,7 @@ pub mod crd;
 pub mod demo_data;
 pub mod gate;
 pub mod generate;
+pub mod import;
 pub mod local;
 pub mod prometheus_flags;
 pub mod run;
@@ -36,6 +37,9 @@ pub enum Command {
     Validate(validate::Args),
     /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
     Generate(generate::Args),
+    /// Convert Sloth, Pyrra and OpenSLO SLOs into Plimsoll SLO manifests: exit 0 when all
+    /// converted, 1 when some SLO could not be (each reported by file, document and field).
+    Import(import::Args),
     /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
     Gate(gate::Args),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(args) => validate::run(&args, stdout, stderr),
         Command::Generate(args) => generate::run(&args, stdout, stderr),
         Command::Gate(args) => gate::run(&args, stdout, stderr),
+        Command::Import(args) => import::run(&args, stdout, stderr),
         Command::Local(args) => local::run(&args, stdout, stderr),
         Command::DemoData(args) => demo_data::run(&args, stdout, stderr),
         Command::Run(_) => EXIT_ERROR,

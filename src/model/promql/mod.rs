@@ -133,6 +133,12 @@ pub fn parse_selector(text: &str) -> Result<Selector, Problem> {
     let Expr::VectorSelector(vs) = expr else {
         return Err(not_a_selector(&expr));
     };
+    selector_of(&vs)
+}
+
+/// A parsed vector selector as a [`Selector`], refused when it is more than a metric name with
+/// label matchers (modifiers, `or` between matchers, no or several metric names).
+pub fn selector_of(vs: &promql_parser::parser::VectorSelector) -> Result<Selector, Problem> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err(Problem::NotASelector {
             found: "a selector with an offset or @ modifier".into(),

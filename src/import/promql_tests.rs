@@ -1,0 +1,134 @@
+use super::*;
+
+fn ratio(sli: Sli) -> RatioIndicator {
+    match sli {
+        Sli::Ratio(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_window_placeholder_is_found_with_or_without_spaces() {
+    assert_eq!(
+        replace_window("x[{{.window}}] y[{{ .window }}]", "$w"),
+        "x[$w] y[$w]"
+    );
+    assert_eq!(replace_window("{{.other}} {{", "$w"), "{{.other}} {{");
+    assert!(!has_window("sum(x)"));
+}
+
+#[test]
+fn sums_of_rates_over_the_window_are_counters_with_their_grouping() {
+    let r = ratio(
+        events(
+            r#"sum by (route) (rate(x_total{code=~"5.."}[{{.window}}]))"#,
+            "sum(increase(x_total[{{.window}}])) by (route)",
+            Events::Bad,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.errors.as_deref(), Some(r#"x_total{code=~"5.."}"#));
+    assert_eq!(r.total, "x_total");
+    assert_eq!(r.group_by, ["route"]);
+}
+
+#[test]
+fn a_fixed_range_or_different_groupings_fall_back_to_a_query() {
+    let fixed = events(
+        "sum(rate(e[5m]))",
+        "sum(rate(t[{{.window}}]))",
+        Events::Bad,
+        Form::Windowed,
+    );
+    // A count over a fixed range is not measured per window: refused, not guessed.
+    assert!(fixed.unwrap_err().contains("{{.window}}"));
+    let grouped = events(
+        "sum(rate(e[{{.window}}])) by (a)",
+        "sum(rate(t[{{.window}}])) by (b)",
+        Events::Bad,
+        Form::Windowed,
+    );
+    assert!(matches!(grouped, Ok(Sli::Query(_))));
+    // Without a window there is nothing to measure per window.
+    assert!(events("count(up)", "count(up)", Events::Bad, Form::Windowed).is_err());
+}
+
+#[test]
+fn count_minus_bucket_is_a_latency_with_matchers_in_any_order() {
+    let sli = events(
+        r#"sum(rate(h_count{a="1",b="2"}[{{.window}}])) - sum(rate(h_bucket{le="0.25", b="2", a="1"}[{{.window}}]))"#,
+        r#"sum(rate(h_count{a="1",b="2"}[{{.window}}]))"#,
+        Events::Bad,
+        Form::Windowed,
+    )
+    .unwrap();
+    let Sli::Latency {
+        indicator,
+        le_written,
+    } = sli
+    else {
+        panic!("{sli:?}")
+    };
+    assert_eq!(indicator.histogram, r#"h{a="1",b="2"}"#);
+    assert_eq!(indicator.threshold, 0.25);
+    assert_eq!(le_written, None);
+}
+
+#[test]
+fn a_bucket_with_other_matchers_than_the_total_is_no_latency() {
+    let sli = events(
+        r#"h_bucket{a="1",status=~"5..",le="1"}"#,
+        r#"h_count{a="1"}"#,
+        Events::Good,
+        Form::Plain,
+    )
+    .unwrap();
+    let r = ratio(sli);
+    assert_eq!(
+        r.good.as_deref(),
+        Some(r#"h_bucket{a="1",status=~"5..",le="1"}"#)
+    );
+}
+
+#[test]
+fn le_written_with_a_decimal_point_is_reported() {
+    let sli = events(
+        r#"h_bucket{le="5.0"}"#,
+        "h_count",
+        Events::Good,
+        Form::Plain,
+    )
+    .unwrap();
+    assert!(matches!(sli, Sli::Latency { le_written: Some(ref le), .. } if le == "5.0"));
+}
+
+#[test]
+fn plain_selectors_are_counters_and_otherwise_rated_over_the_window() {
+    let r = ratio(events("sum(e_total)", "t_total", Events::Good, Form::Plain).unwrap());
+    assert_eq!(
+        (r.good.as_deref(), r.total.as_str()),
+        (Some("e_total"), "t_total")
+    );
+    // Pyrra's counters with groupings that differ: a query of their rates.
+    let q = events("sum(e_total) by (a)", "t_total", Events::Bad, Form::Plain).unwrap();
+    assert_eq!(
+        q,
+        Sli::Query("sum(rate(e_total[$window])) / sum(rate(t_total[$window]))".into())
+    );
+}
+
+#[test]
+fn an_error_ratio_of_two_counters_is_a_ratio() {
+    let r = ratio(
+        error_ratio(
+            "sum(rate(e[{{.window}}])) / sum(rate(t[{{.window}}]))",
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.errors.as_deref(), r.total.as_str()), (Some("e"), "t"));
+    let q = error_ratio("1 - avg_over_time(up[{{.window}}])", Form::Windowed).unwrap();
+    assert_eq!(q, Sli::Query("1 - avg_over_time(up[$window])".into()));
+    assert!(error_ratio("histogram_share(0.2, x)", Form::Windowed).is_err());
+}

@@ -1,0 +1,122 @@
+use super::*;
+use crate::manifests::{Source, parse};
+
+fn run(text: &str) -> Import {
+    let Source::Documents(docs) = parse("in.yaml", text) else {
+        panic!("not YAML")
+    };
+    import(&docs, Some("team"))
+}
+
+#[test]
+fn every_unknown_field_is_reported_by_its_path() {
+    let out = run(r#"
+version: prometheus/v1
+service: shop
+flavour: mint
+slos:
+  - name: a
+    objective: 99
+    colour: blue
+    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+"#);
+    assert_eq!(out.slos.len(), 1);
+    let unknown: Vec<&str> = out
+        .findings
+        .iter()
+        .filter(|f| f.message.contains("not a field the importer knows"))
+        .map(|f| f.field.as_str())
+        .collect();
+    assert_eq!(unknown, ["slos[0].colour", "flavour"]);
+    assert!(!out.refused_any());
+}
+
+#[test]
+fn the_namespace_applies_only_where_the_source_names_none() {
+    let out = run(r#"
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: a}
+spec: {target: "99", window: 2w, indicator: {ratio: {errors: {metric: e}, total: {metric: t}}}}
+---
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: b, namespace: own}
+spec: {target: "99", window: 2w, indicator: {ratio: {errors: {metric: e}, total: {metric: t}}}}
+"#);
+    let places: Vec<_> = out
+        .slos
+        .iter()
+        .map(|s| s.object.metadata.namespace.clone())
+        .collect();
+    assert_eq!(places, [Some("team".into()), Some("own".into())]);
+}
+
+#[test]
+fn an_slo_that_would_be_invalid_is_refused_and_the_others_kept() {
+    let out = run(r#"
+version: prometheus/v1
+service: shop
+slos:
+  - name: too-strict
+    objective: 100
+    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+  - name: fine
+    objective: 99
+    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+"#);
+    assert_eq!(out.slos.len(), 1);
+    assert_eq!(
+        out.slos[0].object.metadata.name.as_deref(),
+        Some("shop-fine")
+    );
+    let refused: Vec<_> = out
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Refused)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].field, "slos[0]");
+    assert!(
+        refused[0].message.contains("objective"),
+        "{}",
+        refused[0].message
+    );
+}
+
+#[test]
+fn a_second_slo_of_the_same_name_is_refused() {
+    let one = r#"
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: a}
+spec: {target: "99", window: 2w, indicator: {ratio: {errors: {metric: e}, total: {metric: t}}}}
+"#;
+    let out = run(&format!("{one}---{one}"));
+    assert_eq!(out.slos.len(), 1);
+    assert!(out.refused_any());
+}
+
+#[test]
+fn hostile_text_stays_text() {
+    let out = run(
+        "version: prometheus/v1\nservice: shop\nslos:\n  - name: \"a\\n# b {{x}}\"\n    objective: 99\n    \
+         description: \"line\\n---\\nkind: Secret\"\n    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', \
+         total_query: 'sum(rate(t[{{.window}}]))'}}\n",
+    );
+    assert_eq!(out.slos.len(), 1, "{:?}", out.findings);
+    let slo = &out.slos[0].object;
+    assert_eq!(slo.metadata.name.as_deref(), Some("shop-a-b-x"));
+    assert_eq!(
+        slo.spec.description.as_deref(),
+        Some("line\n---\nkind: Secret")
+    );
+}
+
+#[test]
+fn documents_of_other_tools_are_refused_by_name() {
+    let out = run("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
+    assert!(out.slos.is_empty());
+    assert!(out.refused_any());
+    assert!(out.findings[0].message.contains("apps/v1"));
+}
