@@ -130,8 +130,8 @@ fn write_month(file: &Path, start: u64, end: u64) {
     for &(ts, ..) in &rows {
         // Down for 1 minute in 64, and for the bad afternoon.
         let t = ts - start;
-        let down =
-            (t / STEP) % 64 == 0 || (12 * DAY + 13 * 3600..12 * DAY + 17 * 3600).contains(&t);
+        let down = (t / STEP).is_multiple_of(64)
+            || (12 * DAY + 13 * 3600..12 * DAY + 17 * 3600).contains(&t);
         writeln!(
             out,
             "shop_probe_success{{job=\"blackbox\"}} {} {ts}",
