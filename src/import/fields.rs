@@ -207,3 +207,37 @@ pub fn kind_of(value: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_not_taken_are_reported_when_the_reader_goes() {
+        let findings = Findings::new("f.yaml");
+        let value = json!({"a": 1, "b": {"c": true, "d": null}, "e": "x"});
+        {
+            let top = Fields::of(&value, "spec", &findings).unwrap();
+            assert_eq!(top.text("a").as_deref(), Some("1"));
+            let b = top.object("b").unwrap();
+            assert_eq!(b.flag("c"), Some(true));
+        }
+        let reported: Vec<String> = findings.into_vec().into_iter().map(|f| f.field).collect();
+        // Null counts as absent; `e` was never asked for.
+        assert_eq!(reported, ["spec.e"]);
+    }
+
+    #[test]
+    fn label_values_that_are_not_text_become_text_and_are_reported() {
+        let findings = Findings::new("f.yaml");
+        let value = json!({"labels": {"tier": 2, "on": true, "team": "x", "bad": [1]}});
+        let map = Fields::of(&value, "", &findings)
+            .unwrap()
+            .string_map("labels");
+        let pairs: Vec<(&str, &str)> = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("on", "true"), ("team", "x"), ("tier", "2")]);
+        let fields: Vec<String> = findings.into_vec().into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, ["labels.bad", "labels.on", "labels.tier"]);
+    }
+}
