@@ -6,6 +6,8 @@ pub mod gate;
 pub mod generate;
 pub mod local;
 pub mod prometheus_flags;
+pub mod ruler_flags;
+pub mod ruler_sync;
 pub mod run;
 pub mod validate;
 
@@ -34,7 +36,8 @@ pub enum Command {
     /// Check SLO manifests: exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O
     /// errors. Prints `<file>[#doc]: <field>: <problem>` per problem.
     Validate(validate::Args),
-    /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
+    /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects,
+    /// or (with --ruler-url) the groups written to a Mimir or Cortex ruler.
     Generate(generate::Args),
     /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
     Gate(gate::Args),
