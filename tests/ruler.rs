@@ -312,6 +312,60 @@ fn ruler_refusals_name_the_group_the_flag_and_the_rulers_message() {
 }
 
 #[test]
+fn credentials_go_with_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = copy_demo_slos(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let ruler = Ruler::start();
+    let args = |extra: &[&str]| {
+        let mut all = vec!["generate", "-f", slos.to_str().unwrap()];
+        all.extend(extra);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let url = ruler.mimir_url();
+    let bearer = args(&["--ruler-url", &url, "--tenant", TENANT]);
+    let out = Command::new(PLIMSOLL)
+        .args(&bearer)
+        .arg("--ruler-bearer-token-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let seen = ruler.seen();
+    assert_eq!(seen.len(), 7, "one list, six sets");
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer s3cret"))
+    );
+    assert!(seen.iter().all(|s| s.tenant.as_deref() == Some(TENANT)));
+
+    std::fs::remove_file(slos.join("payments.yaml")).unwrap();
+    let basic = args(&[
+        "--ruler-url",
+        &url,
+        "--tenant",
+        TENANT,
+        "--ruler-user",
+        "plimsoll",
+    ]);
+    let out = Command::new(PLIMSOLL)
+        .args(&basic)
+        .env("PLIMSOLL_RULER_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let later = &ruler.seen()[7..];
+    assert_eq!(later.len(), 3, "one list, two deletes");
+    // base64("plimsoll:pw")
+    assert!(
+        later
+            .iter()
+            .all(|s| s.authorization.as_deref() == Some("Basic cGxpbXNvbGw6cHc="))
+    );
+}
+
+#[test]
 fn the_emulation_refuses_bad_groups_as_mimir_does() {
     let ruler = Ruler::start();
     let send = |body: &str| {
@@ -416,4 +470,36 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `cargo nextest run --test ruler --run-ignored only measure`: the time of a first sync of
+/// 1,000 SLOs (2,000 groups) and of a second one that finds nothing to do, against the loopback
+/// ruler.
+#[test]
+#[ignore]
+fn measure_syncs_of_a_thousand_slos() {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = dir.path().join("slos");
+    std::fs::create_dir_all(&slos).unwrap();
+    let template = std::fs::read_to_string(support::repo().join("demo/slos/catalog.yaml")).unwrap();
+    for i in 0..1000 {
+        let name = format!("catalog-{i}");
+        let manifest = template
+            .replace("name: catalog-availability", &format!("name: {name}"))
+            .replace("namespace: shop", &format!("namespace: team-{}", i % 10));
+        std::fs::write(slos.join(format!("{name}.yaml")), manifest).unwrap();
+    }
+    let ruler = Ruler::start();
+    for round in ["first", "second"] {
+        let started = Instant::now();
+        let out = sync(&slos, &ruler.mimir_url(), Some(TENANT));
+        assert!(out.status.success(), "{out:?}");
+        println!(
+            "{round} sync: {:.2} s, {} writes so far; {}",
+            started.elapsed().as_secs_f64(),
+            ruler.writes(),
+            text(&out.stderr).trim()
+        );
+    }
+    assert_eq!(ruler.writes(), 2000);
 }

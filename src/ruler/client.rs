@@ -294,8 +294,18 @@ fn decode_list(text: &str) -> Result<BTreeMap<String, Vec<RulerGroup>>, RulerErr
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
+    // The default budget (250,000 nodes) guards against YAML bombs in files; a tenant with a
+    // thousand SLOs already lists more nodes. The answer is in memory, and it has no more nodes
+    // than bytes, so its size bounds the work (anchors and aliases keep their default limits).
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len());
+    budget.max_events = budget.max_events.max(2 * text.len());
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(text.len());
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
     let list: Option<BTreeMap<String, Vec<RulerGroup>>> =
-        serde_saphyr::from_str(text).map_err(|e| RulerError::Decode(e.to_string()))?;
+        serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| RulerError::Decode(e.to_string()))?;
     Ok(list.unwrap_or_default())
 }
 

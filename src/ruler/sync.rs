@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
+
 use super::client::{Client, Deleted, RulerError};
 use super::groups::{self, RulerGroup};
 use crate::rules::{self, RuleGroup};
@@ -164,6 +166,22 @@ impl Report {
     }
 }
 
+/// Writes sent to the ruler at once.
+const WRITES_IN_FLIGHT: usize = 8;
+
+async fn carry_out(client: &Client, step: &Step, body: Option<String>) -> Result<(), RulerError> {
+    match (step.action, body) {
+        (Action::Create | Action::Update, Some(text)) => {
+            client.set(&step.namespace, &step.group, text).await
+        }
+        (Action::Delete, _) => client
+            .delete(&step.namespace, &step.group)
+            .await
+            .map(|_: Deleted| ()),
+        _ => Ok(()),
+    }
+}
+
 /// Why a sync could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -193,22 +211,18 @@ pub async fn sync(client: &Client, prefix: &str, wanted: &[Wanted]) -> Result<Re
             bodies.insert((step.namespace.clone(), step.group.clone()), text);
         }
     }
-    let mut report = Report::default();
-    for step in steps {
-        let key = (step.namespace.clone(), step.group.clone());
-        let result = match step.action {
-            Action::Create | Action::Update => match bodies.remove(&key) {
-                Some(text) => client.set(&step.namespace, &step.group, text).await,
-                None => Ok(()),
-            },
-            Action::Delete => client
-                .delete(&step.namespace, &step.group)
-                .await
-                .map(|_: Deleted| ()),
-            Action::Unchanged | Action::Conflict => Ok(()),
-        };
-        report.steps.push((step, result));
-    }
+    // Each write is an object-store write in the ruler: a few at a time, in plan order.
+    let results: Vec<Result<(), RulerError>> = futures::stream::iter(&steps)
+        .map(|step| {
+            let body = bodies.remove(&(step.namespace.clone(), step.group.clone()));
+            carry_out(client, step, body)
+        })
+        .buffered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    let report = Report {
+        steps: steps.into_iter().zip(results).collect(),
+    };
     Ok(report)
 }
 

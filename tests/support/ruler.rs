@@ -66,6 +66,7 @@ pub struct Seen {
     pub path: String,
     pub tenant: Option<String>,
     pub content_type: Option<String>,
+    pub authorization: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +231,7 @@ async fn handle(
         path: uri.path().to_string(),
         tenant: tenant.clone(),
         content_type: header_text("content-type"),
+        authorization: header_text("authorization"),
     });
     let (cortex, rest) = match (
         uri.path().strip_prefix(MIMIR),
