@@ -63,12 +63,8 @@ pub enum RulerError {
     Ca { path: String },
     #[error("cannot build the ruler's HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("the ruler at {url} did not answer: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    #[error("the ruler at {url} did not answer ({cause}); check --ruler-url and the ruler")]
+    Unreachable { url: String, cause: String },
     #[error(
         "nothing serves the ruler API at {url} (404: {message}); check --ruler-url: Mimir's is \
          <address>/prometheus/config/v1/rules, Cortex's <address>/api/v1/rules"
@@ -237,9 +233,9 @@ impl Client {
 
     /// Sends the request with the tenant and credentials, and returns the status and body.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, String), RulerError> {
-        let unreachable = |source| RulerError::Unreachable {
+        let unreachable = |source: reqwest::Error| RulerError::Unreachable {
             url: self.settings.url.clone(),
-            source,
+            cause: causes(&source),
         };
         let response = self
             .authorized(request)?
@@ -322,6 +318,17 @@ pub fn path_segment(name: &str) -> String {
         }
     }
     out
+}
+
+/// An error and its causes, `a: b: c`: reqwest's own message names only the request.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    text
 }
 
 /// The start of an error body, on one line.

@@ -166,6 +166,20 @@ impl Report {
     }
 }
 
+/// Every SLO namespace must be one that [`groups::owner`] recognises, or our own groups would
+/// look foreign on the next sync.
+fn check_namespaces(wanted: &[Wanted]) -> Result<(), SyncError> {
+    match wanted
+        .iter()
+        .find(|w| !crate::model::names::is_dns_label(&w.slo_namespace))
+    {
+        Some(w) => Err(SyncError::Namespace {
+            namespace: w.slo_namespace.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Writes sent to the ruler at once.
 const WRITES_IN_FLIGHT: usize = 8;
 
@@ -187,6 +201,11 @@ async fn carry_out(client: &Client, step: &Step, body: Option<String>) -> Result
 pub enum SyncError {
     #[error("{0}")]
     Ruler(#[from] RulerError),
+    #[error(
+        "SLO namespace {namespace:?} is not a Kubernetes namespace name (lowercase letters, \
+         digits and '-'): its groups could not be told from another tool's; give --namespace one"
+    )]
+    Namespace { namespace: String },
     #[error("rule group {group}: {source}")]
     Render {
         group: String,
@@ -198,6 +217,7 @@ pub enum SyncError {
 /// Lists the tenant's groups and carries out the plan. A group the ruler refuses is reported
 /// in its step and the others go on; a failed list stops the sync before any write.
 pub async fn sync(client: &Client, prefix: &str, wanted: &[Wanted]) -> Result<Report, SyncError> {
+    check_namespaces(wanted)?;
     let found = client.list().await?;
     let steps = plan(prefix, wanted, &found);
     // Bodies first: a group that cannot be rendered stops the sync before it writes anything.
@@ -314,6 +334,24 @@ mod tests {
             actions(&plan("", &only_a, &settled)),
             [("shop/plimsoll:shop:a:fast".to_string(), Action::Unchanged)]
         );
+    }
+
+    #[test]
+    fn namespaces_that_could_not_be_recognised_are_refused() {
+        let wanted = |ns: &str| Wanted {
+            slo_namespace: ns.into(),
+            groups: vec![],
+        };
+        assert!(check_namespaces(&[wanted("shop"), wanted("team-2")]).is_ok());
+        for bad in ["Shop", "shop_eu", "shop.eu", ""] {
+            assert!(
+                matches!(
+                    check_namespaces(&[wanted(bad)]),
+                    Err(SyncError::Namespace { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
