@@ -365,6 +365,45 @@ fn credentials_go_with_every_request() {
     );
 }
 
+#[tokio::test]
+async fn the_client_reads_each_answer_of_the_ruler() {
+    use plimsoll::ruler::{Client, Deleted, RulerError, Settings};
+    let ruler = Ruler::start();
+    let client = |url: String, tenant: Option<&str>| {
+        Client::new(Settings {
+            tenant: tenant.map(String::from),
+            ..Settings::new(url, Duration::from_secs(5))
+        })
+        .unwrap()
+    };
+    let mimir = client(ruler.mimir_url(), Some(TENANT));
+    let cortex = client(ruler.cortex_url(), Some(TENANT));
+    // An empty tenant: Mimir's 200 {} and Cortex' 404 are both no groups.
+    assert!(mimir.list().await.unwrap().is_empty());
+    assert!(cortex.list().await.unwrap().is_empty());
+    assert_eq!(mimir.delete("shop", "gone").await.unwrap(), Deleted::Absent);
+    let refused = mimir
+        .set("shop", "g", "name: g\n".into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, RulerError::Group { namespace, group, status: 400, message }
+            if namespace == "shop" && group == "g"
+                && message == "invalid rules configuration: rule group 'g' has no rules"),
+        "{refused:?}"
+    );
+    let body = "name: g\ninterval: 300s\nrules:\n  - record: slo:x\n    expr: vector(1)\n";
+    mimir.set("shop", "g", body.into()).await.unwrap();
+    let listed = cortex.list().await.unwrap();
+    assert_eq!(listed["shop"][0].interval.as_deref(), Some("5m"));
+    assert_eq!(mimir.delete("shop", "g").await.unwrap(), Deleted::Done);
+    let anonymous = client(ruler.mimir_url(), None).list().await.unwrap_err();
+    assert!(
+        matches!(anonymous, RulerError::Denied { status: 401, .. }),
+        "{anonymous:?}"
+    );
+}
+
 #[test]
 fn the_emulation_refuses_bad_groups_as_mimir_does() {
     let ruler = Ruler::start();
