@@ -19,6 +19,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod model;
 pub mod prometheus;
+pub mod ruler;
 pub mod rules;
 pub mod server;
 pub mod slo_cache;

@@ -9,6 +9,7 @@ use crate::manifests::{self, Decoded, Outcome};
 use crate::model::Slo;
 use crate::rules;
 
+use super::ruler_flags::RulerFlags;
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, parse_label};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +35,10 @@ pub struct Args {
     /// Prometheus rule selector picks it up. Repeatable.
     #[arg(long = "rule-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
+    /// With `--ruler-url`: write the groups to the ruler once and print what changed, instead of
+    /// printing the rules.
+    #[command(flatten)]
+    pub ruler: RulerFlags,
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
@@ -86,6 +91,9 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
             "plimsoll generate: nothing written; fix the problems above"
         );
         return EXIT_INVALID;
+    }
+    if args.ruler.ruler_url.is_some() {
+        return super::ruler_sync::generate(&slos, args, out, err);
     }
     match render(&slos, args) {
         Ok(text) => match out.write_all(text.as_bytes()) {

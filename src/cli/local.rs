@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ruler_flags::RulerFlags;
 use super::{EXIT_ERROR, EXIT_OK, parse_duration};
-use crate::local::{self, Outcome, Settings};
+use crate::local::{self, Outcome, RulesTo, Settings};
 use crate::prometheus;
 
 #[derive(Debug, clap::Args)]
@@ -18,17 +19,22 @@ pub struct Args {
     #[arg(long, value_name = "URL", env = "PLIMSOLL_PROMETHEUS_URL")]
     pub prometheus: String,
     /// Directory for the rule files, one per SLO; point Prometheus' `rule_files` at
-    /// `<dir>/*.yaml`. Files without Plimsoll's header are left alone.
-    #[arg(long, value_name = "DIR")]
-    pub rules_out: PathBuf,
+    /// `<dir>/*.yaml`. Files without Plimsoll's header are left alone. Or `--ruler-url`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "ruler_url",
+        conflicts_with = "ruler_url"
+    )]
+    pub rules_out: Option<PathBuf>,
     /// Time between rounds (read SLOs, write rules, evaluate budgets, print the table).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub interval: Duration,
     /// Address of /status (JSON), /flagger/rollback and /healthz.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// One round: print the table and exit (0; 2 when Prometheus cannot be read or files cannot
-    /// be read or written). Serves nothing.
+    /// One round: print the table and exit (0; 2 when Prometheus cannot be read, files cannot
+    /// be read or written, or the ruler did not take every group). Serves nothing.
     #[arg(long)]
     pub once: bool,
     /// The UI's address as people reach it, such as `https://slo.example.com`: alerts get a
@@ -44,12 +50,30 @@ pub struct Args {
     /// File with a bearer token for Prometheus.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    /// With `--ruler-url`: the rule groups go to a Mimir or Cortex ruler every round instead of
+    /// rule files.
+    #[command(flatten)]
+    pub ruler: RulerFlags,
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let rules = match (args.ruler.settings(), &args.rules_out) {
+        (Some(settings), _) => RulesTo::Ruler {
+            settings,
+            prefix: args.ruler.ruler_namespace_prefix.clone(),
+        },
+        (None, Some(dir)) => RulesTo::Files(dir.clone()),
+        (None, None) => {
+            let _ = writeln!(
+                err,
+                "plimsoll local: give --rules-out DIR or --ruler-url URL"
+            );
+            return EXIT_ERROR;
+        }
+    };
     let settings = Settings {
         slos: args.slos.clone(),
-        rules_out: args.rules_out.clone(),
+        rules,
         namespace: args.namespace.clone(),
         interval: args.interval,
         listen: Some(args.listen),

@@ -9,6 +9,7 @@
 pub mod board;
 pub mod catalog;
 pub mod rule_files;
+mod ruler_sync;
 pub mod table;
 mod ui_source;
 
@@ -37,8 +38,8 @@ use catalog::{Catalog, Snapshot};
 pub struct Settings {
     /// Manifest files or directories (walked recursively).
     pub slos: Vec<PathBuf>,
-    /// Where the rule files go; Prometheus' `rule_files` should include `<dir>/*.yaml`.
-    pub rules_out: PathBuf,
+    /// Where the rules go: rule files, or a ruler.
+    pub rules: RulesTo,
     /// Namespace of SLOs whose manifest names none.
     pub namespace: String,
     pub interval: Duration,
@@ -51,11 +52,25 @@ pub struct Settings {
     pub prometheus: prometheus::Settings,
 }
 
+/// Where local mode delivers the rules.
+#[derive(Debug, Clone)]
+pub enum RulesTo {
+    /// A directory of rule files; Prometheus' `rule_files` should include `<dir>/*.yaml`.
+    Files(PathBuf),
+    /// A Mimir or Cortex ruler, SLO namespace `NS` in ruler namespace `<prefix>NS`.
+    Ruler {
+        settings: crate::ruler::Settings,
+        prefix: String,
+    },
+}
+
 /// What stops local mode from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("{0}")]
     Prometheus(#[from] prometheus::Error),
+    #[error("{0}")]
+    Ruler(#[from] crate::ruler::RulerError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -85,13 +100,16 @@ struct Local {
     reload_pending: bool,
     /// The lifecycle API is off, and we said so.
     lifecycle_off: bool,
+    /// With [`RulesTo::Ruler`].
+    ruler: Option<ruler_sync::RulerSync>,
 }
 
 /// How a round went, for `--once`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    /// Prometheus could not be read, or files could not be read or written.
+    /// Prometheus could not be read, files could not be read or written, or the ruler did not
+    /// take every group.
     Incomplete,
 }
 
@@ -104,6 +122,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Outcome, LocalError> {
     let client = prometheus::Client::new(settings.prometheus.clone())?;
+    let ruler = match &settings.rules {
+        RulesTo::Files(_) => None,
+        RulesTo::Ruler { settings, prefix } => Some(ruler_sync::RulerSync::new(
+            crate::ruler::Client::new(settings.clone())?,
+            prefix.clone(),
+        )),
+    };
     let shared: Shared = Arc::new(RwLock::new(View {
         prometheus: settings.prometheus.url.clone(),
         ..View::default()
@@ -139,6 +164,7 @@ pub async fn run(
         board: Board::default(),
         reload_pending: false,
         lifecycle_off: false,
+        ruler,
         settings,
     };
     tokio::pin!(shutdown);
@@ -189,7 +215,12 @@ impl Local {
                 outcome = Outcome::Incomplete;
             }
         }
-        if let Err(e) = self.write_rules(err).await {
+        if let Some(ruler) = &mut self.ruler {
+            let ui_url = self.settings.ui_url.as_deref();
+            if !ruler.round(&self.catalog.slos, ui_url, err).await {
+                outcome = Outcome::Incomplete;
+            }
+        } else if let Err(e) = self.write_rules(err).await {
             let _ = writeln!(err, "plimsoll local: {e}");
             outcome = Outcome::Incomplete;
         }
@@ -223,7 +254,9 @@ impl Local {
     /// Brings the rule files in line with the SLOs and asks Prometheus to reload when they
     /// changed (again every round until it answers).
     async fn write_rules(&mut self, err: &mut impl Write) -> Result<(), rule_files::RuleFileError> {
-        let dir = &self.settings.rules_out;
+        let RulesTo::Files(dir) = &self.settings.rules else {
+            return Ok(());
+        };
         let desired = rule_files::desired(&self.catalog.slos, self.settings.ui_url.as_deref())?;
         let changes = rule_files::plan(&desired, &rule_files::existing(dir)?);
         if !changes.is_empty() {

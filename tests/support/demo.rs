@@ -153,14 +153,30 @@ pub struct Local {
 
 impl Local {
     pub fn start(dir: &Path, slos: &Path, rules: &Path, prometheus: &str) -> Local {
+        let rules = format!("--rules-out={}", rules.display());
+        Local::spawn(dir, slos, &[&rules], prometheus)
+    }
+
+    /// Local mode writing its rule groups to a ruler (`--ruler-url`) for `tenant`.
+    pub fn start_with_ruler(
+        dir: &Path,
+        slos: &Path,
+        ruler: &str,
+        tenant: &str,
+        prometheus: &str,
+    ) -> Local {
+        let (url, tenant) = (format!("--ruler-url={ruler}"), format!("--tenant={tenant}"));
+        Local::spawn(dir, slos, &[&url, &tenant], prometheus)
+    }
+
+    fn spawn(dir: &Path, slos: &Path, rules: &[&str], prometheus: &str) -> Local {
         let port = free_port();
         let (stdout, stderr) = (dir.join("local.out"), dir.join("local.err"));
         let child = Command::new(PLIMSOLL)
             .args(["local", "--interval", "1s"])
             .arg("--slos")
             .arg(slos)
-            .arg("--rules-out")
-            .arg(rules)
+            .args(rules)
             .arg(format!("--prometheus={prometheus}"))
             .arg(format!("--listen=127.0.0.1:{port}"))
             .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
