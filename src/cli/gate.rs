@@ -35,6 +35,8 @@ pub struct Args {
     /// File with a bearer token for Prometheus.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::prometheus_flags::StoreFlags,
 }
 
 /// The gate's answer.
@@ -78,6 +80,7 @@ async fn judge(args: &Args) -> Verdict {
     };
     let client = match prometheus::Client::new(prometheus::Settings {
         bearer_token_file: args.bearer_token_file.clone(),
+        extras: args.store.extras(),
         ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
     }) {
         Ok(c) => c,

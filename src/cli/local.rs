@@ -44,6 +44,8 @@ pub struct Args {
     /// File with a bearer token for Prometheus.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::prometheus_flags::StoreFlags,
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
@@ -57,6 +59,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         ui_url: args.ui_url.clone(),
         prometheus: prometheus::Settings {
             bearer_token_file: args.bearer_token_file.clone(),
+            extras: args.store.extras(),
             ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)
         },
     };

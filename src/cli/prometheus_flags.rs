@@ -1,10 +1,10 @@
-//! How `run` and `validate` reach Prometheus: one set of flags, so credentials work the same in
+//! How `run` and `validate` (and, for the store flags, `local` and `gate`) reach Prometheus: one set of flags, so credentials work the same in
 //! the operator and in a pre-commit check.
 
 use std::time::Duration;
 
 use super::parse_duration;
-use crate::prometheus::{Client, Error, Settings};
+use crate::prometheus::{Client, Error, Extras, Header, Settings, Tenant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PrometheusFlags {
@@ -32,6 +32,53 @@ pub struct PrometheusFlags {
     /// PEM file with the CA of Prometheus' TLS certificate.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
     pub prometheus_ca_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+/// What the status queries carry for a distributed store (Thanos, Mimir, Cortex): shared by
+/// `run`, `validate`, `local` and `gate`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreFlags {
+    /// Tenant of a Mimir or Cortex query frontend, sent as `X-Scope-OrgID`; several joined with
+    /// `|` for Mimir's tenant federation, such as `team-a|team-b`.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_TENANT", value_name = "TENANT", value_parser = parse_tenant)]
+    pub prometheus_tenant: Option<Tenant>,
+    /// Extra header on every query, `NAME=VALUE`, or `NAME=@FILE` to read the value from a file
+    /// on every query (for secrets; values are never logged). Repeatable; in the environment,
+    /// one per line.
+    #[arg(
+        long = "prometheus-header",
+        env = "PLIMSOLL_PROMETHEUS_HEADERS",
+        value_name = "NAME=VALUE",
+        value_delimiter = '\n',
+        hide_env_values = true,
+        value_parser = parse_header
+    )]
+    pub prometheus_headers: Vec<Header>,
+    /// Sends Thanos Query's `partial_response` parameter with this value on every query; `false`
+    /// makes Thanos fail a query when a store does not answer, instead of answering without its
+    /// data. Unset: nothing is sent. Any answer with warnings counts as no data either way.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_PARTIAL_RESPONSE", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub prometheus_partial_response: Option<bool>,
+}
+
+impl StoreFlags {
+    pub fn extras(&self) -> Extras {
+        Extras {
+            tenant: self.prometheus_tenant.clone(),
+            headers: self.prometheus_headers.clone(),
+            partial_response: self.prometheus_partial_response,
+        }
+    }
+}
+
+fn parse_tenant(text: &str) -> Result<Tenant, String> {
+    Tenant::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_header(text: &str) -> Result<Header, String> {
+    Header::parse(text).map_err(|e| e.to_string())
 }
 
 impl PrometheusFlags {
@@ -47,6 +94,7 @@ impl PrometheusFlags {
                 .clone()
                 .zip(self.prometheus_password.clone()),
             ca_file: self.prometheus_ca_file.clone(),
+            extras: self.store.extras(),
         }))
     }
 }
