@@ -78,11 +78,14 @@ async fn judge(args: &Args) -> Verdict {
         Ok(slo) => slo,
         Err(e) => return Verdict::Unknown(format!("{}: {e}", args.slo)),
     };
-    let client = match prometheus::Client::new(prometheus::Settings {
-        bearer_token_file: args.bearer_token_file.clone(),
-        extras: args.store.extras(),
-        ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
-    }) {
+    let client = args.store.extras().and_then(|extras| {
+        prometheus::Client::new(prometheus::Settings {
+            bearer_token_file: args.bearer_token_file.clone(),
+            extras,
+            ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
+        })
+    });
+    let client = match client {
         Ok(c) => c,
         Err(e) => return Verdict::Unknown(e.to_string()),
     };

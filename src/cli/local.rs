@@ -46,9 +46,21 @@ pub struct Args {
     pub bearer_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub store: super::prometheus_flags::StoreFlags,
+    /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
+    /// `spec.partialResponseStrategy`, for a Thanos Ruler reading the rule files (a plain
+    /// Prometheus refuses them then). Unset: written only for SLOs that set it.
+    #[arg(long, value_enum)]
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let extras = match args.store.extras() {
+        Ok(extras) => extras,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll local: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let settings = Settings {
         slos: args.slos.clone(),
         rules_out: args.rules_out.clone(),
@@ -57,9 +69,10 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         listen: Some(args.listen),
         once: args.once,
         ui_url: args.ui_url.clone(),
+        partial_response_strategy: args.partial_response_strategy,
         prometheus: prometheus::Settings {
             bearer_token_file: args.bearer_token_file.clone(),
-            extras: args.store.extras(),
+            extras,
             ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)
         },
     };

@@ -53,9 +53,9 @@ pub struct StoreFlags {
         value_name = "NAME=VALUE",
         value_delimiter = '\n',
         hide_env_values = true,
-        value_parser = parse_header
+        value_parser = |text: &str| Ok::<_, String>(HeaderArg(text.to_string()))
     )]
-    pub prometheus_headers: Vec<Header>,
+    pub prometheus_headers: Vec<HeaderArg>,
     /// Sends Thanos Query's `partial_response` parameter with this value on every query; `false`
     /// makes Thanos fail a query when a store does not answer, instead of answering without its
     /// data. Unset: nothing is sent. Any answer with warnings counts as no data either way.
@@ -63,13 +63,29 @@ pub struct StoreFlags {
     pub prometheus_partial_response: Option<bool>,
 }
 
+/// A `--prometheus-header` as given. Checked after parsing, not by clap, whose errors quote the
+/// value: it may be a secret.
+#[derive(Clone)]
+pub struct HeaderArg(String);
+
+impl std::fmt::Debug for HeaderArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 impl StoreFlags {
-    pub fn extras(&self) -> Extras {
-        Extras {
+    pub fn extras(&self) -> Result<Extras, Error> {
+        let headers = self
+            .prometheus_headers
+            .iter()
+            .map(|h| Header::parse(&h.0))
+            .collect::<Result<_, _>>()?;
+        Ok(Extras {
             tenant: self.prometheus_tenant.clone(),
-            headers: self.prometheus_headers.clone(),
+            headers,
             partial_response: self.prometheus_partial_response,
-        }
+        })
     }
 }
 
@@ -77,14 +93,14 @@ fn parse_tenant(text: &str) -> Result<Tenant, String> {
     Tenant::parse(text).map_err(|e| e.to_string())
 }
 
-fn parse_header(text: &str) -> Result<Header, String> {
-    Header::parse(text).map_err(|e| e.to_string())
-}
-
 impl PrometheusFlags {
     /// The client, when a URL is given.
     pub fn client(&self) -> Option<Result<Client, Error>> {
         let url = self.prometheus_url.as_ref()?;
+        let extras = match self.store.extras() {
+            Ok(extras) => extras,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Client::new(Settings {
             url: url.clone(),
             timeout: self.prometheus_timeout,
@@ -94,7 +110,62 @@ impl PrometheusFlags {
                 .clone()
                 .zip(self.prometheus_password.clone()),
             ca_file: self.prometheus_ca_file.clone(),
-            extras: self.store.extras(),
+            extras,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        store: StoreFlags,
+    }
+
+    #[test]
+    fn store_flags_parse_into_what_each_query_carries() {
+        let cli = Cli::try_parse_from([
+            "plimsoll",
+            "--prometheus-tenant=a|b",
+            "--prometheus-header=X-One=1",
+            "--prometheus-header",
+            "X-Two=@/run/two",
+            "--prometheus-partial-response=false",
+        ])
+        .unwrap();
+        let extras = cli.store.extras().unwrap();
+        assert_eq!(extras.tenant.unwrap().as_str(), "a|b");
+        let names: Vec<&str> = extras.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["x-one", "x-two"]);
+        assert_eq!(extras.partial_response, Some(false));
+        let none = Cli::try_parse_from(["plimsoll"])
+            .unwrap()
+            .store
+            .extras()
+            .unwrap();
+        assert_eq!(none, Extras::default());
+    }
+
+    #[test]
+    fn bad_store_flags_are_refused_with_the_flag_named_and_no_secret_shown() {
+        let err = |args: &[&str]| {
+            let mut all = vec!["plimsoll"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all) {
+                Err(e) => e.to_string(),
+                Ok(cli) => cli.store.extras().err().unwrap().to_string(),
+            }
+        };
+        assert!(err(&["--prometheus-tenant=a b"]).contains("a tenant ID is letters"));
+        let shapeless = err(&["--prometheus-header=hunter2"]);
+        assert!(
+            shapeless.contains("NAME=VALUE") && !shapeless.contains("hunter2"),
+            "{shapeless}"
+        );
+        assert!(err(&["--prometheus-partial-response=maybe"]).contains("maybe"));
     }
 }

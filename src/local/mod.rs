@@ -48,6 +48,8 @@ pub struct Settings {
     pub once: bool,
     /// The UI's address as people reach it: alerts link to their SLO's page there.
     pub ui_url: Option<String>,
+    /// `partial_response_strategy` for the groups of SLOs that set none (Thanos Ruler).
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     pub prometheus: prometheus::Settings,
 }
 
@@ -224,7 +226,11 @@ impl Local {
     /// changed (again every round until it answers).
     async fn write_rules(&mut self, err: &mut impl Write) -> Result<(), rule_files::RuleFileError> {
         let dir = &self.settings.rules_out;
-        let desired = rule_files::desired(&self.catalog.slos, self.settings.ui_url.as_deref())?;
+        let desired = rule_files::desired(
+            &self.catalog.slos,
+            self.settings.ui_url.as_deref(),
+            self.settings.partial_response_strategy,
+        )?;
         let changes = rule_files::plan(&desired, &rule_files::existing(dir)?);
         if !changes.is_empty() {
             rule_files::apply(dir, &desired, &changes)?;

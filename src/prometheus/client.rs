@@ -74,6 +74,8 @@ pub enum Error {
     Partial { warnings: String },
     #[error("{0}")]
     Extras(#[from] ApplyError),
+    #[error("{0}")]
+    Flag(#[from] super::request::RequestError),
     #[error("--prometheus-header {name} is also set by {flag}: give it once")]
     HeaderTwice { name: String, flag: &'static str },
 }
@@ -91,6 +93,7 @@ impl Error {
             Error::Reload { .. } => "ReloadFailed",
             Error::Partial { .. } => "PartialResponse",
             Error::Extras(_) => "HeaderUnreadable",
+            Error::Flag(_) => "BadFlag",
             Error::HeaderTwice { .. } => "HeaderTwice",
         }
     }
