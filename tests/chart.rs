@@ -82,7 +82,7 @@ fn cases() -> Vec<Case> {
                                "readingSelector": r#"cluster="eu-1", tenant=~"shop|pay""#,
                                "bearerToken": {"secretName": "prometheus-token"},
                                "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"},
-                               "tenant": "shop|pay", "partialResponse": "false",
+                               "tenant": "shop", "partialResponse": "false",
                                "headers": [{"name": "X-Team", "value": "sre"},
                                            {"name": "X-Api-Key", "secretName": "gateway"}]},
                 "partialResponseStrategy": "warn",
@@ -932,7 +932,7 @@ fn distributed_store_settings_reach_the_operator() {
         "partialResponseStrategy": "abort",
         "prometheus": {
         "url": "http://mimir-query-frontend.mimir:8080/prometheus",
-        "tenant": "team-a|team-b",
+        "tenant": "team-a",
         "partialResponse": "false",
         "headers": [{"name": "X-Team", "value": "shop=a"},
                     {"name": "X-Api-Key", "secretName": "gateway", "key": "api-key"}]}}));
@@ -942,7 +942,7 @@ fn distributed_store_settings_reach_the_operator() {
         Some(plimsoll::api::PartialResponseStrategy::Abort)
     );
     let extras = args.prometheus.store.extras().unwrap();
-    assert_eq!(extras.tenant.unwrap().as_str(), "team-a|team-b");
+    assert_eq!(extras.tenant.unwrap().as_str(), "team-a");
     assert_eq!(extras.partial_response, Some(false));
     let [team, key] = &extras.headers[..] else {
         panic!("{:?}", extras.headers)
@@ -1047,6 +1047,10 @@ fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
         (
             json!({"prometheus": {"tenant": "team a"}}),
             "at '/prometheus/tenant': 'team a' does not match pattern",
+        ),
+        (
+            json!({"prometheus": {"tenant": "a|b"}}),
+            "at '/prometheus/tenant': 'a|b' does not match pattern",
         ),
         (
             json!({"prometheus": {"partialResponse": "no"}}),

@@ -69,7 +69,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
     w.start_reading(
         &thanos.url,
         &[
-            "--prometheus-tenant=team-a|team-b",
+            "--prometheus-tenant=team-a",
             &from_file,
             "--prometheus-header=X-Team=shop",
             "--prometheus-partial-response=false",
@@ -87,7 +87,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
         );
         assert_eq!(
             q.headers.get("x-scope-orgid").map(String::as_str),
-            Some("team-a|team-b")
+            Some("team-a")
         );
         assert_eq!(
             q.headers.get("x-api-key").map(String::as_str),

@@ -40,8 +40,8 @@ pub struct PrometheusFlags {
 /// `run`, `validate`, `local` and `gate`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StoreFlags {
-    /// Tenant of a Mimir or Cortex query frontend, sent as `X-Scope-OrgID`; several joined with
-    /// `|` for Mimir's tenant federation, such as `team-a|team-b`.
+    /// Tenant of a Mimir or Cortex query frontend, sent as `X-Scope-OrgID`. One tenant: a
+    /// federated read (`a|b`) labels every series with `__tenant_id__` and is refused.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_TENANT", value_name = "TENANT", value_parser = parse_tenant)]
     pub prometheus_tenant: Option<Tenant>,
     /// Extra header on every query, `NAME=VALUE`, or `NAME=@FILE` to read the value from a file
@@ -130,7 +130,7 @@ mod tests {
     fn store_flags_parse_into_what_each_query_carries() {
         let cli = Cli::try_parse_from([
             "plimsoll",
-            "--prometheus-tenant=a|b",
+            "--prometheus-tenant=a",
             "--prometheus-header=X-One=1",
             "--prometheus-header",
             "X-Two=@/run/two",
@@ -138,7 +138,7 @@ mod tests {
         ])
         .unwrap();
         let extras = cli.store.extras().unwrap();
-        assert_eq!(extras.tenant.unwrap().as_str(), "a|b");
+        assert_eq!(extras.tenant.unwrap().as_str(), "a");
         let names: Vec<&str> = extras.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["x-one", "x-two"]);
         assert_eq!(extras.partial_response, Some(false));
@@ -161,6 +161,7 @@ mod tests {
             }
         };
         assert!(err(&["--prometheus-tenant=a b"]).contains("a tenant ID is letters"));
+        assert!(err(&["--prometheus-tenant=a|b"]).contains("names several tenants"));
         let shapeless = err(&["--prometheus-header=hunter2"]);
         assert!(
             shapeless.contains("NAME=VALUE") && !shapeless.contains("hunter2"),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-/// The header Mimir and Cortex read the tenant from; several tenants (Mimir's tenant
-/// federation) are joined with `|` (grafana/dskit tenant/tenant.go, `tenantIDsSeparator`).
+/// The header Mimir and Cortex read the tenant from (grafana/mimir
+/// docs/sources/mimir/references/http-api/index.md, "Authentication").
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
 
 /// Headers the client sets itself, or that another flag owns.
@@ -18,12 +18,18 @@ const RESERVED: [&str; 3] = ["content-type", "content-length", "host"];
 pub enum RequestError {
     #[error(
         "--prometheus-tenant {given:?}: {problem}; a tenant ID is letters, digits and !-_.*'() \
-         (at most 150), several joined with `|` for Mimir's tenant federation, such as `team-a|team-b`"
+         (at most 150), such as `team-a`"
     )]
     Tenant {
         given: String,
         problem: &'static str,
     },
+    #[error(
+        "--prometheus-tenant {given:?} names several tenants: Mimir's tenant federation labels every \
+         series it returns with `__tenant_id__`, a label Plimsoll's own series never carry, so every \
+         budget would read as foreign; give the one tenant whose series this operator reads"
+    )]
+    Federated { given: String },
     #[error(
         "--prometheus-header {given:?} is not NAME=VALUE or NAME=@FILE; write it as \
          `X-Api-Key=@/etc/plimsoll/key` (the value read from the file on every query)"
@@ -41,18 +47,26 @@ pub enum RequestError {
     Reserved { name: String },
 }
 
-/// One or more tenant IDs, as sent in [`TENANT_HEADER`].
+/// A tenant ID, as sent in [`TENANT_HEADER`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant(String);
 
 impl Tenant {
-    /// Checks every `|`-separated ID as Mimir does (grafana/dskit tenant/tenant.go,
-    /// `ValidTenantID`), so a typo fails at startup rather than as a 401 on every query.
+    /// Checks the ID as Mimir does (grafana/dskit tenant/tenant.go, `ValidTenantID`), so a typo
+    /// fails at startup rather than as a 401 on every query. Several IDs joined with `|` (the
+    /// `tenantIDsSeparator` of the same file) ask for tenant federation, whose answers carry
+    /// `__tenant_id__` on every series (grafana/mimir pkg/querier/tenantfederation/
+    /// merge_queryable.go; a single ID bypasses the merge): refused.
     pub fn parse(text: &str) -> Result<Tenant, RequestError> {
         let refuse = |problem| RequestError::Tenant {
             given: text.to_string(),
             problem,
         };
+        if text.contains('|') && text.split('|').all(|id| !id.is_empty()) {
+            return Err(RequestError::Federated {
+                given: text.to_string(),
+            });
+        }
         for id in text.split('|') {
             if id.is_empty() {
                 return Err(refuse("an empty tenant ID"));
@@ -216,14 +230,20 @@ mod tests {
     #[test]
     fn tenants_are_checked_as_mimir_checks_them() {
         assert_eq!(Tenant::parse("team-a").unwrap().as_str(), "team-a");
-        assert_eq!(Tenant::parse("a|b.c").unwrap().as_str(), "a|b.c");
+        assert_eq!(Tenant::parse("b.c_(1)*").unwrap().as_str(), "b.c_(1)*");
         for bad in ["", "a||b", "..", "a b", "a/b", &"x".repeat(151)] {
             let err = Tenant::parse(bad).unwrap_err();
             assert!(
-                err.to_string().contains("--prometheus-tenant"),
+                matches!(err, RequestError::Tenant { .. })
+                    && err.to_string().contains("--prometheus-tenant"),
                 "{bad}: {err}"
             );
         }
+        let federated = Tenant::parse("a|b").unwrap_err();
+        assert!(
+            federated.to_string().contains("__tenant_id__"),
+            "{federated}"
+        );
     }
 
     #[test]
