@@ -252,3 +252,57 @@ fn the_gate_never_passes_on_a_partial_answer() {
         Some("false")
     );
 }
+
+fn local_once(dir: &std::path::Path, url: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["local", "--once", "--timeout=5s"])
+        .arg(format!("--slos={}", dir.join("slos").display()))
+        .arg(format!("--rules-out={}", dir.join("rules").display()))
+        .arg(format!("--prometheus={url}"))
+        .args(extra)
+        .env_remove("PLIMSOLL_PROMETHEUS_URL")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// Local mode sends the same flags, writes the strategy into its rule files for a Thanos Ruler,
+/// and a round with a partial answer is an incomplete round (exit 2 with `--once`).
+#[test]
+fn local_mode_carries_the_flags_and_a_partial_round_is_incomplete() {
+    let w = World::new(vec![]);
+    let thanos = ThanosQuery::start(&w.prometheus.url);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("slos")).unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    gate_slo(&dir.path().join("slos"));
+    let flags = [
+        "--prometheus-tenant=team-a",
+        "--prometheus-header=X-Team=shop",
+        "--partial-response-strategy=abort",
+    ];
+    let (code, text) = local_once(dir.path(), &thanos.url, &flags);
+    assert_eq!(code, Some(0), "{text}");
+    let rules =
+        std::fs::read_to_string(dir.path().join("rules/shop_availability.rules.yaml")).unwrap();
+    assert_eq!(
+        rules.matches("partial_response_strategy: abort").count(),
+        2,
+        "{rules}"
+    );
+    for q in queries(&thanos) {
+        assert_eq!(
+            q.headers.get("x-scope-orgid").map(String::as_str),
+            Some("team-a")
+        );
+        assert_eq!(q.headers.get("x-team").map(String::as_str), Some("shop"));
+    }
+    thanos.store_down();
+    let (code, text) = local_once(dir.path(), &thanos.url, &flags);
+    assert_eq!(code, Some(2), "{text}");
+}
