@@ -73,6 +73,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
             &from_file,
             "--prometheus-header=X-Team=shop",
             "--prometheus-partial-response=false",
+            "--partial-response-strategy=warn",
         ],
     );
     w.wait(60, "the budget is read through the query layer", |w| {
@@ -95,6 +96,36 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
         );
         assert_eq!(q.headers.get("x-team").map(String::as_str), Some("shop"));
     }
+    // The rules for a Thanos Ruler: the strategy on every group, as applied and as the UI shows.
+    let rule = w
+        .api
+        .get(
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+            "shop",
+            "availability",
+        )
+        .expect("the PrometheusRule exists");
+    let groups = rule["spec"]["groups"].as_array().unwrap();
+    assert!(
+        !groups.is_empty()
+            && groups
+                .iter()
+                .all(|g| g["partial_response_strategy"] == "warn"),
+        "{rule}"
+    );
+    let (code, page) = w
+        .operator
+        .as_ref()
+        .unwrap()
+        .get("/ui/slo/shop/availability")
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(
+        page.matches("partial_response_strategy: warn").count(),
+        groups.len(),
+        "the SLO page shows the rules as applied"
+    );
     // The rotated secret is sent from the next query on.
     std::fs::write(&key, "rotated").unwrap();
     let before = thanos.received().len();

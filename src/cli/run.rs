@@ -257,6 +257,7 @@ async fn operate(args: Args) -> Result<(), String> {
             prometheus: prometheus.clone(),
             scope: args.reading_selector.clone(),
             external_url: args.ui_url.clone(),
+            partial_response_strategy: args.partial_response_strategy,
         }));
     }
     let mut server_shutdown = shutdown.clone();

@@ -126,6 +126,7 @@ pub async fn run(
                 prometheus: Some(client.clone()),
                 scope: crate::prometheus::ReadingScope::default(),
                 external_url: settings.ui_url.clone(),
+                partial_response_strategy: settings.partial_response_strategy,
             };
             let app = router(shared.clone()).merge(ui::router(ui));
             Some(tokio::spawn(
