@@ -212,10 +212,7 @@ impl Extras {
             if self.tenant.is_some() && h.name.as_str().eq_ignore_ascii_case(TENANT_HEADER) {
                 Some((h.name.to_string(), "--prometheus-tenant"))
             } else if authorization && h.name == reqwest::header::AUTHORIZATION {
-                Some((
-                    h.name.to_string(),
-                    "--prometheus-bearer-token-file or --prometheus-user",
-                ))
+                Some((h.name.to_string(), "the bearer token or basic auth flags"))
             } else {
                 None
             }
