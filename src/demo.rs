@@ -298,6 +298,7 @@ mod tests {
             RuleGroup {
                 name: "fast".into(),
                 interval: "30s".into(),
+                partial_response_strategy: None,
                 rules: vec![
                     record("a:rate5m", "sum(rate(x_total[5m]))"),
                     record("a:rate5m_doubled", "2 * a:rate5m"),
@@ -311,6 +312,7 @@ mod tests {
             RuleGroup {
                 name: "slow".into(),
                 interval: "5m".into(),
+                partial_response_strategy: None,
                 rules: vec![
                     record(names::TOTAL_5M, "sum(increase(t_total[5m]))"),
                     record(

@@ -10,87 +10,9 @@ use plimsoll::model::{LabelMatcher, MatchKind, Slo};
 use plimsoll::rules::{AnalysisTemplate, analysis_template};
 use serde_json::{Value, json};
 
-/// The real CRD lives outside the repository (never copied into it): beside the checkout in the
-/// workplace's shared folder. A clone elsewhere has none, and then this check cannot run.
+/// The real CRD, read from ../shared/schemas.
 fn crd_schema() -> Option<Value> {
-    let places = [
-        support::repo().join("../shared/schemas/analysis-template-crd.yaml"),
-        std::path::PathBuf::from("/work/shared/schemas/analysis-template-crd.yaml"),
-    ];
-    let Some(file) = places.iter().find(|p| p.exists()) else {
-        eprintln!("SKIPPED: Argo Rollouts' AnalysisTemplate CRD not found at {places:?}");
-        return None;
-    };
-    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
-    let crd: Value = serde_saphyr::from_str(&text).unwrap();
-    let version = crd["spec"]["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "v1alpha1")
-        .unwrap();
-    Some(version["schema"]["openAPIV3Schema"].clone())
-}
-
-/// What the API server checks of an object against a structural schema, and the fields it would
-/// prune (unknown ones): those would make the stored template differ from ours forever.
-fn violations(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
-    if schema.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
-        if !(value.is_string() || value.is_i64() || value.is_u64()) {
-            out.push(format!(
-                "{path}: {value} is neither an integer nor a string"
-            ));
-        }
-        return;
-    }
-    if let Some(options) = schema["enum"].as_array()
-        && !options.contains(value)
-    {
-        out.push(format!("{path}: {value} is not one of {options:?}"));
-    }
-    let typed = match schema["type"].as_str() {
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        _ => true,
-    };
-    if !typed {
-        out.push(format!("{path}: {value} is not of type {}", schema["type"]));
-        return;
-    }
-    if schema["format"] == "int32" && value.as_i64().is_some_and(|i| i32::try_from(i).is_err()) {
-        out.push(format!("{path}: {value} is not an int32"));
-    }
-    if let Some(items) = value.as_array() {
-        for (i, item) in items.iter().enumerate() {
-            violations(&schema["items"], item, &format!("{path}[{i}]"), out);
-        }
-    }
-    let Some(fields) = value.as_object() else {
-        return;
-    };
-    for required in schema["required"].as_array().into_iter().flatten() {
-        if !fields.contains_key(required.as_str().unwrap()) {
-            out.push(format!("{path}: {required} is required"));
-        }
-    }
-    let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
-    let (properties, additional) = (&schema["properties"], &schema["additionalProperties"]);
-    for (key, child) in fields {
-        let child_path = format!("{path}.{key}");
-        if let Some(s) = properties.get(key) {
-            violations(s, child, &child_path, out);
-        } else if additional.is_object() {
-            violations(additional, child, &child_path, out);
-        } else if !preserve && properties.is_object() && path != ".metadata" {
-            out.push(format!(
-                "{child_path}: unknown field, pruned by the API server"
-            ));
-        }
-    }
+    support::crd_schema::crd_schema("analysis-template-crd.yaml", "v1alpha1")
 }
 
 fn slo(spec: Value) -> Slo {
@@ -166,7 +88,7 @@ fn the_template_satisfies_the_analysis_template_crd() {
             (&json!("argoproj.io/v1alpha1"), &json!("AnalysisTemplate"))
         );
         let mut out = Vec::new();
-        violations(&schema, &value, "", &mut out);
+        support::crd_schema::violations(&schema, &value, "", &mut out);
         assert!(out.is_empty(), "{out:#?}\n{value:#}");
     }
 }

@@ -81,7 +81,11 @@ fn cases() -> Vec<Case> {
                                "evaluationInterval": "30s",
                                "readingSelector": r#"cluster="eu-1", tenant=~"shop|pay""#,
                                "bearerToken": {"secretName": "prometheus-token"},
-                               "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"}},
+                               "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"},
+                               "tenant": "shop", "partialResponse": "false",
+                               "headers": [{"name": "X-Team", "value": "sre"},
+                                           {"name": "X-Api-Key", "secretName": "gateway"}]},
+                "partialResponseStrategy": "warn",
                 "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kps"}}},
                 "dashboards": {"enabled": true},
                 "ui": {"externalURL": "https://slo.example.com",
@@ -920,6 +924,47 @@ fn prometheus_credentials_reach_the_operator_as_files_and_secret_references() {
     );
 }
 
+/// The tenant, Thanos' partial_response, the extra headers (inline, and from a Secret as a
+/// mounted file read per query) and the rules' partial_response_strategy reach `plimsoll run`.
+#[test]
+fn distributed_store_settings_reach_the_operator() {
+    let rendered = render(&json!({
+        "partialResponseStrategy": "abort",
+        "prometheus": {
+        "url": "http://mimir-query-frontend.mimir:8080/prometheus",
+        "tenant": "team-a",
+        "partialResponse": "false",
+        "headers": [{"name": "X-Team", "value": "shop=a"},
+                    {"name": "X-Api-Key", "secretName": "gateway", "key": "api-key"}]}}));
+    let args = run_args(&rendered);
+    assert_eq!(
+        args.partial_response_strategy,
+        Some(plimsoll::api::PartialResponseStrategy::Abort)
+    );
+    let extras = args.prometheus.store.extras().unwrap();
+    assert_eq!(extras.tenant.unwrap().as_str(), "team-a");
+    assert_eq!(extras.partial_response, Some(false));
+    let [team, key] = &extras.headers[..] else {
+        panic!("{:?}", extras.headers)
+    };
+    assert_eq!(team.name.as_str(), "x-team");
+    assert!(
+        matches!(&team.value, plimsoll::prometheus::request::HeaderValueSource::Inline(v) if v == "shop=a")
+    );
+    let plimsoll::prometheus::request::HeaderValueSource::File(file) = &key.value else {
+        panic!("the Secret's header is not read from a file: {key:?}")
+    };
+    let volume = mounted_from(&rendered, file.to_str().unwrap());
+    assert_eq!(volume["secret"]["secretName"], "gateway");
+    // Not set: nothing of it reaches the operator.
+    let args = run_args(&render(&json!({"prometheus": {"url": "http://p:9090"}})));
+    assert_eq!(
+        args.prometheus.store.extras().unwrap(),
+        plimsoll::prometheus::Extras::default()
+    );
+    assert_eq!(args.partial_response_strategy, None);
+}
+
 #[test]
 fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
     let cases = [
@@ -999,6 +1044,26 @@ fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
             json!({"prometheus": {"readingSelector": "cluster=a"}}),
             "at '/prometheus/readingSelector': 'cluster=a' does not match pattern",
         ),
+        (
+            json!({"prometheus": {"tenant": "team a"}}),
+            "at '/prometheus/tenant': 'team a' does not match pattern",
+        ),
+        (
+            json!({"prometheus": {"tenant": "a|b"}}),
+            "at '/prometheus/tenant': 'a|b' does not match pattern",
+        ),
+        (
+            json!({"prometheus": {"partialResponse": "no"}}),
+            "at '/prometheus/partialResponse': value must be one of '', 'true', 'false'",
+        ),
+        (
+            json!({"prometheus": {"headers": [{"name": "X Team", "value": "a"}]}}),
+            "at '/prometheus/headers/0/name': 'X Team' does not match pattern",
+        ),
+        (
+            json!({"partialResponseStrategy": "Warn"}),
+            "at '/partialResponseStrategy': value must be one of '', 'warn', 'abort'",
+        ),
     ];
     for (values, expected) in cases {
         let refusal = helm::refusal(&values);
@@ -1043,6 +1108,14 @@ fn mistakes_across_values_are_refused_with_a_sentence() {
         (
             json!({"prometheus": {"readingSelector": r#"cluster="a",slo_namespace="shop""#}}),
             "prometheus.readingSelector may not match the label slo_namespace: Plimsoll sets it",
+        ),
+        (
+            json!({"prometheus": {"headers": [{"name": "X-A", "value": "v", "secretName": "s"}]}}),
+            "prometheus.headers X-A: give value or secretName, not both",
+        ),
+        (
+            json!({"prometheus": {"headers": [{"name": "X-A"}]}}),
+            "prometheus.headers X-A: give value, or secretName (and key) for a Secret",
         ),
     ];
     for (values, expected) in cases {

@@ -54,6 +54,7 @@ const KEYS: &[&str] = &[
     "targets",
     "abortRollouts",
     "dryRun",
+    "partialResponseStrategy",
     "x",
 ];
 
@@ -66,6 +67,7 @@ fn interesting_string() -> impl Strategy<Value = String> {
         Just("month".to_string()),
         Just("Timeslices".to_string()),
         Just("Rollout".to_string()),
+        Just("warn".to_string()),
         Just("up{job=\"x\"}".to_string()),
         Just("sum(rate(a[$window]))".to_string()),
         Just("$window".to_string()),

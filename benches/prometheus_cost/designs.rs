@@ -112,6 +112,7 @@ pub fn raw_increase_design(services: &[Service]) -> Design {
         groups.push(RuleGroup {
             name: format!("raw/{}", s.job),
             interval: "30s".into(),
+            partial_response_strategy: None,
             rules,
         });
     }
@@ -140,6 +141,7 @@ pub fn ratio_average_design(services: &[Service]) -> Design {
         backfill.push(RuleGroup {
             name: format!("avg-5m/{}", s.job),
             interval: "30s".into(),
+            partial_response_strategy: None,
             rules: vec![rules[0].clone()],
         });
         rules.push(record(
@@ -153,6 +155,7 @@ pub fn ratio_average_design(services: &[Service]) -> Design {
         groups.push(RuleGroup {
             name: format!("avg/{}", s.job),
             interval: "30s".into(),
+            partial_response_strategy: None,
             rules,
         });
     }

@@ -104,6 +104,30 @@ pub struct ServiceLevelObjectiveSpec {
     /// operator only observes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+
+    /// For Thanos Ruler: the rule groups' `partial_response_strategy` (the schema shows the
+    /// enum's text, which says it all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_response_strategy: Option<PartialResponseStrategy>,
+}
+
+// Thanos' own field and spelling (thanos-io/thanos docs/components/rule.md, "Partial Response");
+// prometheus-operator's PrometheusRule group field of the same name takes the same values.
+/// For Thanos Ruler: whether this SLO's rule groups are still evaluated when some of Thanos'
+/// stores do not answer (`warn`) or their evaluation fails (`abort`, Thanos' default). Written as
+/// each group's `partial_response_strategy`, in place of the operator's
+/// `--partial-response-strategy`. prometheus-operator drops it for Prometheus; a plain Prometheus
+/// refuses rule files that carry it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialResponseStrategy {
+    /// Evaluate on what the answering stores return; Thanos counts it in
+    /// `thanos_rule_evaluation_with_warnings_total`.
+    Warn,
+    /// Fail the evaluation when a store does not answer.
+    Abort,
 }
 
 /// How the error budget is counted.

@@ -35,6 +35,8 @@ pub struct Args {
     /// File with a bearer token for Prometheus.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::prometheus_flags::StoreFlags,
 }
 
 /// The gate's answer.
@@ -76,10 +78,14 @@ async fn judge(args: &Args) -> Verdict {
         Ok(slo) => slo,
         Err(e) => return Verdict::Unknown(format!("{}: {e}", args.slo)),
     };
-    let client = match prometheus::Client::new(prometheus::Settings {
-        bearer_token_file: args.bearer_token_file.clone(),
-        ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
-    }) {
+    let client = args.store.extras().and_then(|extras| {
+        prometheus::Client::new(prometheus::Settings {
+            bearer_token_file: args.bearer_token_file.clone(),
+            extras,
+            ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
+        })
+    });
+    let client = match client {
         Ok(c) => c,
         Err(e) => return Verdict::Unknown(e.to_string()),
     };

@@ -35,6 +35,11 @@ pub struct Args {
     /// Prometheus rule selector picks it up. Repeatable.
     #[arg(long = "rule-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
+    /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
+    /// `spec.partialResponseStrategy`. For Thanos Ruler: a plain Prometheus refuses rule files
+    /// with it. Unset: written only for SLOs that set it.
+    #[arg(long, value_enum)]
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     /// With `--ruler-url`: write the groups to the ruler once and print what changed, instead of
     /// printing the rules.
     #[command(flatten)]
@@ -114,10 +119,11 @@ fn render(slos: &[Slo], args: &Args) -> Result<String, rules::OutputError> {
     let namespace = |slo: &Slo| slo.namespace.clone().unwrap_or(args.namespace.clone());
     match args.format {
         Format::Prometheus => {
-            let groups: Vec<rules::RuleGroup> = slos
+            let mut groups: Vec<rules::RuleGroup> = slos
                 .iter()
                 .flat_map(|slo| rules::render(slo, &namespace(slo)))
                 .collect();
+            rules::default_partial_response(&mut groups, args.partial_response_strategy);
             rules::rule_file(&groups)
         }
         Format::Prometheusrule => {
@@ -125,8 +131,9 @@ fn render(slos: &[Slo], args: &Args) -> Result<String, rules::OutputError> {
             let mut text = String::new();
             for slo in slos {
                 let ns = namespace(slo);
-                let object =
-                    rules::prometheus_rule(&slo.name, &ns, rules::render(slo, &ns), &labels);
+                let mut groups = rules::render(slo, &ns);
+                rules::default_partial_response(&mut groups, args.partial_response_strategy);
+                let object = rules::prometheus_rule(&slo.name, &ns, groups, &labels);
                 text.push_str("---\n");
                 text.push_str(&serde_saphyr::to_string(&object)?);
             }

@@ -50,6 +50,13 @@ pub struct Args {
     /// File with a bearer token for Prometheus.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::prometheus_flags::StoreFlags,
+    /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
+    /// `spec.partialResponseStrategy`, for a Thanos Ruler reading the rule files (a plain
+    /// Prometheus refuses them then). Unset: written only for SLOs that set it.
+    #[arg(long, value_enum)]
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     /// With `--ruler-url`: the rule groups go to a Mimir or Cortex ruler every round instead of
     /// rule files.
     #[command(flatten)]
@@ -57,6 +64,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    let extras = match args.store.extras() {
+        Ok(extras) => extras,
+        Err(e) => {
+            let _ = writeln!(err, "plimsoll local: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let rules = match (args.ruler.settings(), &args.rules_out) {
         (Some(settings), _) => RulesTo::Ruler {
             settings,
@@ -79,8 +93,10 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         listen: Some(args.listen),
         once: args.once,
         ui_url: args.ui_url.clone(),
+        partial_response_strategy: args.partial_response_strategy,
         prometheus: prometheus::Settings {
             bearer_token_file: args.bearer_token_file.clone(),
+            extras,
             ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)
         },
     };

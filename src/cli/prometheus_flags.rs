@@ -1,10 +1,10 @@
-//! How `run` and `validate` reach Prometheus: one set of flags, so credentials work the same in
+//! How `run` and `validate` (and, for the store flags, `local` and `gate`) reach Prometheus: one set of flags, so credentials work the same in
 //! the operator and in a pre-commit check.
 
 use std::time::Duration;
 
 use super::parse_duration;
-use crate::prometheus::{Client, Error, Settings};
+use crate::prometheus::{Client, Error, Extras, Header, Settings, Tenant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PrometheusFlags {
@@ -32,12 +32,75 @@ pub struct PrometheusFlags {
     /// PEM file with the CA of Prometheus' TLS certificate.
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
     pub prometheus_ca_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub store: StoreFlags,
+}
+
+/// What the status queries carry for a distributed store (Thanos, Mimir, Cortex): shared by
+/// `run`, `validate`, `local` and `gate`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreFlags {
+    /// Tenant of a Mimir or Cortex query frontend, sent as `X-Scope-OrgID`. One tenant: a
+    /// federated read (`a|b`) labels every series with `__tenant_id__` and is refused.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_TENANT", value_name = "TENANT", value_parser = parse_tenant)]
+    pub prometheus_tenant: Option<Tenant>,
+    /// Extra header on every query, `NAME=VALUE`, or `NAME=@FILE` to read the value from a file
+    /// on every query (for secrets; values are never logged). Repeatable; in the environment,
+    /// one per line.
+    #[arg(
+        long = "prometheus-header",
+        env = "PLIMSOLL_PROMETHEUS_HEADERS",
+        value_name = "NAME=VALUE",
+        value_delimiter = '\n',
+        hide_env_values = true,
+        value_parser = |text: &str| Ok::<_, String>(HeaderArg(text.to_string()))
+    )]
+    pub prometheus_headers: Vec<HeaderArg>,
+    /// Sends Thanos Query's `partial_response` parameter with this value on every query; `false`
+    /// makes Thanos fail a query when a store does not answer, instead of answering without its
+    /// data. Unset: nothing is sent. Any answer with warnings counts as no data either way.
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_PARTIAL_RESPONSE", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub prometheus_partial_response: Option<bool>,
+}
+
+/// A `--prometheus-header` as given. Checked after parsing, not by clap, whose errors quote the
+/// value: it may be a secret.
+#[derive(Clone)]
+pub struct HeaderArg(String);
+
+impl std::fmt::Debug for HeaderArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl StoreFlags {
+    pub fn extras(&self) -> Result<Extras, Error> {
+        let headers = self
+            .prometheus_headers
+            .iter()
+            .map(|h| Header::parse(&h.0))
+            .collect::<Result<_, _>>()?;
+        Ok(Extras {
+            tenant: self.prometheus_tenant.clone(),
+            headers,
+            partial_response: self.prometheus_partial_response,
+        })
+    }
+}
+
+fn parse_tenant(text: &str) -> Result<Tenant, String> {
+    Tenant::parse(text).map_err(|e| e.to_string())
 }
 
 impl PrometheusFlags {
     /// The client, when a URL is given.
     pub fn client(&self) -> Option<Result<Client, Error>> {
         let url = self.prometheus_url.as_ref()?;
+        let extras = match self.store.extras() {
+            Ok(extras) => extras,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Client::new(Settings {
             url: url.clone(),
             timeout: self.prometheus_timeout,
@@ -47,6 +110,63 @@ impl PrometheusFlags {
                 .clone()
                 .zip(self.prometheus_password.clone()),
             ca_file: self.prometheus_ca_file.clone(),
+            extras,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        store: StoreFlags,
+    }
+
+    #[test]
+    fn store_flags_parse_into_what_each_query_carries() {
+        let cli = Cli::try_parse_from([
+            "plimsoll",
+            "--prometheus-tenant=a",
+            "--prometheus-header=X-One=1",
+            "--prometheus-header",
+            "X-Two=@/run/two",
+            "--prometheus-partial-response=false",
+        ])
+        .unwrap();
+        let extras = cli.store.extras().unwrap();
+        assert_eq!(extras.tenant.unwrap().as_str(), "a");
+        let names: Vec<&str> = extras.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["x-one", "x-two"]);
+        assert_eq!(extras.partial_response, Some(false));
+        let none = Cli::try_parse_from(["plimsoll"])
+            .unwrap()
+            .store
+            .extras()
+            .unwrap();
+        assert_eq!(none, Extras::default());
+    }
+
+    #[test]
+    fn bad_store_flags_are_refused_with_the_flag_named_and_no_secret_shown() {
+        let err = |args: &[&str]| {
+            let mut all = vec!["plimsoll"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all) {
+                Err(e) => e.to_string(),
+                Ok(cli) => cli.store.extras().err().unwrap().to_string(),
+            }
+        };
+        assert!(err(&["--prometheus-tenant=a b"]).contains("a tenant ID is letters"));
+        assert!(err(&["--prometheus-tenant=a|b"]).contains("names several tenants"));
+        let shapeless = err(&["--prometheus-header=hunter2"]);
+        assert!(
+            shapeless.contains("NAME=VALUE") && !shapeless.contains("hunter2"),
+            "{shapeless}"
+        );
+        assert!(err(&["--prometheus-partial-response=maybe"]).contains("maybe"));
     }
 }

@@ -123,6 +123,11 @@ pub struct Args {
     /// this cluster's series apart. Series with other labels than an SLO's own are ignored.
     #[arg(long, env = "PLIMSOLL_READING_SELECTOR", value_parser = parse_scope, default_value = "")]
     pub reading_selector: crate::prometheus::ReadingScope,
+    /// `partial_response_strategy` (`warn` or `abort`) on the rule groups of every SLO that sets
+    /// no `spec.partialResponseStrategy`, for a Thanos Ruler that evaluates the PrometheusRules
+    /// (prometheus-operator drops it for Prometheus). Unset: none written (Thanos: `abort`).
+    #[arg(long, env = "PLIMSOLL_PARTIAL_RESPONSE_STRATEGY", value_enum)]
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     /// API requests in flight at once (watches not counted); 0: no limit.
     #[arg(long, env = "PLIMSOLL_API_MAX_IN_FLIGHT", default_value_t = 16)]
     pub api_max_in_flight: usize,
@@ -252,6 +257,7 @@ async fn operate(args: Args) -> Result<(), String> {
             prometheus: prometheus.clone(),
             scope: args.reading_selector.clone(),
             external_url: args.ui_url.clone(),
+            partial_response_strategy: args.partial_response_strategy,
         }));
     }
     let mut server_shutdown = shutdown.clone();
@@ -286,6 +292,7 @@ async fn operate(args: Args) -> Result<(), String> {
         concurrency: args.concurrency,
         reading_scope: args.reading_selector.clone(),
         ui_url: args.ui_url.clone(),
+        partial_response_strategy: args.partial_response_strategy,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -65,6 +65,8 @@ pub struct Settings {
     pub reading_scope: crate::prometheus::ReadingScope,
     /// The web UI's external URL: every alert links to its SLO's page there (`plimsoll_url`).
     pub ui_url: Option<String>,
+    /// `partial_response_strategy` for the groups of SLOs that set none (Thanos Ruler).
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
 }
 
 impl Settings {
@@ -79,6 +81,7 @@ impl Settings {
             concurrency: 8,
             reading_scope: crate::prometheus::ReadingScope::default(),
             ui_url: None,
+            partial_response_strategy: None,
         }
     }
 }

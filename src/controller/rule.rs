@@ -15,7 +15,8 @@ pub fn desired(
     namespace: &str,
     settings: &super::Settings,
 ) -> PrometheusRule {
-    let groups = crate::ui::linked_rules(model, namespace, settings.ui_url.as_deref());
+    let mut groups = crate::ui::linked_rules(model, namespace, settings.ui_url.as_deref());
+    rules::default_partial_response(&mut groups, settings.partial_response_strategy);
     let mut rule = rules::prometheus_rule(&model.name, namespace, groups, &settings.rule_labels);
     rule.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
     rule

@@ -49,6 +49,8 @@ pub struct Settings {
     pub once: bool,
     /// The UI's address as people reach it: alerts link to their SLO's page there.
     pub ui_url: Option<String>,
+    /// `partial_response_strategy` for the groups of SLOs that set none (Thanos Ruler).
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     pub prometheus: prometheus::Settings,
 }
 
@@ -149,6 +151,7 @@ pub async fn run(
                 prometheus: Some(client.clone()),
                 scope: crate::prometheus::ReadingScope::default(),
                 external_url: settings.ui_url.clone(),
+                partial_response_strategy: settings.partial_response_strategy,
             };
             let app = router(shared.clone()).merge(ui::router(ui));
             Some(tokio::spawn(
@@ -257,7 +260,11 @@ impl Local {
         let RulesTo::Files(dir) = &self.settings.rules else {
             return Ok(());
         };
-        let desired = rule_files::desired(&self.catalog.slos, self.settings.ui_url.as_deref())?;
+        let desired = rule_files::desired(
+            &self.catalog.slos,
+            self.settings.ui_url.as_deref(),
+            self.settings.partial_response_strategy,
+        )?;
         let changes = rule_files::plan(&desired, &rule_files::existing(dir)?);
         if !changes.is_empty() {
             rule_files::apply(dir, &desired, &changes)?;

@@ -48,14 +48,17 @@ pub fn file_name(namespace: &str, name: &str) -> String {
 }
 
 /// Every file the SLOs need, by file name, with its full content. With the UI's external URL,
-/// every alert links to its SLO's page.
+/// every alert links to its SLO's page; `strategy` is the partial response strategy of SLOs that
+/// set none.
 pub fn desired(
     slos: &[Loaded],
     ui_url: Option<&str>,
+    strategy: Option<crate::api::PartialResponseStrategy>,
 ) -> Result<BTreeMap<String, String>, RuleFileError> {
     slos.iter()
         .map(|l| {
-            let groups = crate::ui::linked_rules(&l.slo, &l.namespace, ui_url);
+            let mut groups = crate::ui::linked_rules(&l.slo, &l.namespace, ui_url);
+            rules::default_partial_response(&mut groups, strategy);
             let body = rules::rule_file(&groups).map_err(|source| RuleFileError::Render {
                 slo: l.key.clone(),
                 source,

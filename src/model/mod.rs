@@ -39,6 +39,8 @@ pub struct Slo {
     pub indicator: Indicator,
     pub alerting: Alerting,
     pub rollback: Option<RollbackPolicy>,
+    /// `spec.partialResponseStrategy`: written on every rule group when set.
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
 }
 
 impl Slo {

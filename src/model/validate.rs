@@ -68,6 +68,7 @@ pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationEr
             indicator,
             alerting,
             rollback,
+            partial_response_strategy: spec.partial_response_strategy,
         }),
         _ => Err(c.errors),
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::request::{ApplyError, Extras};
+
 /// How to reach Prometheus.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +21,8 @@ pub struct Settings {
     pub basic_auth: Option<(String, String)>,
     /// PEM file with the CA that signed Prometheus' certificate.
     pub ca_file: Option<PathBuf>,
+    /// Tenant, extra headers and Thanos' `partial_response`, for distributed stores.
+    pub extras: Extras,
 }
 
 impl Settings {
@@ -30,6 +34,7 @@ impl Settings {
             bearer_token_file: None,
             basic_auth: None,
             ca_file: None,
+            extras: Extras::default(),
         }
     }
 }
@@ -62,6 +67,17 @@ pub enum Error {
     Decode(String),
     #[error("Prometheus could not reload its configuration ({status}): {message}")]
     Reload { status: u16, message: String },
+    #[error(
+        "the answer carries warnings, so it may lack some stores' data (a partial response) and \
+         is not used: {warnings}"
+    )]
+    Partial { warnings: String },
+    #[error("{0}")]
+    Extras(#[from] ApplyError),
+    #[error("{0}")]
+    Flag(#[from] super::request::RequestError),
+    #[error("--prometheus-header {name} is also set by {flag}: give it once")]
+    HeaderTwice { name: String, flag: &'static str },
 }
 
 impl Error {
@@ -75,6 +91,10 @@ impl Error {
             Error::Refused { .. } => "QueryRefused",
             Error::Decode(_) => "BadAnswer",
             Error::Reload { .. } => "ReloadFailed",
+            Error::Partial { .. } => "PartialResponse",
+            Error::Extras(_) => "HeaderUnreadable",
+            Error::Flag(_) => "BadFlag",
+            Error::HeaderTwice { .. } => "HeaderTwice",
         }
     }
 }
@@ -99,6 +119,11 @@ struct Answer<'a> {
     data: Option<Data<'a>>,
     #[serde(default)]
     error: Option<String>,
+    /// Thanos Query lists here every store that failed while partial responses are allowed
+    /// (thanos-io/thanos pkg/api/api.go, `response.Warnings`); Prometheus, its storage's
+    /// warnings.
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 /// The `data` of an answer; `result` is decoded once its `resultType` is known, straight from
@@ -231,6 +256,10 @@ impl Client {
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
+        }
+        let authorization = settings.bearer_token_file.is_some() || settings.basic_auth.is_some();
+        if let Some((name, flag)) = settings.extras.conflict(authorization) {
+            return Err(Error::HeaderTwice { name, flag });
         }
         let http = builder.build().map_err(Error::Client)?;
         Ok(Client { http, settings })
@@ -383,13 +412,21 @@ impl Client {
         if let Some((user, password)) = &self.settings.basic_auth {
             request = request.basic_auth(user, Some(password));
         }
-        Ok(request)
+        Ok(self.settings.extras.apply(request)?)
     }
 
     /// POSTs a form to `/api/v1/<endpoint>` and returns the answer's HTTP status and text.
     async fn api(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Body, Error> {
         let url = self.endpoint(&format!("/api/v1/{endpoint}"));
-        let response = self.send(self.http.post(url).form(form)).await?;
+        // Thanos Query reads it with FormValue, from the form as from the URL
+        // (thanos-io/thanos pkg/api/query/v1.go, parsePartialResponseParam).
+        let partial = self.settings.extras.partial_response.map(|p| p.to_string());
+        let mut fields = form.to_vec();
+        if let Some(p) = &partial {
+            fields.push(("partial_response", p.as_str()));
+        }
+        let request = self.http.post(url).form(&fields);
+        let response = self.send(request).await?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|source| Error::Unreachable {
             url: self.settings.url.clone(),
@@ -433,6 +470,18 @@ fn data(body: &Body) -> Result<Data<'_>, Error> {
             status,
             message: answer.error.unwrap_or_default(),
         });
+    }
+    if !answer.warnings.is_empty() {
+        let mut warnings = answer.warnings.join("; ");
+        if warnings.len() > 300 {
+            let cut = (0..=300)
+                .rev()
+                .find(|i| warnings.is_char_boundary(*i))
+                .unwrap_or(0);
+            warnings.truncate(cut);
+            warnings.push_str("...");
+        }
+        return Err(Error::Partial { warnings });
     }
     answer
         .data
@@ -513,6 +562,32 @@ mod tests {
             err.to_string().contains("a vector that does not decode"),
             "{err}"
         );
+    }
+
+    /// Thanos Query's answer when a store failed and partial responses are allowed: a success
+    /// with the other stores' data and one warning per failure at the envelope's top level
+    /// (thanos-io/thanos pkg/api/api.go, `Respond`; the text as pkg/store/proxy_merge.go wraps a
+    /// store's error). The data are there, but are not used.
+    #[test]
+    fn an_answer_with_warnings_is_partial_and_not_used() {
+        let partial = Body {
+            status: 200,
+            text: r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{"a":"1"},"value":[1,"0.5"]}]},
+                "warnings":["receive series from store-b:10901: rpc error: code = Unavailable"]}"#
+                .into(),
+        };
+        let err = data(&partial).err().unwrap();
+        assert!(matches!(err, Error::Partial { .. }), "{err}");
+        assert!(err.to_string().contains("store-b:10901"), "{err}");
+        // An empty list (as a Prometheus that omits nothing might write) is no warning.
+        let whole = Body {
+            status: 200,
+            text:
+                r#"{"status":"success","data":{"resultType":"vector","result":[]},"warnings":[]}"#
+                    .into(),
+        };
+        assert!(data(&whole).is_ok());
     }
 
     #[test]

@@ -4,10 +4,12 @@ pub mod client;
 pub mod period;
 pub mod read;
 pub mod readings;
+pub mod request;
 pub mod scope;
 pub mod series_check;
 
 pub use client::{Client, Error, Reload, Sample, Series, Settings};
 pub use read::{CalendarSlo, read, read_for};
 pub use readings::{Failure, Foreign, Identity, Readings, own};
+pub use request::{Extras, Header, Tenant};
 pub use scope::{ReadingScope, ScopeError};

@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 
-use super::client::Client;
+use super::client::{Client, Error};
 use super::readings::{self, Failure, Readings, Record};
 use super::scope::ReadingScope;
 
@@ -16,9 +16,10 @@ pub struct CalendarSlo<'a> {
     pub start: Timestamp,
 }
 
-/// Reads every SLO's recorded ratios. A failed base or window-ratio query fails the round (no SLO
-/// has data); a failed burn-window query leaves that window out (no trigger fires on it); a
-/// failed calendar query fails only the SLOs of that period.
+/// Reads every SLO's recorded ratios. A failed base or window-ratio query, or a partial answer
+/// (with warnings) to any record's query, fails the round (no SLO has data); a failed burn-window
+/// query leaves that window out (no trigger fires on it); a failed calendar query, partial or
+/// not, fails only the SLOs of that period.
 pub async fn read(
     client: &Client,
     scope: &ReadingScope,
@@ -44,8 +45,11 @@ pub async fn read(
         // Folded in sample by sample: at 10,000 SLOs an answer is 20,000 series.
         match answer.and_then(|a| a.each_sample(|s| out.add_sample(&record, &s))) {
             Ok(()) => {}
-            // Every SLO needs its window ratio: without it the round has no data.
-            Err(e) if record == Record::Window => return Err(Failure::from(&e)),
+            // Every SLO needs its window ratio: without it the round has no data. A partial
+            // answer may lack any SLO's series, so it fails the round whatever the record.
+            Err(e) if record == Record::Window || matches!(e, Error::Partial { .. }) => {
+                return Err(Failure::from(&e));
+            }
             // A burn window's ratio is then unknown for this round: no trigger fires on it.
             Err(e) => {
                 out.drop_record(&record);

@@ -115,6 +115,7 @@ impl From<&super::Error> for Failure {
             Error::Unreachable { .. } => "PrometheusUnreachable",
             Error::Refused { .. } => "PrometheusRefused",
             Error::Decode(_) => "PrometheusBadAnswer",
+            Error::Partial { .. } => "PartialResponse",
             _ => "PrometheusMisconfigured",
         };
         Failure {

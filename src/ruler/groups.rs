@@ -97,6 +97,9 @@ pub fn slo_namespace<'a>(prefix: &str, ruler_namespace: &'a str) -> Option<&'a s
 pub fn for_ruler(group: &RuleGroup) -> RuleGroup {
     RuleGroup {
         name: ruler_name(&group.name),
+        // Thanos Ruler's field: Mimir's and Cortex' rulers read groups without it and would
+        // store them without it, so every sync would see a difference and write again.
+        partial_response_strategy: None,
         ..group.clone()
     }
 }
@@ -283,6 +286,30 @@ mod tests {
     /// What the ruler's list gives back for a group we POSTed: our YAML read as the ruler's.
     fn as_listed(group: &RuleGroup) -> RulerGroup {
         serde_saphyr::from_str(&body(group).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn thanos_partial_response_strategy_is_not_sent_to_a_ruler() {
+        let mut group = rules::render(
+            &crate::model::validate(
+                &serde_json::from_value::<ServiceLevelObjective>(serde_json::json!({
+                    "apiVersion": "plimsoll.dev/v1alpha1",
+                    "kind": "ServiceLevelObjective",
+                    "metadata": {"name": "checkout", "namespace": "shop"},
+                    "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                             "partialResponseStrategy": "abort",
+                             "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}}},
+                }))
+                .unwrap(),
+            )
+            .unwrap(),
+            "shop",
+        )
+        .remove(0);
+        assert!(group.partial_response_strategy.is_some());
+        group = for_ruler(&group);
+        assert_eq!(group.partial_response_strategy, None);
+        assert!(!body(&group).unwrap().contains("partial_response"));
     }
 
     #[test]

@@ -255,6 +255,7 @@ mod tests {
         RuleGroup {
             name: name.into(),
             interval: "30s".into(),
+            partial_response_strategy: None,
             rules: vec![Rule {
                 record: Some("slo:objective:ratio".into()),
                 expr: expr.into(),

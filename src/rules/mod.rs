@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::PartialResponseStrategy;
 use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
 use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
 use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows};
@@ -57,7 +58,23 @@ const FAST_INTERVAL: &str = "30s";
 pub struct RuleGroup {
     pub name: String,
     pub interval: String,
+    /// Thanos Ruler's field, written only when set: Prometheus refuses rule files with it
+    /// (prometheus-operator drops it from PrometheusRules for Prometheus itself,
+    /// prometheus-operator pkg/operator/rules.go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_response_strategy: Option<PartialResponseStrategy>,
     pub rules: Vec<Rule>,
+}
+
+/// Sets `strategy` on the groups that have none of their own (the SLO's
+/// `spec.partialResponseStrategy` wins over the command line's).
+pub fn default_partial_response(
+    groups: &mut [RuleGroup],
+    strategy: Option<PartialResponseStrategy>,
+) {
+    for group in groups {
+        group.partial_response_strategy = group.partial_response_strategy.or(strategy);
+    }
 }
 
 /// A recording or alerting rule.
@@ -152,7 +169,11 @@ pub fn render(slo: &Slo, namespace: &str) -> Vec<RuleGroup> {
     first.rules.extend(metadata(&ctx));
     let mut slow = slow_group(&ctx, &long);
     alerts::place(&ctx, &mut first, &mut slow);
-    vec![first, slow]
+    let mut groups = vec![first, slow];
+    for group in &mut groups {
+        group.partial_response_strategy = slo.partial_response_strategy;
+    }
+    groups
 }
 
 /// The windows with a recorded ratio: the burn-rate table's, and the policy's own burn-rate
@@ -195,6 +216,7 @@ fn fast_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     RuleGroup {
         name: ctx.group_name("fast"),
         interval: FAST_INTERVAL.to_string(),
+        partial_response_strategy: None,
         rules,
     }
 }
@@ -224,6 +246,7 @@ fn slice_group(
     RuleGroup {
         name: ctx.group_name("slices"),
         interval: slice.to_string(),
+        partial_response_strategy: None,
         rules,
     }
 }
@@ -299,6 +322,7 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     RuleGroup {
         name: ctx.group_name("slow"),
         interval: COUNT_STEP.to_string(),
+        partial_response_strategy: None,
         rules,
     }
 }

@@ -80,6 +80,7 @@ mod tests {
         let groups = vec![RuleGroup {
             name: "g".into(),
             interval: "30s".into(),
+            partial_response_strategy: None,
             rules: vec![Rule {
                 record: Some("r".into()),
                 expr: tricky,
@@ -94,6 +95,27 @@ mod tests {
         let text = rule_file(&groups).unwrap();
         let back: File = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back.groups, groups, "{text}");
+    }
+
+    #[test]
+    fn the_partial_response_strategy_is_written_only_when_set_and_the_slo_s_wins() {
+        use crate::api::PartialResponseStrategy::{Abort, Warn};
+        let group = |strategy| RuleGroup {
+            name: "g".into(),
+            interval: "30s".into(),
+            partial_response_strategy: strategy,
+            rules: vec![],
+        };
+        let plain = rule_file(&[group(None)]).unwrap();
+        assert!(!plain.contains("partial_response_strategy"), "{plain}");
+        let mut groups = vec![group(None), group(Some(Abort))];
+        crate::rules::default_partial_response(&mut groups, Some(Warn));
+        let text = rule_file(&groups).unwrap();
+        let strategies: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("partial_response_strategy: "))
+            .collect();
+        assert_eq!(strategies, ["warn", "abort"], "{text}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Ui<S> {
     pub scope: ReadingScope,
     /// The UI's address as people reach it (alert annotations link to it); `None` when unset.
     pub external_url: Option<String>,
+    /// `--partial-response-strategy`, so an SLO's page shows its rules as they are written.
+    pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
 }
 
 /// `/ui` and `/ui/slo/<namespace>/<name>`; `/` leads to `/ui`.
@@ -288,7 +290,8 @@ async fn slo_page<S: Source>(
         ui.source.events(&namespace, &name),
     );
     let rules = detail.slo.as_ref().map_or_else(String::new, |slo| {
-        let groups = linked_rules(slo, &namespace, ui.external_url.as_deref());
+        let mut groups = linked_rules(slo, &namespace, ui.external_url.as_deref());
+        crate::rules::default_partial_response(&mut groups, ui.partial_response_strategy);
         crate::rules::rule_file(&groups).unwrap_or_else(|e| format!("# cannot print: {e}"))
     });
     let p = ui.prometheus.as_ref();

@@ -127,8 +127,15 @@ impl World {
 
     /// Starts `plimsoll run` reading every second.
     pub fn start(&mut self, extra: &[&str]) {
+        let url = self.prometheus.url.clone();
+        self.start_reading(&url, extra);
+    }
+
+    /// [`World::start`] with the budgets read from `url`, such as a query layer in front of
+    /// this world's Prometheus.
+    pub fn start_reading(&mut self, url: &str, extra: &[&str]) {
         let kubeconfig = self.api.kubeconfig(self.dir.path());
-        let url = format!("--prometheus-url={}", self.prometheus.url);
+        let url = format!("--prometheus-url={url}");
         let mut flags = vec![
             "--leader-election=false",
             "--evaluation-interval=1s",

@@ -106,6 +106,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.prometheus.basicAuth.passwordSecretName (not .Values.prometheus.basicAuth.username) }}
 {{- fail "prometheus.basicAuth.passwordSecretName needs prometheus.basicAuth.username" }}
 {{- end }}
+{{- range .Values.prometheus.headers }}
+{{- if and .secretName .value }}
+{{- fail (printf "prometheus.headers %s: give value or secretName, not both" .name) }}
+{{- end }}
+{{- if not (or .secretName .value) }}
+{{- fail (printf "prometheus.headers %s: give value, or secretName (and key) for a Secret" .name) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.prometheus.bearerToken.secretName .Values.prometheus.basicAuth.username }}
 {{- fail "prometheus: use bearerToken or basicAuth, not both" }}
 {{- end }}
@@ -135,6 +143,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- join "," $pairs }}
 {{- end }}
 
+{{/* prometheus.headers as --prometheus-header values, one per line: NAME=VALUE, or
+NAME=@FILE for a header from a Secret (mounted by plimsoll.volumes). Called with .Values.prometheus. */}}
+{{- define "plimsoll.prometheusHeaders" -}}
+{{- $lines := list }}
+{{- range $i, $h := .headers }}
+{{- if $h.secretName }}
+{{- $lines = append $lines (printf "%s=@/etc/plimsoll/prometheus-headers/%d/%s" $h.name $i ($h.key | default "value")) }}
+{{- else }}
+{{- $lines = append $lines (printf "%s=%s" $h.name $h.value) }}
+{{- end }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}
+
 {{- define "plimsoll.volumeMounts" -}}
 {{- if and .Values.prometheus.url .Values.prometheus.bearerToken.secretName }}
 - name: prometheus-token
@@ -145,6 +167,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: prometheus-ca
   mountPath: /etc/plimsoll/prometheus-ca
   readOnly: true
+{{- end }}
+{{- if .Values.prometheus.url }}
+{{- range $i, $h := .Values.prometheus.headers }}
+{{- if $h.secretName }}
+- name: {{ printf "prometheus-header-%d" $i }}
+  mountPath: {{ printf "/etc/plimsoll/prometheus-headers/%d" $i }}
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and .Values.webhook.enabled .Values.webhook.certManager.enabled }}
 - name: webhook-certificate
@@ -177,6 +208,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
     items:
       - key: {{ .tlsCA.key }}
         path: {{ .tlsCA.key }}
+{{- end }}
+{{- if .url }}
+{{- range $i, $h := .headers }}
+{{- if $h.secretName }}
+- name: {{ printf "prometheus-header-%d" $i }}
+  secret:
+    secretName: {{ $h.secretName }}
+    items:
+      - key: {{ $h.key | default "value" }}
+        path: {{ $h.key | default "value" }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and .Values.webhook.enabled .Values.webhook.certManager.enabled }}

@@ -265,7 +265,7 @@ fn one_objective(
             timeslice,
             indicator: indicator?,
             alerting: Some(common.alerting.clone()),
-            rollback: None,
+            ..ServiceLevelObjectiveSpec::default()
         },
         item: objective.here().to_string(),
         format: common.format,

@@ -1,0 +1,190 @@
+//! Rules for Thanos Ruler: `partial_response_strategy` on the generated groups, from
+//! `--partial-response-strategy` and each SLO's `spec.partialResponseStrategy` (which wins).
+//! Thanos reads the group field case-insensitively, `warn` or `abort`, empty meaning abort
+//! (thanos-io/thanos pkg/rules/manager.go `configRuleAdapter`, pkg/store/storepb/custom.go
+//! `PartialResponseStrategy.UnmarshalJSON`). prometheus-operator's PrometheusRule has the same
+//! group field (pattern `^(?i)(abort|warn)?$`) and drops it for Prometheus (pkg/operator/rules.go);
+//! a plain Prometheus refuses a rule file with it, as promtool shows here.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Two SLOs: `checkout` sets `abort` itself, `search` sets nothing.
+const MANIFESTS: &str = r#"
+apiVersion: plimsoll.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: checkout, namespace: shop}
+spec:
+  service: checkout
+  objective: 99.9
+  window: 30d
+  partialResponseStrategy: abort
+  indicator:
+    ratio: {errors: 'http_requests_total{code=~"5.."}', total: http_requests_total}
+---
+apiVersion: plimsoll.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: search, namespace: shop}
+spec:
+  service: search
+  objective: 99.5
+  window: 28d
+  indicator:
+    ratio: {errors: 'search_requests_total{code=~"5.."}', total: search_requests_total}
+"#;
+
+fn generate(dir: &Path, extra: &[&str]) -> String {
+    let file = dir.join("slos.yaml");
+    std::fs::write(&file, MANIFESTS).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .arg("generate")
+        .arg(format!("--filename={}", file.display()))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each group's strategy by group name.
+fn strategies(groups: &Value) -> Vec<(String, Option<String>)> {
+    groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let strategy = g.get("partial_response_strategy");
+            (
+                g["name"].as_str().unwrap().to_string(),
+                strategy.map(|s| s.as_str().unwrap().to_string()),
+            )
+        })
+        .collect()
+}
+
+fn promtool_check(file: &Path) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .expect("promtool is installed (Debian's prometheus)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_slo_s_strategy_wins_over_the_flag_and_none_is_written_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain: Value = serde_saphyr::from_str(&generate(dir.path(), &[])).unwrap();
+    let expect = |ns_name: &str, strategy: Option<&str>| {
+        ["fast", "slow"].map(|part| {
+            (
+                format!("plimsoll/shop/{ns_name}/{part}"),
+                strategy.map(String::from),
+            )
+        })
+    };
+    let mut want = expect("checkout", Some("abort")).to_vec();
+    want.extend(expect("search", None));
+    assert_eq!(strategies(&plain["groups"]), want);
+
+    let warned: Value =
+        serde_saphyr::from_str(&generate(dir.path(), &["--partial-response-strategy=warn"]))
+            .unwrap();
+    let mut want = expect("checkout", Some("abort")).to_vec();
+    want.extend(expect("search", Some("warn")));
+    assert_eq!(strategies(&warned["groups"]), want);
+}
+
+/// Without any strategy the file is a plain Prometheus rule file; with one, promtool (Prometheus
+/// 2.42's rule parser) refuses exactly that field, so such a file is for Thanos Ruler only.
+#[test]
+fn promtool_accepts_the_file_without_the_field_and_refuses_it_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("slos.yaml");
+    std::fs::write(
+        &manifests,
+        MANIFESTS.replace("  partialResponseStrategy: abort\n", ""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["generate", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, &out.stdout).unwrap();
+    let (ok, text) = promtool_check(&plain);
+    assert!(ok, "{text}");
+
+    let thanos = dir.path().join("thanos.yaml");
+    let body = generate(dir.path(), &["--partial-response-strategy=warn"]);
+    assert!(body.contains("partial_response_strategy: warn"), "{body}");
+    std::fs::write(&thanos, &body).unwrap();
+    let (ok, text) = promtool_check(&thanos);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("field partial_response_strategy not found in type rulefmt.RuleGroup"),
+        "{text}"
+    );
+    // That field is all promtool refuses: without it, the same groups pass.
+    let stripped: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("partial_response_strategy:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&thanos, stripped).unwrap();
+    let (ok, text) = promtool_check(&thanos);
+    assert!(ok, "{text}");
+}
+
+/// The PrometheusRules, with and without the field, are what prometheus-operator's CRD accepts.
+#[test]
+fn prometheus_rules_with_the_field_fit_the_prometheus_operator_schema() {
+    let Some(schema) = support::crd_schema::crd_schema("prometheusrules-crd.yaml", "v1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["--partial-response-strategy=warn"][..]] {
+        let mut args = vec!["--format=prometheusrule"];
+        args.extend_from_slice(extra);
+        let text = generate(dir.path(), &args);
+        let objects: Vec<Value> = text
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_saphyr::from_str(d).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 2, "{text}");
+        for object in &objects {
+            let mut out = Vec::new();
+            support::crd_schema::violations(&schema, object, "", &mut out);
+            assert!(out.is_empty(), "{out:?}\n{object}");
+        }
+        let search = &objects[1];
+        let want = extra.first().map(|_| "warn".to_string());
+        assert!(
+            strategies(&search["spec"]["groups"])
+                .iter()
+                .all(|(_, s)| *s == want),
+            "{search}"
+        );
+        assert!(
+            strategies(&objects[0]["spec"]["groups"])
+                .iter()
+                .all(|(_, s)| s.as_deref() == Some("abort"))
+        );
+    }
+}
