@@ -34,7 +34,8 @@ pub enum Command {
     /// Check SLO manifests: exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O
     /// errors. Prints `<file>[#doc]: <field>: <problem>` per problem.
     Validate(validate::Args),
-    /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects.
+    /// Render the Prometheus rules of SLO manifests: a plain rule file, PrometheusRule or VMRule
+    /// objects.
     Generate(generate::Args),
     /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
     Gate(gate::Args),
