@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod prometheus;
+pub mod victoria_metrics;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
