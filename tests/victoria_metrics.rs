@@ -222,6 +222,15 @@ fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
         "window error ratio {got} vs exact {exact} ({relative:e})"
     );
 
+    // Before the outage no burn alert is pending or firing: the data ended two hours ago.
+    let before = vmalert.alerts();
+    assert!(
+        before
+            .iter()
+            .all(|a| a["name"] != "CheckoutErrorBudgetBurn"),
+        "{before:?}"
+    );
+
     // A full outage, live: fresh samples in which every request fails.
     let stop = Arc::new(AtomicBool::new(false));
     let pusher = outage(&vm, upto, stop.clone());
