@@ -22,13 +22,15 @@ test: tools lint
 
 ## tools: what the tests run for real: promtool (Debian's prometheus), Lua 5.1 (Argo CD's
 ## dialect) for the health checks, headless Chromium and chromedriver (Debian's chromium,
-## chromium-driver) for the UI, and Helm's engine (PyPI helm-python-sdk) for the chart
+## chromium-driver) for the UI, VictoriaMetrics and vmalert (Debian's victoria-metrics) for the
+## MetricsQL test, and Helm's engine (PyPI helm-python-sdk) for the chart
 tools:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v lua5.1 >/dev/null 2>&1 || missing="$$missing lua5.1"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	command -v vmalert >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -45,6 +47,7 @@ tools:
 	@promtool --version | head -1
 	@lua5.1 -v
 	@chromedriver --version
+	@dpkg-query -W -f '$${Package} $${Version}\n' victoria-metrics
 	@$(PYTHON) -c 'import helm_python as h; print("helm-python-sdk", h.__version__, "(Helm", h.helm_sdk_version() + ")")'
 
 lint:

@@ -18,6 +18,9 @@ pub enum Format {
     Prometheus,
     /// prometheus-operator PrometheusRule manifests, one per SLO, as the operator applies them.
     Prometheusrule,
+    /// VictoriaMetrics operator VMRule manifests (operator.victoriametrics.com/v1beta1), one per
+    /// SLO, named and labelled as the PrometheusRules, for vmalert.
+    Vmrule,
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,8 +34,8 @@ pub struct Args {
     /// Namespace for SLOs whose manifest names none.
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
-    /// Extra label on every PrometheusRule, such as `release=kube-prometheus-stack`, so the
-    /// Prometheus rule selector picks it up. Repeatable.
+    /// Extra label on every PrometheusRule or VMRule, such as `release=kube-prometheus-stack`, so
+    /// the Prometheus rule selector (or VMAlert's `ruleSelector`) picks it up. Repeatable.
     #[arg(long = "rule-label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
     /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
@@ -126,16 +129,21 @@ fn render(slos: &[Slo], args: &Args) -> Result<String, rules::OutputError> {
             rules::default_partial_response(&mut groups, args.partial_response_strategy);
             rules::rule_file(&groups)
         }
-        Format::Prometheusrule => {
+        Format::Prometheusrule | Format::Vmrule => {
             let labels: BTreeMap<String, String> = args.rule_labels.iter().cloned().collect();
             let mut text = String::new();
             for slo in slos {
                 let ns = namespace(slo);
                 let mut groups = rules::render(slo, &ns);
                 rules::default_partial_response(&mut groups, args.partial_response_strategy);
-                let object = rules::prometheus_rule(&slo.name, &ns, groups, &labels);
                 text.push_str("---\n");
-                text.push_str(&serde_saphyr::to_string(&object)?);
+                text.push_str(&if args.format == Format::Vmrule {
+                    serde_saphyr::to_string(&rules::vm_rule(&slo.name, &ns, groups, &labels))?
+                } else {
+                    serde_saphyr::to_string(&rules::prometheus_rule(
+                        &slo.name, &ns, groups, &labels,
+                    ))?
+                });
             }
             Ok(text)
         }

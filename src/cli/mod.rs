@@ -37,8 +37,8 @@ pub enum Command {
     /// Check SLO manifests: exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O
     /// errors. Prints `<file>[#doc]: <field>: <problem>` per problem.
     Validate(validate::Args),
-    /// Render the Prometheus rules of SLO manifests: a plain rule file or PrometheusRule objects,
-    /// or (with --ruler-url) the groups written to a Mimir or Cortex ruler.
+    /// Render the Prometheus rules of SLO manifests: a plain rule file, PrometheusRule or VMRule
+    /// objects, or (with --ruler-url) the groups written to a Mimir or Cortex ruler.
     Generate(generate::Args),
     /// Convert Sloth, Pyrra and OpenSLO SLOs into Plimsoll SLO manifests: exit 0 when all
     /// converted, 1 when some SLO could not be (each reported by file, document and field).

@@ -24,7 +24,7 @@ use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows
 
 pub use amounts::le_bucket as threshold_bucket;
 pub use analysis::{AnalysisTemplate, analysis_template};
-pub use output::{OutputError, PrometheusRule, prometheus_rule, rule_file};
+pub use output::{OutputError, PrometheusRule, VMRule, prometheus_rule, rule_file, vm_rule};
 
 /// Record names, shared with the status reader.
 pub mod names {

@@ -1,5 +1,5 @@
-//! The two shapes rules are delivered in: a plain Prometheus rule file, and a prometheus-operator
-//! PrometheusRule object.
+//! The shapes rules are delivered in: a plain Prometheus rule file, a prometheus-operator
+//! PrometheusRule object, and a VictoriaMetrics operator VMRule object.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,22 @@ pub struct PrometheusRuleSpec {
     pub groups: Vec<RuleGroup>,
 }
 
+/// The part of the VictoriaMetrics operator's VMRule (operator.victoriametrics.com/v1beta1) that
+/// we write: the operator hands `spec.groups` to vmalert as a rule file. Our groups carry only
+/// `name`, `interval` and `rules`, fields every operator release knows; it rejects a spec with a
+/// member it does not know.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "operator.victoriametrics.com",
+    version = "v1beta1",
+    kind = "VMRule",
+    namespaced,
+    schema = "disabled"
+)]
+pub struct VmRuleSpec {
+    pub groups: Vec<RuleGroup>,
+}
+
 /// Why rules could not be written out.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -53,17 +69,48 @@ pub fn prometheus_rule(
     groups: Vec<RuleGroup>,
     extra_labels: &BTreeMap<String, String>,
 ) -> PrometheusRule {
+    PrometheusRule {
+        metadata: rule_metadata(slo_name, namespace, extra_labels),
+        spec: PrometheusRuleSpec { groups },
+    }
+}
+
+/// The VMRule for one SLO, named and labelled as its PrometheusRule is, so a VMAlert's
+/// `ruleSelector` picks it up by the same labels.
+pub fn vm_rule(
+    slo_name: &str,
+    namespace: &str,
+    groups: Vec<RuleGroup>,
+    extra_labels: &BTreeMap<String, String>,
+) -> VMRule {
+    // The VictoriaMetrics operator refuses fields its VMRule groups do not have, and Thanos'
+    // partial_response_strategy is not one of them.
+    let groups = groups
+        .into_iter()
+        .map(|g| RuleGroup {
+            partial_response_strategy: None,
+            ..g
+        })
+        .collect();
+    VMRule {
+        metadata: rule_metadata(slo_name, namespace, extra_labels),
+        spec: VmRuleSpec { groups },
+    }
+}
+
+fn rule_metadata(
+    slo_name: &str,
+    namespace: &str,
+    extra_labels: &BTreeMap<String, String>,
+) -> ObjectMeta {
     let mut labels = extra_labels.clone();
     labels.insert(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string());
     labels.insert(SLO_LABEL.to_string(), slo_name.to_string());
-    PrometheusRule {
-        metadata: ObjectMeta {
-            name: Some(slo_name.to_string()),
-            namespace: Some(namespace.to_string()),
-            labels: Some(labels),
-            ..ObjectMeta::default()
-        },
-        spec: PrometheusRuleSpec { groups },
+    ObjectMeta {
+        name: Some(slo_name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
     }
 }
 
@@ -127,5 +174,29 @@ mod tests {
         assert_eq!(labels[SLO_LABEL], "checkout");
         assert_eq!(labels["release"], "kube-prometheus-stack");
         assert_eq!(rule.metadata.namespace.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn vm_rules_are_named_and_labelled_as_prometheus_rules() {
+        let extra = BTreeMap::from([("release".to_string(), "vm".to_string())]);
+        let groups = vec![RuleGroup {
+            name: "g".into(),
+            interval: "5m".into(),
+            rules: vec![],
+            partial_response_strategy: Some(crate::api::PartialResponseStrategy::Abort),
+        }];
+        let vm = vm_rule("checkout", "shop", groups.clone(), &extra);
+        let prom = prometheus_rule("checkout", "shop", groups.clone(), &extra);
+        assert_eq!(vm.metadata, prom.metadata);
+        assert_eq!(prom.spec.groups, groups);
+        // Thanos' field is not one the VictoriaMetrics operator takes.
+        let without = RuleGroup {
+            partial_response_strategy: None,
+            ..groups[0].clone()
+        };
+        assert_eq!(vm.spec.groups, [without]);
+        let json = serde_json::to_value(&vm).unwrap();
+        assert_eq!(json["apiVersion"], "operator.victoriametrics.com/v1beta1");
+        assert_eq!(json["kind"], "VMRule");
     }
 }

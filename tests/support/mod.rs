@@ -4,6 +4,7 @@
 pub mod crd_schema;
 pub mod demo;
 pub mod prometheus;
+pub mod victoria_metrics;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
