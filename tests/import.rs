@@ -281,6 +281,28 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
 }
 
 #[test]
+fn a_file_that_is_not_text_is_refused_and_the_others_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, b"version: prometheus/v1\nservice: \xff\xfe\n").unwrap();
+    let out = plimsoll(&[
+        "import",
+        "-f",
+        binary.to_str().unwrap(),
+        "-f",
+        "tests/import/pyrra.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("binary.yaml: not valid UTF-8 text: (document): refused"),
+        "{err}"
+    );
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
+    assert_eq!(docs.len(), 3);
+}
+
+#[test]
 fn unreadable_input_is_an_error_not_an_empty_import() {
     let out = plimsoll(&["import", "-f", "tests/import/no-such-file.yaml"]);
     assert_eq!(out.status.code(), Some(2));

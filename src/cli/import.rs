@@ -45,6 +45,11 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
                 let _ = writeln!(err, "{source}: (document): refused: not YAML: {message}");
                 unreadable += 1;
             }
+            // Text that is not UTF-8 is one file's problem, as YAML that does not parse.
+            Err(e @ manifests::LoadError::NotText { .. }) => {
+                let _ = writeln!(err, "{e}: (document): refused");
+                unreadable += 1;
+            }
             Err(e) => {
                 let _ = writeln!(err, "plimsoll import: {e}");
                 return EXIT_ERROR;

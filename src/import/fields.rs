@@ -57,9 +57,28 @@ impl<'a> Fields<'a> {
             .inspect(|_| keys.iter().for_each(|&k| self.taken.borrow_mut().push(k)))
     }
 
-    /// Takes a key and reads it as text; numbers and booleans are written as YAML would show
-    /// them, other values are reported and give None.
+    /// Takes a key and reads it as text. A number or boolean is written as text and reported:
+    /// YAML reads unquoted `no`, `off`, `010` or `1e3` as such, so the text may not be what the
+    /// source meant. Other values are reported and give None.
     pub fn text(&self, key: &'a str) -> Option<String> {
+        let value = self.take(key)?;
+        if let Some(text) = scalar_text(value).filter(|_| !value.is_string()) {
+            self.findings.changed(
+                self.path(key),
+                format!(
+                    "is {} in YAML, not quoted text; read as {text:?} (quote it in the source if \
+                     it meant other text: YAML reads unquoted no, off, 010 or 1e3 as such)",
+                    kind_of(value)
+                ),
+            );
+            return Some(text);
+        }
+        self.scalar(key)
+    }
+
+    /// Like [`Fields::text`], without the report on numbers, for values only quoted in messages
+    /// (a threshold, a count).
+    pub fn scalar(&self, key: &'a str) -> Option<String> {
         let value = self.take(key)?;
         scalar_text(value).or_else(|| {
             self.findings.dropped(
@@ -78,7 +97,9 @@ impl<'a> Fields<'a> {
             Value::String(s) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| format!("{s:?} is not a number")),
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| format!("{s:?} is not a finite number")),
             other => Err(format!("is {}, not a number", kind_of(other))),
         })
     }
@@ -219,7 +240,7 @@ mod tests {
         let value = json!({"a": 1, "b": {"c": true, "d": null}, "e": "x"});
         {
             let top = Fields::of(&value, "spec", &findings).unwrap();
-            assert_eq!(top.text("a").as_deref(), Some("1"));
+            assert_eq!(top.scalar("a").as_deref(), Some("1"));
             let b = top.object("b").unwrap();
             assert_eq!(b.flag("c"), Some(true));
         }

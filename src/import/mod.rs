@@ -146,7 +146,9 @@ fn shared_alert_names(import: &mut Import) {
                 message: message.clone(),
             };
             slo.findings.push(finding.clone());
-            import.findings.push(finding);
+            if i == slos[0] {
+                import.findings.push(finding);
+            }
         }
     }
 }

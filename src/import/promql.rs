@@ -111,14 +111,15 @@ pub fn events(first: &str, total: &str, events: Events, form: Form) -> Result<Sl
             }));
         }
     }
-    let first_counter = counter(&first_expr, form);
-    if let (Some(f), Some(t)) = (&first_counter, &total_counter)
-        && !has_window(first)
-    {
-        return Ok(Sli::Query(match events {
-            Events::Bad => format!("{} / {}", rate_of(f), rate_of(t)),
-            Events::Good => format!("1 - ({} / {})", rate_of(f), rate_of(t)),
-        }));
+    // Two counters that are not a ratio differ in their `by`: they match no common series, and
+    // any query of them would mean something else.
+    if let (Some(f), Some(t)) = (counter(&first_expr, form), &total_counter) {
+        return Err(format!(
+            "sums by ({}) over a total by ({}): the two sides match no common series; give both \
+             the same `by`",
+            f.by.join(", "),
+            t.by.join(", ")
+        ));
     }
     let (first, total) = (windowed(first, form)?, windowed(total, form)?);
     Ok(Sli::Query(match events {
@@ -161,11 +162,6 @@ fn windowed(text: &str, form: Form) -> Result<String, String> {
         ));
     }
     Ok(replace_window(text.trim(), WINDOW_PLACEHOLDER))
-}
-
-/// A plain counter's rate over each window, summed: what Pyrra and OpenSLO mean by a selector.
-fn rate_of(counter: &Counter) -> String {
-    format!("sum(rate({}[{WINDOW_PLACEHOLDER}]))", counter.selector)
 }
 
 fn strip(expr: &Expr) -> &Expr {

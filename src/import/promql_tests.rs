@@ -34,7 +34,7 @@ fn sums_of_rates_over_the_window_are_counters_with_their_grouping() {
 }
 
 #[test]
-fn a_fixed_range_or_different_groupings_fall_back_to_a_query() {
+fn a_fixed_range_or_different_groupings_are_refused() {
     let fixed = events(
         "sum(rate(e[5m]))",
         "sum(rate(t[{{.window}}]))",
@@ -49,7 +49,8 @@ fn a_fixed_range_or_different_groupings_fall_back_to_a_query() {
         Events::Bad,
         Form::Windowed,
     );
-    assert!(matches!(grouped, Ok(Sli::Query(_))));
+    // Sums by different labels match no common series: refused, not turned into a query.
+    assert!(grouped.unwrap_err().contains("by (a) over a total by (b)"));
     // Without a window there is nothing to measure per window.
     assert!(events("count(up)", "count(up)", Events::Bad, Form::Windowed).is_err());
 }
@@ -110,12 +111,9 @@ fn plain_selectors_are_counters_and_otherwise_rated_over_the_window() {
         (r.good.as_deref(), r.total.as_str()),
         (Some("e_total"), "t_total")
     );
-    // Pyrra's counters with groupings that differ: a query of their rates.
-    let q = events("sum(e_total) by (a)", "t_total", Events::Bad, Form::Plain).unwrap();
-    assert_eq!(
-        q,
-        Sli::Query("sum(rate(e_total[$window])) / sum(rate(t_total[$window]))".into())
-    );
+    // Counters whose groupings differ match no common series: refused, not summed away.
+    let q = events("sum(e_total) by (a)", "t_total", Events::Bad, Form::Plain);
+    assert!(q.unwrap_err().contains("by (a)"));
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn body(spec: &Fields, name: String, service: String, meta: Meta) -> Option<Draf
             alerting: Some(alerting),
             ..ServiceLevelObjectiveSpec::default()
         },
-        item: String::new(),
+        item: "spec".to_string(),
         format: "Pyrra pyrra.dev/v1alpha1",
     })
 }

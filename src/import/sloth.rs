@@ -288,8 +288,7 @@ fn alerting(slo: &Fields, slo_name: &str, labels: &[(String, String)], keys: &Ke
                 block.path("name"),
                 format!(
                     "Sloth names both burn alerts {name:?}; Plimsoll names them \
-                     {prefix}ErrorBudgetBurn (page and ticket told apart by severity) and adds \
-                     {prefix}SLIAbsent"
+                     {prefix}ErrorBudgetBurn (page and ticket told apart by severity)"
                 ),
             );
             alerting.name = Some(prefix);

@@ -120,3 +120,60 @@ fn documents_of_other_tools_are_refused_by_name() {
     assert!(out.refused_any());
     assert!(out.findings[0].message.contains("apps/v1"));
 }
+
+#[test]
+fn unquoted_scalars_read_as_text_are_reported() {
+    let out = run(
+        "version: prometheus/v1\nservice: shop\nslos:\n  - name: 010\n    objective: 99\n    \
+         sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}\n",
+    );
+    let finding = out
+        .findings
+        .iter()
+        .find(|f| f.field == "slos[0].name")
+        .unwrap_or_else(|| panic!("{:?}", out.findings));
+    assert!(
+        finding.message.contains("not quoted text"),
+        "{}",
+        finding.message
+    );
+}
+
+#[test]
+fn openslo_namespace_is_carried_and_disagreeing_targets_are_refused() {
+    let slo = |target: &str| {
+        format!(
+            "apiVersion: openslo/v1\nkind: SLO\nmetadata: {{name: a, namespace: team-a}}\nspec:\n  service: s\n  \
+             indicator: {{spec: {{ratioMetric: {{good: {{metricSource: {{type: Prometheus, spec: {{query: g_total}}}}}}, \
+             total: {{metricSource: {{type: Prometheus, spec: {{query: t_total}}}}}}}}}}}}\n  \
+             timeWindow: [{{duration: 28d, isRolling: true}}]\n  objectives: [{{{target}}}]\n"
+        )
+    };
+    let out = run(&slo("target: 0.99, targetPercent: 99"));
+    assert_eq!(out.slos.len(), 1, "{:?}", out.findings);
+    assert_eq!(
+        out.slos[0].object.metadata.namespace.as_deref(),
+        Some("team-a")
+    );
+    assert_eq!(out.slos[0].object.spec.objective, 99.0);
+    let out = run(&slo("target: 0.99, targetPercent: 95"));
+    assert!(out.slos.is_empty());
+    assert!(
+        out.findings
+            .iter()
+            .any(|f| f.severity == Severity::Refused
+                && f.field == "spec.objectives[0].targetPercent")
+    );
+}
+
+#[test]
+fn a_plain_grouping_on_one_side_only_is_refused_not_summed_away() {
+    let out = run(r#"
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: a}
+spec: {target: "99", window: 2w, indicator: {ratio: {errors: {metric: 'sum by (code) (e_total)'}, total: {metric: t_total}}}}
+"#);
+    assert!(out.slos.is_empty());
+    assert!(out.refused_any(), "{:?}", out.findings);
+}

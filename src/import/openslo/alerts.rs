@@ -76,6 +76,21 @@ pub fn alerting(spec: &Fields, index: &Index) -> Option<Alerting> {
             tier_of_condition(value, &path, f, &mut alerting);
         }
     }
+    for (tier, other, set) in [
+        ("page", "ticket", alerting.page.is_some()),
+        ("ticket", "page", alerting.ticket.is_some()),
+    ] {
+        if !set && (alerting.page.is_some() || alerting.ticket.is_some()) {
+            f.changed(
+                spec.path("alertPolicies"),
+                format!(
+                    "no condition maps to the {tier} tier, only to the {other} tier; Plimsoll \
+                     keeps its {tier} alert with its default severity (set \
+                     alerting.{tier}.disabled: true to do without)"
+                ),
+            );
+        }
+    }
     Some(alerting)
 }
 
@@ -116,16 +131,21 @@ fn tier_of_condition(value: &Value, path: &str, f: &Findings, alerting: &mut Ale
     let Some(spec) = condition.object("spec") else {
         return;
     };
-    spec.ignore(&["description"]);
+    if spec.take("description").is_some() {
+        f.dropped(
+            spec.path("description"),
+            "the condition's description; not carried",
+        );
+    }
     let severity = spec.text("severity");
     let Some(rule) = spec.object("condition") else {
         return;
     };
     let kind = rule.text("kind").unwrap_or_default();
-    let op = rule.text("op").unwrap_or_default();
-    let threshold = rule.text("threshold").unwrap_or_default();
-    let lookback = rule.text("lookbackWindow").unwrap_or_default();
-    let after = rule.text("alertAfter").unwrap_or_default();
+    let op = rule.scalar("op").unwrap_or_default();
+    let threshold = rule.scalar("threshold").unwrap_or_default();
+    let lookback = rule.scalar("lookbackWindow").unwrap_or_default();
+    let after = rule.scalar("alertAfter").unwrap_or_default();
     if !kind.eq_ignore_ascii_case("burnrate") {
         f.dropped(
             rule.path("kind"),
@@ -176,9 +196,19 @@ fn seconds(text: &str) -> Option<u64> {
     Some(n * unit)
 }
 
-/// An inline object's name and labels say nothing Plimsoll keeps.
+/// An inline object's name says nothing Plimsoll keeps; its labels and annotations are OpenSLO
+/// metadata, not the alerts' own, and are reported.
 fn ignore_metadata(object: &Fields) {
     if let Some(meta) = object.object("metadata") {
-        meta.ignore(&["name", "displayName", "labels", "annotations"]);
+        meta.ignore(&["name", "displayName"]);
+        for key in ["labels", "annotations"] {
+            if meta.take(key).is_some() {
+                meta.findings().dropped(
+                    meta.path(key),
+                    "OpenSLO metadata of the alert object, not labels or annotations of the \
+                     alerts; not carried (set alerting.labels / annotations)",
+                );
+            }
+        }
     }
 }

@@ -53,7 +53,9 @@ struct Common {
 
 fn slo(doc: &Fields, index: &Index, version: &str) -> Vec<Draft> {
     let f = doc.findings();
-    let name = doc.object("metadata").and_then(|m| metadata(&m));
+    let meta = doc.object("metadata");
+    let namespace = meta.as_ref().and_then(|m| m.text("namespace"));
+    let name = meta.and_then(|m| metadata(&m));
     let Some(spec) = doc.object("spec") else {
         f.refused("spec", "is missing");
         return Vec::new();
@@ -122,8 +124,10 @@ fn slo(doc: &Fields, index: &Index, version: &str) -> Vec<Draft> {
         } else {
             common.name.clone()
         };
-        if let Some(draft) = one_objective(&objective, &common, name, &spec.path("budgetingMethod"))
+        if let Some(mut draft) =
+            one_objective(&objective, &common, name, &spec.path("budgetingMethod"))
         {
+            draft.namespace = namespace.clone();
             drafts.push(draft);
         }
     }
@@ -156,7 +160,6 @@ fn metadata(meta: &Fields) -> Option<String> {
     if meta.take("annotations").is_some() {
         f.dropped(meta.path("annotations"), "OpenSLO annotations; not carried");
     }
-    meta.ignore(&["namespace"]);
     name
 }
 
@@ -215,6 +218,13 @@ fn one_objective(
         objective.number("target"),
         objective.number("targetPercent"),
     ) {
+        (Some(Ok(t)), Some(Ok(p))) if (percent(t) - p).abs() > 1e-9 => {
+            f.refused(
+                objective.path("targetPercent"),
+                format!("{p} disagrees with target {t}: give one of them"),
+            );
+            None
+        }
         (Some(Ok(t)), _) => Some(percent(t)),
         (None, Some(Ok(p))) => Some(p),
         (Some(Err(e)), _) | (_, Some(Err(e))) => {
@@ -230,7 +240,7 @@ fn one_objective(
         }
     };
     let measure = objective_measure(objective, common);
-    let (op, value) = (objective.text("op"), objective.text("value"));
+    let (op, value) = (objective.scalar("op"), objective.scalar("value"));
     if let (Some(Measure::Ratio { .. } | Measure::Raw { .. }), true) =
         (&measure, op.is_some() || value.is_some())
     {

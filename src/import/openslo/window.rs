@@ -38,7 +38,7 @@ pub fn time_window(spec: &Fields) -> Option<Window> {
     let rolling = entry.flag("isRolling");
     let duration = match (
         entry.text("duration"),
-        entry.text("count"),
+        entry.scalar("count"),
         entry.text("unit"),
     ) {
         (Some(d), _, _) => d,
