@@ -399,19 +399,18 @@ impl Client {
 
     fn authorized(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, Error> {
-        if let Some(path) = &self.settings.bearer_token_file {
-            let token = std::fs::read_to_string(path).map_err(|source| Error::File {
-                what: "bearer token file",
-                path: path.display().to_string(),
-                source,
-            })?;
-            request = request.bearer_auth(token.trim());
-        }
-        if let Some((user, password)) = &self.settings.basic_auth {
-            request = request.basic_auth(user, Some(password));
-        }
+        let request = with_credentials(
+            request,
+            self.settings.bearer_token_file.as_deref(),
+            self.settings.basic_auth.as_ref(),
+        )
+        .map_err(|(path, source)| Error::File {
+            what: "bearer token file",
+            path,
+            source,
+        })?;
         Ok(self.settings.extras.apply(request)?)
     }
 
@@ -496,6 +495,24 @@ fn parse_value(text: &str) -> f64 {
         "-Inf" => f64::NEG_INFINITY,
         other => other.parse().unwrap_or(f64::NAN),
     }
+}
+
+/// A bearer token read from its file on every request (so a rotated token is picked up) and basic
+/// auth, as the Prometheus and the ruler flags give them; the file's path and error when it
+/// cannot be read.
+pub fn with_credentials(
+    mut request: reqwest::RequestBuilder,
+    bearer_token_file: Option<&std::path::Path>,
+    basic_auth: Option<&(String, String)>,
+) -> Result<reqwest::RequestBuilder, (String, std::io::Error)> {
+    if let Some(path) = bearer_token_file {
+        let token = std::fs::read_to_string(path).map_err(|e| (path.display().to_string(), e))?;
+        request = request.bearer_auth(token.trim());
+    }
+    if let Some((user, password)) = basic_auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -254,18 +254,16 @@ impl Client {
         if let Some(tenant) = &self.settings.tenant {
             request = request.header("X-Scope-OrgID", tenant);
         }
-        if let Some(path) = &self.settings.bearer_token_file {
-            let token = std::fs::read_to_string(path).map_err(|source| RulerError::File {
-                what: "bearer token file",
-                path: path.display().to_string(),
-                source,
-            })?;
-            request = request.bearer_auth(token.trim());
-        }
-        if let Some((user, password)) = &self.settings.basic_auth {
-            request = request.basic_auth(user, Some(password));
-        }
-        Ok(request)
+        crate::prometheus::client::with_credentials(
+            request,
+            self.settings.bearer_token_file.as_deref(),
+            self.settings.basic_auth.as_ref(),
+        )
+        .map_err(|(path, source)| RulerError::File {
+            what: "bearer token file",
+            path,
+            source,
+        })
     }
 }
 
