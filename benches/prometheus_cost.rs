@@ -191,8 +191,13 @@ fn month() {
         }
         let backfill_file = dir.path().join(format!("backfill-{pass}.yaml"));
         std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
-        let prometheus = Prometheus::start(&data, &config);
-        backfill_rules(&prometheus, &backfill_file, start, end, &data);
+        backfill_rules(
+            Prometheus::start(&data, &config),
+            &backfill_file,
+            start,
+            end,
+            &data,
+        );
     }
     let prepared = started.elapsed().as_secs_f64();
     let prometheus = Prometheus::start(&data, &config);

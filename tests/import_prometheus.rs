@@ -216,8 +216,7 @@ fn imported_slos_compute_the_sources_30_day_error_ratio() {
         }
         let file = dir.path().join("counts.yaml");
         std::fs::write(&file, rules::rule_file(&groups).unwrap()).unwrap();
-        let history = Prometheus::start(&data, &empty);
-        backfill_rules(&history, &file, start, end, &data);
+        backfill_rules(Prometheus::start(&data, &empty), &file, start, end, &data);
         eprintln!("{:?}: {record} backfilled", started.elapsed());
     }
     let mut groups = Vec::new();

@@ -104,8 +104,13 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
         counts.rules.retain(|r| r.record.as_deref() == Some(record));
         let counts_file = dir.path().join("counts.yaml");
         std::fs::write(&counts_file, rules::rule_file(&[counts]).unwrap()).unwrap();
-        let history = Prometheus::start(&data, &empty);
-        backfill_rules(&history, &counts_file, start, end, &data);
+        backfill_rules(
+            Prometheus::start(&data, &empty),
+            &counts_file,
+            start,
+            end,
+            &data,
+        );
     }
 
     // Prometheus now evaluates the generated rules itself.

@@ -93,9 +93,26 @@ pub fn import_openmetrics(file: &Path, data: &Path) {
         .arg(data));
 }
 
-/// Evaluates recording rules over history (with a running Prometheus holding the inputs) and
-/// writes the results as blocks into `data`.
-pub fn backfill_rules(prometheus: &Prometheus, rules: &Path, start: u64, end: u64, data: &Path) {
+/// Evaluates recording rules over history (with a running Prometheus holding the inputs, which
+/// is stopped afterwards) and adds the results as blocks to `data`. The blocks are written beside
+/// `data` and moved in once that Prometheus has stopped: a running Prometheus picks up (and
+/// compacts) blocks that appear in its directory, and one stopped midway can lose some of them.
+pub fn backfill_rules(prometheus: Prometheus, rules: &Path, start: u64, end: u64, data: &Path) {
+    let blocks = data.with_file_name(format!(
+        "{}-backfill",
+        data.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&blocks).unwrap();
+    write_rule_blocks(&prometheus, rules, start, end, &blocks);
+    drop(prometheus);
+    for block in std::fs::read_dir(&blocks).unwrap() {
+        let block = block.unwrap().path();
+        std::fs::rename(&block, data.join(block.file_name().unwrap())).unwrap();
+    }
+    std::fs::remove_dir_all(&blocks).unwrap();
+}
+
+fn write_rule_blocks(prometheus: &Prometheus, rules: &Path, start: u64, end: u64, data: &Path) {
     run(Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
         .arg(format!("--url={}", prometheus.url))
