@@ -16,18 +16,13 @@ pub struct Tier {
 }
 
 impl Tier {
-    /// Reads `block.key`: `disable_key` (true/false), labels, annotations.
-    pub fn read(
-        block: &Fields,
-        key: &'static str,
-        disable_key: &'static str,
-        _: &Findings,
-    ) -> Tier {
+    /// Reads `block.key`: `disable` (true/false), labels, annotations.
+    pub fn read(block: &Fields, key: &'static str) -> Tier {
         let Some(tier) = block.object(key) else {
             return Tier::default();
         };
         Tier {
-            disabled: tier.flag(disable_key).unwrap_or(false),
+            disabled: tier.flag("disable").unwrap_or(false),
             labels: tier.string_map("labels").into_iter().collect(),
             annotations: tier.string_map("annotations").into_iter().collect(),
         }

@@ -88,16 +88,6 @@ impl Findings {
         self.push(field, Severity::Refused, message);
     }
 
-    /// How many findings there are so far; with [`Findings::since`], the ones of one SLO.
-    pub fn mark(&self) -> usize {
-        self.list.borrow().len()
-    }
-
-    /// The findings pushed after `mark`.
-    pub fn since(&self, mark: usize) -> Vec<Finding> {
-        self.list.borrow().get(mark..).unwrap_or_default().to_vec()
-    }
-
     pub fn into_vec(self) -> Vec<Finding> {
         self.list.into_inner()
     }

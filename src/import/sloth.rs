@@ -113,7 +113,11 @@ fn service_level(body: &Fields, namespace: Option<String>, keys: &Keys) -> Vec<D
         }
     }
     let mut drafts = Vec::new();
-    for (i, item) in body.list("slos").into_iter().enumerate() {
+    let items = body.list("slos");
+    if items.is_empty() {
+        f.dropped(body.path("slos"), "holds no SLO");
+    }
+    for (i, item) in items.into_iter().enumerate() {
         let path = join(&body.path("slos"), &format!("[{i}]"));
         let Some(slo) = Fields::of(item, path.clone(), f) else {
             f.refused(
@@ -126,9 +130,6 @@ fn service_level(body: &Fields, namespace: Option<String>, keys: &Keys) -> Vec<D
             draft.namespace = namespace.clone();
             drafts.push(draft);
         }
-    }
-    if drafts.is_empty() && body.rest().is_empty() && f.mark() == 0 {
-        f.dropped(body.path("slos"), "holds no SLO");
     }
     drafts
 }
@@ -297,8 +298,8 @@ fn alerting(slo: &Fields, slo_name: &str, labels: &[(String, String)], keys: &Ke
             alerting.labels.insert(k, v);
         }
         alerting.annotations = block.string_map("annotations").into_iter().collect();
-        page = Tier::read(block, keys.page, "disable", f);
-        ticket = Tier::read(block, keys.ticket, "disable", f);
+        page = Tier::read(block, keys.page);
+        ticket = Tier::read(block, keys.ticket);
     }
     if page.disabled && ticket.disabled {
         alerting.disabled = true;

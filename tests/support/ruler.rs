@@ -88,8 +88,7 @@ type Shared = Arc<Mutex<Store>>;
 pub struct Ruler {
     pub port: u16,
     pub store: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::support::loopback::Loopback,
 }
 
 impl Ruler {
@@ -99,31 +98,15 @@ impl Ruler {
 
     /// On 127.0.0.1:`port` (0: any free port).
     pub fn start_on(port: u16) -> Ruler {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let store: Shared = Arc::default();
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(store.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let server = crate::support::loopback::Loopback::serve(port, app);
         Ruler {
-            port,
+            port: server.port,
             store,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -173,17 +156,6 @@ impl Ruler {
 
     pub fn limit_rules_per_group(&self, limit: usize) {
         self.store.lock().unwrap().max_rules_per_group = Some(limit);
-    }
-}
-
-impl Drop for Ruler {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

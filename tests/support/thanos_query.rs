@@ -16,7 +16,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -44,8 +43,7 @@ struct Inner {
 pub struct ThanosQuery {
     pub url: String,
     inner: Arc<Mutex<Inner>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::support::loopback::Loopback,
 }
 
 /// The warning Thanos writes for a store that did not answer.
@@ -57,30 +55,14 @@ type Shared = (Arc<Mutex<Inner>>, String);
 impl ThanosQuery {
     /// Starts in front of the Prometheus at `upstream`, with every store answering.
     pub fn start(upstream: &str) -> ThanosQuery {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state: Shared = (inner.clone(), upstream.trim_end_matches('/').to_string());
         let app = Router::new().fallback(answer).with_state(state);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let server = crate::support::loopback::Loopback::serve(0, app);
         ThanosQuery {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{}", server.port),
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -92,17 +74,6 @@ impl ThanosQuery {
     /// Every query request so far (`/api/v1/query` and `/api/v1/query_range`).
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
-    }
-}
-
-impl Drop for ThanosQuery {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -207,7 +207,6 @@ fn one_objective(
     method_path: &str,
 ) -> Option<Draft> {
     let f = objective.findings();
-    objective.ignore(&["displayName"]);
     if let Some(display) = objective.take("displayName").and_then(Value::as_str) {
         f.dropped(
             objective.path("displayName"),
