@@ -30,6 +30,8 @@ pub const SOURCE_ANNOTATION: &str = "plimsoll.dev/imported-from";
 /// One converted SLO.
 #[derive(Debug, Clone)]
 pub struct Imported {
+    /// The source document, `file`, `file#2` or `file[0]`.
+    pub location: String,
     pub object: ServiceLevelObjective,
     /// The findings about this SLO's source fields (and its document's).
     pub findings: Vec<Finding>,
@@ -98,7 +100,11 @@ pub fn import(documents: &[Document], namespace: Option<&str>) -> Import {
                 let mut findings: Vec<Finding> =
                     all.iter().filter(|f| belongs(f, &item)).cloned().collect();
                 findings.extend(settled.iter().cloned());
-                import.slos.push(Imported { object, findings });
+                import.slos.push(Imported {
+                    location: location.clone(),
+                    object,
+                    findings,
+                });
             }
             all.extend(settled);
         }
@@ -134,13 +140,8 @@ fn shared_alert_names(import: &mut Import) {
         );
         for &i in &slos {
             let slo = &mut import.slos[i];
-            let location = slo
-                .findings
-                .first()
-                .map(|f| f.location.clone())
-                .unwrap_or_default();
             let finding = Finding {
-                location,
+                location: slo.location.clone(),
                 field: "alerting.name".to_string(),
                 severity: Severity::Changed,
                 message: message.clone(),
