@@ -1,5 +1,6 @@
 //! Prometheus: the HTTP API client, the reading scope, and the batched status read.
 
+pub mod answer;
 pub mod client;
 pub mod period;
 pub mod read;
@@ -8,7 +9,8 @@ pub mod request;
 pub mod scope;
 pub mod series_check;
 
-pub use client::{Client, Error, Reload, Sample, Series, Settings};
+pub use answer::{Fetched, Sample, Series};
+pub use client::{Client, Error, Reload, Settings};
 pub use read::{CalendarSlo, read, read_for};
 pub use readings::{Failure, Foreign, Identity, Readings, own};
 pub use request::{Extras, Header, Tenant};

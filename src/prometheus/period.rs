@@ -4,7 +4,7 @@
 use crate::small_map::SmallMap;
 use std::collections::BTreeMap;
 
-use super::client::Sample;
+use super::answer::Sample;
 use super::scope::ReadingScope;
 use crate::rules::names;
 

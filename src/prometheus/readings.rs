@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::client::Sample;
+use super::answer::Sample;
 use super::period::AMOUNT_LABEL;
 use super::scope::ReadingScope;
 use crate::budget::Reading;

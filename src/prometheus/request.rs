@@ -220,6 +220,24 @@ impl Extras {
     }
 }
 
+/// A bearer token read from its file on every request (so a rotated token is picked up) and basic
+/// auth, as the Prometheus and the ruler flags give them; the file's path and error when it
+/// cannot be read.
+pub fn with_credentials(
+    mut request: reqwest::RequestBuilder,
+    bearer_token_file: Option<&std::path::Path>,
+    basic_auth: Option<&(String, String)>,
+) -> Result<reqwest::RequestBuilder, (String, std::io::Error)> {
+    if let Some(path) = bearer_token_file {
+        let token = std::fs::read_to_string(path).map_err(|e| (path.display().to_string(), e))?;
+        request = request.bearer_auth(token.trim());
+    }
+    if let Some((user, password)) = basic_auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    Ok(request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

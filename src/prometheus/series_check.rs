@@ -234,7 +234,7 @@ impl Checker<'_> {
 
     /// Label names (without `__name__`) of one series of each selector that both have.
     async fn common_labels(&mut self, a: &Selector, b: &Selector) -> Result<Vec<String>, Error> {
-        let names = |samples: Vec<super::client::Sample>| -> Vec<String> {
+        let names = |samples: Vec<super::answer::Sample>| -> Vec<String> {
             samples
                 .first()
                 .map(|s| {

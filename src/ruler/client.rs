@@ -254,7 +254,7 @@ impl Client {
         if let Some(tenant) = &self.settings.tenant {
             request = request.header("X-Scope-OrgID", tenant);
         }
-        crate::prometheus::client::with_credentials(
+        crate::prometheus::request::with_credentials(
             request,
             self.settings.bearer_token_file.as_deref(),
             self.settings.basic_auth.as_ref(),
