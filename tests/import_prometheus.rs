@@ -15,10 +15,8 @@ use plimsoll::manifests::{self, Decoded, Source};
 use plimsoll::model::Slo;
 use plimsoll::prometheus as reads;
 use plimsoll::prometheus::{Client, Identity, ReadingScope, Settings};
-use plimsoll::rules;
-use support::prometheus::{
-    Prometheus, backfill_rules, data_dir, import_openmetrics, instant_values, unix_now,
-};
+use support::month::{backfill_counts, every_10s, rules_config, wait_for};
+use support::prometheus::{Prometheus, data_dir, import_openmetrics, instant_values, unix_now};
 use support::repo;
 
 const DAY: u64 = 86_400;
@@ -203,53 +201,18 @@ fn imported_slos_compute_the_sources_30_day_error_ratio() {
     import_openmetrics(&month, &data);
     eprintln!("{:?}: the month imported", started.elapsed());
 
-    // The history of the 5m counts (totals first: the errors read the recorded totals), then
-    // Prometheus evaluates every generated rule itself, every 10 s.
-    let empty = dir.path().join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
-    for record in [rules::names::TOTAL_5M, rules::names::ERRORS_5M] {
-        let mut groups = Vec::new();
-        for (ns, slo) in &slos {
-            let mut counts = rules::render(slo, ns).remove(1);
-            counts.rules.retain(|r| r.record.as_deref() == Some(record));
-            groups.push(counts);
-        }
-        let file = dir.path().join("counts.yaml");
-        std::fs::write(&file, rules::rule_file(&groups).unwrap()).unwrap();
-        backfill_rules(Prometheus::start(&data, &empty), &file, start, end, &data);
-        eprintln!("{:?}: {record} backfilled", started.elapsed());
-    }
-    let mut groups = Vec::new();
-    for (ns, slo) in &slos {
-        groups.extend(rules::render(slo, ns).into_iter().map(|mut g| {
-            g.interval = "10s".into();
-            g
-        }));
-    }
-    let rules_file = dir.path().join("rules.yaml");
-    std::fs::write(&rules_file, rules::rule_file(&groups).unwrap()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{evaluation_interval: 10s}}\nrule_files: [{}]\n",
-            rules_file.display()
-        ),
-    )
-    .unwrap();
-    let live = Prometheus::start(&data, &config);
+    // The history of the 5m counts, then Prometheus evaluates every generated rule itself.
+    let pairs: Vec<(&str, &Slo)> = slos.iter().map(|(ns, slo)| (ns.as_str(), slo)).collect();
+    backfill_counts(&data, dir.path(), &pairs, start, end);
+    eprintln!("{:?}: the 5m counts backfilled", started.elapsed());
+    let live = Prometheus::start(&data, &rules_config(dir.path(), &every_10s(&pairs)));
     let client = Client::new(Settings::new(&live.url, Duration::from_secs(10))).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let readings = loop {
-        if let Some(r) = read_all(&client, &slos) {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no readings for every SLO within 120 s"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    let readings = wait_for(
+        Duration::from_secs(120),
+        "readings for every SLO",
+        &String::new,
+        || read_all(&client, &slos).ok_or_else(String::new),
+    );
 
     eprintln!("{:?}: every SLO read", started.elapsed());
     for ((ns, slo), reading) in slos.iter().zip(&readings) {

@@ -215,17 +215,7 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
     let kubeconfig = kubeconfig(dir.path(), port);
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let rules = dir.path().join("recorded.yaml");
-    std::fs::write(&rules, RECORDED).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{evaluation_interval: 1s}}\nrule_files: [{}]\n",
-            rules.display()
-        ),
-    )
-    .unwrap();
+    let config = prometheus_support::rules_config(dir.path(), RECORDED, "1s");
     let prometheus = Prometheus::start(&data, &config);
     let url = format!("--prometheus-url={}", prometheus.url);
     let replica = replica(&kubeconfig, "solo", &[&url, "--evaluation-interval=1s"]);

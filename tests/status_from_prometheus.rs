@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{BufWriter, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plimsoll::budget::{self, Reading};
 use plimsoll::manifests::{self, Decoded};
@@ -26,50 +26,12 @@ fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
     assert!(foreign.is_empty(), "{foreign:?}");
     mine.first().map(|(_, r)| (*r).clone())
 }
-use plimsoll::rules;
-use plimsoll::synthetic::{Service, write_openmetrics};
-use support::prometheus::{Prometheus, backfill_rules, data_dir, import_openmetrics, unix_now};
-
-const DAY: u64 = 86_400;
-const STEP: u64 = 300;
-
-fn service() -> Service {
-    Service {
-        job: "checkout".into(),
-        peak_per_second: 40.0,
-        quiet_error_share: 0.004,
-        busy_error_share: 0.0004,
-        phase_hours: 0.0,
-    }
-}
-
-fn slo_manifest() -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
-        "metadata": {"name": "checkout", "namespace": "shop"},
-        "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
-                 "indicator": {"ratio": {
-                     "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
-                     "total": "http_requests_total{job=\"checkout\"}"}}},
-    })
-}
-
-fn slo() -> Slo {
-    match manifests::decode(&slo_manifest()) {
-        Decoded::Valid(v) => v.1,
-        other => panic!("{other:?}"),
-    }
-}
-
-/// The generated rules, with every group evaluated every 10 s so the test need not wait five
-/// minutes: the subqueries over 5m counts give the same sums at any cadence.
-fn fast_rules(slo: &Slo) -> Vec<rules::RuleGroup> {
-    let mut groups = rules::render(slo, "shop");
-    for g in &mut groups {
-        g.interval = "10s".into();
-    }
-    groups
-}
+use plimsoll::synthetic::write_openmetrics;
+use support::month::{
+    DAY, STEP, backfill_counts, checkout_manifest, checkout_service, checkout_slo, every_10s,
+    rules_config, wait_for,
+};
+use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
 
 fn client(url: &str) -> Client {
     Client::new(Settings::new(url, Duration::from_secs(10))).unwrap()
@@ -78,12 +40,12 @@ fn client(url: &str) -> Client {
 fn read(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<Option<Reading>, Failure> {
     let now = k8s_openapi::jiff::Timestamp::now();
     let readings = runtime.block_on(reads::read(client, &ReadingScope::default(), &[], now))?;
-    Ok(own_reading(&readings, &slo()))
+    Ok(own_reading(&readings, &checkout_slo()))
 }
 
 #[test]
 fn the_budget_read_back_equals_the_synthetic_counts() {
-    let slo = slo();
+    let slo = checkout_slo();
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
     let end = unix_now() / 3600 * 3600 - 2 * 3600;
@@ -92,59 +54,32 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     // A month and a day of traffic, then the 5m counts of that history.
     let traffic = dir.path().join("traffic.om");
     let mut out = BufWriter::new(std::fs::File::create(&traffic).unwrap());
-    write_openmetrics(&[service()], start, end - start, 30, &mut out).unwrap();
+    write_openmetrics(&[checkout_service()], start, end - start, 30, &mut out).unwrap();
     out.flush().unwrap();
     drop(out);
     import_openmetrics(&traffic, &data);
-    let empty = dir.path().join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
-    // The 5m counts' history, the total first: the errors read the recorded total.
-    for record in [rules::names::TOTAL_5M, rules::names::ERRORS_5M] {
-        let mut counts = rules::render(&slo, "shop").remove(1);
-        counts.rules.retain(|r| r.record.as_deref() == Some(record));
-        let counts_file = dir.path().join("counts.yaml");
-        std::fs::write(&counts_file, rules::rule_file(&[counts]).unwrap()).unwrap();
-        backfill_rules(
-            Prometheus::start(&data, &empty),
-            &counts_file,
-            start,
-            end,
-            &data,
-        );
-    }
+    backfill_counts(&data, dir.path(), &[("shop", &slo)], start, end);
 
     // Prometheus now evaluates the generated rules itself.
-    let rules_file = dir.path().join("rules.yaml");
-    std::fs::write(&rules_file, rules::rule_file(&fast_rules(&slo)).unwrap()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{evaluation_interval: 10s}}\nrule_files: [{}]\n",
-            rules_file.display()
-        ),
-    )
-    .unwrap();
+    let config = rules_config(dir.path(), &every_10s(&[("shop", &slo)]));
     let live = Prometheus::start(&data, &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = client(&live.url);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let reading = loop {
-        if let Ok(Some(r)) = read(&runtime, &client)
-            && r.window_error_ratio.is_some()
-            && r.newest_sample.is_some()
-        {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no reading within 90 s");
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let reading = wait_for(
+        Duration::from_secs(90),
+        "reading",
+        &String::new,
+        || match read(&runtime, &client) {
+            Ok(Some(r)) if r.window_error_ratio.is_some() && r.newest_sample.is_some() => Ok(r),
+            other => Err(format!("{other:?}")),
+        },
+    );
 
     // What the window covers: the 5m counts on the grid after `evaluated - 30d`, up to the end
     // of the data.
     let evaluated = reading.newest_sample.unwrap().as_second() as u64;
     let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
-    let s = service();
+    let s = checkout_service();
     let (upto, from) = (
         s.counts_until(end - start),
         s.counts_until(first_count - STEP - start),
@@ -183,7 +118,11 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
 
     // The release gate reads the same numbers.
     let manifest = dir.path().join("slo.yaml");
-    std::fs::write(&manifest, serde_json::to_string(&slo_manifest()).unwrap()).unwrap();
+    std::fs::write(
+        &manifest,
+        serde_json::to_string(&checkout_manifest()).unwrap(),
+    )
+    .unwrap();
     let gate = |min: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
             .args(["gate", "--slo", "shop/checkout", "--min-budget", min])
@@ -240,7 +179,7 @@ fn calendar_week_reads_the_counts_since_its_start(
     let (slo, week_start, week_end) = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
         .iter()
         .find_map(|zone| {
-            let mut manifest = slo_manifest();
+            let mut manifest = checkout_manifest();
             manifest["spec"]["window"] = serde_json::json!("week");
             manifest["spec"]["timeZone"] = serde_json::json!(zone);
             let Decoded::Valid(v) = manifests::decode(&manifest) else {
@@ -256,7 +195,7 @@ fn calendar_week_reads_the_counts_since_its_start(
         .block_on(reads::read_for(client, &ReadingScope::default(), &own, now))
         .unwrap();
     let reading = own_reading(&readings, &slo).expect("the SLO's own series were read");
-    let s = service();
+    let s = checkout_service();
     let (upto, from) = (
         s.counts_until(end - start),
         s.counts_until(week_start - start),

@@ -16,44 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use plimsoll::budget::Reading;
-use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::Slo;
 use plimsoll::prometheus as reads;
 use plimsoll::prometheus::{Client, Identity, ReadingScope, Settings};
 use plimsoll::rules;
-use plimsoll::synthetic::{Counts, Service, write_openmetrics};
+use plimsoll::synthetic::{Counts, write_openmetrics};
+use support::month::{DAY, STEP, checkout_service, checkout_slo, every_10s, wait_for};
 use support::prometheus::unix_now;
 use support::victoria_metrics::{
     VictoriaMetrics, Vmalert, log_tail, openmetrics_to_prometheus, replay,
 };
-
-const DAY: u64 = 86_400;
-const STEP: u64 = 300;
-
-fn service() -> Service {
-    Service {
-        job: "checkout".into(),
-        peak_per_second: 40.0,
-        quiet_error_share: 0.004,
-        busy_error_share: 0.0004,
-        phase_hours: 0.0,
-    }
-}
-
-fn slo() -> Slo {
-    let manifest = serde_json::json!({
-        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
-        "metadata": {"name": "checkout", "namespace": "shop"},
-        "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
-                 "indicator": {"ratio": {
-                     "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
-                     "total": "http_requests_total{job=\"checkout\"}"}}},
-    });
-    match manifests::decode(&manifest) {
-        Decoded::Valid(v) => v.1,
-        other => panic!("{other:?}"),
-    }
-}
 
 /// The SLO's own reading, read as `plimsoll local` and `gate` read it.
 fn read(runtime: &tokio::runtime::Runtime, client: &Client, slo: &Slo) -> Result<Reading, String> {
@@ -75,29 +47,6 @@ fn read(runtime: &tokio::runtime::Runtime, client: &Client, slo: &Slo) -> Result
         .ok_or_else(|| "no reading of shop/checkout".to_string())
 }
 
-/// Polls `check` every second until it gives a value or `limit` passes; then panics with its
-/// last complaint and the logs' tails.
-fn wait_for<T>(
-    limit: Duration,
-    what: &str,
-    logs: &dyn Fn() -> String,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match check() {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {limit:?}: {last}\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 fn write_rules(path: &std::path::Path, groups: &[rules::RuleGroup]) {
     std::fs::write(path, rules::rule_file(groups).unwrap()).unwrap();
 }
@@ -110,7 +59,7 @@ fn outage(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     let url = format!("{}/api/v1/import/prometheus", vm.url);
-    let per_second = service().peak_per_second;
+    let per_second = checkout_service().peak_per_second;
     std::thread::spawn(move || {
         let client = support::prometheus::http();
         let began = unix_now();
@@ -135,7 +84,7 @@ fn outage(
 
 #[test]
 fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
-    let slo = slo();
+    let slo = checkout_slo();
     let dir = tempfile::tempdir().unwrap();
     let vm = VictoriaMetrics::start(dir.path());
     // The data ends two hours ago: the live 5m counts then have nothing to count, and the window
@@ -143,7 +92,7 @@ fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
     let end = unix_now() / 3600 * 3600 - 2 * 3600;
     let start = end - 31 * DAY;
     let mut om = Vec::new();
-    write_openmetrics(&[service()], start, end - start, 30, &mut om).unwrap();
+    write_openmetrics(&[checkout_service()], start, end - start, 30, &mut om).unwrap();
     vm.import_prometheus(openmetrics_to_prometheus(&String::from_utf8(om).unwrap()));
 
     // The 5m counts' history: the slow group's two count rules, the total first (the errors'
@@ -172,10 +121,7 @@ fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
 
     // vmalert now evaluates every generated rule, every 10 s instead of 30 s and 5 m so the test
     // need not wait: the subqueries over 5m counts give the same sums at any cadence.
-    let mut groups = rules::render(&slo, "shop");
-    for g in &mut groups {
-        g.interval = "10s".into();
-    }
+    let groups = every_10s(&[("shop", &slo)]);
     let rules_file = dir.path().join("rules.yaml");
     write_rules(&rules_file, &groups);
     let vmalert = Vmalert::start(&vm, &rules_file, dir.path());
@@ -198,7 +144,7 @@ fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
     // which can move the window's first count by one 5m step (1/8,640 of the month).
     let evaluated = reading.newest_sample.unwrap().as_second() as u64;
     let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
-    let s = service();
+    let s = checkout_service();
     let (upto, from) = (
         s.counts_until(end - start),
         s.counts_until(first_count - STEP - start),

@@ -4,6 +4,7 @@
 pub mod crd_schema;
 pub mod demo;
 pub mod loopback;
+pub mod month;
 pub mod prometheus;
 pub mod victoria_metrics;
 pub mod webdriver;

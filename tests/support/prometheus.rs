@@ -122,6 +122,20 @@ fn write_rule_blocks(prometheus: &Prometheus, rules: &Path, start: u64, end: u64
         .arg(rules));
 }
 
+/// Writes `rules` (a rule file's text) to `dir/rules.yaml` and a Prometheus config reading it,
+/// evaluated every `interval`, to `dir/prometheus.yml`; returns the config's path.
+pub fn rules_config(dir: &Path, rules: &str, interval: &str) -> PathBuf {
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, rules).unwrap();
+    let config = dir.join("prometheus.yml");
+    let text = format!(
+        "global: {{evaluation_interval: {interval}}}\nrule_files: [{}]\n",
+        file.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

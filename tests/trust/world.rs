@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::apiserver::{ApiServer, presets};
 use super::operator::Operator;
-use super::support::prometheus::{Prometheus, http};
+use super::support::prometheus::{Prometheus, http, rules_config};
 
 /// One SLO's recorded series: its labels and the error ratio of every window.
 pub struct Series {
@@ -92,17 +92,8 @@ impl World {
             api.put(object);
         }
         let dir = tempfile::tempdir().unwrap();
-        let rules = dir.path().join("recorded.yaml");
-        std::fs::write(&rules, "groups: []\n").unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{evaluation_interval: 1s}}\nrule_files: [{}]\n",
-                rules.display()
-            ),
-        )
-        .unwrap();
+        let config = rules_config(dir.path(), "groups: []\n", "1s");
+        let rules = dir.path().join("rules.yaml");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         let prometheus = Prometheus::start_with(&data, &config, &["--web.enable-lifecycle"]);
