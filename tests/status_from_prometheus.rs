@@ -28,8 +28,8 @@ fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
 }
 use plimsoll::synthetic::write_openmetrics;
 use support::month::{
-    DAY, STEP, backfill_counts, checkout_manifest, checkout_service, checkout_slo, every_10s,
-    rules_config, wait_for,
+    DAY, backfill_counts, checkout_manifest, checkout_service, checkout_slo, every_10s,
+    rules_config, wait_for, window_counts,
 };
 use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
 
@@ -78,12 +78,8 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     // What the window covers: the 5m counts on the grid after `evaluated - 30d`, up to the end
     // of the data.
     let evaluated = reading.newest_sample.unwrap().as_second() as u64;
-    let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
     let s = checkout_service();
-    let (upto, from) = (
-        s.counts_until(end - start),
-        s.counts_until(first_count - STEP - start),
-    );
+    let (upto, from) = window_counts(&s, start, end, evaluated);
     let exact = (upto.errors - from.errors) / (upto.requests - from.requests);
     let got = reading.window_error_ratio.unwrap();
     let relative = (got - exact).abs() / exact;

@@ -21,7 +21,9 @@ use plimsoll::prometheus as reads;
 use plimsoll::prometheus::{Client, Identity, ReadingScope, Settings};
 use plimsoll::rules;
 use plimsoll::synthetic::{Counts, write_openmetrics};
-use support::month::{DAY, STEP, checkout_service, checkout_slo, every_10s, wait_for};
+use support::month::{
+    DAY, STEP, checkout_service, checkout_slo, every_10s, wait_for, window_counts,
+};
 use support::prometheus::unix_now;
 use support::victoria_metrics::{
     VictoriaMetrics, Vmalert, log_tail, openmetrics_to_prometheus, replay,
@@ -143,12 +145,8 @@ fn vmalert_records_the_window_sli_and_pages_on_a_full_outage() {
     // VictoriaMetrics evaluates a query within 30 s of now 30 s earlier (-search.latencyOffset),
     // which can move the window's first count by one 5m step (1/8,640 of the month).
     let evaluated = reading.newest_sample.unwrap().as_second() as u64;
-    let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
     let s = checkout_service();
-    let (upto, from) = (
-        s.counts_until(end - start),
-        s.counts_until(first_count - STEP - start),
-    );
+    let (upto, from) = window_counts(&s, start, end, evaluated);
     let exact = (upto.errors - from.errors) / (upto.requests - from.requests);
     let got = reading.window_error_ratio.unwrap();
     let relative = (got - exact).abs() / exact;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::Slo;
 use plimsoll::rules::{self, RuleGroup};
-use plimsoll::synthetic::Service;
+use plimsoll::synthetic::{Counts, Service};
 
 use super::prometheus::{Prometheus, backfill_rules};
 
@@ -45,6 +45,17 @@ pub fn checkout_slo() -> Slo {
         Decoded::Valid(v) => v.1,
         other => panic!("{other:?}"),
     }
+}
+
+/// The service's counts (from `start`) where a 30-day window evaluated at `evaluated` ends (the
+/// data's end, `end`) and where it begins (before the first 5m count on the grid after
+/// `evaluated - 30d`): what the recorded window sums when every count is in place.
+pub fn window_counts(service: &Service, start: u64, end: u64, evaluated: u64) -> (Counts, Counts) {
+    let first_count = (evaluated - 30 * DAY).div_ceil(STEP) * STEP;
+    (
+        service.counts_until(end - start),
+        service.counts_until(first_count - STEP - start),
+    )
 }
 
 /// Every generated group of the SLOs (`(namespace, slo)`), evaluated every 10 s: the subqueries
