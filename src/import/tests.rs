@@ -177,3 +177,114 @@ spec: {target: "99", window: 2w, indicator: {ratio: {errors: {metric: 'sum by (c
     assert!(out.slos.is_empty());
     assert!(out.refused_any(), "{:?}", out.findings);
 }
+
+/// The findings at `field`, as `severity: message`.
+fn at(out: &Import, field: &str) -> Vec<String> {
+    out.findings
+        .iter()
+        .filter(|f| f.field == field)
+        .map(|f| format!("{}: {}", f.severity.as_str(), f.message))
+        .collect()
+}
+
+#[test]
+fn an_sli_with_both_good_and_bad_is_refused_even_when_no_slo_uses_it() {
+    let sli = |name: &str, sides: &str| {
+        format!(
+            "apiVersion: openslo/v1\nkind: SLI\nmetadata: {{name: {name}}}\nspec:\n  ratioMetric:\n{sides}    \
+             total: {{metricSource: {{type: Prometheus, spec: {{query: t_total}}}}}}\n"
+        )
+    };
+    let prometheus = |side: &str| {
+        format!(
+            "    {side}: {{metricSource: {{type: Prometheus, spec: {{query: {side}_total}}}}}}\n"
+        )
+    };
+    let both = sli("both", &(prometheus("good") + &prometheus("bad")));
+    let out = run(&both);
+    assert!(out.slos.is_empty());
+    assert!(out.refused_any(), "{:?}", out.findings);
+    let found = at(&out, "spec.ratioMetric");
+    assert!(
+        found.len() == 1 && found[0].starts_with("refused: sets both good and bad"),
+        "{found:?}"
+    );
+    // What Plimsoll cannot read, rather than what OpenSLO forbids, matters only to an SLO using it.
+    let datadog = sli(
+        "datadog",
+        "    good: {metricSource: {type: Datadog, spec: {query: g}}}\n",
+    );
+    let out = run(&datadog);
+    assert!(!out.refused_any(), "{:?}", out.findings);
+    assert!(
+        at(&out, "spec.ratioMetric.good.metricSource.type")[0]
+            .starts_with("not carried: if an SLO used it: unsupported metricSource type"),
+        "{:?}",
+        out.findings
+    );
+}
+
+#[test]
+fn an_alert_policy_no_slo_uses_reports_what_an_slo_using_it_would_meet() {
+    let out = run(r#"
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: pager}
+spec:
+  description: pages
+  alertWhenBreaching: true
+  conditions:
+    - kind: AlertCondition
+      metadata: {name: fast}
+      spec:
+        severity: page
+        condition: {kind: burnrate, op: gt, threshold: 3, lookbackWindow: 2h, alertAfter: 10m}
+    - conditionRef: elsewhere
+  notificationTargets:
+    - targetRef: on-call
+"#);
+    assert!(out.slos.is_empty());
+    assert!(!out.refused_any(), "{:?}", out.findings);
+    for (field, text) in [
+        ("spec.alertWhenBreaching", "resolve on their own"),
+        (
+            "spec.notificationTargets[0]",
+            "\"on-call\": where alerts go",
+        ),
+        ("spec.conditions[0]", "burn rate gt 3 over 2h for 10m"),
+        (
+            "spec.conditions[1].conditionRef",
+            "\"elsewhere\" is not among",
+        ),
+    ] {
+        let found = at(&out, field);
+        assert!(
+            found.len() == 1 && found[0].starts_with("not carried: if an SLO used it: "),
+            "{field}: {found:?}"
+        );
+        assert!(found[0].contains(text), "{field}: {found:?}");
+    }
+}
+
+#[test]
+fn an_objectives_op_is_reported_when_its_indicator_is_refused() {
+    let out = run(r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: a}
+spec:
+  service: s
+  indicator:
+    spec:
+      ratioMetric:
+        good: {metricSource: {type: Other, spec: {query: g}}}
+        total: {metricSource: {type: Other, spec: {query: t}}}
+  timeWindow: [{duration: 28d, isRolling: true}]
+  objectives: [{target: 0.99, op: gt}]
+"#);
+    assert!(out.slos.is_empty());
+    assert_eq!(
+        at(&out, "spec.objectives[0].op"),
+        ["not carried: op gt goes with the indicator, which is refused; not carried"]
+    );
+}

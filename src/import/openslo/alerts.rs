@@ -38,42 +38,8 @@ pub fn alerting(spec: &Fields, index: &Index) -> Option<Alerting> {
         };
         policy.ignore(&["kind", "apiVersion"]);
         ignore_metadata(&policy);
-        let Some(body) = policy.object("spec") else {
-            continue;
-        };
-        for key in [
-            "alertWhenBreaching",
-            "alertWhenResolved",
-            "alertWhenNoData",
-            "description",
-        ] {
-            if body.take(key).is_some() {
-                f.dropped(
-                    body.path(key),
-                    "Plimsoll's alerts fire while the burn rate is over the line and resolve on \
-                     their own; not carried",
-                );
-            }
-        }
-        for (j, target) in body.list("notificationTargets").into_iter().enumerate() {
-            let what = target
-                .get("targetRef")
-                .or_else(|| target.pointer("/spec/target"))
-                .and_then(Value::as_str)
-                .unwrap_or("(inline)");
-            f.dropped(
-                join(&body.path("notificationTargets"), &format!("[{j}]")),
-                format!(
-                    "{what:?}: where alerts go is Alertmanager's routing (by the tier's labels); \
-                     not carried"
-                ),
-            );
-        }
-        for (j, condition) in body.list("conditions").into_iter().enumerate() {
-            let path = join(&body.path("conditions"), &format!("[{j}]"));
-            let (value, path) =
-                resolve(condition, "AlertCondition", "conditionRef", &path, index, f)?;
-            tier_of_condition(value, &path, f, &mut alerting);
+        if let Some(body) = policy.object("spec") {
+            policy_spec(&body, index, &mut alerting)?;
         }
     }
     for (tier, other, set) in [
@@ -92,6 +58,47 @@ pub fn alerting(spec: &Fields, index: &Index) -> Option<Alerting> {
         }
     }
     Some(alerting)
+}
+
+/// An AlertPolicy's spec: its conditions set the tiers' severities, and what has no counterpart
+/// is reported. None when a conditionRef does not resolve.
+pub fn policy_spec(body: &Fields, index: &Index, alerting: &mut Alerting) -> Option<()> {
+    let f = body.findings();
+    if body.take("description").is_some() {
+        f.dropped(
+            body.path("description"),
+            "the policy's description; not carried",
+        );
+    }
+    for key in ["alertWhenBreaching", "alertWhenResolved", "alertWhenNoData"] {
+        if body.take(key).is_some() {
+            f.dropped(
+                body.path(key),
+                "Plimsoll's alerts fire while the burn rate is over the line and resolve on \
+                 their own; not carried",
+            );
+        }
+    }
+    for (j, target) in body.list("notificationTargets").into_iter().enumerate() {
+        let what = target
+            .get("targetRef")
+            .or_else(|| target.pointer("/spec/target"))
+            .and_then(Value::as_str)
+            .unwrap_or("(inline)");
+        f.dropped(
+            join(&body.path("notificationTargets"), &format!("[{j}]")),
+            format!(
+                "{what:?}: where alerts go is Alertmanager's routing (by the tier's labels); \
+                 not carried"
+            ),
+        );
+    }
+    for (j, condition) in body.list("conditions").into_iter().enumerate() {
+        let path = join(&body.path("conditions"), &format!("[{j}]"));
+        let (value, path) = resolve(condition, "AlertCondition", "conditionRef", &path, index, f)?;
+        tier_of_condition(value, &path, f, alerting);
+    }
+    Some(())
 }
 
 /// An inline object, or the object a `*Ref` names in the same import.

@@ -13,7 +13,7 @@ use crate::api::{Alerting, ServiceLevelObjectiveSpec};
 
 use super::Draft;
 use super::fields::{Fields, join};
-use super::finding::Findings;
+use super::finding::{Finding, Findings, Severity};
 use sli::Measure;
 use window::Window;
 
@@ -239,19 +239,7 @@ fn one_objective(
         }
     };
     let measure = objective_measure(objective, common);
-    let (op, value) = (objective.scalar("op"), objective.scalar("value"));
-    if let (Some(Measure::Ratio { .. } | Measure::Raw { .. }), true) =
-        (&measure, op.is_some() || value.is_some())
-    {
-        f.dropped(
-            objective.path("op"),
-            format!(
-                "op {} value {} on a ratio objective has no meaning for Plimsoll; not carried",
-                op.as_deref().unwrap_or("-"),
-                value.as_deref().unwrap_or("-")
-            ),
-        );
-    }
+    comparison(objective, measure.as_ref());
     if objective.take("compositeWeight").is_some() {
         f.dropped(
             objective.path("compositeWeight"),
@@ -279,6 +267,31 @@ fn one_objective(
         item: objective.here().to_string(),
         format: common.format,
     })
+}
+
+/// Reports an objective's `op` and `value`. Only a thresholdMetric reads them (and its refusal
+/// says so); a refused indicator still leaves them in the source, so they are reported as well
+/// rather than lost with it.
+fn comparison(objective: &Fields, measure: Option<&Measure>) {
+    let (op, value) = (objective.scalar("op"), objective.scalar("value"));
+    if op.is_none() && value.is_none() {
+        return;
+    }
+    let why = match measure {
+        Some(Measure::Threshold { .. }) => return,
+        Some(Measure::Ratio { .. } | Measure::Raw { .. }) => {
+            "on a ratio objective has no meaning for Plimsoll"
+        }
+        None => "goes with the indicator, which is refused",
+    };
+    let given: Vec<String> = [("op", op), ("value", value)]
+        .into_iter()
+        .filter_map(|(key, text)| text.map(|t| format!("{key} {t}")))
+        .collect();
+    objective.findings().dropped(
+        objective.path("op"),
+        format!("{} {why}; not carried", given.join(" ")),
+    );
 }
 
 /// The objective's own indicator (v1alpha `ratioMetrics`, v1 `indicator`/`indicatorRef` are
@@ -340,22 +353,35 @@ fn standalone(doc: &Fields, kind: &str, index: &Index) {
         .to_string();
     let why = match kind {
         "SLI" => {
+            let spec = doc.take("spec");
             let scratch = Findings::new(f.location());
-            if let Some(spec) = doc
+            if let Some(read) = spec.and_then(|s| Fields::of(s, "spec", &scratch)) {
+                let _ = sli::v1_spec(&read).map(|m| sli::indicator(&m, "spec", &scratch));
+            }
+            let refusals = scratch
+                .into_vec()
+                .into_iter()
+                .filter(|finding| finding.severity == Severity::Refused);
+            if spec.is_some_and(sli::breaks_schema) {
+                refusals.for_each(|finding| f.refused(finding.field, finding.message));
+            } else {
+                refusals.for_each(|finding| relay(finding, f));
+            }
+            "an SLI without an SLO makes none; SLOs in this import refer to it by indicatorRef"
+        }
+        "AlertPolicy" => {
+            let scratch = Findings::new(f.location());
+            if let Some(read) = doc
                 .take("spec")
                 .and_then(|s| Fields::of(s, "spec", &scratch))
             {
-                let _ = sli::v1_spec(&spec).map(|m| sli::indicator(&m, "spec", &scratch));
+                let _ = alerts::policy_spec(&read, index, &mut Alerting::default());
             }
-            for finding in scratch.into_vec() {
-                if finding.severity == super::Severity::Refused {
-                    f.dropped(
-                        finding.field,
-                        format!("if an SLO used it: {}", finding.message),
-                    );
-                }
-            }
-            "an SLI without an SLO makes none; SLOs in this import refer to it by indicatorRef"
+            scratch
+                .into_vec()
+                .into_iter()
+                .for_each(|finding| relay(finding, f));
+            "used when an SLO in this import refers to it; on its own it makes no SLO"
         }
         "DataSource" => {
             let spec = doc.take("spec");
@@ -385,7 +411,7 @@ fn standalone(doc: &Fields, kind: &str, index: &Index) {
              name is given more than once in this import"
         }
         "Service" => "a Service is what spec.service names; its description has no counterpart",
-        "AlertPolicy" | "AlertCondition" | "AlertNotificationTarget" => {
+        "AlertCondition" | "AlertNotificationTarget" => {
             "used when an SLO in this import refers to it; on its own it makes no SLO"
         }
         _ => {
@@ -397,4 +423,13 @@ fn standalone(doc: &Fields, kind: &str, index: &Index) {
         }
     };
     f.dropped("(document)", format!("{kind} {name:?}: {why}"));
+}
+
+/// What reading an object on its own found, reported as what an SLO that used it would meet:
+/// nothing is refused, since no SLO is made from it.
+fn relay(finding: Finding, f: &Findings) {
+    f.dropped(
+        finding.field,
+        format!("if an SLO used it: {}", finding.message),
+    );
 }

@@ -82,6 +82,16 @@ pub fn v1_spec(spec: &Fields) -> Option<Measure> {
     None
 }
 
+/// Whether an SLI spec breaks OpenSLO's own schema, whatever its source: a ratioMetric takes one
+/// of good and bad. Such an SLI is refused even when no SLO uses it (`oslo validate` rejects the
+/// file too), while what Plimsoll merely cannot read (a Datadog source) matters only to an SLO
+/// that uses it.
+pub fn breaks_schema(spec: &Value) -> bool {
+    let ratio = spec.get("ratioMetric");
+    let set = |key: &str| ratio.and_then(|r| r.get(key)).is_some_and(|v| !v.is_null());
+    set("good") && set("bad")
+}
+
 /// v1alpha: `{source, queryType, query}`; v1: `{metricSource: {type, metricSourceRef, spec: {query}}}`.
 pub fn source_query(metric: &Fields) -> Option<String> {
     let f = metric.findings();
