@@ -166,7 +166,11 @@ const EXPECTED: &[(&str, i32, usize, &[&str])] = &[
         "openslo/v1-sli-list-ratio-bad-raw-threshold.yaml",
         0,
         0,
-        &["SLI without an SLO"],
+        &[
+            "SLI without an SLO",
+            "rawType: success",
+            "openslo.com/service-folder",
+        ],
     ),
     (
         "openslo/v1-datasource-list-prometheus-datadog.yaml",

@@ -225,6 +225,40 @@ fn an_sli_with_both_good_and_bad_is_refused_even_when_no_slo_uses_it() {
 }
 
 #[test]
+fn an_sli_no_slo_uses_reports_changes_too_and_its_annotations() {
+    let out = run(r#"
+apiVersion: openslo/v1
+kind: SLI
+metadata:
+  name: satisfaction
+  annotations: {openslo.com/service-folder: ./wifi}
+spec:
+  description: average satisfaction
+  ratioMetric:
+    rawType: success
+    raw: {metricSource: {type: Prometheus, spec: {query: 'avg_over_time(s[{{.window}}])'}}}
+"#);
+    assert!(out.slos.is_empty());
+    assert!(!out.refused_any(), "{:?}", out.findings);
+    let spec = at(&out, "spec");
+    assert!(
+        spec.iter()
+            .any(|m| m.starts_with("not carried: if an SLO used it: rawType: success")),
+        "{spec:?}"
+    );
+    let description = at(&out, "spec.description");
+    assert!(
+        description.len() == 1 && description[0].contains("the SLI's description"),
+        "{description:?}"
+    );
+    let annotations = at(&out, "metadata.annotations");
+    assert!(
+        annotations.len() == 1 && annotations[0].contains("openslo.com/service-folder"),
+        "{annotations:?}"
+    );
+}
+
+#[test]
 fn an_alert_policy_no_slo_uses_reports_what_an_slo_using_it_would_meet() {
     let out = run(r#"
 apiVersion: openslo/v1

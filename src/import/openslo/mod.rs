@@ -345,12 +345,23 @@ fn promql_events(good: bool) -> super::promql::Events {
 fn standalone(doc: &Fields, kind: &str, index: &Index) {
     let f = doc.findings();
     doc.ignore(&["apiVersion", "kind", "metadata", "spec"]);
-    let name = doc
-        .take("metadata")
+    let meta = doc.take("metadata");
+    let name = meta
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("(unnamed)")
         .to_string();
+    if let Some(keys) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+        .filter(|a| !a.is_empty())
+    {
+        let keys: Vec<&str> = keys.keys().map(String::as_str).collect();
+        f.dropped(
+            "metadata.annotations",
+            format!("OpenSLO annotations ({})", keys.join(", ")),
+        );
+    }
     let why = match kind {
         "SLI" => {
             let spec = doc.take("spec");
@@ -358,14 +369,15 @@ fn standalone(doc: &Fields, kind: &str, index: &Index) {
             if let Some(read) = spec.and_then(|s| Fields::of(s, "spec", &scratch)) {
                 let _ = sli::v1_spec(&read).map(|m| sli::indicator(&m, "spec", &scratch));
             }
-            let refusals = scratch
-                .into_vec()
-                .into_iter()
-                .filter(|finding| finding.severity == Severity::Refused);
-            if spec.is_some_and(sli::breaks_schema) {
-                refusals.for_each(|finding| f.refused(finding.field, finding.message));
-            } else {
-                refusals.for_each(|finding| relay(finding, f));
+            // Everything an SLO using it would meet is said, refusals and changes alike; only
+            // a spec OpenSLO's own schema rejects is refused here.
+            let broken = spec.is_some_and(sli::breaks_schema);
+            for finding in scratch.into_vec() {
+                if broken && finding.severity == Severity::Refused {
+                    f.refused(finding.field, finding.message);
+                } else {
+                    relay(finding, f);
+                }
             }
             "an SLI without an SLO makes none; SLOs in this import refer to it by indicatorRef"
         }

@@ -29,6 +29,12 @@ pub enum Measure {
 /// Reads a v1 SLI spec (`ratioMetric` / `thresholdMetric`); None when refused.
 pub fn v1_spec(spec: &Fields) -> Option<Measure> {
     let f = spec.findings();
+    if spec.text("description").is_some() {
+        f.dropped(
+            spec.path("description"),
+            "the SLI's description; a Plimsoll SLO has one description, the SLO's",
+        );
+    }
     if let Some(ratio) = spec.object("ratioMetric") {
         let counter = ratio.flag("counter").unwrap_or(true);
         if let Some(raw) = ratio.object("raw") {
