@@ -228,6 +228,30 @@ fn openslo_v1alpha_reads_ratio_metrics_in_objectives_and_refuses_other_sources()
 }
 
 #[test]
+fn an_openslo_threshold_metric_becomes_the_share_of_points_that_miss_it() {
+    let (code, docs, err) = import("openslo-threshold.yaml");
+    assert_eq!(code, 0, "{err}");
+    let slo = named(&docs, "shop-latency-gauge");
+    // `op: lte, value: 200`: a point is good at 200 or less, so the bad ones are above 200.
+    let q = "shop_latency_p99_milliseconds{job=\"shop\"}";
+    assert_eq!(
+        slo["spec"],
+        json!({
+            "service": "shop", "description": "The shop's p99 gauge stays at or under 200 ms.",
+            "objective": 99.0, "window": "7d",
+            "indicator": {"query": {"errorRatio": format!(
+                "sum(sum_over_time((({q}) > bool 200)[$window:1m])) \
+                 / sum(count_over_time(({q})[$window:1m]))")}},
+            "alerting": {"disabled": true},
+        })
+    );
+    assert!(
+        err.contains("spec.objectives[0]: changed: a thresholdMetric becomes indicator.query"),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_converted_slo_passes_validate_and_names_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("slos");
@@ -248,7 +272,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
             .all(|l| l.contains(": refused: ") || l.starts_with("plimsoll import: ")),
         "{err}"
     );
-    assert!(err.contains("plimsoll import: 13 SLO(s)"), "{err}");
+    assert!(err.contains("plimsoll import: 14 SLO(s)"), "{err}");
     let check = plimsoll(&["validate", "-f", out_dir.to_str().unwrap()]);
     assert_eq!(
         check.status.code(),
@@ -258,7 +282,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
         text(&check.stderr)
     );
     assert!(
-        text(&check.stderr).starts_with("13 valid, 0 invalid"),
+        text(&check.stderr).starts_with("14 valid, 0 invalid"),
         "{}",
         text(&check.stderr)
     );

@@ -180,15 +180,22 @@ const EXPECTED: &[(&str, i32, usize, &[&str])] = &[
     ),
     (
         "openslo/v1-list-slo-indicatorref-alertpolicy-refs-go-sdk.yaml",
-        1,
         0,
-        &["thresholdMetric", "op lte"],
+        2,
+        &[
+            "a thresholdMetric becomes indicator.query",
+            "op lte",
+            "is compared with the op and value of the objective that uses it",
+        ],
     ),
     (
         "openslo/v1alpha-slo-list-threshold-prometheus-and-ratio-datadog.yaml",
         1,
-        0,
-        &["datadog"],
+        1,
+        &[
+            "datadog",
+            "where (api_server_requestMsec{host=\"*\",job=\"nginx\"}) > 200 does not hold",
+        ],
     ),
     (
         "openslo/v1-alertpolicy-list-inline-condition-and-refs.yaml",

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plimsoll::manifests::{self, Decoded};
+use plimsoll::manifests::{self, Decoded, Source};
 use plimsoll::model::Slo;
 use plimsoll::rules::{self, RuleGroup};
 use support::{document, repo, yaml_files};
@@ -121,6 +121,50 @@ spec:
       errors: 'http_requests_total{job="checkout",code=~"5.."}'
       total: 'http_requests_total{job="checkout"}'
 "#;
+
+/// The importer's reading of an OpenSLO thresholdMetric (tests/import/openslo-threshold.yaml:
+/// good while the gauge is at most 200), evaluated by promtool: three series, one of them above
+/// the threshold for the second hour, so a third of the points are bad.
+#[test]
+fn an_imported_threshold_metric_counts_the_points_that_miss_it() {
+    let file = repo().join("tests/import/openslo-threshold.yaml");
+    let Source::Documents(docs) = manifests::read(&file).unwrap() else {
+        panic!("{}", file.display())
+    };
+    let imported = plimsoll::import::import(&docs, Some("shop"));
+    let value = serde_json::to_value(&imported.slos[0].object).unwrap();
+    let Decoded::Valid(valid) = manifests::decode(&value) else {
+        panic!("{value}")
+    };
+    let labels = r#"'{slo="shop-latency-gauge",slo_namespace="shop",slo_service="shop"}'"#;
+    let at = |expr: &str, time: &str, value: &str| {
+        format!(
+            "  - expr: {expr}\n    eval_time: {time}\n    exp_samples:\n    - labels: {labels}\n      \
+             value: {value}\n"
+        )
+    };
+    let suite = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 30s\ntests:\n- interval: 1m\n  \
+         input_series:\n  \
+         - series: 'shop_latency_p99_milliseconds{{job=\"shop\",pod=\"a\"}}'\n    values: '100x59 300x60'\n  \
+         - series: 'shop_latency_p99_milliseconds{{job=\"shop\",pod=\"b\"}}'\n    values: '200x120'\n  \
+         - series: 'shop_latency_p99_milliseconds{{job=\"shop\",pod=\"c\"}}'\n    values: '150x120'\n  \
+         promql_expr_test:\n{}{}{}",
+        at("slo:sli_error:ratio_rate5m == bool 0", "50m", "1"),
+        at(
+            "abs(slo:sli_error:ratio_rate5m - 1/3) < bool 1e-9",
+            "2h",
+            "1"
+        ),
+        // The 7d window scales the burn windows: 2h becomes 28m.
+        at(
+            "abs(slo:sli_error:ratio_rate28m - 1/3) < bool 1e-9",
+            "2h",
+            "1"
+        ),
+    );
+    run_suite(&valid.1, &suite);
+}
 
 fn checkout() -> Slo {
     match manifests::decode(&serde_saphyr::from_str(CHECKOUT).unwrap()) {

@@ -55,8 +55,9 @@ pub fn from_sli(
             if error_ratio.contains("[$window:") {
                 findings.changed(
                     path,
-                    "a subquery over $window: Prometheus evaluates it over the whole window (30d \
-                     and more) on every evaluation of the long windows, which is expensive",
+                    "a subquery over $window: every evaluation runs the inner query once per step of \
+                     the window (Plimsoll gives it windows up to 1h; longer ones average its 5m \
+                     ratios), which costs more than a rate",
                 );
             }
             findings.changed(

@@ -322,3 +322,56 @@ spec:
         ["not carried: op gt goes with the indicator, which is refused; not carried"]
     );
 }
+
+#[test]
+fn a_threshold_metric_is_compared_as_its_objective_says_or_refused() {
+    let slo = |objective: &str| {
+        format!(
+            r#"
+apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: lag}}
+spec:
+  service: queue
+  indicator:
+    spec:
+      thresholdMetric: {{metricSource: {{type: Prometheus, spec: {{query: 'max(lag)'}}}}}}
+  timeWindow: [{{duration: 1d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{target: 0.9, {objective}}}]
+"#
+        )
+    };
+    // Each op's points that miss it are the bad ones.
+    for (op, bad) in [("lt", ">="), ("lte", ">"), ("gt", "<="), ("GTE", "<")] {
+        let out = run(&slo(&format!("op: {op}, value: -2.5")));
+        assert!(!out.refused_any(), "{op}: {:?}", out.findings);
+        let query = out.slos[0].object.spec.indicator.query.clone().unwrap();
+        assert_eq!(
+            query.error_ratio,
+            format!(
+                "sum(sum_over_time(((max(lag)) {bad} bool -2.5)[$window:1m])) \
+                 / sum(count_over_time((max(lag))[$window:1m]))"
+            ),
+            "{op}"
+        );
+    }
+    for (objective, field, why) in [
+        ("value: 3", "spec.objectives[0].op", "is missing"),
+        (
+            "op: eq, value: 3",
+            "spec.objectives[0].op",
+            "\"eq\" is not one of",
+        ),
+        ("op: lt", "spec.objectives[0].value", "is missing"),
+        ("op: lt, value: many", "spec.objectives[0].value", ""),
+    ] {
+        let out = run(&slo(objective));
+        assert!(out.slos.is_empty(), "{objective}");
+        let found = at(&out, field);
+        assert!(
+            found.len() == 1 && found[0].starts_with("refused: ") && found[0].contains(why),
+            "{objective}: {found:?}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! own are reported.
 
 mod alerts;
+mod comparison;
 mod index;
 mod sli;
 mod window;
@@ -14,6 +15,7 @@ use crate::api::{Alerting, ServiceLevelObjectiveSpec};
 use super::Draft;
 use super::fields::{Fields, join};
 use super::finding::{Finding, Findings, Severity};
+use comparison::comparison;
 use sli::Measure;
 use window::Window;
 
@@ -239,7 +241,7 @@ fn one_objective(
         }
     };
     let measure = objective_measure(objective, common);
-    comparison(objective, measure.as_ref());
+    let threshold = comparison(objective, measure.as_ref());
     if objective.take("compositeWeight").is_some() {
         f.dropped(
             objective.path("compositeWeight"),
@@ -247,7 +249,7 @@ fn one_objective(
         );
     }
     let budgeting = window::budgeting(common.method.as_deref(), method_path, objective);
-    let indicator = sli::indicator(measure.as_ref()?, objective.here(), f);
+    let indicator = sli::indicator(measure.as_ref()?, threshold, objective.here(), f);
     let (budgeting_method, timeslice) = budgeting?;
     Some(Draft {
         name,
@@ -267,31 +269,6 @@ fn one_objective(
         item: objective.here().to_string(),
         format: common.format,
     })
-}
-
-/// Reports an objective's `op` and `value`. Only a thresholdMetric reads them (and its refusal
-/// says so); a refused indicator still leaves them in the source, so they are reported as well
-/// rather than lost with it.
-fn comparison(objective: &Fields, measure: Option<&Measure>) {
-    let (op, value) = (objective.scalar("op"), objective.scalar("value"));
-    if op.is_none() && value.is_none() {
-        return;
-    }
-    let why = match measure {
-        Some(Measure::Threshold { .. }) => return,
-        Some(Measure::Ratio { .. } | Measure::Raw { .. }) => {
-            "on a ratio objective has no meaning for Plimsoll"
-        }
-        None => "goes with the indicator, which is refused",
-    };
-    let given: Vec<String> = [("op", op), ("value", value)]
-        .into_iter()
-        .filter_map(|(key, text)| text.map(|t| format!("{key} {t}")))
-        .collect();
-    objective.findings().dropped(
-        objective.path("op"),
-        format!("{} {why}; not carried", given.join(" ")),
-    );
 }
 
 /// The objective's own indicator (v1alpha `ratioMetrics`, v1 `indicator`/`indicatorRef` are
@@ -367,7 +344,7 @@ fn standalone(doc: &Fields, kind: &str, index: &Index) {
             let spec = doc.take("spec");
             let scratch = Findings::new(f.location());
             if let Some(read) = spec.and_then(|s| Fields::of(s, "spec", &scratch)) {
-                let _ = sli::v1_spec(&read).map(|m| sli::indicator(&m, "spec", &scratch));
+                let _ = sli::v1_spec(&read).map(|m| sli::indicator(&m, None, "spec", &scratch));
             }
             // Everything an SLO using it would meet is said, refusals and changes alike; only
             // a spec OpenSLO's own schema rejects is refused here.

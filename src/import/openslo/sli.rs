@@ -9,6 +9,7 @@ use super::super::fields::Fields;
 use super::super::finding::Findings;
 use super::super::indicator::from_sli;
 use super::super::promql::{self, Events, Form};
+use super::comparison::Comparison;
 
 /// What an SLI measures, before an objective gives it a target.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,8 +149,14 @@ fn query_text(spec: &Fields) -> Option<String> {
     query
 }
 
-/// The Plimsoll indicator of a measure, reported at `path`.
-pub fn indicator(measure: &Measure, path: &str, f: &Findings) -> Option<Indicator> {
+/// The Plimsoll indicator of a measure, reported at `path`; a thresholdMetric needs the
+/// objective's comparison.
+pub fn indicator(
+    measure: &Measure,
+    comparison: Option<Comparison>,
+    path: &str,
+    f: &Findings,
+) -> Option<Indicator> {
     match measure {
         Measure::Ratio {
             first,
@@ -186,19 +193,48 @@ pub fn indicator(measure: &Measure, path: &str, f: &Findings) -> Option<Indicato
             }
             from_sli(converted, path, f)
         }
-        Measure::Threshold { query } => {
-            f.refused(
-                path,
-                format!(
-                    "a thresholdMetric ({}) compared with the objective's op and value has no \
-                     Plimsoll indicator: use a latency indicator for a histogram, or write \
-                     indicator.query by hand",
-                    one_line(query)
-                ),
-            );
-            None
-        }
+        Measure::Threshold { query } => threshold(query, comparison, path, f),
     }
+}
+
+/// A thresholdMetric as the share of its points that miss the comparison: each series' value
+/// every minute is one event, good when it compares as the objective says. OpenSLO counts the
+/// data source's own points, which have no fixed resolution in Prometheus, so this is reported
+/// as the approximation it is.
+fn threshold(
+    query: &str,
+    comparison: Option<Comparison>,
+    path: &str,
+    f: &Findings,
+) -> Option<Indicator> {
+    let query = one_line(query);
+    let Some(Comparison { op, value }) = comparison else {
+        f.refused(
+            path,
+            format!(
+                "a thresholdMetric ({query}) is compared with the op and value of the objective \
+                 that uses it, and there is none"
+            ),
+        );
+        return None;
+    };
+    let bad = op.negated().promql();
+    let error_ratio = format!(
+        "sum(sum_over_time((({query}) {bad} bool {value})[$window:1m])) \
+         / sum(count_over_time(({query})[$window:1m]))"
+    );
+    f.changed(
+        path,
+        format!(
+            "a thresholdMetric becomes indicator.query: the share of points, one per series and \
+             minute, where ({query}) {} {value} does not hold (op read literally: a point is good \
+             when it is {} {value}); OpenSLO counts the data source's own points, so check that \
+             a minute's resolution fits the metric",
+            op.promql(),
+            op.promql()
+        ),
+    );
+    from_sli(Ok(promql::Sli::Query(error_ratio)), path, f)
 }
 
 fn one_line(text: &str) -> String {
