@@ -45,7 +45,10 @@ fn queries(window: &str) -> Vec<String> {
         &slo,
         slo.rollback.as_ref().unwrap(),
         "shop",
-        "http://p",
+        plimsoll::rules::QueryTarget {
+            address: "http://p",
+            tenant: None,
+        },
         Some("u1"),
         &scope,
     );

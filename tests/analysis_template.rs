@@ -7,7 +7,7 @@ mod support;
 
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::{LabelMatcher, MatchKind, Slo};
-use plimsoll::rules::{AnalysisTemplate, analysis_template};
+use plimsoll::rules::{AnalysisTemplate, QueryTarget, analysis_template};
 use serde_json::{Value, json};
 
 /// The real CRD, read from ../shared/schemas.
@@ -64,14 +64,12 @@ fn every_kind() -> Vec<AnalysisTemplate> {
     .map(|s| {
         let slo = slo(s);
         let policy = slo.rollback.as_ref().unwrap();
-        analysis_template(
-            &slo,
-            policy,
-            "shop",
-            "http://prometheus:9090",
-            Some("u-1"),
-            &scope(),
-        )
+        // With a Mimir tenant: the headers Argo Rollouts' provider sends, as its CRD has them.
+        let target = QueryTarget {
+            address: "http://prometheus:9090",
+            tenant: Some("team-a"),
+        };
+        analysis_template(&slo, policy, "shop", target, Some("u-1"), &scope())
     })
     .collect()
 }
@@ -87,6 +85,12 @@ fn the_template_satisfies_the_analysis_template_crd() {
             (&value["apiVersion"], &value["kind"]),
             (&json!("argoproj.io/v1alpha1"), &json!("AnalysisTemplate"))
         );
+        for metric in value["spec"]["metrics"].as_array().unwrap() {
+            assert_eq!(
+                metric["provider"]["prometheus"]["headers"],
+                json!([{"key": "X-Scope-OrgID", "value": "team-a"}])
+            );
+        }
         let mut out = Vec::new();
         support::crd_schema::violations(&schema, &value, "", &mut out);
         assert!(out.is_empty(), "{out:#?}\n{value:#}");
@@ -163,7 +167,10 @@ fn templates_of_several_slos_combine_in_one_rollout() {
             &s,
             s.rollback.as_ref().unwrap(),
             "shop",
-            "http://p",
+            QueryTarget {
+                address: "http://p",
+                tenant: None,
+            },
             None,
             &[],
         )

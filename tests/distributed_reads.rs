@@ -26,12 +26,15 @@ use world::{Series, World, condition, deployment, our_keys, slo};
 const EXHAUSTED: f64 = 0.002;
 const HEALTHY: f64 = 0.0001;
 
+/// With an AnalysisTemplate, which Argo Rollouts queries through the same store.
 fn availability() -> Value {
-    slo(
+    let mut slo = slo(
         "availability",
         json!([{"kind": "Deployment", "name": "web"}]),
         false,
-    )
+    );
+    slo["spec"]["rollback"]["analysisTemplate"] = json!(true);
+    slo
 }
 
 fn message(slo: &Value, type_: &str) -> String {
@@ -96,6 +99,26 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
         );
         assert_eq!(q.headers.get("x-team").map(String::as_str), Some("shop"));
     }
+    // Argo Rollouts' queries carry the tenant too, and none of the other headers (which may be
+    // secrets: a template is readable by whoever reads the namespace's AnalysisTemplates).
+    let template = w
+        .api
+        .get(
+            "argoproj.io/v1alpha1",
+            "AnalysisTemplate",
+            "shop",
+            "availability",
+        )
+        .expect("the AnalysisTemplate exists");
+    let metrics = template["spec"]["metrics"].as_array().unwrap();
+    assert!(
+        !metrics.is_empty()
+            && metrics
+                .iter()
+                .all(|m| m["provider"]["prometheus"]["headers"]
+                    == json!([{"key": "X-Scope-OrgID", "value": "team-a"}])),
+        "{template}"
+    );
     // The rules for a Thanos Ruler: the strategy on every group, as applied and as the UI shows.
     let rule = w
         .api

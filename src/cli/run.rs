@@ -287,6 +287,12 @@ async fn operate(args: Args) -> Result<(), String> {
             .analysis_prometheus_url
             .clone()
             .or_else(|| args.prometheus.prometheus_url.clone()),
+        analysis_tenant: args
+            .prometheus
+            .store
+            .prometheus_tenant
+            .as_ref()
+            .map(|t| t.as_str().to_string()),
         rollback_actions: args.rollback_actions,
         require_target_opt_in: args.require_target_opt_in,
         concurrency: args.concurrency,

@@ -53,6 +53,8 @@ pub struct Settings {
     pub resync: Duration,
     /// The Prometheus address written into AnalysisTemplates (Argo Rollouts queries it).
     pub analysis_prometheus_url: Option<String>,
+    /// The tenant AnalysisTemplates' queries carry as `X-Scope-OrgID` (`--prometheus-tenant`).
+    pub analysis_tenant: Option<String>,
     /// Whether the operator writes to rollback targets (`--rollback-actions`). Without, it never
     /// annotates them, so it neither adds the cleanup finalizer nor touches targets on deletion
     /// (it has no rights on them).
@@ -76,6 +78,7 @@ impl Settings {
             rule_labels,
             resync: Duration::from_secs(3600),
             analysis_prometheus_url: None,
+            analysis_tenant: None,
             rollback_actions: true,
             require_target_opt_in: false,
             concurrency: 8,

@@ -13,7 +13,7 @@ use super::status::{Readiness, reason};
 use super::{Context, FIELD_MANAGER};
 use crate::api::ServiceLevelObjective;
 use crate::model::Slo;
-use crate::rules::{AnalysisTemplate, analysis_template};
+use crate::rules::{AnalysisTemplate, QueryTarget, analysis_template};
 
 /// The condition this module owns.
 pub const CONDITION: &str = "AnalysisTemplateReady";
@@ -55,7 +55,10 @@ pub async fn reconcile(
         model,
         policy,
         namespace,
-        address,
+        QueryTarget {
+            address,
+            tenant: ctx.config.analysis_tenant.as_deref(),
+        },
         model.uid.as_deref(),
         ctx.config.reading_scope.matchers(),
     );

@@ -85,6 +85,25 @@ pub struct Provider {
 pub struct PrometheusProvider {
     pub address: String,
     pub query: String,
+    /// Sent with every query (metricproviders/prometheus/prometheus.go, `httpHeadersRoundTripper`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ProviderHeader>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ProviderHeader {
+    pub key: String,
+    pub value: String,
+}
+
+/// Where Argo Rollouts sends a template's queries.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryTarget<'a> {
+    pub address: &'a str,
+    /// A Mimir or Cortex tenant, sent as `X-Scope-OrgID`. Only the tenant: the operator's other
+    /// headers may hold secrets, and a template is readable by whoever may read the namespace's
+    /// AnalysisTemplates.
+    pub tenant: Option<&'a str>,
 }
 
 /// How often the analysis measures: the fast rule group records every 30s.
@@ -114,11 +133,19 @@ pub fn analysis_template(
     slo: &Slo,
     policy: &RollbackPolicy,
     namespace: &str,
-    prometheus_address: &str,
+    target: QueryTarget,
     uid: Option<&str>,
     scope: &[LabelMatcher],
 ) -> AnalysisTemplate {
     let q = Queries::new(slo, namespace, uid, scope);
+    let headers: Vec<ProviderHeader> = target
+        .tenant
+        .map(|tenant| ProviderHeader {
+            key: crate::prometheus::request::TENANT_HEADER.to_string(),
+            value: tenant.to_string(),
+        })
+        .into_iter()
+        .collect();
     let metric = |name: String, query: String, failure_condition: String| Metric {
         name: format!("{}-{name}", slo.name),
         interval: INTERVAL.to_string(),
@@ -128,8 +155,9 @@ pub fn analysis_template(
         consecutive_error_limit: Some(IntOrString::Int(ERROR_LIMIT)),
         provider: Provider {
             prometheus: PrometheusProvider {
-                address: prometheus_address.to_string(),
+                address: target.address.to_string(),
                 query,
+                headers: headers.clone(),
             },
         },
     };
@@ -324,6 +352,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn target(address: &str) -> QueryTarget<'_> {
+        QueryTarget {
+            address,
+            tenant: None,
+        }
+    }
+
     /// The template and its queries, each checked to parse.
     fn template(window: &str, rollback: serde_json::Value) -> (AnalysisTemplate, Vec<String>) {
         let object: crate::api::ServiceLevelObjective = serde_json::from_value(json!({
@@ -336,7 +371,7 @@ mod tests {
         .unwrap();
         let s = crate::model::validate(&object).unwrap();
         let policy = s.rollback.as_ref().unwrap();
-        let t = analysis_template(&s, policy, "shop", "http://p", None, &[]);
+        let t = analysis_template(&s, policy, "shop", target("http://p"), None, &[]);
         let q = t
             .spec
             .metrics

@@ -23,7 +23,7 @@ use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
 use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows};
 
 pub use amounts::le_bucket as threshold_bucket;
-pub use analysis::{AnalysisTemplate, analysis_template};
+pub use analysis::{AnalysisTemplate, QueryTarget, analysis_template};
 pub use output::{OutputError, PrometheusRule, VMRule, prometheus_rule, rule_file, vm_rule};
 
 /// Record names, shared with the status reader.
