@@ -122,7 +122,8 @@ fn pyrra_objects_convert_field_by_field() {
             "indicator": {"ratio": {"errors": "shop_requests_total{job=\"shop\",code=~\"5..\"}",
                                     "total": "shop_requests_total{job=\"shop\"}",
                                     "groupBy": ["route"]}},
-            "alerting": {"labels": {"service": "shop", "team": "payments"},
+            // Pyrra's alerts carry the total's = matchers (job) besides its pyrra.dev/ labels.
+            "alerting": {"labels": {"job": "shop", "service": "shop", "team": "payments"},
                          "annotations": {"runbook": "https://runbooks.example/shop"}},
         })
     );
@@ -134,7 +135,7 @@ fn pyrra_objects_convert_field_by_field() {
     );
     assert_eq!(
         latency["alerting"],
-        json!({"name": "ShopLatency", "absent": {"disabled": true}})
+        json!({"name": "ShopLatency", "labels": {"job": "shop"}, "absent": {"disabled": true}})
     );
     let probe = &named(&docs, "shop-probe")["spec"];
     assert_eq!(
@@ -143,7 +144,7 @@ fn pyrra_objects_convert_field_by_field() {
     );
     assert_eq!(
         probe["alerting"],
-        json!({"page": {"disabled": true}, "ticket": {"disabled": true}})
+        json!({"labels": {"job": "blackbox"}, "page": {"disabled": true}, "ticket": {"disabled": true}})
     );
     assert!(
         err.contains("#1: metadata.labels.prometheus: not carried"),

@@ -1,14 +1,12 @@
 //! Pyrra: `pyrra.dev/v1alpha1` ServiceLevelObjective objects (and the group-less `v1alpha1` its
 //! filesystem mode writes). Pyrra's selectors are plain counters already; it adds the rates.
 
-use crate::api::{
-    AbsentAlert, AlertTier, Alerting, GaugeIndicator, Indicator, ServiceLevelObjectiveSpec,
-};
-use crate::model::names::camel_case;
+mod alerting;
+
+use crate::api::{GaugeIndicator, Indicator, ServiceLevelObjectiveSpec};
 use crate::model::promql::parse_selector;
 
 use super::Draft;
-use super::alerting::sanitised_alert_name;
 use super::fields::{Fields, join};
 use super::indicator::{self, from_sli};
 use super::promql::{self, Events, Form};
@@ -84,7 +82,7 @@ fn body(spec: &Fields, name: String, service: String, meta: Meta) -> Option<Draf
             None
         }
     };
-    let window = spec.text("window");
+    let window = spec.text("window").map(|w| in_days(spec, w));
     if window.is_none() {
         f.refused(
             spec.path("window"),
@@ -93,7 +91,11 @@ fn body(spec: &Fields, name: String, service: String, meta: Meta) -> Option<Draf
     }
     let description = spec.text("description").filter(|d| !d.is_empty());
     let indicator = spec.object("indicator").and_then(|i| indicator_of(&i));
-    let alerting = alerting(spec, &name, meta.labels, meta.annotations);
+    let mut labels = meta.labels;
+    if let Some(indicator) = &indicator {
+        labels.extend(alerting::selector_labels(spec, indicator));
+    }
+    let alerting = alerting::alerting(spec, &name, labels, meta.annotations);
     f.changed(
         spec.path("alerting"),
         "Pyrra's burn-rate windows and factors (scaled to the window) are replaced by \
@@ -269,52 +271,16 @@ fn group(block: &Fields, indicator: &mut Indicator) {
     }
 }
 
-fn alerting(
-    spec: &Fields,
-    name: &str,
-    labels: Vec<(String, String)>,
-    annotations: Vec<(String, String)>,
-) -> Alerting {
-    let f = spec.findings();
-    let mut alerting = Alerting {
-        labels: labels.into_iter().collect(),
-        annotations: annotations.into_iter().collect(),
-        ..Alerting::default()
+/// Pyrra reads its window with Prometheus' duration parser, where `y` is 365 days; Plimsoll's
+/// windows have no years.
+fn in_days(spec: &Fields, window: String) -> String {
+    let Some(years) = window.strip_suffix('y').and_then(|n| n.parse::<u32>().ok()) else {
+        return window;
     };
-    let block = spec.object("alerting");
-    let given = block.as_ref().and_then(|b| b.text("name"));
-    let prefix = given
-        .as_ref()
-        .map(|n| sanitised_alert_name(n, &spec.path("alerting.name"), f));
-    let burn = prefix.clone().unwrap_or_else(|| camel_case(name));
-    let pyrra_name = given.unwrap_or_else(|| "ErrorBudgetBurn".to_string());
-    f.changed(
-        spec.path("alerting.name"),
-        format!(
-            "Pyrra names the burn alerts {pyrra_name:?} and the absent alert SLOMetricAbsent; \
-             Plimsoll names them {burn}ErrorBudgetBurn and {burn}SLIAbsent"
-        ),
+    let days = format!("{}d", u64::from(years) * 365);
+    spec.findings().changed(
+        spec.path("window"),
+        format!("{window} is {days} (Prometheus' y is 365 days)"),
     );
-    alerting.name = prefix;
-    let Some(block) = block else {
-        return alerting;
-    };
-    if block.flag("disabled") == Some(true) {
-        alerting.disabled = true;
-    }
-    if block.flag("burnrates") == Some(false) {
-        let off = Some(AlertTier {
-            disabled: true,
-            ..AlertTier::default()
-        });
-        alerting.page = off.clone();
-        alerting.ticket = off;
-    }
-    if block.flag("absent") == Some(false) {
-        alerting.absent = Some(AbsentAlert {
-            disabled: true,
-            for_: None,
-        });
-    }
-    alerting
+    days
 }
