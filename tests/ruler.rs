@@ -194,6 +194,56 @@ fn a_changed_slo_is_updated_and_a_removed_one_deleted_and_nothing_else() {
     assert_eq!(ruler.writes() - writes, 4);
 }
 
+/// A tenant at Mimir's group limit: the stale groups go before the new ones are set, so the
+/// sync fits (creates first would hit `per-user rule groups limit`).
+#[test]
+fn a_full_tenant_makes_room_by_deleting_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = copy_demo_slos(dir.path());
+    let ruler = Ruler::start();
+    post(&ruler, TENANT, "shop", FOREIGN);
+    assert!(
+        sync(&slos, &ruler.mimir_url(), Some(TENANT))
+            .status
+            .success()
+    );
+    let held = ruler.names(TENANT)["shop"].len();
+    // One more than held: room for one set at a time, as Mimir counts it.
+    ruler.limit_groups_per_tenant(held + 1);
+    // payments goes, search comes: two deletes, two creates.
+    let payments = std::fs::read_to_string(slos.join("payments.yaml")).unwrap();
+    std::fs::remove_file(slos.join("payments.yaml")).unwrap();
+    std::fs::write(
+        slos.join("search.yaml"),
+        payments.replace("payments", "search"),
+    )
+    .unwrap();
+    let out = sync(&slos, &ruler.mimir_url(), Some(TENANT));
+    assert!(out.status.success(), "{out:?}");
+    let mut expected = rendered_names(&slos);
+    expected.push("shop-alerts".into());
+    assert_eq!(
+        sorted(ruler.names(TENANT)["shop"].clone()),
+        sorted(expected)
+    );
+    // The emulation holds Mimir's count: a set with the tenant full is refused.
+    std::fs::write(
+        slos.join("extra.yaml"),
+        payments.replace("payments", "extra"),
+    )
+    .unwrap();
+    let out = sync(&slos, &ruler.mimir_url(), Some(TENANT));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "per-user rule groups limit (limit: {} actual: {}) exceeded",
+            held + 1,
+            held + 2
+        )),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn a_foreign_group_with_our_name_is_reported_and_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,27 @@
 use std::time::Duration;
 
 use super::parse_duration;
+use crate::prometheus::Tenant;
+use crate::prometheus::request::RequestError;
 use crate::ruler::{Client, RulerError, Settings};
+
+/// The tenant checked as Mimir checks IDs (as `--prometheus-tenant` is), so a typo fails at
+/// startup rather than as the ruler's refusal of every request; one tenant only, since the rules
+/// configuration API writes one tenant's groups.
+fn parse_ruler_tenant(text: &str) -> Result<String, String> {
+    match Tenant::parse(text) {
+        Ok(tenant) => Ok(tenant.as_str().to_string()),
+        Err(RequestError::Federated { .. }) => Err(format!(
+            "{text:?} names several tenants; the ruler's configuration API writes the groups of \
+             one tenant: give one"
+        )),
+        Err(RequestError::Tenant { problem, .. }) => Err(format!(
+            "{text:?}: {problem}; a tenant ID is letters, digits and !-_.*'() (at most 150), such \
+             as `team-a`"
+        )),
+        Err(other) => Err(other.to_string()),
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RulerFlags {
@@ -19,7 +39,8 @@ pub struct RulerFlags {
         long,
         value_name = "TENANT",
         env = "PLIMSOLL_TENANT",
-        requires = "ruler_url"
+        requires = "ruler_url",
+        value_parser = parse_ruler_tenant
     )]
     pub tenant: Option<String>,
     /// Put SLO namespace `NS`'s groups in ruler namespace `<PREFIX>NS`. Plimsoll deletes its
@@ -66,5 +87,22 @@ impl RulerFlags {
     /// The client, when a URL is given.
     pub fn client(&self) -> Option<Result<Client, RulerError>> {
         self.settings().map(Client::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ruler_tenant;
+
+    #[test]
+    fn the_tenant_is_checked_as_mimir_checks_it() {
+        assert_eq!(parse_ruler_tenant("team-a"), Ok("team-a".to_string()));
+        let federated = parse_ruler_tenant("a|b").unwrap_err();
+        assert!(federated.contains("names several tenants"), "{federated}");
+        let bad = parse_ruler_tenant("team a").unwrap_err();
+        assert!(
+            bad.contains("a character Mimir refuses") && !bad.contains("--prometheus-tenant"),
+            "{bad}"
+        );
     }
 }

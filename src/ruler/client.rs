@@ -209,8 +209,10 @@ impl Client {
     }
 
     fn refused(&self, namespace: &str, group: &str, status: u16, text: &str) -> RulerError {
+        // A 403 on a write names the group: Mimir refuses writes to its protected namespaces
+        // with one, which no credential changes; its message says why.
         match status {
-            401 | 403 => RulerError::Denied {
+            401 => RulerError::Denied {
                 status,
                 message: short(text),
             },

@@ -231,19 +231,34 @@ pub async fn sync(client: &Client, prefix: &str, wanted: &[Wanted]) -> Result<Re
             bodies.insert((step.namespace.clone(), step.group.clone()), text);
         }
     }
-    // Each write is an object-store write in the ruler: a few at a time, in plan order.
-    let results: Vec<Result<(), RulerError>> = futures::stream::iter(&steps)
-        .map(|step| {
-            let body = bodies.remove(&(step.namespace.clone(), step.group.clone()));
-            carry_out(client, step, body)
-        })
-        .buffered(WRITES_IN_FLIGHT)
-        .collect()
-        .await;
-    let report = Report {
-        steps: steps.into_iter().zip(results).collect(),
-    };
-    Ok(report)
+    // Deletes before every set: Mimir and Cortex check the tenant's group limit on every set
+    // against all its groups plus one (pkg/ruler/api.go, CreateRuleGroup), so a full tenant has
+    // room for new groups only once the stale ones are gone.
+    let mut results: Vec<Option<Result<(), RulerError>>> = steps.iter().map(|_| None).collect();
+    for deletes in [true, false] {
+        let phase = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| (step.action == Action::Delete) == deletes);
+        // Each write is an object-store write in the ruler: a few at a time, in plan order.
+        let done: Vec<(usize, Result<(), RulerError>)> = futures::stream::iter(phase)
+            .map(|(i, step)| {
+                let body = bodies.remove(&(step.namespace.clone(), step.group.clone()));
+                async move { (i, carry_out(client, step, body).await) }
+            })
+            .buffered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        for (i, result) in done {
+            results[i] = Some(result);
+        }
+    }
+    let steps = steps
+        .into_iter()
+        .zip(results)
+        .map(|(step, result)| (step, result.unwrap_or(Ok(()))))
+        .collect();
+    Ok(Report { steps })
 }
 
 #[cfg(test)]

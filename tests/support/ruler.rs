@@ -14,7 +14,10 @@
 //!   not decode is `400 unable to decode rule group`; validation errors (`pkg/ruler/manager.go`
 //!   `ValidateRuleGroup`, Prometheus `model/rulefmt` `RuleNode.Validate`) are `400` with the
 //!   errors joined by `, `; more rules than the tenant's limit is `400 per-user rules per rule
-//!   group limit (limit: N actual: M) exceeded` (`api_test.go` `TestRuler_LimitsPerGroup`).
+//!   group limit (limit: N actual: M) exceeded` (`api_test.go` `TestRuler_LimitsPerGroup`), and
+//!   a set when the tenant's groups plus one exceed its group limit, even one that replaces a
+//!   group, is `400 per-user rule groups limit (limit: N actual: M) exceeded` (`CreateRuleGroup`:
+//!   `AssertMaxRuleGroups(userID, namespace, len(rgs)+1)`).
 //!   Delete group / namespace: `202`, or `404 group does not exist` / `group namespace does not
 //!   exist`. Names in paths are decoded with `url.PathUnescape`.
 //! - Durations are stored as Prometheus' `model.Duration` and written back in its form
@@ -81,6 +84,8 @@ pub struct Store {
     pub writes: usize,
     pub seen: Vec<Seen>,
     pub max_rules_per_group: Option<usize>,
+    /// Mimir's `-ruler.max-rule-groups-per-tenant` (70 by default; Cortex: no limit).
+    pub max_groups_per_tenant: Option<usize>,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -157,6 +162,10 @@ impl Ruler {
     pub fn limit_rules_per_group(&self, limit: usize) {
         self.store.lock().unwrap().max_rules_per_group = Some(limit);
     }
+
+    pub fn limit_groups_per_tenant(&self, limit: usize) {
+        self.store.lock().unwrap().max_groups_per_tenant = Some(limit);
+    }
 }
 
 /// `http.Error`: text, a newline, `text/plain`.
@@ -226,7 +235,7 @@ async fn handle(
         return text(StatusCode::INTERNAL_SERVER_ERROR, "invalid URL escape");
     };
     let store = &mut *store;
-    let limit = store.max_rules_per_group;
+    let limits = (store.max_rules_per_group, store.max_groups_per_tenant);
     let tenant_groups = store.tenants.entry(tenant).or_default();
     let response = match (method, names.as_slice()) {
         (Method::GET, []) => list(tenant_groups, None, cortex),
@@ -238,7 +247,7 @@ async fn handle(
             Some(group) => yaml(group),
             None => text(StatusCode::NOT_FOUND, "group does not exist"),
         },
-        (Method::POST, [ns]) => match set(tenant_groups, ns, &body, limit) {
+        (Method::POST, [ns]) => match set(tenant_groups, ns, &body, limits) {
             Ok(()) => {
                 store.writes += 1;
                 accepted()
@@ -288,12 +297,16 @@ fn list(
     }
 }
 
+/// Sets a group as Mimir's CreateRuleGroup does: decode and validate, the rules-per-group limit,
+/// then the tenant's group limit, checked against all its groups plus one even when the set
+/// replaces a group (pkg/ruler/api.go).
 fn set(
     tenant: &mut BTreeMap<String, Vec<Group>>,
     namespace: &str,
     body: &[u8],
-    limit: Option<usize>,
+    limits: (Option<usize>, Option<usize>),
 ) -> Result<(), String> {
+    let (limit, max_groups) = limits;
     const BAD: &str = "unable to decode rule group";
     let text = std::str::from_utf8(body).map_err(|_| BAD.to_string())?;
     let posted: Posted = if text.trim().is_empty() {
@@ -310,6 +323,13 @@ fn set(
         return Err(format!(
             "per-user rules per rule group limit (limit: {limit} actual: {}) exceeded",
             group.rules.len()
+        ));
+    }
+    let held: usize = tenant.values().map(Vec::len).sum();
+    if let Some(max) = max_groups.filter(|m| held + 1 > *m) {
+        return Err(format!(
+            "per-user rule groups limit (limit: {max} actual: {}) exceeded",
+            held + 1
         ));
     }
     let groups = tenant.entry(namespace.to_string()).or_default();
