@@ -379,6 +379,60 @@ mod tests {
         assert_eq!(path_segment("é"), "%C3%A9");
     }
 
+    /// A list as Go's yaml.v3 writes it (Mimir marshals the list with it): four-space indents,
+    /// sequences indented under their key, strings double-quoted where the plain form would not
+    /// read back as the same text. Our own groups read from it compare as unchanged.
+    #[test]
+    fn a_list_in_yaml_v3_style_reads_back_as_our_groups() {
+        let object: crate::api::ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                     "description": "Checkout: \"fast\" # and 'right'",
+                     "indicator": {"ratio": {"errors": "t_total{code=~\"5..\"}",
+                                             "total": "t_total"}}},
+        }))
+        .unwrap();
+        let slo = crate::model::validate(&object).unwrap();
+        let wanted: Vec<_> = crate::rules::render(&slo, "shop")
+            .iter()
+            .map(crate::ruler::groups::for_ruler)
+            .collect();
+        let q = |text: &str| serde_json::to_string(text).unwrap();
+        let mut yaml = String::from("shop:\n");
+        for group in &wanted {
+            yaml += &format!(
+                "    - name: {}\n      interval: {}\n      rules:\n",
+                q(&group.name),
+                group.interval
+            );
+            for rule in &group.rules {
+                match (&rule.record, &rule.alert) {
+                    (Some(r), _) => yaml += &format!("        - record: {r}\n"),
+                    (_, Some(a)) => yaml += &format!("        - alert: {a}\n"),
+                    _ => unreachable!(),
+                }
+                yaml += &format!("          expr: {}\n", q(&rule.expr));
+                if let Some(f) = &rule.for_ {
+                    yaml += &format!("          for: {f}\n");
+                }
+                for (key, map) in [("labels", &rule.labels), ("annotations", &rule.annotations)] {
+                    if !map.is_empty() {
+                        yaml += &format!("          {key}:\n");
+                        for (k, v) in map {
+                            yaml += &format!("            {k}: {}\n", q(v));
+                        }
+                    }
+                }
+            }
+        }
+        let listed = decode_list(&yaml).unwrap();
+        assert_eq!(listed["shop"].len(), wanted.len());
+        for (want, found) in wanted.iter().zip(&listed["shop"]) {
+            assert!(crate::ruler::groups::same(want, found), "{}", want.name);
+        }
+    }
+
     #[test]
     fn an_empty_or_null_list_is_no_groups() {
         assert!(decode_list("{}\n").unwrap().is_empty());
