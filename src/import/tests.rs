@@ -375,3 +375,7 @@ spec:
         );
     }
 }
+
+// Sloth's alerts and queries as Sloth renders them; apart to keep this file short.
+#[path = "tests_sloth.rs"]
+mod sloth;
