@@ -51,7 +51,8 @@ fn sloth_spec_files_convert_field_by_field() {
             "alerting": {"name": "ShopAvailability",
                          "labels": {"category": "availability", "team": "payments", "tier": "1"},
                          "annotations": {"runbook": "https://runbooks.example/shop"},
-                         "page": {"labels": {"routing_key": "payments", "severity": "critical"}},
+                         "page": {"labels": {"routing_key": "payments", "severity": "critical",
+                                             "sloth_severity": "page"}},
                          "ticket": {"disabled": true}},
         })
     );
@@ -83,6 +84,11 @@ fn sloth_spec_files_convert_field_by_field() {
         "slos[4].sli.raw.error_ratio_query: changed: not a plain rate of counters",
         "slos[2].sli: changed: `by (route)` in both queries becomes groupBy",
         "slos[3].alerting.page: changed: the page alert has no severity label",
+        "slos[1].alerting: changed: Sloth labels its page alert sloth_severity: page and its \
+         ticket alert sloth_severity: ticket; carried so Alertmanager routes on it keep \
+         matching: alerting.page.labels gets sloth_severity: page, alerting.ticket.labels gets \
+         sloth_severity: ticket",
+        "slos[1].alerting: not carried: sloth_id, sloth_service and sloth_slo",
     ] {
         assert!(err.contains(line), "{line} not in\n{err}");
     }
@@ -97,7 +103,12 @@ fn a_sloth_object_keeps_its_namespace_and_refuses_a_plugin() {
     assert_eq!(slo["metadata"]["namespace"], "shop");
     assert_eq!(
         slo["spec"]["alerting"]["page"],
-        json!({"labels": {"severity": "critical"}, "annotations": {"summary": "Checkout is failing"}})
+        json!({"labels": {"severity": "critical", "sloth_severity": "page"},
+               "annotations": {"summary": "Checkout is failing"}})
+    );
+    assert_eq!(
+        slo["spec"]["alerting"]["ticket"],
+        json!({"labels": {"severity": "warning", "sloth_severity": "ticket"}})
     );
     assert!(err.contains(
         "tests/import/sloth-object.yaml: spec.slos[1].sli.plugin.id: refused: the SLI is Sloth plugin \"sloth-common/kubernetes/apiserver/availability\""

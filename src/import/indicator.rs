@@ -51,7 +51,10 @@ pub fn from_sli(
                 ..Indicator::default()
             })
         }
-        Ok(Sli::Query(error_ratio)) => {
+        Ok(Sli::Query {
+            error_ratio,
+            as_written,
+        }) => {
             if error_ratio.contains("[$window:") {
                 findings.changed(
                     path,
@@ -60,11 +63,16 @@ pub fn from_sli(
                      ratios), which costs more than a rate",
                 );
             }
+            // A source that divides its counters as written gets the reason, not the general
+            // "not a rate of counters", which would hide that the source's own ratio is off.
             findings.changed(
                 path,
-                "not a plain rate of counters, so it becomes indicator.query (a query fallback): \
-                 it has no counts, so the long windows average its 5m ratios instead of summing \
-                 events, and there is no groupBy",
+                as_written.unwrap_or_else(|| {
+                    "not a plain rate of counters, so it becomes indicator.query (a query \
+                     fallback): it has no counts, so the long windows average its 5m ratios \
+                     instead of summing events, and there is no groupBy"
+                        .to_string()
+                }),
             );
             Some(Indicator {
                 query: Some(QueryIndicator { error_ratio }),

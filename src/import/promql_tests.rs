@@ -22,7 +22,7 @@ fn sums_of_rates_over_the_window_are_counters_with_their_grouping() {
     let r = ratio(
         events(
             r#"sum by (route) (rate(x_total{code=~"5.."}[{{.window}}]))"#,
-            "sum(increase(x_total[{{.window}}])) by (route)",
+            "sum(rate(x_total[{{.window}}])) by (route)",
             Events::Bad,
             Form::Windowed,
         )
@@ -127,6 +127,152 @@ fn an_error_ratio_of_two_counters_is_a_ratio() {
     );
     assert_eq!((r.errors.as_deref(), r.total.as_str()), (Some("e"), "t"));
     let q = error_ratio("1 - avg_over_time(up[{{.window}}])", Form::Windowed).unwrap();
-    assert_eq!(q, Sli::Query("1 - avg_over_time(up[$window])".into()));
+    assert_eq!(q, Sli::query("1 - avg_over_time(up[$window])".into()));
     assert!(error_ratio("histogram_share(0.2, x)", Form::Windowed).is_err());
+}
+
+/// The query fallback and its reason, or a panic.
+fn as_written(sli: Sli) -> (String, String) {
+    match sli {
+        Sli::Query {
+            error_ratio,
+            as_written: Some(why),
+        } => (error_ratio, why),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn increase_over_rate_is_kept_as_written_not_repaired() {
+    // Sloth divides the two as written: counts over per-second rates, off by the window's
+    // seconds. A ratio of counters would compute something the source does not.
+    let (query, why) = as_written(
+        events(
+            "sum(increase(e[{{.window}}]))",
+            "sum(rate(t[{{.window}}]))",
+            Events::Bad,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        query,
+        "(sum(increase(e[$window]))) / (sum(rate(t[$window])))"
+    );
+    assert!(
+        why.starts_with("the error query uses increase and the total rate ("),
+        "{why}"
+    );
+    assert!(why.contains("Sloth divides them as written, so the ratio is scaled by the window's seconds; kept as written in indicator.query"), "{why}");
+    assert!(why.ends_with("fix the source"), "{why}");
+    // Counted alike, increase is as good a count as rate.
+    let r = ratio(
+        events(
+            "sum(increase(e[{{.window}}]))",
+            "sum(increase(t[{{.window}}]))",
+            Events::Bad,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.errors.as_deref(), r.total.as_str()), (Some("e"), "t"));
+}
+
+#[test]
+fn a_raw_ratio_or_a_latency_counted_two_ways_is_kept_as_written() {
+    let (query, why) = as_written(
+        error_ratio(
+            "sum(rate(e[{{.window}}])) / sum(increase(t[{{.window}}]))",
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!(query, "sum(rate(e[$window])) / sum(increase(t[$window]))");
+    assert!(
+        why.starts_with("the numerator uses rate and the denominator increase"),
+        "{why}"
+    );
+    let (_, why) = as_written(
+        events(
+            r#"sum(rate(h_count[{{.window}}])) - sum(rate(h_bucket{le="1"}[{{.window}}]))"#,
+            "sum(increase(h_count[{{.window}}]))",
+            Events::Bad,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert!(
+        why.starts_with("the error query uses rate and the total increase"),
+        "{why}"
+    );
+    let (_, why) = as_written(
+        events(
+            r#"sum(increase(h_bucket{le="1"}[{{.window}}]))"#,
+            "sum(rate(h_count[{{.window}}]))",
+            Events::Good,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert!(
+        why.starts_with("the good query uses increase and the total rate"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_plain_selector_goes_with_a_windowed_count_as_before() {
+    // Pyrra and OpenSLO count a plain selector themselves: only rate against increase is a
+    // mismatch.
+    let r = ratio(
+        events(
+            "e_total",
+            "sum(increase(t_total[{{.window}}]))",
+            Events::Good,
+            Form::Plain,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.good.as_deref(), Some("e_total"));
+}
+
+#[test]
+fn by_lists_are_compared_as_sets() {
+    let r = ratio(
+        events(
+            "sum(rate(e[{{.window}}])) by (a, b)",
+            "sum by (b, a) (rate(t[{{.window}}]))",
+            Events::Bad,
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.group_by, ["b", "a"]);
+    let r = ratio(
+        error_ratio(
+            "sum(rate(e[{{.window}}])) by (a, b) / sum(rate(t[{{.window}}])) by (b, a)",
+            Form::Windowed,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.group_by, ["b", "a"]);
+    let sli = events(
+        r#"sum(rate(h_count[{{.window}}])) by (x, y) - sum(rate(h_bucket{le="1"}[{{.window}}])) by (y, x)"#,
+        "sum(rate(h_count[{{.window}}])) by (y, x)",
+        Events::Bad,
+        Form::Windowed,
+    )
+    .unwrap();
+    assert!(
+        matches!(&sli, Sli::Latency { indicator, .. } if indicator.group_by == ["y", "x"]),
+        "{sli:?}"
+    );
+    // A set is still not a subset.
+    let q = events(
+        "sum(rate(e[{{.window}}])) by (a, b)",
+        "sum(rate(t[{{.window}}])) by (a)",
+        Events::Bad,
+        Form::Windowed,
+    );
+    assert!(q.unwrap_err().contains("by (a, b) over a total by (a)"));
 }

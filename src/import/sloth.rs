@@ -3,10 +3,12 @@
 
 use crate::api::{Alerting, ServiceLevelObjectiveSpec};
 use crate::model::names::camel_case;
+use crate::small_map::SmallMap;
 
 use super::Draft;
-use super::alerting::{Tier, sanitised_alert_name};
+use super::alerting::{Tier, same_severity_note, sanitised_alert_name, sloth_severity};
 use super::fields::{Fields, join};
+use super::finding::Findings;
 use super::indicator::{self, from_sli};
 use super::promql::{self, Events, Form};
 
@@ -282,6 +284,9 @@ fn alerting(slo: &Fields, slo_name: &str, labels: &[(String, String)], keys: &Ke
         ..Alerting::default()
     };
     let (mut page, mut ticket) = (Tier::default(), Tier::default());
+    // The labels Sloth puts on the alert rules themselves; the SLO's labels reach its alerts
+    // from the recorded series, under the rules' labels.
+    let mut rule_labels = SmallMap::default();
     if let Some(block) = &block {
         if let Some(name) = block.text("name") {
             let prefix = sanitised_alert_name(&name, &block.path("name"), f);
@@ -289,13 +294,14 @@ fn alerting(slo: &Fields, slo_name: &str, labels: &[(String, String)], keys: &Ke
                 block.path("name"),
                 format!(
                     "Sloth names both burn alerts {name:?}; Plimsoll names them \
-                     {prefix}ErrorBudgetBurn (page and ticket told apart by severity)"
+                     {prefix}ErrorBudgetBurn (page and ticket told apart by severity and sloth_severity)"
                 ),
             );
             alerting.name = Some(prefix);
         }
-        for (k, v) in block.string_map("labels") {
-            alerting.labels.insert(k, v);
+        rule_labels = block.string_map("labels").into_iter().collect();
+        for (k, v) in rule_labels.iter() {
+            alerting.labels.insert(k.clone(), v.clone());
         }
         alerting.annotations = block.string_map("annotations").into_iter().collect();
         page = Tier::read(block, keys.page);
@@ -313,17 +319,52 @@ fn alerting(slo: &Fields, slo_name: &str, labels: &[(String, String)], keys: &Ke
         return alerting;
     }
     let default_name = camel_case(slo_name);
+    let path = slo.path("alerting");
     f.changed(
-        slo.path("alerting"),
+        &path,
         format!(
             "Sloth makes no alert for missing series; Plimsoll adds {}SLIAbsent (set \
-             alerting.absent.disabled: true to do without). Sloth's sloth_severity label and its \
-             default title/summary annotations are not carried; Plimsoll's severity and \
-             descriptions apply",
+             alerting.absent.disabled: true to do without). Sloth's default title/summary \
+             annotations are not carried; Plimsoll's descriptions apply",
             alerting.name.clone().unwrap_or(default_name)
         ),
     );
-    alerting.page = page.into_spec(&slo.path("alerting"), "page", "critical", f);
-    alerting.ticket = ticket.into_spec(&slo.path("alerting"), "ticket", "warning", f);
+    sloth_labels(&mut page, &mut ticket, &rule_labels, &path, f);
+    if let Some(note) = same_severity_note(&page, &ticket, &alerting.labels) {
+        f.changed(&path, note);
+    }
+    alerting.page = page.into_spec(&path, "page", "critical", &alerting.labels, f);
+    alerting.ticket = ticket.into_spec(&path, "ticket", "warning", &alerting.labels, f);
     alerting
+}
+
+/// The labels Sloth's alerts carry of their own: `sloth_severity` is written into the tiers,
+/// the series' `sloth_*` ids are reported with the labels Plimsoll's alerts have instead.
+fn sloth_labels(
+    page: &mut Tier,
+    ticket: &mut Tier,
+    rule_labels: &SmallMap<String, String>,
+    path: &str,
+    f: &Findings,
+) {
+    let labelled: Vec<String> = sloth_severity(page, ticket, rule_labels)
+        .into_iter()
+        .map(|tier| format!("alerting.{tier}.labels gets sloth_severity: {tier}"))
+        .collect();
+    if !labelled.is_empty() {
+        f.changed(
+            path,
+            format!(
+                "Sloth labels its page alert sloth_severity: page and its ticket alert \
+                 sloth_severity: ticket; carried so Alertmanager routes on it keep matching: {}",
+                labelled.join(", ")
+            ),
+        );
+    }
+    f.dropped(
+        path,
+        "sloth_id, sloth_service and sloth_slo, which Sloth's alerts carry from its recorded \
+         series (max(...) without (sloth_window)): Plimsoll's alerts carry slo, slo_namespace \
+         and slo_service instead; routes and silences on the sloth_* labels need rewriting",
+    );
 }

@@ -177,7 +177,13 @@ pub fn indicator(
         }
         Measure::Raw { query, success } => {
             let converted = promql::error_ratio(query, Form::Windowed).map(|sli| match sli {
-                promql::Sli::Query(q) if *success => promql::Sli::Query(format!("1 - ({q})")),
+                promql::Sli::Query {
+                    error_ratio,
+                    as_written,
+                } if *success => promql::Sli::Query {
+                    error_ratio: format!("1 - ({error_ratio})"),
+                    as_written,
+                },
                 promql::Sli::Ratio(mut ratio) if *success => {
                     ratio.good = ratio.errors.take();
                     promql::Sli::Ratio(ratio)
@@ -234,7 +240,7 @@ fn threshold(
             op.promql()
         ),
     );
-    from_sli(Ok(promql::Sli::Query(error_ratio)), path, f)
+    from_sli(Ok(promql::Sli::query(error_ratio)), path, f)
 }
 
 fn one_line(text: &str) -> String {
