@@ -276,3 +276,37 @@ fn by_lists_are_compared_as_sets() {
     );
     assert!(q.unwrap_err().contains("by (a, b) over a total by (a)"));
 }
+
+#[test]
+fn a_bucket_spelled_as_prometheus_never_writes_it_stays_as_written() {
+    // Prometheus writes 0.25; a selector on "0.250" matches what the source's exporter writes,
+    // which Plimsoll's latency bucket (le="0.25") would not.
+    let sli = events(
+        r#"sum(rate(d_bucket{job="a",le="0.250"}[{{.window}}]))"#,
+        r#"sum(rate(d_count{job="a"}[{{.window}}]))"#,
+        Events::Good,
+        Form::Windowed,
+    )
+    .unwrap();
+    match sli {
+        Sli::Ratio(ratio) => {
+            assert_eq!(
+                ratio.good.as_deref(),
+                Some(r#"d_bucket{job="a",le="0.250"}"#)
+            );
+            assert_eq!(ratio.total, r#"d_count{job="a"}"#);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both spellings of an integer are Prometheus' own: a latency indicator.
+    for le in ["5", "5.0"] {
+        let sli = events(
+            &format!(r#"sum(rate(d_bucket{{le="{le}"}}[{{{{.window}}}}]))"#),
+            "sum(rate(d_count[{{.window}}]))",
+            Events::Good,
+            Form::Windowed,
+        )
+        .unwrap();
+        assert!(matches!(sli, Sli::Latency { .. }), "{le}: {sli:?}");
+    }
+}

@@ -186,9 +186,10 @@ fn indicator_of(ind: &Fields) -> Option<Indicator> {
             f.changed(
                 latency.path("success"),
                 "the success bucket and the total do not have the same matchers (besides le), \
-                 so this is no Plimsoll latency indicator: it becomes a ratio of the bucket as \
-                 good events over the total, with both matcher sets as the source has them (check \
-                 the source: this is usually a mistake)",
+                 or le is not spelled as Prometheus writes the number (such as \"0.250\" for \
+                 0.25), so this is no Plimsoll latency indicator: it becomes a ratio of the \
+                 bucket as good events over the total, with both selectors as the source has \
+                 them (check the source: different matchers are usually a mistake)",
             );
         }
         group(&latency, &mut indicator);
