@@ -18,7 +18,7 @@ mod support;
 #[path = "support/ruler.rs"]
 mod ruler_api;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,21 @@ fn post(ruler: &Ruler, tenant: &str, namespace: &str, body: &str) {
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
+}
+
+/// The demo's SLOs synced to a ruler that holds a foreign group beside them (the directory is
+/// returned to keep it).
+fn synced_demo() -> (tempfile::TempDir, PathBuf, Ruler) {
+    let dir = tempfile::tempdir().unwrap();
+    let slos = copy_demo_slos(dir.path());
+    let ruler = Ruler::start();
+    post(&ruler, TENANT, "shop", FOREIGN);
+    assert!(
+        sync(&slos, &ruler.mimir_url(), Some(TENANT))
+            .status
+            .success()
+    );
+    (dir, slos, ruler)
 }
 
 #[test]
@@ -141,15 +156,7 @@ fn generate_syncs_our_groups_beside_foreign_ones_and_a_second_sync_writes_nothin
 
 #[test]
 fn a_changed_slo_is_updated_and_a_removed_one_deleted_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let slos = copy_demo_slos(dir.path());
-    let ruler = Ruler::start();
-    post(&ruler, TENANT, "shop", FOREIGN);
-    assert!(
-        sync(&slos, &ruler.mimir_url(), Some(TENANT))
-            .status
-            .success()
-    );
+    let (_dir, slos, ruler) = synced_demo();
     let catalog = "plimsoll:shop:catalog-availability";
     let before_fast = ruler
         .group(TENANT, "shop", &format!("{catalog}:fast"))
@@ -198,15 +205,7 @@ fn a_changed_slo_is_updated_and_a_removed_one_deleted_and_nothing_else() {
 /// sync fits (creates first would hit `per-user rule groups limit`).
 #[test]
 fn a_full_tenant_makes_room_by_deleting_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let slos = copy_demo_slos(dir.path());
-    let ruler = Ruler::start();
-    post(&ruler, TENANT, "shop", FOREIGN);
-    assert!(
-        sync(&slos, &ruler.mimir_url(), Some(TENANT))
-            .status
-            .success()
-    );
+    let (_dir, slos, ruler) = synced_demo();
     let held = ruler.names(TENANT)["shop"].len();
     // One more than held: room for one set at a time, as Mimir counts it.
     ruler.limit_groups_per_tenant(held + 1);
