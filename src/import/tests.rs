@@ -376,6 +376,10 @@ spec:
     }
 }
 
+// OpenSLO's defaults as its specification states them; apart to keep this file short.
+#[path = "tests_openslo.rs"]
+mod openslo;
+
 // Pyrra's alerting and windows as Pyrra writes them; apart to keep this file short.
 #[path = "tests_pyrra.rs"]
 mod pyrra;

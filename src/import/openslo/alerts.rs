@@ -148,7 +148,8 @@ fn tier_of_condition(value: &Value, path: &str, f: &Findings, alerting: &mut Ale
     let Some(rule) = spec.object("condition") else {
         return;
     };
-    let kind = rule.text("kind").unwrap_or_default();
+    // OpenSLO: kind "defaults to `burnrate`".
+    let kind = rule.text("kind").unwrap_or_else(|| "burnrate".to_string());
     let op = rule.scalar("op").unwrap_or_default();
     let threshold = rule.scalar("threshold").unwrap_or_default();
     let lookback = rule.scalar("lookbackWindow").unwrap_or_default();

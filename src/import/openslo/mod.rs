@@ -276,12 +276,8 @@ fn one_objective(
 fn objective_measure(objective: &Fields, common: &Common) -> Option<Measure> {
     let f = objective.findings();
     if let Some(ratio) = objective.object("ratioMetrics") {
-        if ratio.take("incremental").is_some() {
-            f.dropped(
-                ratio.path("incremental"),
-                "Plimsoll reads counters as counters; the flag is not carried",
-            );
-        }
+        // v1alpha's name for v1's `counter` (OpenSLO renamed it).
+        let counter = ratio.flag("incremental").unwrap_or(true);
         let (good, bad) = (ratio.object("good"), ratio.object("bad"));
         let total = ratio.object("total");
         let (first, events) = match (good, bad) {
@@ -297,7 +293,7 @@ fn objective_measure(objective: &Fields, common: &Common) -> Option<Measure> {
             first: first?,
             total: total?,
             events,
-            counter: true,
+            counter,
         });
     }
     if !common.has_indicator {

@@ -39,9 +39,14 @@ pub fn v1_spec(spec: &Fields) -> Option<Measure> {
     if let Some(ratio) = spec.object("ratioMetric") {
         let counter = ratio.flag("counter").unwrap_or(true);
         if let Some(raw) = ratio.object("raw") {
-            let raw_type = ratio
-                .text("rawType")
-                .unwrap_or_else(|| "failure".to_string());
+            let raw_type = ratio.text("rawType").unwrap_or_else(|| {
+                f.changed(
+                    ratio.path("rawType"),
+                    "is missing (OpenSLO requires it with raw); read as failure: the query is \
+                     the error ratio",
+                );
+                "failure".to_string()
+            });
             let query = source_query(&raw)?;
             return Some(Measure::Raw {
                 query,

@@ -73,12 +73,18 @@ pub fn time_window(spec: &Fields) -> Option<Window> {
             ),
         );
     }
+    // OpenSLO v1: "if omitted assumed false if calendar: is present".
     let rolling = rolling.unwrap_or_else(|| {
+        let rolling = calendar.is_none();
         f.changed(
             entry.path("isRolling"),
-            "is not given; read as a rolling window, as Sloth reads OpenSLO",
+            if rolling {
+                "is not given; read as a rolling window (no calendar), as Sloth reads OpenSLO"
+            } else {
+                "is not given; with a calendar, OpenSLO reads the window as calendar-aligned"
+            },
         );
-        true
+        rolling
     });
     let window = if rolling {
         rolling_window(&duration, &entry.path("duration"), entry.findings())?
@@ -177,7 +183,13 @@ pub fn budgeting(
 ) -> Option<(Option<BudgetingMethod>, Option<Timeslice>)> {
     let f = objective.findings();
     let target = objective.number("timeSliceTarget");
-    let slice = objective.text("timeSliceWindow");
+    let slice = objective.scalar("timeSliceWindow");
+    if method.is_none() {
+        f.changed(
+            method_path,
+            "is missing (OpenSLO requires it); read as Occurrences",
+        );
+    }
     match method.unwrap_or("Occurrences") {
         "Occurrences" => {
             if target.is_some() || slice.is_some() {
@@ -243,7 +255,8 @@ pub fn budgeting(
 /// `1m`, `5m`, `60s`, `1h` as Plimsoll's slice length.
 fn slice_length(text: &str) -> Option<String> {
     match split(text) {
-        (Some(n), "m") if n > 0 => Some(format!("{n}m")),
+        // OpenSLO: "Default interpretation of unit if specified as a number in minutes".
+        (Some(n), "" | "m") if n > 0 => Some(format!("{n}m")),
         (Some(n), "h") if n > 0 => Some(format!("{n}h")),
         (Some(n), "s") if n > 0 && n % 60 == 0 => Some(format!("{}m", n / 60)),
         _ => None,
