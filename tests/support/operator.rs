@@ -103,6 +103,11 @@ impl Operator {
             .is_some_and(|(_, m)| m.lines().any(|l| l == "plimsoll_leader 1"))
     }
 
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     pub fn ready(&self) -> bool {
         self.get("/readyz").is_some_and(|(code, _)| code == 200)
     }
