@@ -373,12 +373,11 @@ fn latency_sli(bucket: &Counter, le: String, total: &Counter) -> Option<Sli> {
     let threshold: f64 = le.trim().parse().ok().filter(|t: &f64| t.is_finite())?;
     // Plimsoll's bucket selector matches the spellings Prometheus writes (`0.25`; `5` and
     // `5.0`); a bucket the source names otherwise (`0.250`) stays as written, in a ratio.
-    let spelled = threshold.to_string();
-    let integer = threshold.fract() == 0.0 && !spelled.contains('e');
-    if le != spelled && !(integer && le == format!("{spelled}.0")) {
+    let spellings = crate::rules::le_spellings(threshold);
+    if !spellings.contains(&le) {
         return None;
     }
-    let le_written = (spelled != le).then_some(le);
+    let le_written = (spellings.first() != Some(&le)).then_some(le);
     Some(Sli::Latency {
         indicator: LatencyIndicator {
             histogram: total.selector.with_metric(base).to_string(),

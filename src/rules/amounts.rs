@@ -130,15 +130,24 @@ pub fn presence(indicator: &Indicator) -> String {
     }
 }
 
-/// The histogram's bucket at the threshold. Prometheus 3 writes integer bounds as `1.0` where
-/// older exporters wrote `1`, so integers match both spellings.
+/// The `le` texts the threshold's bucket selector matches. Prometheus 3 writes integer bounds as
+/// `1.0` where older exporters wrote `1`, so integers match both spellings.
+pub fn le_spellings(threshold: f64) -> Vec<String> {
+    let spelled = threshold.to_string();
+    if threshold.fract() == 0.0 && !spelled.contains('e') {
+        let decimal = format!("{spelled}.0");
+        vec![spelled, decimal]
+    } else {
+        vec![spelled]
+    }
+}
+
+/// The histogram's bucket at the threshold, matching every spelling of [`le_spellings`].
 pub fn le_bucket(histogram: &Selector, threshold: f64) -> String {
     let bucket = histogram.with_metric(format!("{}_bucket", histogram.metric));
-    let spelled = threshold.to_string();
-    let le = if threshold.fract() == 0.0 && !spelled.contains('e') {
-        LabelMatcher::new("le", MatchKind::Regex, format!("{spelled}|{spelled}\\.0"))
-    } else {
-        LabelMatcher::new("le", MatchKind::Equal, spelled)
+    let le = match le_spellings(threshold).as_slice() {
+        [one] => LabelMatcher::new("le", MatchKind::Equal, one.clone()),
+        all => LabelMatcher::new("le", MatchKind::Regex, all.join("|").replace('.', "\\.")),
     };
     bucket.with_matcher(le).to_string()
 }

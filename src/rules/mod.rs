@@ -22,7 +22,7 @@ use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
 use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
 use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows};
 
-pub use amounts::le_bucket as threshold_bucket;
+pub use amounts::{le_bucket as threshold_bucket, le_spellings};
 pub use analysis::{AnalysisTemplate, QueryTarget, analysis_template};
 pub use output::{OutputError, PrometheusRule, VMRule, prometheus_rule, rule_file, vm_rule};
 
