@@ -233,32 +233,24 @@ pub async fn sync(client: &Client, prefix: &str, wanted: &[Wanted]) -> Result<Re
     }
     // Deletes before every set: Mimir and Cortex check the tenant's group limit on every set
     // against all its groups plus one (pkg/ruler/api.go, CreateRuleGroup), so a full tenant has
-    // room for new groups only once the stale ones are gone.
-    let mut results: Vec<Option<Result<(), RulerError>>> = steps.iter().map(|_| None).collect();
-    for deletes in [true, false] {
-        let phase = steps
-            .iter()
-            .enumerate()
-            .filter(|(_, step)| (step.action == Action::Delete) == deletes);
+    // room for new groups only once the stale ones are gone. The report lists them in that order.
+    let (deletes, sets): (Vec<Step>, Vec<Step>) = steps
+        .into_iter()
+        .partition(|step| step.action == Action::Delete);
+    let mut report = Report::default();
+    for phase in [deletes, sets] {
         // Each write is an object-store write in the ruler: a few at a time, in plan order.
-        let done: Vec<(usize, Result<(), RulerError>)> = futures::stream::iter(phase)
-            .map(|(i, step)| {
+        let results: Vec<Result<(), RulerError>> = futures::stream::iter(&phase)
+            .map(|step| {
                 let body = bodies.remove(&(step.namespace.clone(), step.group.clone()));
-                async move { (i, carry_out(client, step, body).await) }
+                carry_out(client, step, body)
             })
             .buffered(WRITES_IN_FLIGHT)
             .collect()
             .await;
-        for (i, result) in done {
-            results[i] = Some(result);
-        }
+        report.steps.extend(phase.into_iter().zip(results));
     }
-    let steps = steps
-        .into_iter()
-        .zip(results)
-        .map(|(step, result)| (step, result.unwrap_or(Ok(()))))
-        .collect();
-    Ok(Report { steps })
+    Ok(report)
 }
 
 #[cfg(test)]
