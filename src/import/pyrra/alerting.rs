@@ -115,9 +115,9 @@ pub(super) fn alerting(
 /// alert's, which has no field to go to.
 fn severities(severities: &Fields, alerting: &mut Alerting) -> Option<String> {
     let f = severities.findings();
-    for (tier_name, first, second) in [
-        ("page", "fastBurn", "mediumBurn"),
-        ("ticket", "slowBurn", "longTermBurn"),
+    for (tier, tier_name, first, second) in [
+        (&mut alerting.page, "page", "fastBurn", "mediumBurn"),
+        (&mut alerting.ticket, "ticket", "slowBurn", "longTermBurn"),
     ] {
         let (a, b) = (severities.text(first), severities.text(second));
         let Some(severity) = a.clone().or_else(|| b.clone()) else {
@@ -134,10 +134,6 @@ fn severities(severities: &Fields, alerting: &mut Alerting) -> Option<String> {
                 ),
             );
         }
-        let tier = match tier_name {
-            "page" => &mut alerting.page,
-            _ => &mut alerting.ticket,
-        };
         let tier = tier.get_or_insert_with(AlertTier::default);
         tier.labels.insert("severity".to_string(), severity);
     }
