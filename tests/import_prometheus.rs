@@ -15,7 +15,7 @@ use plimsoll::manifests::{self, Decoded, Source};
 use plimsoll::model::Slo;
 use plimsoll::prometheus as reads;
 use plimsoll::prometheus::{Client, Identity, ReadingScope, Settings};
-use support::month::{backfill_counts, every_10s, rules_config, wait_for};
+use support::month::{backfill_counts, config_evaluating, every_10s, wait_for};
 use support::prometheus::{Prometheus, data_dir, import_openmetrics, instant_values, unix_now};
 use support::repo;
 
@@ -209,7 +209,7 @@ fn imported_slos_compute_the_sources_30_day_error_ratio() {
     let pairs: Vec<(&str, &Slo)> = slos.iter().map(|(ns, slo)| (ns.as_str(), slo)).collect();
     backfill_counts(&data, dir.path(), &pairs, start, end);
     eprintln!("{:?}: the 5m counts backfilled", started.elapsed());
-    let live = Prometheus::start(&data, &rules_config(dir.path(), &every_10s(&pairs)));
+    let live = Prometheus::start(&data, &config_evaluating(dir.path(), &every_10s(&pairs)));
     let client = Client::new(Settings::new(&live.url, Duration::from_secs(10))).unwrap();
     let readings = wait_for(
         Duration::from_secs(120),

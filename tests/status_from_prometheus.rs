@@ -28,8 +28,8 @@ fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
 }
 use plimsoll::synthetic::write_openmetrics;
 use support::month::{
-    DAY, backfill_counts, checkout_manifest, checkout_service, checkout_slo, every_10s,
-    rules_config, wait_for, window_counts,
+    DAY, backfill_counts, checkout_manifest, checkout_service, checkout_slo, config_evaluating,
+    every_10s, wait_for, window_counts,
 };
 use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
 
@@ -61,7 +61,7 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     backfill_counts(&data, dir.path(), &[("shop", &slo)], start, end);
 
     // Prometheus now evaluates the generated rules itself.
-    let config = rules_config(dir.path(), &every_10s(&[("shop", &slo)]));
+    let config = config_evaluating(dir.path(), &every_10s(&[("shop", &slo)]));
     let live = Prometheus::start(&data, &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = client(&live.url);

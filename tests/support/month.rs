@@ -94,7 +94,7 @@ pub fn backfill_counts(data: &Path, dir: &Path, slos: &[(&str, &Slo)], start: u6
 
 /// A Prometheus config under `dir` that evaluates `groups` every 10 s (the groups' own
 /// intervals win).
-pub fn rules_config(dir: &Path, groups: &[RuleGroup]) -> PathBuf {
+pub fn config_evaluating(dir: &Path, groups: &[RuleGroup]) -> PathBuf {
     let rules = rules::rule_file(groups).unwrap();
     super::prometheus::rules_config(dir, &rules, "10s")
 }
