@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::model::{Duration, Slo};
+use crate::rules::windows::COUNT_STEP;
 
 /// What Prometheus said about one SLO (or one group of it) at one instant.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -42,6 +43,13 @@ pub enum NoData {
     Stale { age: String },
     #[error("the recorded error ratio is not a number")]
     NotANumber,
+    /// A calendar period so young that its first 5m count is not written yet: nothing of it has
+    /// been measured, and the previous period's counts are not this one's.
+    #[error(
+        "the calendar period began at {start}; its first 5-minute count is not recorded yet, so \
+         nothing of it has been measured"
+    )]
+    PeriodStarting { start: Timestamp },
     #[error("{message}")]
     Prometheus {
         /// PrometheusUnreachable, PrometheusRefused, PrometheusBadAnswer, ...
@@ -56,6 +64,7 @@ impl NoData {
             NoData::Missing => "SeriesMissing",
             NoData::Stale { .. } => "SeriesStale",
             NoData::NotANumber => "NotANumber",
+            NoData::PeriodStarting { .. } => "PeriodStarting",
             NoData::Prometheus { reason, .. } => reason,
         }
     }
@@ -138,6 +147,15 @@ pub fn assess(
     })
 }
 
+/// Seconds from a period's start to the newest 5m grid point at or before `now`: the span its
+/// counts cover once the newest is written, and the share of the period the AnalysisTemplate
+/// counts in whole grid steps too (`rules::analysis`).
+pub fn elapsed_on_grid(start: Timestamp, now: Timestamp) -> f64 {
+    let step = COUNT_STEP.as_secs() as i64;
+    let grid = now.as_second().div_euclid(step) * step;
+    (grid - start.as_second()).max(0) as f64
+}
+
 /// Whether a sample written at `written` still counts at `now`.
 fn fresh(written: Timestamp, now: Timestamp) -> bool {
     now.duration_since(written) <= SignedDuration::from_secs(STALE_AFTER.as_secs() as i64)
@@ -167,12 +185,16 @@ impl Span {
             });
         };
         let length = end.duration_since(start).as_secs_f64();
-        let gone = now.duration_since(start).as_secs_f64();
+        let gone = elapsed_on_grid(start, now);
         let ratio = match reading.period_error_ratio {
             Some(r) if r.is_finite() => r,
             Some(_) => return Err(NoData::NotANumber),
-            // The first counts of a new period are not written yet.
-            None if gone <= STALE_AFTER.as_secs() as f64 => 0.0,
+            // The period's first count covers its first 5 minutes and is written up to 5
+            // minutes after them: until a slow group's staleness bound has passed, missing
+            // counts mean a young period, not stalled rules.
+            None if gone <= (COUNT_STEP.as_secs() + STALE_AFTER.as_secs()) as f64 => {
+                return Err(NoData::PeriodStarting { start });
+            }
             None => return Err(NoData::Missing),
         };
         Ok(Span {
@@ -384,6 +406,24 @@ mod calendar_tests {
     }
 
     #[test]
+    fn the_share_gone_by_counts_whole_grid_steps_like_the_counts() {
+        let s = slo("week", "UTC");
+        // 3 minutes past a grid point: the counts cover up to it, and so does the share.
+        let now = at("2027-01-14T12:03:00Z");
+        let a = assess(&s, &reading(Some(0.001), now), Duration::from_hours(6), now).unwrap();
+        let share = (3.5 * 86_400.0) / (7.0 * 86_400.0);
+        assert!(
+            (a.remaining - (1.0 - share) * 100.0).abs() < 1e-9,
+            "{}",
+            a.remaining
+        );
+        let start = at("2027-01-11T00:00:00Z");
+        assert_eq!(elapsed_on_grid(start, at("2027-01-11T00:04:59Z")), 0.0);
+        assert_eq!(elapsed_on_grid(start, at("2027-01-11T00:05:00Z")), 300.0);
+        assert_eq!(elapsed_on_grid(start, at("2027-01-10T23:59:00Z")), 0.0);
+    }
+
+    #[test]
     fn exhaustion_after_the_period_end_is_not_projected() {
         let s = slo("week", "UTC");
         let now = at("2027-01-17T12:00:00Z");
@@ -399,11 +439,27 @@ mod calendar_tests {
     }
 
     #[test]
-    fn missing_period_sums_are_no_data_except_in_the_first_minutes() {
+    fn missing_period_sums_are_a_young_period_then_no_data_never_a_full_budget() {
         let s = slo("month", "UTC");
-        let early = at("2027-02-01T00:04:00Z");
-        let a = assess(&s, &reading(None, early), Duration::from_hours(6), early).unwrap();
-        assert_eq!(a.remaining, 100.0);
+        // The first count (0:00 to 0:05] is written up to 5 minutes after 0:05; the slow group's
+        // staleness bound later, missing counts mean stalled rules.
+        for minute in ["00:00:00", "00:04:00", "00:09:59", "00:15:00"] {
+            let early = at(&format!("2027-02-01T{minute}Z"));
+            assert_eq!(
+                assess(&s, &reading(None, early), Duration::from_hours(6), early),
+                Err(NoData::PeriodStarting {
+                    start: at("2027-02-01T00:00:00Z")
+                }),
+                "{minute}"
+            );
+        }
+        assert_eq!(
+            NoData::PeriodStarting {
+                start: at("2027-02-01T00:00:00Z")
+            }
+            .reason(),
+            "PeriodStarting"
+        );
         let later = at("2027-02-01T00:30:00Z");
         assert_eq!(
             assess(&s, &reading(None, later), Duration::from_hours(6), later),

@@ -170,6 +170,32 @@ impl Client {
         Ok(Fetched(self.api("query", &[("query", query)]).await?))
     }
 
+    /// [`Client::fetch`] evaluated at `at` rather than at the server's now: a round's queries
+    /// then all see the same instant, the one its decisions are made at.
+    pub async fn fetch_at(
+        &self,
+        query: &str,
+        at: k8s_openapi::jiff::Timestamp,
+    ) -> Result<Fetched, Error> {
+        let ms = at.as_millisecond();
+        let time = format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
+        let form = [("query", query), ("time", time.as_str())];
+        Ok(Fetched(self.api("query", &form).await?))
+    }
+
+    /// [`Client::query`] evaluated at `at` (see [`Client::fetch_at`]).
+    pub async fn query_at(
+        &self,
+        query: &str,
+        at: k8s_openapi::jiff::Timestamp,
+    ) -> Result<Vec<Sample>, Error> {
+        let mut out = Vec::new();
+        self.fetch_at(query, at)
+            .await?
+            .each_sample(|s| out.push(s))?;
+        Ok(out)
+    }
+
     /// Runs an instant query of a range selector (`x[10m]`): each series with its raw samples.
     pub async fn query_samples(&self, query: &str) -> Result<Vec<Series>, Error> {
         let answer = self.api("query", &[("query", query)]).await?;

@@ -6,13 +6,16 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 
 use super::client::{Client, Error};
+use super::period::Member;
 use super::readings::{self, Failure, Readings, Record};
 use super::scope::ReadingScope;
 
-/// An SLO with a calendar window: its namespace, name and current period's start.
+/// An SLO with a calendar window: its namespace, name, slice length (timeslices) and current
+/// period's start.
 pub struct CalendarSlo<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
+    pub slice: Option<crate::model::Duration>,
     pub start: Timestamp,
 }
 
@@ -27,7 +30,7 @@ pub async fn read(
     now: Timestamp,
 ) -> Result<Readings, Failure> {
     let present = client
-        .query(&readings::names_query(scope))
+        .query_at(&readings::names_query(scope), now)
         .await
         .map_err(|e| Failure::from(&e))?;
     let mut out = Readings::new(scope);
@@ -36,7 +39,7 @@ pub async fn read(
         .into_iter()
         .map(|metric| {
             let query = readings::record_query(&metric, scope);
-            async move { (metric, client.fetch(&query).await) }
+            async move { (metric, client.fetch_at(&query, now).await) }
         })
         .collect();
     let mut answers = futures::stream::iter(fetches).buffered(2);
@@ -57,18 +60,21 @@ pub async fn read(
             }
         }
     }
-    let mut by_start: std::collections::BTreeMap<Timestamp, Vec<(&str, &str)>> =
+    let mut by_start: std::collections::BTreeMap<Timestamp, Vec<Member>> =
         std::collections::BTreeMap::new();
     for slo in calendars {
-        by_start
-            .entry(slo.start)
-            .or_default()
-            .push((slo.namespace, slo.name));
+        by_start.entry(slo.start).or_default().push(Member {
+            namespace: slo.namespace,
+            name: slo.name,
+            slice: slo.slice,
+        });
     }
     for (start, members) in by_start {
-        let seconds = now.duration_since(start).as_secs().max(1) as u64;
-        let query = super::period::period_query(&members, seconds, scope);
-        match client.query(&query).await {
+        // No count of the period yet: its SLOs read no period ratio, and say so.
+        let Some(query) = super::period::period_query(&members, start, now, scope) else {
+            continue;
+        };
+        match client.query_at(&query, now).await {
             Ok(samples) => out.add_period(&samples),
             Err(e) => out.fail_period(start, Failure::from(&e)),
         }
@@ -89,6 +95,10 @@ pub fn calendars<'a>(
             Some(CalendarSlo {
                 namespace,
                 name: &slo.name,
+                slice: match slo.method {
+                    crate::model::BudgetingMethod::Timeslices { slice, .. } => Some(slice),
+                    crate::model::BudgetingMethod::Occurrences => None,
+                },
                 start,
             })
         })

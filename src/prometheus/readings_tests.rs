@@ -1,5 +1,5 @@
 use super::*;
-use crate::prometheus::period::{period_query, period_ratios};
+use crate::prometheus::period::{Member, period_query, period_ratios};
 
 fn sample(labels: &[(&str, &str)], value: f64) -> Sample {
     Sample {
@@ -42,7 +42,7 @@ fn every_query_parses() {
     let queries = [
         names_query(&scope),
         record_query("slo:sli_error:ratio_window", &scope),
-        period_query(&[("shop", "checkout.v2"), ("pay", "api")], 3600, &scope),
+        period_query(&members(), at(START), at(START + 3607.123), &scope).unwrap(),
     ];
     for q in &queries {
         assert!(promql_parser::parser::parse(q).is_ok(), "{q}");
@@ -52,7 +52,53 @@ fn every_query_parses() {
         );
     }
     assert!(queries[2].contains(r#"slo=~"api|checkout\\.v2""#));
-    assert!(queries[2].contains("[3600s]"));
+}
+
+/// 2026-12-07T00:00:00Z, a Monday: a week's and no month's start.
+const START: f64 = 1_796_601_600.0;
+
+fn at(seconds: f64) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::from_millisecond((seconds * 1000.0).round() as i64).unwrap()
+}
+
+fn members() -> Vec<Member<'static>> {
+    vec![
+        Member {
+            namespace: "shop",
+            name: "checkout.v2",
+            slice: None,
+        },
+        Member {
+            namespace: "pay",
+            name: "api",
+            slice: None,
+        },
+        Member {
+            namespace: "pay",
+            name: "sliced",
+            slice: Some(crate::model::Duration::from_minutes(1)),
+        },
+    ]
+}
+
+#[test]
+fn a_period_sum_runs_from_its_first_interval_to_a_step_after_now() {
+    let scope = ReadingScope::default();
+    let q = period_query(&members(), at(START), at(START + 3607.123), &scope).unwrap();
+    // 5m counts: from 7m30s after the start (steps from 10m: the interval (0, 5m]) to now + 5m.
+    let counts = "offset 1ms)[3457123ms:5m] @ 1796605507.123)";
+    assert_eq!(q.matches(counts).count(), 2, "{q}");
+    // 1m slices: from 1m30s after the start to now + 1m, and only the sliced SLO's series.
+    let slices = r#"1 - avg_over_time((slo:sli_slice_good:bool{slo=~"sliced",slo_namespace=~"pay"} offset 1ms)[3577123ms:1m] @ 1796605267.123)"#;
+    assert!(q.contains(slices), "{q}");
+    assert!(!q.contains(r#"sli_errors:increase5m{slo=~"api|checkout\\.v2|sliced""#));
+    // Before half a step has passed, no count of the period can exist: no query.
+    assert!(period_query(&members()[..2], at(START), at(START + 149.0), &scope).is_none());
+    let young = period_query(&members(), at(START), at(START + 149.0), &scope).unwrap();
+    assert!(
+        young.contains("[119000ms:1m]") && !young.contains("increase5m"),
+        "{young}"
+    );
 }
 
 #[test]

@@ -17,6 +17,9 @@ pub struct Amounts {
 pub enum Reading {
     Rate,
     Increase,
+    /// The increase over the last whole range on the range's grid (multiples of the range since
+    /// the epoch), whenever the rule is evaluated: see [`super::windows::on_grid`].
+    IncreaseOnGrid,
 }
 
 /// The amounts for counter, histogram and gauge indicators; `None` for free queries, which give
@@ -43,9 +46,10 @@ pub fn total(indicator: &Indicator, range: Duration, reading: Reading) -> Option
             let count = histogram.with_metric(format!("{}_count", histogram.metric));
             Some(counter(&count, range, reading, group_by))
         }
-        Indicator::Gauge { metric, group_by } => Some(aggregate(
-            group_by,
-            &format!("count_over_time({metric}[{range}])"),
+        Indicator::Gauge { metric, group_by } => Some(read_as(
+            reading,
+            range,
+            aggregate(group_by, &format!("count_over_time({metric}[{range}])")),
         )),
         Indicator::Query { .. } => None,
     }
@@ -83,7 +87,7 @@ pub fn errors(
         }
         Indicator::Gauge { metric, group_by } => {
             let good = aggregate(group_by, &format!("sum_over_time({metric}[{range}])"));
-            Some(format!("({total} - {good})"))
+            Some(format!("({total} - {})", read_as(reading, range, good)))
         }
         Indicator::Query { .. } => None,
     }
@@ -164,11 +168,19 @@ fn counter(
         // to exactly the counter's change over a long window. increase() would extrapolate each
         // range to its edges, and the sums drift wherever the rate changes. A reset, or a series
         // without a sample one range ago, has no such change and falls back to increase().
-        Reading::Increase => format!(
+        Reading::Increase | Reading::IncreaseOnGrid => format!(
             "(({selector} - {selector} offset {range}) >= 0 or increase({selector}[{range}]))"
         ),
     };
-    aggregate(group_by, &per_series)
+    read_as(reading, range, aggregate(group_by, &per_series))
+}
+
+/// An aggregated amount as `reading` wants it: on the range's grid for [`Reading::IncreaseOnGrid`].
+fn read_as(reading: Reading, range: Duration, aggregated: String) -> String {
+    match reading {
+        Reading::IncreaseOnGrid => super::windows::on_grid(&aggregated, range),
+        Reading::Rate | Reading::Increase => aggregated,
+    }
 }
 
 fn aggregate(group_by: &[String], inner: &str) -> String {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use super::output::{MANAGED_BY, MANAGED_BY_LABEL, SLO_LABEL};
-use super::windows::{COUNT_STEP, over_steps, rate_suffix};
+use super::windows::{COUNT_STEP, rate_suffix};
 use crate::model::promql::quote;
 use crate::model::{
     BudgetingMethod, CalendarPeriod, Duration, LabelMatcher, MatchKind, RollbackPolicy, Slo, Window,
@@ -247,7 +247,7 @@ impl<'a> Queries<'a> {
         match &self.slo.window {
             Window::Rolling(_) => self.fresh(names::BUDGET_REMAINING),
             Window::Calendar { period, time_zone } => {
-                self.period_remaining(*period, &local_time(time_zone))
+                self.period_remaining(*period, &Zone::of(time_zone))
             }
         }
     }
@@ -268,38 +268,45 @@ impl<'a> Queries<'a> {
         self.slo.error_budget().ratio_string()
     }
 
-    /// What the operator computes for calendar windows (`prometheus::readings::period_query`
-    /// and `budget::assess`): the error ratio since the period start, summed from the 5m counts
-    /// (or the share of bad slices), spent over the share of the period gone by. PromQL has no
-    /// dynamic range, so the sums run over the longest period and each step carries its period
-    /// as a label; only the current period's series are kept.
-    fn period_remaining(&self, period: CalendarPeriod, local: &str) -> String {
-        let (longest, index, elapsed) = match period {
-            CalendarPeriod::Month => (
-                Duration::from_days(32),
-                format!("month({local})"),
-                format!(
-                    "((day_of_month({local}) - 1) * 86400 + {local} % 86400) \
-                     / (days_in_month({local}) * 86400)"
-                ),
-            ),
+    /// What the operator computes for calendar windows (`prometheus::period::period_query` and
+    /// `budget::assess`): the error ratio of the period's 5m counts (or the share of its bad
+    /// slices), spent over the share of the period gone by in whole 5m steps. PromQL has no
+    /// dynamic range, so the sums run over the longest period and each step carries the period
+    /// of the interval it reads as a label; only the current period's steps are kept.
+    ///
+    /// The counts lie on their step's grid (`windows::on_grid`): the subquery's step s reads,
+    /// through `offset 1ms`, the count of (s - 2 step, s - step], written before s whatever the
+    /// group's evaluation offset, and tags it with the period of the instant just before its end.
+    /// Since every period starts on the grid, each count is wholly in one period. The share gone
+    /// by counts grid steps too: those of the current period up to now, over all of its steps
+    /// (a step on each side of now for the period's whole length), which gives its true length
+    /// across a change to or from summer time.
+    fn period_remaining(&self, period: CalendarPeriod, zone: &Zone) -> String {
+        let (longest, index) = match period {
+            CalendarPeriod::Month => (Duration::from_days(32), "month(vector({t}))"),
             // 1970-01-05, 345600 s after the epoch, was a Monday.
             CalendarPeriod::Week => (
                 Duration::from_days(8),
-                format!("floor(({local} - 345600) / 604800)"),
-                format!("(({local} - 345600) % 604800) / 604800"),
+                "floor((vector({t}) - 345600) / 604800)",
             ),
         };
-        let tagged = format!(r#"count_values("{PERIOD_LABEL}", {index})"#);
-        // Shifted like the rules' windows, so the newest count is read however long ago it
-        // was written; within a step of the period's end it may be tagged with the next period
-        // and left out, as it was before the shift.
+        // The period of the instant `before` seconds ahead of each evaluation, as a label.
+        let period_of = |before: u64| {
+            let at = if before == 0 {
+                "time()".to_string()
+            } else {
+                format!("time() - {before}")
+            };
+            let index = index.replace("{t}", &zone.local(&at));
+            format!(r#"count_values("{PERIOD_LABEL}", {index})"#)
+        };
         let since_start = |record: &str, step: Duration, over: &str| {
-            let tagged_record = format!(
-                "({} * on() group_left({PERIOD_LABEL}) {tagged})",
-                self.own(record)
-            );
-            over_steps(over, &tagged_record, longest, step)
+            format!(
+                "{over}(({} offset 1ms * on() group_left({PERIOD_LABEL}) {})[{longest}:{step}] \
+                 offset -{step})",
+                self.own(record),
+                period_of(step.as_secs() + 1)
+            )
         };
         let ratio = match &self.slo.method {
             BudgetingMethod::Occurrences => {
@@ -312,38 +319,100 @@ impl<'a> Queries<'a> {
                 since_start(names::SLICE_GOOD, *slice, "avg_over_time")
             ),
         };
+        // Grid steps (each the end of a 5m interval) of the current period: up to now, and all.
+        let steps = format!("{}[{longest}:{COUNT_STEP}]", period_of(1));
+        let gone = format!("count_over_time({steps})");
+        let whole = format!(
+            "count_over_time({}[{}:{COUNT_STEP}] offset -{longest})",
+            period_of(1),
+            Duration::from_secs(2 * longest.as_secs())
+        );
+        let current = period_of(0);
         format!(
-            "(1 - ({ratio} and on({PERIOD_LABEL}) {tagged}) * scalar({elapsed}) / {}) \
-             and on() count({})",
+            "(1 - ({ratio} and on({PERIOD_LABEL}) {current}) * scalar(({gone} and on({PERIOD_LABEL}) \
+             {current}) / on({PERIOD_LABEL}) {whole}) / {}) and on() count({}){}",
             self.budget(),
-            self.fresh(names::RATIO_WINDOW)
+            self.fresh(names::RATIO_WINDOW),
+            zone.guard()
         )
     }
 }
 
-/// `vector(time() + offset)`: the time of day in the SLO's time zone, as PromQL's date functions
-/// (which know only UTC) read it. PromQL has no time zones: zones with summer time use their
-/// larger offset all year, so a period that starts in winter time starts an hour early here, and
-/// never late (the template never judges a new period by the previous one's budget).
-fn local_time(time_zone: &str) -> String {
-    let offset = jiff::tz::TimeZone::get(time_zone)
-        .ok()
-        .map(|tz| {
-            // Far in the future, the zone's current rule applies: its winter and summer offsets.
-            [1, 7]
-                .iter()
-                .filter_map(|&month| {
-                    let at = jiff::civil::date(9999, month, 15).at(12, 0, 0, 0);
-                    at.to_zoned(tz.clone()).ok().map(|z| z.offset().seconds())
-                })
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0);
-    match offset {
-        0 => "vector(time())".to_string(),
-        o if o > 0 => format!("vector(time() + {o})"),
-        o => format!("vector(time() - {})", -o),
+/// The first instant the templates know the time zones' offsets for, and the first they do not:
+/// 2024-01-01 and 2036-01-01 UTC. Past the end, a template of a zone with offset changes answers
+/// no data (never a number from the wrong period) until it is rendered by a newer Plimsoll.
+const ZONE_FROM: i64 = 1_704_067_200;
+const ZONE_UNTIL: i64 = 2_082_758_400;
+
+/// A time zone as PromQL can use it: PromQL's date functions know only UTC, so the local time is
+/// the Unix time plus the zone's offset, written as its offset at [`ZONE_FROM`] plus each change
+/// (summer time, a new standard offset) up to [`ZONE_UNTIL`] from the time zone database.
+#[derive(Debug, Clone, PartialEq)]
+struct Zone {
+    base: i32,
+    /// When the offset changes, and by how many seconds.
+    changes: Vec<(i64, i32)>,
+}
+
+impl Zone {
+    fn of(name: &str) -> Zone {
+        let Ok(tz) = jiff::tz::TimeZone::get(name) else {
+            // Validation refuses unknown zones; a template is never rendered for one.
+            return Zone {
+                base: 0,
+                changes: vec![],
+            };
+        };
+        let Ok(from) = jiff::Timestamp::from_second(ZONE_FROM) else {
+            return Zone {
+                base: 0,
+                changes: vec![],
+            };
+        };
+        let base = tz.to_offset(from).seconds();
+        let mut previous = base;
+        let mut changes = Vec::new();
+        for t in tz.following(from) {
+            let at = t.timestamp().as_second();
+            if at >= ZONE_UNTIL {
+                break;
+            }
+            let offset = t.offset().seconds();
+            if offset != previous {
+                changes.push((at, offset - previous));
+                previous = offset;
+            }
+        }
+        Zone { base, changes }
+    }
+
+    /// The local time at the Unix time `at` (a scalar expression), as a scalar.
+    fn local(&self, at: &str) -> String {
+        let mut out = format!("({at}");
+        match self.base {
+            0 => {}
+            b if b > 0 => out.push_str(&format!(" + {b}")),
+            b => out.push_str(&format!(" - {}", -b)),
+        }
+        for (when, delta) in &self.changes {
+            let sign = if *delta >= 0 { '+' } else { '-' };
+            out.push_str(&format!(
+                " {sign} {} * ({at} >= bool {when})",
+                delta.unsigned_abs()
+            ));
+        }
+        out.push(')');
+        out
+    }
+
+    /// `and on() (vector(time()) < ZONE_UNTIL)` for a zone whose offset changes: no answer where
+    /// its offsets are not known.
+    fn guard(&self) -> String {
+        if self.changes.is_empty() {
+            String::new()
+        } else {
+            format!(" and on() (vector(time()) < {ZONE_UNTIL})")
+        }
     }
 }
 
@@ -432,17 +501,42 @@ mod tests {
         assert!(!q[0].contains("error_budget_remaining"), "{}", q[0]);
         for part in [
             "sum_over_time((slo:sli_errors:increase5m{",
-            r#"* on() group_left(plimsoll_period) count_values("plimsoll_period", month("#,
-            "[32d:5m] offset -4m59s999ms)",
-            "and on(plimsoll_period)",
-            "scalar(((day_of_month(vector(time())) - 1) * 86400 + vector(time()) % 86400) \
-             / (days_in_month(vector(time())) * 86400))",
+            "} offset 1ms * on() group_left(plimsoll_period) \
+             count_values(\"plimsoll_period\", month(vector((time() - 301)))))[32d:5m] offset -5m)",
+            "and on(plimsoll_period) count_values(\"plimsoll_period\", month(vector((time()))))",
+            "count_over_time(count_values(\"plimsoll_period\", month(vector((time() - 1))))[32d:5m])",
+            "[64d:5m] offset -32d)",
             "and on() count(last_over_time(slo:sli_error:ratio_window{",
         ] {
             assert!(q[0].contains(part), "{part} not in {}", q[0]);
         }
+        // UTC never changes its offset: no guard for the end of the known offsets.
+        assert!(!q[0].contains("vector(time()) <"), "{}", q[0]);
         let (_, q) = template("week", json!({"analysisTemplate": true}));
-        assert!(q[0].contains("floor((vector(time()) - 345600) / 604800)"));
+        assert!(q[0].contains("floor((vector((time() - 301)) - 345600) / 604800)"));
         assert!(q[0].contains("[8d:5m]"), "{}", q[0]);
+    }
+
+    #[test]
+    fn a_zone_is_its_offsets_and_their_changes() {
+        // Kathmandu: +5:45 all along.
+        let kathmandu = Zone::of("Asia/Kathmandu");
+        assert_eq!(kathmandu.local("time()"), "(time() + 20700)");
+        assert_eq!(kathmandu.guard(), "");
+        // New York: -5h, an hour more from the second Sunday of March 2024 (07:00 UTC) to the
+        // first of November (06:00 UTC), and so on each year to 2035.
+        let new_york = Zone::of("America/New_York");
+        assert_eq!(new_york.base, -18_000);
+        assert_eq!(new_york.changes.len(), 24);
+        assert_eq!(new_york.changes[0], (1_710_054_000, 3600));
+        assert_eq!(new_york.changes[1], (1_730_613_600, -3600));
+        let local = new_york.local("time()");
+        assert!(
+            local.starts_with(
+                "(time() - 18000 + 3600 * (time() >= bool 1710054000) - 3600 * (time() >= bool 1730613600)"
+            ),
+            "{local}"
+        );
+        assert!(new_york.guard().contains("vector(time()) < 2082758400"));
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::PartialResponseStrategy;
 use crate::model::{BudgetingMethod, Duration, Indicator, Slo};
 use amounts::{Reading, amounts, guarded_ratio, ratio, regrouped};
-use windows::{COUNT_STEP, FROM_COUNTS, over_steps, rate_suffix, recorded_windows};
+use windows::{COUNT_STEP, FROM_COUNTS, on_grid, over_steps, rate_suffix, recorded_windows};
 
 pub use amounts::{le_bucket as threshold_bucket, le_spellings};
 pub use analysis::{AnalysisTemplate, QueryTarget, analysis_template};
@@ -236,7 +236,8 @@ fn slice_group(
         ),
         None => format!("{} <= bool {max_errors}", ratio(&ctx.slo.indicator, slice)),
     };
-    let mut rules = vec![ctx.record(names::SLICE_GOOD, good)];
+    // Slices on the grid of their length, so a calendar period's slices are exactly its own.
+    let mut rules = vec![ctx.record(names::SLICE_GOOD, on_grid(&good, slice))];
     rules.extend(windows.iter().map(|w| {
         ctx.record(
             format!("{}{}", names::RATIO_PREFIX, rate_suffix(*w)),
@@ -263,12 +264,15 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     let full = ctx.slo.window.rolling_equivalent();
     let mut rules = Vec::new();
     let indicator = &ctx.slo.indicator;
-    let counts = amounts::total(indicator, COUNT_STEP, Reading::Increase);
+    // Counts on the 5m grid: each covers a whole grid interval, whatever the group's offset.
+    let counts = amounts::total(indicator, COUNT_STEP, Reading::IncreaseOnGrid);
     if let (Some(total), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
         // The total first: the errors read it back instead of the raw total.
         rules.push(ctx.record(names::TOTAL_5M, total.clone()));
         let recorded = regrouped(indicator, &ctx.own(names::TOTAL_5M));
-        if let Some(errors) = amounts::errors(indicator, COUNT_STEP, Reading::Increase, &recorded) {
+        if let Some(errors) =
+            amounts::errors(indicator, COUNT_STEP, Reading::IncreaseOnGrid, &recorded)
+        {
             rules.push(ctx.record(names::ERRORS_5M, errors));
         }
     }

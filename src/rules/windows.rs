@@ -93,6 +93,17 @@ pub fn over_steps(function: &str, series: &str, window: Duration, step: Duration
     format!("{function}({series}[{window}:{step}] offset -{almost_a_step}999ms)")
 }
 
+/// `expr` as of the newest multiple of `step` since the epoch at or before the evaluation:
+/// `last_over_time((expr)[step:step])`. A subquery's steps lie on that grid whatever the rule
+/// group's evaluation offset (a hash of its name), so a 5m count evaluated at 10:07:13 covers
+/// (10:00, 10:05]. Every calendar period starts on the 5-minute grid (time zones are offset from
+/// UTC by whole quarter hours), so no count straddles a period's start and the period's counts
+/// are exactly those after it. Where the range holds two grid points (an evaluation exactly on
+/// the grid, Prometheus 2's closed ranges) the later one is the value.
+pub fn on_grid(expr: &str, step: Duration) -> String {
+    format!("last_over_time(({expr})[{step}:{step}])")
+}
+
 /// `slo:sli_error:ratio_rate1h` style suffix for a window.
 pub fn rate_suffix(window: Duration) -> String {
     format!("ratio_rate{window}")
