@@ -122,7 +122,7 @@ impl Operator {
     /// happen, which must see the operator look again rather than trust a fixed sleep, since
     /// a loaded machine may run no round at all in a few seconds.
     pub fn while_rounds_pass(&self, rounds: u64, limit: Duration, mut each: impl FnMut()) {
-        let from = self.read_rounds().unwrap_or(0);
+        let from = self.read_rounds().expect("/metrics answers");
         let deadline = Instant::now() + limit;
         loop {
             each();
