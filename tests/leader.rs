@@ -249,8 +249,12 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
     assert_eq!(after["rollback"]["state"], before["rollback"]["state"]);
     let events = cluster.lock().unwrap().events.clone();
     assert!(events.iter().all(|e| e["type"] != "Warning"), "{events:?}");
-    // The operator keeps running and healthy, and keeps trying.
-    std::thread::sleep(Duration::from_secs(3));
+    // The operator keeps running and healthy, and keeps trying: three more read rounds, and no
+    // state change in any of them.
+    replica.while_rounds_pass(3, Duration::from_secs(60), || {
+        let (_, _, now) = data_available().unwrap();
+        assert_eq!(now["rollback"]["state"], before["rollback"]["state"]);
+    });
     assert_eq!(replica.get("/healthz").map(|r| r.0), Some(200));
     assert!(replica.ready());
     let flagger = replica

@@ -10,7 +10,7 @@ mod support;
 #[path = "trust/world.rs"]
 mod world;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
 use world::{
@@ -82,15 +82,13 @@ fn two_slos_on_one_workload_never_erase_each_other() {
     let left = ["plimsoll.dev/rollback", "rollback.plimsoll.dev/latency"];
     assert_eq!(our_keys(&w.deployment("web")), left);
     // A deleted SLO never acts again, however many rounds pass.
-    let until = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < until {
+    w.while_rounds_pass(4, || {
         assert_eq!(
             our_keys(&w.deployment("web")),
             left,
             "deletion re-annotated"
         );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 
     // The last SLO recovering takes the signal off.
     w.record(&[Series::own(&w.api, "latency", HEALTHY)]);
@@ -191,8 +189,7 @@ fn no_data_never_acts() {
             .and_then(|s| condition(&s, "DataAvailable"))
             == Some(("False".into(), "SeriesMissing".into()))
     });
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(our_keys(&w.deployment("web")).is_empty());
+    w.while_rounds_pass(3, || assert!(our_keys(&w.deployment("web")).is_empty()));
     w.finish();
 }
 
@@ -216,12 +213,21 @@ fn the_resync_reads_each_rule_once_per_period() {
         );
         w.api.stats().requests.get(&key).copied().unwrap_or(0)
     };
+    // Four more reads of the rule must come (60 s is a bound for a loaded machine: 4 s apart
+    // they take 12-16 s), and never more often than the resync allows in the time they took,
+    // however long that was: the ticks are at least 4 s apart, and a read is counted here at
+    // most one tick early (a tick just before `before` whose reconcile ran after it).
+    let started = Instant::now();
     let before = gets(&w);
-    std::thread::sleep(Duration::from_secs(10));
+    w.wait(60, "four resync reads of the rule", |w| {
+        gets(w) >= before + 4
+    });
     let read = gets(&w) - before;
+    let took = started.elapsed();
+    let allowed = (took.as_secs_f64() / 4.0).floor() as u64 + 2;
     assert!(
-        (1..=3).contains(&read),
-        "{read} reads of the rule in 10 s with a 4 s resync"
+        read <= allowed,
+        "{read} reads of the rule in {took:?} with a 4 s resync (at most {allowed})"
     );
     w.finish();
 }
@@ -307,8 +313,9 @@ fn a_new_rollout_revision_with_the_override_is_not_aborted() {
     w.wait(60, "revision 2 is signalled", |w| {
         facts_revision(w).as_deref() == Some("2")
     });
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(w.rollout("canary")["status"]["abort"], false, "not aborted");
+    w.while_rounds_pass(3, || {
+        assert_eq!(w.rollout("canary")["status"]["abort"], false, "not aborted");
+    });
     let slo = w.slo("availability").unwrap();
     let targets = &slo["status"]["rollback"]["targets"];
     assert_eq!(targets[0]["action"], "Overridden", "{targets}");

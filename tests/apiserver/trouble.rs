@@ -61,7 +61,9 @@ async fn an_injected_429_is_answered_with_retry_after_and_retried() {
 async fn throttling_answers_429_beyond_the_requests_in_flight() {
     let server = server();
     web(&server);
-    server.set_latency(Duration::from_millis(300));
+    // The one admitted request stays in flight until all three have arrived, however far apart
+    // a loaded machine sends them.
+    server.hold_until_arrived(3);
     server.throttle(Some(Throttle {
         max_in_flight: Some(1),
         max_per_second: None,
@@ -69,7 +71,7 @@ async fn throttling_answers_429_beyond_the_requests_in_flight() {
     let api = without_retry(&server);
     let (a, b, c) = tokio::join!(api.get("web"), api.get("web"), api.get("web"));
     let refused: Vec<_> = [a, b, c].into_iter().filter_map(Result::err).collect();
-    assert!(!refused.is_empty() && refused.len() < 3, "{refused:?}");
+    assert_eq!(refused.len(), 2, "{refused:?}");
     for error in refused {
         let status = api_error(Err::<(), _>(error));
         assert_eq!(
@@ -83,16 +85,39 @@ async fn throttling_answers_429_beyond_the_requests_in_flight() {
         max_in_flight: None,
         max_per_second: Some(2),
     }));
-    server.set_latency(Duration::ZERO);
-    let started = Instant::now();
+    // Four requests one after another, each with the instants it was sent and answered, which
+    // bound when the server saw it. A request is admitted when fewer than two were admitted in
+    // the second before it arrived. So, at any speed: one that two admitted requests certainly
+    // precede by less than a second (answered less than a second after they were sent) is
+    // refused; one that fewer than two admitted requests can precede by less than a second
+    // (sent a second or more after the others were answered) is admitted. On a quick machine
+    // the last two are refused; on one that needs a second a request, they pass.
     let mut answers = Vec::new();
     for _ in 0..4 {
-        answers.push(api.get("web").await.is_ok());
+        let sent = Instant::now();
+        let ok = api.get("web").await.is_ok();
+        answers.push((sent, Instant::now(), ok));
     }
-    // Within one second only two pass (a machine slow enough to need a second for four
-    // requests proves nothing, so only then is the rest left unchecked).
-    if started.elapsed() < Duration::from_secs(1) {
-        assert_eq!(answers, [true, true, false, false], "two per second");
+    assert!(answers[0].2 && answers[1].2, "the first two pass");
+    let second = Duration::from_secs(1);
+    for (i, &(sent, answered, ok)) in answers.iter().enumerate().skip(2) {
+        let admitted = answers[..i].iter().filter(|a| a.2);
+        let surely_within = admitted
+            .clone()
+            .filter(|a| answered.duration_since(a.0) < second)
+            .count();
+        let maybe_within = admitted
+            .filter(|a| sent.saturating_duration_since(a.1) < second)
+            .count();
+        if surely_within >= 2 {
+            assert!(!ok, "request {i} passed within a second of two others");
+        }
+        if maybe_within < 2 {
+            assert!(
+                ok,
+                "request {i} was refused with the second before it clear"
+            );
+        }
     }
 }
 
@@ -101,7 +126,8 @@ async fn counters_measure_requests_in_flight_open_watches_and_the_rate() {
     let server = server();
     web(&server);
     server.reset_stats();
-    server.set_latency(Duration::from_millis(200));
+    // Each of the three stays in flight until all three have arrived.
+    server.hold_until_arrived(3);
     let api = deployments(&server);
     let (a, b, c) = tokio::join!(api.get("web"), api.get("web"), api.get("web"));
     assert!(a.is_ok() && b.is_ok() && c.is_ok());
@@ -111,7 +137,6 @@ async fn counters_measure_requests_in_flight_open_watches_and_the_rate() {
         stats.peak_in_flight >= 3 && stats.peak_rps >= 3,
         "{stats:?}"
     );
-    server.set_latency(Duration::ZERO);
 
     let watch = api.watch(&WatchParams::default(), "0").await.unwrap();
     let idle = server.wait_for_async(Duration::from_secs(5), || {

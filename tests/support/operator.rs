@@ -77,14 +77,15 @@ impl Operator {
             log,
             reader: Some(reader),
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // A bound for a loaded machine; an idle one answers within a second.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if operator.get("/healthz").is_some() {
                 return operator;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("/healthz did not answer within 10 s");
+        panic!("/healthz did not answer within 60 s");
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -101,6 +102,42 @@ impl Operator {
     pub fn leading(&self) -> bool {
         self.get("/metrics")
             .is_some_and(|(_, m)| m.lines().any(|l| l == "plimsoll_leader 1"))
+    }
+
+    /// How many rounds of budget reads the operator has finished, whatever their result
+    /// (`plimsoll_prometheus_reads_total`); `None` while /metrics does not answer.
+    pub fn read_rounds(&self) -> Option<u64> {
+        let (_, metrics) = self.get("/metrics")?;
+        Some(
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("plimsoll_prometheus_reads_total{"))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+                .sum(),
+        )
+    }
+
+    /// Waits until the operator has finished `rounds` more read rounds than when called (at
+    /// most `limit`), calling `each` after every poll: for checks that something does *not*
+    /// happen, which must see the operator look again rather than trust a fixed sleep, since
+    /// a loaded machine may run no round at all in a few seconds.
+    pub fn while_rounds_pass(&self, rounds: u64, limit: Duration, mut each: impl FnMut()) {
+        let from = self.read_rounds().expect("/metrics answers");
+        let deadline = Instant::now() + limit;
+        loop {
+            each();
+            let now = self.read_rounds().unwrap_or(from);
+            if now >= from + rounds {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {rounds} read rounds within {limit:?}:\n{}",
+                now - from,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Everything logged so far.

@@ -155,14 +155,15 @@ impl Browser {
             .collect()
     }
 
-    /// The first element matching `css`, waiting up to 10 s for it.
+    /// The first element matching `css`, waiting up to 30 s for it (a bound for a loaded
+    /// machine; a page that has it answers at once).
     pub fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(e) = self.find_all(css).into_iter().next() {
                 return e;
             }
-            assert!(Instant::now() < deadline, "no element {css:?} within 10 s");
+            assert!(Instant::now() < deadline, "no element {css:?} within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -172,6 +172,17 @@ impl World {
         }
     }
 
+    /// Waits until the operator has finished `rounds` more read rounds (at most 60 s), calling
+    /// `each` after every poll: what must not happen is checked over rounds the operator
+    /// actually ran, not over a fixed sleep in which a loaded machine may run none.
+    pub fn while_rounds_pass(&self, rounds: u64, each: impl FnMut()) {
+        self.operator.as_ref().expect("running").while_rounds_pass(
+            rounds,
+            Duration::from_secs(60),
+            each,
+        );
+    }
+
     /// Stops the operator and checks it was never refused by RBAC.
     pub fn finish(mut self) -> String {
         let (code, log) = self.operator.take().expect("running").terminate();

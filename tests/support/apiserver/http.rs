@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -244,5 +244,14 @@ async fn gate(shared: &Shared, req: &Req, target: &Target, verb: &str) -> Result
     if delay > Duration::ZERO {
         tokio::time::sleep(delay).await;
     }
+    // A hold keeps the request in flight until the others a test sends have arrived, so their
+    // overlap is a condition rather than a race against the latency (at most HOLD_LIMIT).
+    let held = Instant::now();
+    while shared.load.holding() && held.elapsed() < HOLD_LIMIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     fault.map_or(Ok(()), Err)
 }
+
+/// The longest a request waits for a hold: a bound for a loaded machine.
+const HOLD_LIMIT: Duration = Duration::from_secs(30);

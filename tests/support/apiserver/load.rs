@@ -136,6 +136,10 @@ struct State {
     faults: Vec<Fault>,
     throttle: Option<Throttle>,
     latency: Duration,
+    /// Requests (watches too) since the start: never reset, for holds.
+    arrived: u64,
+    /// Admitted requests wait until `arrived` reaches this.
+    hold_until: Option<u64>,
 }
 
 #[derive(Default)]
@@ -179,6 +183,7 @@ impl Load {
     ) -> Result<Guard, ApiError> {
         let now = Instant::now();
         let mut s = self.state.lock().unwrap();
+        s.arrived += 1;
         *s.stats.requests.entry(key).or_default() += 1;
         s.stats.total += 1;
         s.stats.writes += u64::from(write);
@@ -259,6 +264,18 @@ impl Load {
 
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// From now on, admitted requests are held until `more` requests have arrived.
+    pub fn hold_until_arrived(&self, more: u64) {
+        let mut s = self.state.lock().unwrap();
+        s.hold_until = Some(s.arrived + more);
+    }
+
+    /// Whether an admitted request must still wait for the hold.
+    pub fn holding(&self) -> bool {
+        let s = self.state.lock().unwrap();
+        s.hold_until.is_some_and(|n| s.arrived < n)
     }
 
     pub fn stats(&self) -> Stats {

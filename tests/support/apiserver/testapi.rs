@@ -334,6 +334,13 @@ impl ApiServer {
         self.shared.load.set_latency(latency);
     }
 
+    /// From now on, every admitted request is held in flight until `more` requests (counting
+    /// throttled ones) have arrived, at most 30 s: requests a test sends together then
+    /// overlap on any machine, however late each one arrives.
+    pub fn hold_until_arrived(&self, more: u64) {
+        self.shared.load.hold_until_arrived(more);
+    }
+
     /// RBAC refusals so far, with the reason; tests assert there are none.
     pub fn refused(&self) -> Vec<String> {
         self.shared.refused.lock().unwrap().clone()
