@@ -6,7 +6,6 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::{LabelMatcher, MatchKind, Slo};
@@ -59,9 +58,10 @@ fn queries(window: &str) -> Vec<String> {
         .collect()
 }
 
-/// Errors per 5m count: 10% before `switch`, 0.05% from it on, of 1000 requests.
+/// Errors per 5m count (the one written at `t` counts the 5 minutes before): 10% up to
+/// `switch`, 0.05% after it, of 1000 requests.
 fn errors(t: u64, switch: u64) -> f64 {
-    if t < switch { 100.0 } else { 0.5 }
+    if t <= switch { 100.0 } else { 0.5 }
 }
 
 /// 40 days of 5m counts up to `end`, for the SLO and for two foreign look-alikes (a previous SLO
@@ -113,25 +113,23 @@ fn query(prometheus: &Prometheus, q: &str, time: u64) -> Vec<f64> {
     instant_values(prometheus, q, time)
 }
 
-/// What the operator computes for a calendar window at `at`: the ratio of the counts since the
-/// period start, spent over the share of the period gone by.
+/// What the operator computes for a calendar window at `at`: the ratio of the counts of the
+/// period's 5-minute intervals, spent over the share of the period gone by in whole steps.
 fn expected_remaining(window: &str, at: u64, switch: u64) -> f64 {
     let when = k8s_openapi::jiff::Timestamp::from_second(at as i64).unwrap();
     let (start, end) = slo(window).window.period(when).unwrap();
     let (start, end) = (start.as_second() as u64, end.as_second() as u64);
-    let steps = (start.div_ceil(STEP)..=at / STEP).map(|i| i * STEP);
+    let steps = (start / STEP + 1..=at / STEP).map(|i| i * STEP);
     let (bad, total) = steps.fold((0.0, 0.0), |(b, n), t| (b + errors(t, switch), n + 1000.0));
-    let elapsed = (at - start) as f64 / (end - start) as f64;
+    let elapsed = (at / STEP * STEP - start) as f64 / (end - start) as f64;
     1.0 - bad / total * elapsed / 0.001
 }
 
 #[test]
 fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let end = (now - 2 * DAY) / STEP * STEP;
+    // Saturday 2026-12-05T00:00Z: the week began in the previous month (Monday 30 November),
+    // so its sum spans both sides of the month's switch of error rate.
+    let end = 1_796_428_800;
     let at = end + 120;
     let month_start = slo("month")
         .window

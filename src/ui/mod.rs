@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 use crate::model::Slo;
 use crate::prometheus::{Client, ReadingScope};
+use crate::rules::windows::COUNT_STEP;
 use detail::{DetailView, Events};
 use history::{Owner, Span};
 use list::{ListContext, ListQuery, Spark};
@@ -187,10 +188,17 @@ async fn sparks(
     (out, error)
 }
 
-/// Seconds the budget is counted over now: the rolling window, or the calendar period so far.
+/// Seconds the budget is counted over now: the rolling window, or the calendar period so far
+/// from 5 minutes after its start. The 5m counts lie on their grid (`rules::windows::on_grid`)
+/// and the one for the period's first 5 minutes is written at or after that point, while the
+/// one for the 5 minutes before the start is written before it; the charts pick counts by when
+/// they were written, so the span starts there (a first count written in the very millisecond
+/// of that point, at a group offset of 0 ms, is left out of the chart, never an earlier one in).
 fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
     match slo.window.period(now) {
-        Some((start, _)) => (now.as_second() - start.as_second()).max(300) as u64,
+        Some((start, _)) => {
+            (now.as_second() - start.as_second() - COUNT_STEP.as_secs() as i64).max(1) as u64
+        }
         None => slo.window.rolling_equivalent().as_secs(),
     }
 }
