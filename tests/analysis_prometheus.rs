@@ -32,8 +32,8 @@ fn slo(window: &str) -> Slo {
     }
 }
 
-/// The queries of the template, as it is rendered for the operator with UID and scope.
-fn queries(window: &str) -> Vec<String> {
+/// The queries of the template, as it is rendered for the operator with UID and scope at `at`.
+fn queries(window: &str, at: u64) -> Vec<String> {
     let slo = slo(window);
     let scope = [LabelMatcher {
         name: "cluster".into(),
@@ -50,6 +50,7 @@ fn queries(window: &str) -> Vec<String> {
         },
         Some("u1"),
         &scope,
+        k8s_openapi::jiff::Timestamp::from_second(at as i64).unwrap(),
     );
     t.spec
         .metrics
@@ -148,7 +149,7 @@ fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
     let prometheus = Prometheus::start(&data, &config);
 
     // Rolling window: the recorded budget and the 1h burn rate of the SLO's own series.
-    let rolling = queries("30d");
+    let rolling = queries("30d", at);
     assert_eq!(query(&prometheus, &rolling[0], at), [0.6]);
     let burn = query(&prometheus, &rolling[1], at);
     assert!(burn.len() == 1 && (burn[0] - 2.0).abs() < 1e-9, "{burn:?}");
@@ -156,7 +157,7 @@ fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
     // Calendar windows: the period so far, as the operator computes it; the previous period's
     // 10% errors and the foreign series' 100% are not counted.
     for window in ["month", "week"] {
-        let remaining = query(&prometheus, &queries(window)[0], at);
+        let remaining = query(&prometheus, &queries(window, at)[0], at);
         let expected = expected_remaining(window, at, month_start);
         assert!(
             remaining.len() == 1 && (remaining[0] - expected).abs() < 1e-6,
@@ -167,8 +168,8 @@ fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
     // Before any data, and 20 minutes after the rules stopped: an empty vector, no error.
     for q in rolling
         .iter()
-        .chain(&queries("month"))
-        .chain(&queries("week"))
+        .chain(&queries("month", at))
+        .chain(&queries("week", at))
     {
         assert_eq!(query(&prometheus, q, end - 45 * DAY), [] as [f64; 0], "{q}");
         assert_eq!(query(&prometheus, q, end + 20 * 60), [] as [f64; 0], "{q}");

@@ -10,6 +10,11 @@ use plimsoll::model::{LabelMatcher, MatchKind, Slo};
 use plimsoll::rules::{AnalysisTemplate, QueryTarget, analysis_template};
 use serde_json::{Value, json};
 
+/// When the templates are rendered: 2026-12-07T00:00Z.
+fn at() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::from_second(1_796_601_600).unwrap()
+}
+
 /// The real CRD, read from ../shared/schemas.
 fn crd_schema() -> Option<Value> {
     support::crd_schema::crd_schema("analysis-template-crd.yaml", "v1alpha1")
@@ -69,7 +74,7 @@ fn every_kind() -> Vec<AnalysisTemplate> {
             address: "http://prometheus:9090",
             tenant: Some("team-a"),
         };
-        analysis_template(&slo, policy, "shop", target, Some("u-1"), &scope())
+        analysis_template(&slo, policy, "shop", target, Some("u-1"), &scope(), at())
     })
     .collect()
 }
@@ -173,6 +178,7 @@ fn templates_of_several_slos_combine_in_one_rollout() {
             },
             None,
             &[],
+            at(),
         )
     };
     let (a, b) = (make("checkout"), make("payments"));

@@ -61,6 +61,7 @@ pub async fn reconcile(
         },
         model.uid.as_deref(),
         ctx.config.reading_scope.matchers(),
+        k8s_openapi::jiff::Timestamp::now(),
     );
     desired.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
     let existing = match api.get_opt(&model.name).await {

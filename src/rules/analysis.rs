@@ -128,7 +128,8 @@ const PERIOD_LABEL: &str = "plimsoll_period";
 
 /// The template for an SLO with a rollback policy, named like the SLO. Every selector picks the
 /// SLO's own series: name, namespace and service, `slo_uid` when `uid` is given, and `scope`
-/// (the operator's reading selector, such as `cluster="a"`).
+/// (the operator's reading selector, such as `cluster="a"`). A calendar window in a zone with
+/// summer time knows the zone's offsets for a year from the month `at` falls in (see [`Zone`]).
 pub fn analysis_template(
     slo: &Slo,
     policy: &RollbackPolicy,
@@ -136,8 +137,9 @@ pub fn analysis_template(
     target: QueryTarget,
     uid: Option<&str>,
     scope: &[LabelMatcher],
+    at: jiff::Timestamp,
 ) -> AnalysisTemplate {
-    let q = Queries::new(slo, namespace, uid, scope);
+    let q = Queries::new(slo, namespace, uid, scope, at);
     let headers: Vec<ProviderHeader> = target
         .tenant
         .map(|tenant| ProviderHeader {
@@ -204,10 +206,18 @@ struct Queries<'a> {
     slo: &'a Slo,
     /// The inside of every selector's braces.
     matchers: String,
+    /// When the template is rendered: the zone's offsets are written for a year from then.
+    at: jiff::Timestamp,
 }
 
 impl<'a> Queries<'a> {
-    fn new(slo: &'a Slo, namespace: &str, uid: Option<&str>, scope: &[LabelMatcher]) -> Self {
+    fn new(
+        slo: &'a Slo,
+        namespace: &str,
+        uid: Option<&str>,
+        scope: &[LabelMatcher],
+        at: jiff::Timestamp,
+    ) -> Self {
         // Argo substitutes `{{...}}` anywhere in a metric and fails the run on an unknown
         // name: braces in a value are written as the escape PromQL reads back as `{`.
         let value = |v: &str| quote(v).replace('{', r"\x7b");
@@ -229,6 +239,7 @@ impl<'a> Queries<'a> {
         Queries {
             slo,
             matchers: parts.join(","),
+            at,
         }
     }
 
@@ -247,7 +258,7 @@ impl<'a> Queries<'a> {
         match &self.slo.window {
             Window::Rolling(_) => self.fresh(names::BUDGET_REMAINING),
             Window::Calendar { period, time_zone } => {
-                self.period_remaining(*period, &Zone::of(time_zone))
+                self.period_remaining(*period, &Zone::of(time_zone, self.at))
             }
         }
     }
@@ -338,52 +349,66 @@ impl<'a> Queries<'a> {
     }
 }
 
-/// The first instant the templates know the time zones' offsets for, and the first they do not:
-/// 2024-01-01 and 2036-01-01 UTC. Past the end, a template of a zone with offset changes answers
-/// no data (never a number from the wrong period) until it is rendered by a newer Plimsoll.
-const ZONE_FROM: i64 = 1_704_067_200;
-const ZONE_UNTIL: i64 = 2_082_758_400;
-
 /// A time zone as PromQL can use it: PromQL's date functions know only UTC, so the local time is
-/// the Unix time plus the zone's offset, written as its offset at [`ZONE_FROM`] plus each change
-/// (summer time, a new standard offset) up to [`ZONE_UNTIL`] from the time zone database.
+/// the Unix time plus the zone's offset, written as its offset at the start of a span plus each
+/// change in it (summer time, a new standard offset) from the time zone database. Each change is
+/// a term evaluated at every step of the template's subqueries (12 years of them made a month's
+/// query take 37 s), so the span is short: from 35 days before the month the template is
+/// rendered in (the subqueries look 32 days back) to 400 days after. Past a year from that
+/// month, a template of a zone with changes answers no data (never a number from the wrong
+/// period); the operator renders its templates anew every month, `generate` must be run again.
 #[derive(Debug, Clone, PartialEq)]
 struct Zone {
     base: i32,
     /// When the offset changes, and by how many seconds.
     changes: Vec<(i64, i32)>,
+    /// The first instant past the span the template may be evaluated at.
+    until: i64,
 }
 
 impl Zone {
-    fn of(name: &str) -> Zone {
+    fn of(name: &str, at: jiff::Timestamp) -> Zone {
+        const DAY: i64 = 86_400;
+        // The month's start, so a template changes once a month, not at every render.
+        let anchor = at
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .first_of_month()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_or(at.as_second(), |z| z.timestamp().as_second());
+        let (from, to) = (anchor - 35 * DAY, anchor + 400 * DAY);
+        let until = anchor + 365 * DAY;
+        let unknown = Zone {
+            base: 0,
+            changes: vec![],
+            until,
+        };
+        // Validation refuses unknown zones; a template is never rendered for one.
         let Ok(tz) = jiff::tz::TimeZone::get(name) else {
-            // Validation refuses unknown zones; a template is never rendered for one.
-            return Zone {
-                base: 0,
-                changes: vec![],
-            };
+            return unknown;
         };
-        let Ok(from) = jiff::Timestamp::from_second(ZONE_FROM) else {
-            return Zone {
-                base: 0,
-                changes: vec![],
-            };
+        let Ok(start) = jiff::Timestamp::from_second(from) else {
+            return unknown;
         };
-        let base = tz.to_offset(from).seconds();
+        let base = tz.to_offset(start).seconds();
         let mut previous = base;
         let mut changes = Vec::new();
-        for t in tz.following(from) {
-            let at = t.timestamp().as_second();
-            if at >= ZONE_UNTIL {
+        for t in tz.following(start) {
+            let when = t.timestamp().as_second();
+            if when >= to {
                 break;
             }
             let offset = t.offset().seconds();
             if offset != previous {
-                changes.push((at, offset - previous));
+                changes.push((when, offset - previous));
                 previous = offset;
             }
         }
-        Zone { base, changes }
+        Zone {
+            base,
+            changes,
+            until,
+        }
     }
 
     /// The local time at the Unix time `at` (a scalar expression), as a scalar.
@@ -405,13 +430,13 @@ impl Zone {
         out
     }
 
-    /// `and on() (vector(time()) < ZONE_UNTIL)` for a zone whose offset changes: no answer where
-    /// its offsets are not known.
+    /// `and on() (vector(time()) < until)` for a zone whose offset changes: no answer where its
+    /// offsets are not known.
     fn guard(&self) -> String {
         if self.changes.is_empty() {
             String::new()
         } else {
-            format!(" and on() (vector(time()) < {ZONE_UNTIL})")
+            format!(" and on() (vector(time()) < {})", self.until)
         }
     }
 }
@@ -440,7 +465,7 @@ mod tests {
         .unwrap();
         let s = crate::model::validate(&object).unwrap();
         let policy = s.rollback.as_ref().unwrap();
-        let t = analysis_template(&s, policy, "shop", target("http://p"), None, &[]);
+        let t = analysis_template(&s, policy, "shop", target("http://p"), None, &[], at());
         let q = t
             .spec
             .metrics
@@ -517,26 +542,38 @@ mod tests {
         assert!(q[0].contains("[8d:5m]"), "{}", q[0]);
     }
 
+    /// 2024-03-10T12:00:00Z: New York's summer time began five hours before.
+    fn at() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_710_072_000).unwrap()
+    }
+
     #[test]
-    fn a_zone_is_its_offsets_and_their_changes() {
-        // Kathmandu: +5:45 all along.
-        let kathmandu = Zone::of("Asia/Kathmandu");
+    fn a_zone_is_its_offsets_and_their_changes_for_a_year() {
+        // Kathmandu: +5:45 all along, and no end to what is known.
+        let kathmandu = Zone::of("Asia/Kathmandu", at());
         assert_eq!(kathmandu.local("time()"), "(time() + 20700)");
         assert_eq!(kathmandu.guard(), "");
-        // New York: -5h, an hour more from the second Sunday of March 2024 (07:00 UTC) to the
-        // first of November (06:00 UTC), and so on each year to 2035.
-        let new_york = Zone::of("America/New_York");
+        // New York, rendered in March 2024 (anchor 2024-03-01): -5h from 35 days before, an hour
+        // more from 10 March 2024 07:00 UTC, back on 3 November 06:00 UTC, again on 9 March 2025;
+        // evaluated no later than 2025-03-01.
+        let new_york = Zone::of("America/New_York", at());
         assert_eq!(new_york.base, -18_000);
-        assert_eq!(new_york.changes.len(), 24);
-        assert_eq!(new_york.changes[0], (1_710_054_000, 3600));
-        assert_eq!(new_york.changes[1], (1_730_613_600, -3600));
-        let local = new_york.local("time()");
-        assert!(
-            local.starts_with(
-                "(time() - 18000 + 3600 * (time() >= bool 1710054000) - 3600 * (time() >= bool 1730613600)"
-            ),
-            "{local}"
+        assert_eq!(
+            new_york.changes,
+            [
+                (1_710_054_000, 3600),
+                (1_730_613_600, -3600),
+                (1_741_503_600, 3600)
+            ]
         );
-        assert!(new_york.guard().contains("vector(time()) < 2082758400"));
+        assert_eq!(
+            new_york.local("time()"),
+            "(time() - 18000 + 3600 * (time() >= bool 1710054000) - 3600 * (time() >= bool \
+             1730613600) + 3600 * (time() >= bool 1741503600))"
+        );
+        assert_eq!(new_york.guard(), " and on() (vector(time()) < 1740787200)");
+        // Anywhere in the month, the same template.
+        let later = jiff::Timestamp::from_second(1_711_900_000).unwrap();
+        assert_eq!(Zone::of("America/New_York", later), new_york);
     }
 }
