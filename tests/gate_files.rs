@@ -12,21 +12,17 @@ mod apiserver;
 mod operator;
 mod support;
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use apiserver::ApiServer;
 use operator::Operator;
-use plimsoll::manifests::{self, Decoded};
-use plimsoll::rules::{self, names};
-use plimsoll::synthetic::write_openmetrics;
+use plimsoll::rules::names;
 use serde_json::{Value, json};
-use support::month::{DAY, checkout_manifest, checkout_service, wait_for};
-use support::prometheus::{
-    Prometheus, backfill_rules, data_dir, http, import_openmetrics, unix_now,
-};
+use support::counts;
+use support::month::{DAY, checkout_manifest, wait_for};
+use support::prometheus::{Prometheus, data_dir, http, unix_now};
 
 const SLO: (&str, &str) = ("plimsoll.dev/v1alpha1", "ServiceLevelObjective");
 const RULE: (&str, &str) = ("monitoring.coreos.com/v1", "PrometheusRule");
@@ -71,19 +67,6 @@ fn operators_groups(api: &ApiServer, operator: &Operator, name: &str, uid: &str)
     groups
 }
 
-/// The rule groups `plimsoll local` writes for a manifest: no UID.
-fn local_groups(manifest: &Value) -> Vec<Value> {
-    let Decoded::Valid(valid) = manifests::decode(manifest) else {
-        panic!("invalid manifest {manifest}")
-    };
-    assert_eq!(valid.1.uid, None);
-    let groups = rules::render(&valid.1, "shop");
-    groups
-        .iter()
-        .map(|g| serde_json::to_value(g).unwrap())
-        .collect()
-}
-
 /// A rule file of these groups, each evaluated every 10 s (the window's sums over 5m counts are
 /// the same at any cadence).
 fn rule_file(path: &Path, groups: &[Value]) -> PathBuf {
@@ -101,33 +84,6 @@ fn rule_file(path: &Path, groups: &[Value]) -> PathBuf {
     )
     .unwrap();
     path.to_path_buf()
-}
-
-/// One record's rules out of all these groups, as one group: a backfill evaluates them over the
-/// history. Records of several UIDs of one SLO may share a group; their groups may not share a
-/// file.
-fn one_record(groups: &[&Value], record: &str) -> Value {
-    let rules: Vec<Value> = groups
-        .iter()
-        .flat_map(|g| g["rules"].as_array().unwrap())
-        .filter(|r| r["record"] == record)
-        .cloned()
-        .collect();
-    assert!(!rules.is_empty(), "no {record} rule");
-    json!({"name": format!("backfill {record}"), "interval": "5m", "rules": rules})
-}
-
-/// Writes the history of these groups' 5m counts into `data`, as the rules would have recorded
-/// it from `start` to `end`: the totals first, since the errors read the recorded totals.
-fn backfill_counts(data: &Path, dir: &Path, groups: &[&Value], start: u64, end: u64) {
-    let empty = dir.join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
-    for record in [names::TOTAL_5M, names::ERRORS_5M] {
-        let file = dir.join("counts.json");
-        let group = one_record(groups, record);
-        std::fs::write(&file, json!({"groups": [group]}).to_string()).unwrap();
-        backfill_rules(Prometheus::start(data, &empty), &file, start, end, data);
-    }
 }
 
 /// A Prometheus config under `dir` reading these rule files.
@@ -248,7 +204,8 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
     // The gate reads the SLO with its user's rights, which are not the operator's.
     api.set_rbac(None);
     // `plimsoll local`'s rules for an SLO the cluster does not have: no UID.
-    let local = local_groups(&manifest("local", 99.0));
+    let local = counts::rendered(&manifest("local", 99.0));
+    assert!(!local[0].to_string().contains(names::LABEL_UID));
 
     // The manifests in Git: the same SLOs, without UIDs.
     let slos = dir.path().join("slos");
@@ -269,17 +226,12 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
     let end = unix_now() / 3600 * 3600 - 2 * 3600;
     // Two days of it: a window's sums need not cover all of it for the two gates to agree.
     let start = end - 2 * DAY;
-    let traffic = dir.path().join("traffic.om");
-    let mut out = BufWriter::new(std::fs::File::create(&traffic).unwrap());
-    write_openmetrics(&[checkout_service()], start, end - start, 30, &mut out).unwrap();
-    out.flush().unwrap();
-    drop(out);
-    import_openmetrics(&traffic, &data);
+    counts::import_traffic(&data, dir.path(), start, end);
     let every: Vec<&Value> = [&deleted, &checkout, &strict, &local]
         .into_iter()
         .flatten()
         .collect();
-    backfill_counts(&data, dir.path(), &every, start, end);
+    counts::backfill_counts(&data, dir.path(), &every, start, end);
     let mut current_groups = checkout.clone();
     current_groups.extend(strict.iter().cloned());
     current_groups.extend(local.iter().cloned());
