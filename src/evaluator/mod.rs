@@ -2,6 +2,7 @@
 //! an assessment (the worst group decides) -> the policy's next step. The operator's reconcile
 //! and local mode both decide here; neither the API server nor Prometheus is called.
 
+pub mod owner;
 pub mod status;
 
 use std::collections::BTreeMap;

@@ -35,7 +35,8 @@ impl ui::Source for LocalSource {
             row: Self::row(entry),
             slo: Some(entry.slo.clone()),
             problem: None,
-            uid: None,
+            // A manifest's own `metadata.uid` is on its rules' series, as in the operator.
+            uid: entry.slo.uid.clone(),
             source: entry.location.clone(),
             manifest: entry.manifest.to_string(),
         })
@@ -45,7 +46,7 @@ impl ui::Source for LocalSource {
         let view = self.0.read().unwrap_or_else(|p| p.into_inner());
         let key = format!("{namespace}/{name}");
         let entry = view.board.entries.iter().find(|e| e.key == key)?;
-        Some((entry.slo.clone(), None))
+        Some((entry.slo.clone(), entry.slo.uid.clone()))
     }
 
     /// The skipped manifests' problems, as `plimsoll validate` words them.

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod counts;
 pub mod crd_schema;
 pub mod demo;
 pub mod loopback;
