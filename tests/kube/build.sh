@@ -8,7 +8,8 @@
 # Results:
 #   CACHE_DIR/kube-<version>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler}
 #   CACHE_DIR/etcd-<version>/bin/etcd
-#   CACHE_DIR/kwok-<version>/bin/kwok
+#   CACHE_DIR/kwok-<version>/bin/kwok, and stages.yaml beside bin/ (kwok's
+#   default Stage objects, for kwok --config)
 # A binary already there is not built again; delete its folder to rebuild it.
 #
 # The versions come from go.mod (k8s.io/kubernetes, go.etcd.io/etcd/server/v3)
@@ -108,6 +109,22 @@ fi
 if [[ ! -x $kwok_bin/kwok ]]; then
 	go_build "$here/kwok" "" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version" \
 		"kwok=$kwok_bin/kwok" -- sigs.k8s.io/kwok/cmd/kwok
+fi
+
+# kwok does nothing without Stage objects. These are the ones kwokctl starts it
+# with by default (node-fast with lease heartbeats, pod-fast), taken from the
+# same module; they go with `kwok --config=<this> --node-lease-duration-seconds=40`.
+kwok_stages=$cache/kwok-$kwok_version/stages.yaml
+if [[ ! -s $kwok_stages ]]; then
+	kwok_dir=$(cd "$here/kwok" && "$go" mod download -json sigs.k8s.io/kwok |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	for f in node/fast/node-initialize.yaml \
+		node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+		echo "---"
+		cat "$kwok_dir/kustomize/stage/$f"
+	done >"$tmp/stages.yaml"
+	mv -f "$tmp/stages.yaml" "$kwok_stages"
 fi
 
 for name in kube-apiserver kube-controller-manager kube-scheduler; do
