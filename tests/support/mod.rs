@@ -3,6 +3,7 @@
 
 pub mod crd_schema;
 pub mod demo;
+pub mod kube;
 pub mod loopback;
 pub mod month;
 pub mod prometheus;
