@@ -446,6 +446,30 @@ fn plimsoll_run_with_the_charts_rbac_writes_the_rule_and_ready_and_the_gc_remove
         );
         let groups = rule.data["spec"]["groups"].as_array().unwrap();
         assert!(!groups.is_empty(), "{:#}", rule.data);
+        // The leader-election Role let it take the Lease; the ClusterRole, write Events.
+        let holder = kube
+            .kubectl(&[
+                "get",
+                "lease",
+                "plimsoll-leader",
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ])
+            .expect_ok("kubectl get lease");
+        assert_eq!(holder, "real-kube-test");
+        let reasons = kube
+            .kubectl(&[
+                "get",
+                "events.events.k8s.io",
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ])
+            .expect_ok("kubectl get events");
+        assert!(reasons.contains("RulesCreated"), "{reasons}");
 
         // Deleted: the operator takes its finalizer off, the garbage collector the rule.
         // The operator may not delete PrometheusRules (the chart grants no `delete`): gone
