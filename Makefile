@@ -1,19 +1,23 @@
 # Plimsoll: `make test` is the one entry point for CI and developers.
 CARGO ?= cargo
 PYTHON ?= python3
+# The kubectl the real-control-plane tests run (tests/support/kube.rs reads KUBECTL too).
+KUBECTL ?= /usr/bin/kubectl
+export KUBECTL
 IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
+.PHONY: all build test tools kube-tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health)
-test: tools lint
+## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
+## tests/kube_real.rs against a real control plane)
+test: tools kube-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -49,6 +53,16 @@ tools:
 	@chromedriver --version
 	@dpkg-query -W -f '$${Package} $${Version}\n' victoria-metrics
 	@$(PYTHON) -c 'import helm_python as h; print("helm-python-sdk", h.__version__, "(Helm", h.helm_sdk_version() + ")")'
+
+## kube-tools: the control plane tests/kube_real.rs runs against: kube-apiserver,
+## kube-controller-manager and kube-scheduler, etcd and kwok, built from the Go modules pinned in
+## tests/kube (needs Go) into $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); about
+## 20 minutes cold on two cores, under a second once built. Prints every version, and kubectl's.
+kube-tools:
+	tests/kube/build.sh
+	@command -v $(KUBECTL) >/dev/null 2>&1 || { \
+		echo "kube-tools: no $(KUBECTL) (tests/kube_real.rs runs it; KUBECTL=... names another)" >&2; exit 1; }
+	@echo "$(KUBECTL): $$($(KUBECTL) version --client 2>/dev/null | head -1)"
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -4,6 +4,7 @@
 pub mod counts;
 pub mod crd_schema;
 pub mod demo;
+pub mod kube;
 pub mod loopback;
 pub mod month;
 pub mod prometheus;
