@@ -176,6 +176,44 @@ fn window_markers(slos: &[(String, Slo)]) -> String {
     out
 }
 
+/// The UI's burn-down over the period so far, read at `to` (whole seconds, as the UI reads),
+/// sums the same counts as the status read at that instant: its errors over its total are the
+/// period's ratio.
+fn chart_agrees(client: &Client, slos: &[(String, Slo)], slo: &Slo, to: u64, what: &str) {
+    use plimsoll::ui::history::{Owner, Span, spend};
+    let at = Timestamp::from_second(to as i64).unwrap();
+    // Read first: the client's connections belong to the runtime that made them, and the
+    // chart's runtime below is not driven while another one reads.
+    let status = reading(client, slos, slo, at).period_error_ratio.unwrap();
+    let seconds = plimsoll::ui::window_seconds(slo, at);
+    let owner = Owner {
+        namespace: "shop".into(),
+        name: slo.name.clone(),
+        uid: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spends = runtime
+        .block_on(spend(
+            client,
+            &ReadingScope::default(),
+            std::slice::from_ref(&owner),
+            Span::over(seconds, to, 120),
+        ))
+        .unwrap();
+    let buckets = &spends[&owner].buckets;
+    let (errors, total) = buckets
+        .iter()
+        .fold((0.0, 0.0), |(e, n), b| (e + b.1, n + b.2));
+    let chart = errors / total;
+    assert!(
+        (chart - status).abs() <= 1e-9 * status,
+        "{what}: the chart's period ratio {chart} vs the status' {status}"
+    );
+}
+
 #[test]
 fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
     let slos: Vec<(String, Slo)> = SLOS
@@ -320,6 +358,7 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
             "{what}: {} vs {remaining}",
             a.remaining
         );
+        chart_agrees(&client, &slos, &slo, grid - 1, what);
         let template = template_answer(&prometheus, &slo, at);
         assert_eq!(template.len(), 1, "{what}: {template:?}");
         assert!(

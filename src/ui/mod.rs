@@ -194,7 +194,7 @@ async fn sparks(
 /// one for the 5 minutes before the start is written before it; the charts pick counts by when
 /// they were written, so the span starts there (a first count written in the very millisecond
 /// of that point, at a group offset of 0 ms, is left out of the chart, never an earlier one in).
-fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
+pub fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
     match slo.window.period(now) {
         Some((start, _)) => {
             (now.as_second() - start.as_second() - COUNT_STEP.as_secs() as i64).max(1) as u64
