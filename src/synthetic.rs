@@ -125,7 +125,10 @@ impl Traffic for Disturbed {
 
 /// Writes `http_requests_total{job, code="200"|"500"}` for every service every `step` seconds
 /// from `start` (Unix seconds) through `start + duration`. The value at `start + t` is exactly
-/// [`Traffic::counts_until`]`(t)`; values are not rounded, so differences are exact.
+/// [`Traffic::counts_until`]`(t)`; values are not rounded, so differences are exact. The good
+/// requests are summed on their own rather than written as requests minus errors: in a full
+/// outage that difference wobbles by a rounding error, and Prometheus reads a counter that goes
+/// down by 1e-9 as a reset (the whole counter counted again in one 5-minute count).
 pub fn write_openmetrics<T: Traffic>(
     services: &[T],
     start: u64,
@@ -136,14 +139,14 @@ pub fn write_openmetrics<T: Traffic>(
     writeln!(out, "# HELP http_requests Requests handled.")?;
     writeln!(out, "# TYPE http_requests counter")?;
     let mut counts = vec![Counts::default(); services.len()];
+    let mut good = vec![0.0_f64; services.len()];
     for t in (0..=duration).step_by(step.max(1) as usize) {
-        for (service, c) in services.iter().zip(&counts) {
+        for ((service, c), good) in services.iter().zip(&counts).zip(&good) {
             let ts = start + t;
             writeln!(
                 out,
-                "http_requests_total{{job=\"{}\",code=\"200\"}} {} {ts}",
+                "http_requests_total{{job=\"{}\",code=\"200\"}} {good} {ts}",
                 service.job(),
-                c.requests - c.errors
             )?;
             writeln!(
                 out,
@@ -152,11 +155,13 @@ pub fn write_openmetrics<T: Traffic>(
                 c.errors
             )?;
         }
-        for (service, c) in services.iter().zip(counts.iter_mut()) {
+        for ((service, c), good) in services.iter().zip(counts.iter_mut()).zip(good.iter_mut()) {
             for s in t..t + step {
                 let r = service.rate(s);
+                let share = service.error_share(s);
                 c.requests += r;
-                c.errors += r * service.error_share(s);
+                c.errors += r * share;
+                *good += r * (1.0 - share);
             }
         }
     }
@@ -204,5 +209,31 @@ mod tests {
         assert_eq!(fields.next(), Some("1600"));
         let exact = service().counts_until(600).errors;
         assert!((value - exact).abs() < 1e-9 * exact, "{value} vs {exact}");
+    }
+
+    #[test]
+    fn counters_never_go_down_through_a_full_outage() {
+        // Before, the 200s were written as requests minus errors, which in a full outage
+        // wobbled by rounding and read as a counter reset.
+        let outage = Disturbed {
+            service: service(),
+            incidents: vec![Incident {
+                from: 3_600,
+                to: 7_200,
+                error_share: 1.0,
+            }],
+        };
+        let mut out = Vec::new();
+        write_openmetrics(&[outage], 0, 3 * 3_600, 30, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for code in ["200", "500"] {
+            let values: Vec<f64> = text
+                .lines()
+                .filter(|l| l.contains(&format!("code=\"{code}\"")))
+                .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(values.len(), 361);
+            assert!(values.windows(2).all(|w| w[1] >= w[0]), "{code} went down");
+        }
     }
 }
