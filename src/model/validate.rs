@@ -36,6 +36,13 @@ pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationEr
     let objective = c.objective(spec.objective);
     let window = c.window(&spec.window, spec.time_zone.as_deref());
     let method = c.method(spec.budgeting_method, spec.timeslice.as_ref());
+    if let (
+        Some(Window::Calendar { time_zone, .. }),
+        Some(BudgetingMethod::Timeslices { slice, .. }),
+    ) = (&window, &method)
+    {
+        c.slices_start_with_the_period(time_zone, *slice);
+    }
     let indicator = c.indicator(&spec.indicator);
     let alerting = c.alerting(spec.alerting.as_ref(), name.as_deref().unwrap_or_default());
     let rollback = spec.rollback.as_ref().and_then(|r| {
@@ -72,6 +79,10 @@ pub fn validate(object: &api::ServiceLevelObjective) -> Result<Slo, ValidationEr
         }),
         _ => Err(c.errors),
     }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[derive(Default)]
@@ -252,6 +263,57 @@ impl Checker {
                 },
             ),
             (api::BudgetingMethod::Timeslices, Some(t)) => self.timeslice(t),
+        }
+    }
+
+    /// A calendar period starts at local midnight, which is on the UTC grid of a slice only
+    /// where every offset the zone keeps is a multiple of the slice: 30m slices would straddle
+    /// each start in Asia/Kathmandu (+05:45), and a period's slices would not be its own.
+    fn slices_start_with_the_period(&mut self, zone: &str, slice: Duration) {
+        const HOUR: i64 = 3_600;
+        let Ok(tz) = jiff::tz::TimeZone::get(zone) else {
+            return;
+        };
+        // The offsets a zone keeps from 2000 to 2100, as the period starts that can be read.
+        let (Ok(from), Ok(to)) = (
+            jiff::Timestamp::from_second(946_684_800),
+            jiff::Timestamp::from_second(4_102_444_800),
+        ) else {
+            return;
+        };
+        let mut offsets = vec![tz.to_offset(from).seconds()];
+        for t in tz.following(from) {
+            if t.timestamp() >= to {
+                break;
+            }
+            offsets.push(t.offset().seconds());
+        }
+        let aligned = offsets
+            .iter()
+            .fold(HOUR, |g, o| gcd(g, i64::from(*o).abs()));
+        if aligned % slice.as_secs() as i64 != 0 {
+            let odd = offsets
+                .iter()
+                .find(|o| i64::from(**o) % slice.as_secs() as i64 != 0)
+                .map_or(String::new(), |o| {
+                    let sign = if *o < 0 { '-' } else { '+' };
+                    let o = o.unsigned_abs();
+                    format!(" (UTC{sign}{:02}:{:02})", o / 3600, o % 3600 / 60)
+                });
+            let hint = if aligned >= 60 && aligned % 60 == 0 {
+                format!(
+                    "use a duration that divides {}",
+                    Duration::from_secs(aligned as u64)
+                )
+            } else {
+                "use budgetingMethod: Occurrences in this zone".to_string()
+            };
+            self.fail::<()>(
+                "spec.timeslice.duration",
+                Problem::invalid(format!(
+                    "{slice} slices would straddle the start of each period in {zone}{odd}: {hint}"
+                )),
+            );
         }
     }
 
@@ -905,6 +967,33 @@ mod tests {
         let errors = validate(&object(spec)).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["spec.service", "spec.objective", "spec.window"]);
+    }
+
+    #[test]
+    fn calendar_slices_must_start_with_the_period() {
+        let sliced = |duration: &str, zone: &str| {
+            let mut spec = ratio_spec();
+            spec["window"] = serde_json::json!("month");
+            spec["timeZone"] = serde_json::json!(zone);
+            spec["budgetingMethod"] = serde_json::json!("Timeslices");
+            spec["timeslice"] = serde_json::json!({"duration": duration, "objective": 95});
+            validate(&object(spec))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(sliced("30m", "Europe/Berlin"), Ok(()));
+        assert_eq!(sliced("30m", "Asia/Kolkata"), Ok(()));
+        assert_eq!(sliced("15m", "Asia/Kathmandu"), Ok(()));
+        let e = sliced("30m", "Asia/Kathmandu").unwrap_err();
+        assert!(
+            e.contains("spec.timeslice.duration")
+                && e.contains("UTC+05:45")
+                && e.contains("divides 15m"),
+            "{e}"
+        );
+        // Lord Howe moves by half an hour in summer.
+        let e = sliced("1h", "Australia/Lord_Howe").unwrap_err();
+        assert!(e.contains("divides 30m"), "{e}");
     }
 
     #[test]
