@@ -59,14 +59,63 @@ fn slo(name: &str, window: &str, zone: &str) -> Slo {
     }
 }
 
+/// A week in UTC in slices of `minutes`, each good when at most 0.5% of its requests fail: the
+/// quiet hours' 0.4% are good, the outage's and the slow start's minutes bad.
+fn sliced(name: &str, minutes: u64) -> Slo {
+    let manifest = serde_json::json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "week", "timeZone": "UTC",
+                 "budgetingMethod": "Timeslices",
+                 "timeslice": {"duration": format!("{minutes}m"), "objective": 99.5},
+                 "indicator": {"ratio": {
+                     "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
+                     "total": "http_requests_total{job=\"checkout\"}"}},
+                 "rollback": {"analysisTemplate": true}},
+    });
+    match manifests::decode(&manifest) {
+        Decoded::Valid(v) => v.1,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// 1-minute slices, and 10-minute ones: longer than Prometheus' 5m lookback.
+fn sliced_slos() -> Vec<(Slo, u64)> {
+    vec![
+        (sliced("week-utc-slices", 1), MINUTE),
+        (sliced("week-utc-slices-10m", 10), 10 * MINUTE),
+    ]
+}
+
+/// The bad slices of `slice` seconds in the data in (from, to], both on the slice's grid.
+fn exact_bad_slices(traffic: &Disturbed, slice: u64, from: u64, to: u64) -> f64 {
+    (from..to).step_by(slice as usize).fold(0.0, |bad, start| {
+        let (mut errors, mut total) = (0.0, 0.0);
+        for s in start - FROM..start - FROM + slice {
+            total += traffic.rate(s);
+            errors += traffic.rate(s) * traffic.error_share(s);
+        }
+        let good = total == 0.0 || errors / total <= 0.005;
+        bad + if good { 0.0 } else { 1.0 }
+    })
+}
+
 fn traffic() -> Disturbed {
     Disturbed {
         service: checkout_service(),
-        incidents: vec![Incident {
-            from: OUTAGE_ENDS - HOUR - FROM,
-            to: OUTAGE_ENDS - FROM,
-            error_share: 1.0,
-        }],
+        incidents: vec![
+            Incident {
+                from: OUTAGE_ENDS - HOUR - FROM,
+                to: OUTAGE_ENDS - FROM,
+                error_share: 1.0,
+            },
+            // A slow start of the week: 2% of requests fail for 20 minutes and a half.
+            Incident {
+                from: OUTAGE_ENDS + 19 * MINUTE + 30 - FROM,
+                to: OUTAGE_ENDS + 40 * MINUTE - FROM,
+                error_share: 0.02,
+            },
+        ],
     }
 }
 
@@ -239,13 +288,42 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
     drop(out);
     import_openmetrics(&raw, &data);
     let markers = dir.path().join("markers.om");
-    std::fs::write(&markers, window_markers(&slos)).unwrap();
+    let marked: Vec<(String, Slo)> = slos
+        .iter()
+        .cloned()
+        .chain(
+            sliced_slos()
+                .into_iter()
+                .map(|(s, _)| ("shop".to_string(), s)),
+        )
+        .collect();
+    std::fs::write(&markers, window_markers(&marked)).unwrap();
     import_openmetrics(&markers, &data);
     let pairs: Vec<(&str, &Slo)> = slos.iter().map(|(ns, s)| (ns.as_str(), s)).collect();
     // Prometheus' rule engine writes the counts over the history, at the group's own offset.
     eprintln!("data written in {:?}", began.elapsed());
     backfill_counts(&data, dir.path(), &pairs, FROM + STEP, UNTIL);
-    eprintln!("counts backfilled after {:?}", began.elapsed());
+    // The slices around the week's start (a minute's rule over five weeks would take long).
+    let groups: Vec<_> = sliced_slos()
+        .iter()
+        .map(|(slo, _)| {
+            let mut group = plimsoll::rules::render(slo, "shop").remove(0);
+            group
+                .rules
+                .retain(|r| r.record.as_deref() == Some(plimsoll::rules::names::SLICE_GOOD));
+            group
+        })
+        .collect();
+    let file = dir.path().join("slices.yaml");
+    std::fs::write(&file, plimsoll::rules::rule_file(&groups).unwrap()).unwrap();
+    support::prometheus::backfill_rules(
+        Prometheus::start(&data, &dir.path().join("empty.yml")),
+        &file,
+        OUTAGE_ENDS - 2 * HOUR,
+        OUTAGE_ENDS + 2 * HOUR,
+        &data,
+    );
+    eprintln!("counts and slices backfilled after {:?}", began.elapsed());
 
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
@@ -391,6 +469,56 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
             "{what}: the template says {} where the status says {remaining}",
             template[0] * 100.0
         );
+    }
+    // Timeslices: the share of the week's bad slices, none of the outage's, and the budget
+    // they spend of the week's 10,080 minutes.
+    for (slices, slice) in sliced_slos() {
+        let own = [("shop".to_string(), slices.clone())];
+        let name = slices.name.clone();
+        for grid in [week + 40 * MINUTE, week + HOUR] {
+            let at = just_before(grid);
+            // The newest slice ends a slice before the grid point: it is written after it.
+            let newest = grid - slice;
+            let bad = exact_bad_slices(&traffic, slice, week, newest);
+            let share = bad / ((newest - week) / slice) as f64;
+            let r = reading(&client, &own, &slices, at);
+            let got = r.period_error_ratio.expect("a bad-slice share");
+            eprintln!("{name} at {at}: bad share {got} (exact {share}, {bad} slices)");
+            assert!(bad > 0.0, "{name} at {at}: the slow start has bad slices");
+            assert!(
+                (got - share).abs() <= 1e-12,
+                "{name} at {at}: {got} vs {share}"
+            );
+            let a =
+                budget::assess(&slices, &r, plimsoll::model::Duration::from_hours(6), at).unwrap();
+            let spent = bad * slice as f64 / (7 * DAY) as f64 / 0.001;
+            assert!(
+                (a.remaining - 100.0 * (1.0 - spent)).abs() <= 1e-9,
+                "{name} at {at}: remaining {} vs {}",
+                a.remaining,
+                100.0 * (1.0 - spent)
+            );
+            let template = template_answer(&prometheus, &slices, at);
+            assert!(
+                template.len() == 1 && (template[0] * 100.0 - a.remaining).abs() <= 1e-6,
+                "{name} at {at}: the template says {template:?} where the status says {}",
+                a.remaining
+            );
+        }
+        // Before the period's first slice is written: nothing measured, and no template answer.
+        let at = just_before(week + slice);
+        let young = reading(&client, &own, &slices, at);
+        assert_eq!(young.period_error_ratio, None, "{name} at {at}");
+        assert!(matches!(
+            budget::assess(
+                &slices,
+                &young,
+                plimsoll::model::Duration::from_hours(6),
+                at
+            ),
+            Err(NoData::PeriodStarting { .. })
+        ));
+        assert_eq!(template_answer(&prometheus, &slices, at), Vec::<f64>::new());
     }
     eprintln!(
         "worst relative error of a period ratio: {worst:e}; {:?} in all",

@@ -109,3 +109,91 @@ fn long_windows_take_the_counts_of_exactly_the_last_window() {
         }
     }
 }
+
+/// The rendered share of bad slices over the whole window (a day) of an SLO in 30-minute
+/// slices, and the window in seconds.
+fn slice_share_expr() -> (String, u64) {
+    let document = serde_json::json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "1d",
+                 "budgetingMethod": "Timeslices",
+                 "timeslice": {"duration": "30m", "objective": 99},
+                 "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}}},
+    });
+    let Decoded::Valid(valid) = manifests::decode(&document) else {
+        panic!("invalid test SLO");
+    };
+    let record = names::RATIO_WINDOW;
+    let expr = rules::render(&valid.1, "shop")
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .find(|r| r.record.as_deref() == Some(record))
+        .map(|r| r.expr.clone())
+        .unwrap_or_else(|| panic!("no {record}"));
+    (expr, 86_400)
+}
+
+/// Slices longer than Prometheus' 5m lookback: a slice group writes once per slice, at its
+/// offset, so a plain selector on the slice grid finds nothing for most offsets. The window's
+/// share must hold exactly its own slices, this evaluation's included.
+#[test]
+fn slices_longer_than_the_lookback_are_all_read() {
+    const SLICE: u64 = 1800;
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let end = unix_now() / SLICE * SLICE - 3 * 3600;
+    let slices = 96;
+    let start = end - slices * SLICE;
+    // Slice j is bad when j % 3 == 0 or j % 7 == 0: any slice too many or missing shows.
+    let good = |j: u64| {
+        if j.is_multiple_of(3) || j.is_multiple_of(7) {
+            0.0
+        } else {
+            1.0
+        }
+    };
+    let offsets = [("late", 1_700u64), ("early", 60), ("grid", 0)];
+    let file = dir.path().join("slices.om");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(out, "# TYPE {} gauge", names::SLICE_GOOD).unwrap();
+        for (series, offset) in offsets {
+            for j in 0..=slices {
+                writeln!(
+                    out,
+                    "{}{{slo=\"checkout\",slo_namespace=\"shop\",case=\"{series}\"}} {} {}",
+                    names::SLICE_GOOD,
+                    good(j),
+                    start + j * SLICE + offset
+                )
+                .unwrap();
+            }
+        }
+        writeln!(out, "# EOF").unwrap();
+    }
+    import_openmetrics(&file, &data);
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
+    let prometheus = Prometheus::start(&data, &config);
+
+    let (ours, window) = slice_share_expr();
+    let window = window / SLICE;
+    for (series, offset) in offsets {
+        let pick = ours.replace(
+            "slo_namespace=\"shop\"}",
+            &format!("slo_namespace=\"shop\",case=\"{series}\"}}"),
+        );
+        for k in [window, window + 1, slices - 5, slices] {
+            let at = start + k * SLICE + offset;
+            // The evaluation at `at` has just written slice k: the window holds the last 48.
+            let bad: f64 = (k + 1 - window..=k).map(|j| 1.0 - good(j)).sum();
+            let got = instant(&prometheus, &format!("sum({pick})"), at);
+            assert!(
+                (got - bad / window as f64).abs() < 1e-12,
+                "{series} at slice {k}: {got} vs {} ({pick})",
+                bad / window as f64
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::model::{Duration, Slo};
+use crate::model::{BudgetingMethod, Duration, Slo};
 use crate::rules::windows::COUNT_STEP;
 
 /// What Prometheus said about one SLO (or one group of it) at one instant.
@@ -147,13 +147,22 @@ pub fn assess(
     })
 }
 
-/// Seconds from a period's start to the newest 5m grid point at or before `now`: the span its
-/// counts cover once the newest is written, and the share of the period the AnalysisTemplate
-/// counts in whole grid steps too (`rules::analysis`).
-pub fn elapsed_on_grid(start: Timestamp, now: Timestamp) -> f64 {
-    let step = COUNT_STEP.as_secs() as i64;
+/// Seconds from a period's start to the newest grid point of `step` (5m for counts, the slice
+/// for timeslices) at or before `now`: the span its counts or slices cover once the newest is
+/// written, and the share of the period the AnalysisTemplate counts in whole grid steps too
+/// (`rules::analysis`).
+pub fn elapsed_on_grid(start: Timestamp, now: Timestamp, step: Duration) -> f64 {
+    let step = step.as_secs() as i64;
     let grid = now.as_second().div_euclid(step) * step;
     (grid - start.as_second()).max(0) as f64
+}
+
+/// The grid a calendar period's read lies on: the 5m counts', or the slices'.
+fn grid_of(slo: &Slo) -> Duration {
+    match slo.method {
+        BudgetingMethod::Timeslices { slice, .. } => slice,
+        BudgetingMethod::Occurrences => COUNT_STEP,
+    }
 }
 
 /// Whether a sample written at `written` still counts at `now`.
@@ -185,14 +194,15 @@ impl Span {
             });
         };
         let length = end.duration_since(start).as_secs_f64();
-        let gone = elapsed_on_grid(start, now);
+        let grid = grid_of(slo);
+        let gone = elapsed_on_grid(start, now, grid);
         let ratio = match reading.period_error_ratio {
             Some(r) if r.is_finite() => r,
             Some(_) => return Err(NoData::NotANumber),
-            // The period's first count covers its first 5 minutes and is written up to 5
-            // minutes after them: until a slow group's staleness bound has passed, missing
-            // counts mean a young period, not stalled rules.
-            None if gone <= (COUNT_STEP.as_secs() + STALE_AFTER.as_secs()) as f64 => {
+            // The period's first count (or slice) covers its first step and is written up to
+            // a step after it: until a slow group's staleness bound has passed, missing counts
+            // mean a young period, not stalled rules.
+            None if gone <= (grid.as_secs() + STALE_AFTER.as_secs()) as f64 => {
                 return Err(NoData::PeriodStarting { start });
             }
             None => return Err(NoData::Missing),
@@ -418,9 +428,24 @@ mod calendar_tests {
             a.remaining
         );
         let start = at("2027-01-11T00:00:00Z");
-        assert_eq!(elapsed_on_grid(start, at("2027-01-11T00:04:59Z")), 0.0);
-        assert_eq!(elapsed_on_grid(start, at("2027-01-11T00:05:00Z")), 300.0);
-        assert_eq!(elapsed_on_grid(start, at("2027-01-10T23:59:00Z")), 0.0);
+        let five = COUNT_STEP;
+        assert_eq!(
+            elapsed_on_grid(start, at("2027-01-11T00:04:59Z"), five),
+            0.0
+        );
+        assert_eq!(
+            elapsed_on_grid(start, at("2027-01-11T00:05:00Z"), five),
+            300.0
+        );
+        assert_eq!(
+            elapsed_on_grid(start, at("2027-01-10T23:59:00Z"), five),
+            0.0
+        );
+        let minute = Duration::from_minutes(1);
+        assert_eq!(
+            elapsed_on_grid(start, at("2027-01-11T00:04:59Z"), minute),
+            240.0
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::answer::Sample;
 use super::scope::ReadingScope;
 use crate::model::Duration;
 use crate::rules::names;
-use crate::rules::windows::COUNT_STEP;
+use crate::rules::windows::{self, COUNT_STEP};
 
 /// Tells the sums of the calendar query apart.
 pub(super) const AMOUNT_LABEL: &str = "plimsoll_amount";
@@ -31,8 +31,9 @@ pub struct Member<'a> {
 ///
 /// The counts lie on their step's grid (`rules::windows::on_grid`): the count for the interval
 /// (g - step, g] is written at g + o, o being the group's evaluation offset, below a step. The
-/// sum is a subquery on that grid, each step s reading the newest count written before s (the
-/// `offset 1ms`): the one for (s - 2 step, s - step], whatever o. Its steps run from 2 steps
+/// sum is a subquery on that grid, each step s reading the count written in the step before s
+/// (`windows::newest_in_step`, `offset 1ms`): the one for (s - 2 step, s - step], whatever o and
+/// the server's lookback, or nothing while it is not written yet. Its steps run from 2 steps
 /// after the start (the period's first interval) to a step after `now` (the newest count, once
 /// written); its range starts between two grid points, so Prometheus 2's closed and 3's
 /// left-open ranges hold the same steps. `@` pins it to `now`, whatever the server's clock.
@@ -100,7 +101,8 @@ impl GridRange {
 
     fn over(&self, series: &str) -> String {
         format!(
-            "({series} offset 1ms)[{}ms:{}] @ {}.{:03}",
+            "{}[{}ms:{}] @ {}.{:03}",
+            windows::newest_in_step(series, self.step, " offset 1ms"),
             self.range_ms,
             self.step,
             self.end_ms.div_euclid(1000),

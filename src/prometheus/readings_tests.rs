@@ -86,10 +86,10 @@ fn a_period_sum_runs_from_its_first_interval_to_a_step_after_now() {
     let scope = ReadingScope::default();
     let q = period_query(&members(), at(START), at(START + 3607.123), &scope).unwrap();
     // 5m counts: from 7m30s after the start (steps from 10m: the interval (0, 5m]) to now + 5m.
-    let counts = "offset 1ms)[3457123ms:5m] @ 1796605507.123)";
+    let counts = "[5m] offset 1ms)[3457123ms:5m] @ 1796605507.123)";
     assert_eq!(q.matches(counts).count(), 2, "{q}");
     // 1m slices: from 1m30s after the start to now + 1m, and only the sliced SLO's series.
-    let slices = r#"1 - avg_over_time((slo:sli_slice_good:bool{slo=~"sliced",slo_namespace=~"pay"} offset 1ms)[3577123ms:1m] @ 1796605267.123)"#;
+    let slices = r#"1 - avg_over_time(last_over_time(slo:sli_slice_good:bool{slo=~"sliced",slo_namespace=~"pay"}[1m] offset 1ms)[3577123ms:1m] @ 1796605267.123)"#;
     assert!(q.contains(slices), "{q}");
     assert!(!q.contains(r#"sli_errors:increase5m{slo=~"api|checkout\\.v2|sliced""#));
     // Before half a step has passed, no count of the period can exist: no query.

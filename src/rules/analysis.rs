@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names;
 use super::output::{MANAGED_BY, MANAGED_BY_LABEL, SLO_LABEL};
-use super::windows::{COUNT_STEP, rate_suffix};
+use super::windows::{self, COUNT_STEP, rate_suffix};
 use crate::model::promql::quote;
 use crate::model::{
     BudgetingMethod, CalendarPeriod, Duration, LabelMatcher, MatchKind, RollbackPolicy, Slo, Window,
@@ -313,26 +313,37 @@ impl<'a> Queries<'a> {
         };
         let since_start = |record: &str, step: Duration, over: &str| {
             format!(
-                "{over}(({} offset 1ms * on() group_left({PERIOD_LABEL}) {})[{longest}:{step}] \
+                "{over}(({} * on() group_left({PERIOD_LABEL}) {})[{longest}:{step}] \
                  offset -{step})",
-                self.own(record),
+                windows::newest_in_step(&self.own(record), step, " offset 1ms"),
                 period_of(step.as_secs() + 1)
             )
         };
-        let ratio = match &self.slo.method {
+        let (ratio, grid) = match &self.slo.method {
             BudgetingMethod::Occurrences => {
                 let errors = since_start(names::ERRORS_5M, COUNT_STEP, "sum_over_time");
                 let total = since_start(names::TOTAL_5M, COUNT_STEP, "sum_over_time");
-                format!("({errors} / ({total} > 0) or ({total} == 0))")
+                (
+                    format!("({errors} / ({total} > 0) or ({total} == 0))"),
+                    COUNT_STEP,
+                )
             }
-            BudgetingMethod::Timeslices { slice, .. } => format!(
-                "(1 - {})",
-                since_start(names::SLICE_GOOD, *slice, "avg_over_time")
+            BudgetingMethod::Timeslices { slice, .. } => (
+                format!(
+                    "(1 - {})",
+                    since_start(names::SLICE_GOOD, *slice, "avg_over_time")
+                ),
+                *slice,
             ),
         };
-        // Grid steps (each the end of a 5m interval) of the current period: up to now, and all.
-        let steps = format!("{}[{longest}:{COUNT_STEP}]", period_of(1));
-        let gone = format!("count_over_time({steps})");
+        // The period's grid steps (the ends of its counts or slices) up to now, and all of its
+        // 5m steps; a slice is a whole number of 5m steps or divides one.
+        let gone = format!("count_over_time({}[{longest}:{grid}])", period_of(1));
+        let gone = if grid == COUNT_STEP {
+            gone
+        } else {
+            format!("{gone} * {} / {}", grid.as_secs(), COUNT_STEP.as_secs())
+        };
         let whole = format!(
             "count_over_time({}[{}:{COUNT_STEP}] offset -{longest})",
             period_of(1),
@@ -525,8 +536,8 @@ mod tests {
         let (_, q) = template("month", json!({"analysisTemplate": true}));
         assert!(!q[0].contains("error_budget_remaining"), "{}", q[0]);
         for part in [
-            "sum_over_time((slo:sli_errors:increase5m{",
-            "} offset 1ms * on() group_left(plimsoll_period) \
+            "sum_over_time((last_over_time(slo:sli_errors:increase5m{",
+            "}[5m] offset 1ms) * on() group_left(plimsoll_period) \
              count_values(\"plimsoll_period\", month(vector((time() - 301)))))[32d:5m] offset -5m)",
             "and on(plimsoll_period) count_values(\"plimsoll_period\", month(vector((time()))))",
             "count_over_time(count_values(\"plimsoll_period\", month(vector((time() - 1))))[32d:5m])",

@@ -88,9 +88,27 @@ pub fn recorded_windows(window: &Window) -> Vec<Duration> {
 /// falls after this evaluation and reads the value it has just written; the first reads the
 /// value written one window minus a step ago. On the grid itself (offset 0, as promtool
 /// evaluates) the steps are those of the grid, and the count is the same: one value per step.
+///
+/// A step longer than Prometheus' default lookback (5m: slices of 10m to 1h) reads the newest
+/// value of its step with `last_over_time`: a plain selector finds nothing once the value was
+/// written more than 5 minutes before the step, which for a 30m slice is most offsets.
 pub fn over_steps(function: &str, series: &str, window: Duration, step: Duration) -> String {
     let almost_a_step = Duration::from_secs(step.as_secs().saturating_sub(1));
-    format!("{function}({series}[{window}:{step}] offset -{almost_a_step}999ms)")
+    let value = if step > COUNT_STEP {
+        newest_in_step(series, step, "")
+    } else {
+        series.to_string()
+    };
+    format!("{function}({value}[{window}:{step}] offset -{almost_a_step}999ms)")
+}
+
+/// The value written in the step that ends at each evaluation, whatever the query lookback:
+/// `last_over_time(series[step])`. A value on its step's grid is written once per step at the
+/// group's offset, so each step of a subquery over this finds exactly one, or none while the
+/// newest is not written yet (where a plain selector would read the previous one again).
+/// `shift` (such as ` offset 1ms`) goes inside: PromQL takes no offset after a function.
+pub fn newest_in_step(series: &str, step: Duration, shift: &str) -> String {
+    format!("last_over_time({series}[{step}]{shift})")
 }
 
 /// `expr` as of the newest multiple of `step` since the epoch at or before the evaluation:
