@@ -158,7 +158,7 @@ pub fn elapsed_on_grid(start: Timestamp, now: Timestamp, step: Duration) -> f64 
 }
 
 /// The grid a calendar period's read lies on: the 5m counts', or the slices'.
-fn grid_of(slo: &Slo) -> Duration {
+pub fn period_grid(slo: &Slo) -> Duration {
     match slo.method {
         BudgetingMethod::Timeslices { slice, .. } => slice,
         BudgetingMethod::Occurrences => COUNT_STEP,
@@ -194,7 +194,7 @@ impl Span {
             });
         };
         let length = end.duration_since(start).as_secs_f64();
-        let grid = grid_of(slo);
+        let grid = period_grid(slo);
         let gone = elapsed_on_grid(start, now, grid);
         let ratio = match reading.period_error_ratio {
             Some(r) if r.is_finite() => r,

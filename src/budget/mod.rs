@@ -5,5 +5,5 @@ mod assess;
 mod decide;
 pub mod format;
 
-pub use assess::{Assessment, NoData, Reading, STALE_AFTER, assess};
+pub use assess::{Assessment, NoData, Reading, STALE_AFTER, assess, period_grid};
 pub use decide::{Action, Memory, Step, decide, triggered};

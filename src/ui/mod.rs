@@ -28,7 +28,6 @@ use serde::Deserialize;
 
 use crate::model::Slo;
 use crate::prometheus::{Client, ReadingScope};
-use crate::rules::windows::COUNT_STEP;
 use detail::{DetailView, Events};
 use history::{Owner, Span};
 use list::{ListContext, ListQuery, Spark};
@@ -189,15 +188,16 @@ async fn sparks(
 }
 
 /// Seconds the budget is counted over now: the rolling window, or the calendar period so far
-/// from 5 minutes after its start. The 5m counts lie on their grid (`rules::windows::on_grid`)
-/// and the one for the period's first 5 minutes is written at or after that point, while the
-/// one for the 5 minutes before the start is written before it; the charts pick counts by when
+/// from a step (5 minutes, or a slice) after its start. Counts and slices lie on their grid
+/// (`rules::windows::on_grid`) and the one for the period's first step is written at or after
+/// that point, while the one for the step before the start is written before it; the charts pick counts by when
 /// they were written, so the span starts there (a first count written in the very millisecond
 /// of that point, at a group offset of 0 ms, is left out of the chart, never an earlier one in).
 pub fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
     match slo.window.period(now) {
         Some((start, _)) => {
-            (now.as_second() - start.as_second() - COUNT_STEP.as_secs() as i64).max(1) as u64
+            let step = crate::budget::period_grid(slo).as_secs() as i64;
+            (now.as_second() - start.as_second() - step).max(1) as u64
         }
         None => slo.window.rolling_equivalent().as_secs(),
     }
