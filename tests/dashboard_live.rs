@@ -10,15 +10,23 @@
 //! times its budget (0.288%), so its page alert fires as soon as Prometheus evaluates its rules.
 //! The data ends a minute before the test starts Prometheus: with the demo's usual ten minutes
 //! ahead, the TSDB refuses every live rule result ("out of bounds") until that time has passed.
+//! From there Prometheus scrapes the counters' continuation from the test (the same series, the
+//! same traffic), so the live short windows hold data however long the setup took.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use plimsoll::demo::{self, LEAD_IN, WINDOW};
+use plimsoll::synthetic::{Counts, Traffic};
 use serde_json::Value;
-use support::demo::{PLIMSOLL, copy_demo_slos, demo_history_of, prometheus_with_rules};
-use support::prometheus::{Prometheus, http};
+use support::demo::{PLIMSOLL, copy_demo_slos, demo_history_of};
+use support::prometheus::{Prometheus, http, unix_now};
 
 const DEMO_SLOS: [&str; 4] = [
     "catalog-availability",
@@ -105,6 +113,88 @@ fn relative_seconds(text: &str) -> u64 {
     }
 }
 
+/// Serves `http_requests_total` of the demo's services from `end` (the data's end, Unix seconds)
+/// on, as `plimsoll demo-data` writes them: the same labels, and at each whole second `t` the
+/// value [`Traffic::counts_until`] gives, so the scraped samples continue the imported series.
+/// Returns the port; the server lives as long as the test process.
+fn serve_continuation(end: u64) -> u16 {
+    let duration = WINDOW + LEAD_IN;
+    let start = end - duration;
+    let services = demo::services(duration);
+    let counts: Vec<Counts> = services.iter().map(|s| s.counts_until(duration)).collect();
+    let state = Arc::new(Mutex::new((duration, counts)));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let mut state = state.lock().unwrap();
+            let (t, counts) = &mut *state;
+            let now = unix_now() - start;
+            while *t < now {
+                for (service, c) in services.iter().zip(counts.iter_mut()) {
+                    let r = service.rate(*t);
+                    c.requests += r;
+                    c.errors += r * service.error_share(*t);
+                }
+                *t += 1;
+            }
+            let ms = (start + *t) * 1000;
+            let mut body = String::from("# TYPE http_requests_total counter\n");
+            for (service, c) in services.iter().zip(counts.iter()) {
+                let job = service.job();
+                body += &format!(
+                    "http_requests_total{{job=\"{job}\",code=\"200\"}} {} {ms}\n\
+                     http_requests_total{{job=\"{job}\",code=\"500\"}} {} {ms}\n",
+                    c.requests - c.errors,
+                    c.errors
+                );
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// Prometheus on `<dir>/data` reading the rule files of `<dir>/rules` (returned), with the
+/// lifecycle API, scraping the counters' continuation on `port` every 5 s. The scraped series
+/// keep the exposed `job` and lose the target's `instance`, so they are the imported ones.
+fn prometheus_with_continuation(dir: &Path, port: u16) -> (Prometheus, std::path::PathBuf) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{evaluation_interval: 30s, scrape_interval: 5s}}\n\
+             rule_files: [\"{}/*.yaml\"]\n\
+             scrape_configs:\n\
+             - job_name: continuation\n  \
+               honor_labels: true\n  \
+               static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]\n  \
+               metric_relabel_configs: [{{action: labeldrop, regex: instance}}]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let prometheus =
+        Prometheus::start_with(&dir.join("data"), &config, &["--web.enable-lifecycle"]);
+    (prometheus, rules)
+}
+
 #[test]
 fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,13 +205,11 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
         .replace("name: checkout-availability", "name: checkout-strict")
         .replace("objective: 99.9", "objective: 99.98");
     std::fs::write(slos.join("checkout-strict.yaml"), strict).unwrap();
-    // The data ends a minute ago, so the rules' live evaluations (and ALERTS) are written.
-    let end = demo_history_of(
-        dir,
-        &slos,
-        Some(support::prometheus::unix_now() / 60 * 60 - 60),
-    );
-    let (prometheus, rules) = prometheus_with_rules(dir);
+    // The data ends a minute ago, so the rules' live evaluations (and ALERTS) are written; the
+    // raw counters go on as Prometheus scrapes their continuation.
+    let end = demo_history_of(dir, &slos, Some(unix_now() / 60 * 60 - 60));
+    let port = serve_continuation(end);
+    let (prometheus, rules) = prometheus_with_continuation(dir, port);
     let written = std::process::Command::new(PLIMSOLL)
         .args(["local", "--once", "--slos"])
         .arg(&slos)
@@ -132,8 +220,7 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
         .unwrap();
     assert!(written.status.success(), "{written:?}");
     let deadline = Instant::now() + Duration::from_secs(90);
-    // When it was seen firing: the alerts panel is read at that instant (the demo's raw counters
-    // end a minute before the start, so the live short windows empty out minutes later).
+    // When it was seen firing: the alerts panel is read at that instant.
     let fired_at = loop {
         let firing = get(
             &prometheus,
@@ -187,7 +274,7 @@ fn every_panel_of_the_dashboard_returns_data_for_the_demo() {
     assert_eq!(names.iter().cloned().collect::<BTreeSet<_>>(), expected);
 
     let range = relative_seconds(dashboard["time"]["from"].as_str().unwrap());
-    let now = support::prometheus::unix_now();
+    let now = unix_now();
     assert!(now > end);
     let mut ran = 0;
     for (panel, expr, instant) in targets(&dashboard) {

@@ -21,6 +21,12 @@ use operator::Operator;
 use prometheus_support::Prometheus;
 use serde_json::json;
 
+/// The Lease timings `plimsoll run` uses (src/cli/run.rs, `Operator::lead`): a standby may take
+/// the Lease once it has gone this long without renewal ...
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// ... and the holder renews it this long before then.
+const LEASE_GRACE: Duration = Duration::from_secs(5);
+
 /// One replica of the operator, with leader election in the namespace `plimsoll`.
 fn replica(kubeconfig: &std::path::Path, identity: &str, extra: &[&str]) -> Operator {
     let identity = format!("--identity={identity}");
@@ -78,9 +84,36 @@ fn the_standby_takes_over_when_the_leader_stops() {
 
     let b = replica(&kubeconfig, "replica-b", &[]);
     wait_until("replica-b stands by, ready", 30, || b.ready());
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(!b.leading(), "two leaders at once");
-    assert!(a.leading());
+    // Not two leaders: replica-b has read the Lease by the time it is ready, and may take it
+    // only once that Lease has gone LEASE_DURATION without renewal, while replica-a renews it
+    // LEASE_GRACE before then. So watch until replica-b's first chance has passed and replica-a
+    // has renewed after it: then replica-b has met a live Lease at its chance and stood back.
+    let ready = Instant::now();
+    let version = || cluster.lock().unwrap().lease.version;
+    let mut renewed_from = None;
+    // An idle machine is done once replica-a renews next after the chance: by
+    // LEASE_DURATION + (LEASE_DURATION - LEASE_GRACE) = 25 s. Three times that for a loaded one.
+    let deadline = ready + (LEASE_DURATION * 2 - LEASE_GRACE) * 3;
+    loop {
+        assert!(!b.leading(), "two leaders at once");
+        assert!(
+            a.leading(),
+            "replica-a stopped leading with replica-b standing by"
+        );
+        assert_eq!(cluster.lock().unwrap().lease.holders, ["replica-a"]);
+        if ready.elapsed() >= LEASE_DURATION {
+            let from = *renewed_from.get_or_insert_with(version);
+            if version() > from {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica-a did not renew the Lease after replica-b's first chance within {:?}",
+            deadline - ready
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Flagger may reach either replica through the Service: both give the same answer.
     for replica in [&a, &b] {
         let by_hand = |slo: &str| {

@@ -18,6 +18,9 @@ use operator::Operator;
 use serde_json::json;
 
 const SLOS: usize = 600;
+/// `--shutdown-timeout`, passed explicitly: how long the operator lets in-flight reconciles
+/// finish after SIGTERM before it gives up on them and logs so (src/cli/run.rs, `term`).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn slo(i: usize) -> serde_json::Value {
     json!({
@@ -48,6 +51,7 @@ fn every_slo_of_a_list_longer_than_a_page_gets_its_rule_and_sigterm_stops_prompt
             "--leader-election=false",
             "--api-qps=2000",
             "--api-burst=2000",
+            &format!("--shutdown-timeout={}s", SHUTDOWN_TIMEOUT.as_secs()),
         ],
     );
     let all = api.wait_for(Duration::from_secs(90), || rules(&api) == SLOS);
@@ -64,13 +68,21 @@ fn every_slo_of_a_list_longer_than_a_page_gets_its_rule_and_sigterm_stops_prompt
         edited["spec"]["objective"] = json!(99.5);
         api.put(edited);
     }
+    // Promptly, by the operator's own measure: the queued reconciles are dropped and the
+    // in-flight ones finish within its shutdown timeout, so it never reaches that timeout and
+    // exits within it. (The harness allows twice that before it gives up, so an overrun is
+    // measured and reported here rather than cut off.)
     let asked = Instant::now();
-    let (code, log) = operator.terminate();
+    let (code, log) = operator.terminate_within(SHUTDOWN_TIMEOUT * 2);
     let took = asked.elapsed();
     assert_eq!(code, Some(0), "{log}");
     assert!(
-        took < Duration::from_secs(10),
-        "stopped {took:?} after SIGTERM with work queued"
+        !log.contains("reconciles did not finish in time"),
+        "the in-flight reconciles outlasted --shutdown-timeout: {log}"
+    );
+    assert!(
+        took < SHUTDOWN_TIMEOUT,
+        "stopped {took:?} after SIGTERM with work queued, past --shutdown-timeout"
     );
     assert!(api.refused().is_empty(), "{:?}", api.refused());
 }

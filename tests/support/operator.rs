@@ -150,13 +150,18 @@ impl Operator {
     }
 
     /// Sends SIGTERM and returns the exit code and everything logged.
-    pub fn terminate(mut self) -> (Option<i32>, String) {
+    pub fn terminate(self) -> (Option<i32>, String) {
+        self.terminate_within(Duration::from_secs(20))
+    }
+
+    /// [`Operator::terminate`], allowing the process `limit` to exit.
+    pub fn terminate_within(mut self, limit: Duration) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
                 if let Some(reader) = self.reader.take() {
@@ -166,7 +171,8 @@ impl Operator {
             }
             assert!(
                 Instant::now() < deadline,
-                "still running 20 s after SIGTERM"
+                "still running {limit:?} after SIGTERM:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
