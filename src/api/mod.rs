@@ -5,6 +5,6 @@ mod lenient;
 mod spec;
 mod status;
 
-pub use crd::{API_VERSION, GROUP, KIND, crd_yaml};
+pub use crd::{API_VERSION, GROUP, KIND, NAME_MAX, crd_yaml, definition};
 pub use spec::*;
 pub use status::*;

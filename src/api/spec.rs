@@ -12,6 +12,8 @@ use super::status::ServiceLevelObjectiveStatus;
 
 /// A service level objective: an indicator, a target and a window, turned into Prometheus rules,
 /// a live error budget and, optionally, rollback signals for the workloads that spend it.
+// Clippy reads each `printcolumn(type_ = ...)` of kube's attribute as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "plimsoll.dev",
@@ -40,9 +42,6 @@ use super::status::ServiceLevelObjectiveStatus;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.metadata.name.size() <= 63").message(
-        "metadata.name must be at most 63 characters: it is used as a label value on generated objects"
-    ),
     cel
 )]
 #[x_kube(
