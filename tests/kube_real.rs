@@ -319,6 +319,25 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     for row in &rows {
         assert!(row[7].ends_with('s'), "{printed}");
     }
+    // `kubectl explain` reads the schema the server publishes: the types' documentation.
+    let explained = kube
+        .kubectl(&["explain", "slo.spec.objective"])
+        .expect_ok("kubectl explain");
+    eprintln!("{explained}");
+    assert!(
+        explained.contains("KIND:       ServiceLevelObjective")
+            && explained.contains("FIELD: objective <number>")
+            && explained.contains("percent"),
+        "{explained}"
+    );
+    let explained = kube
+        .kubectl(&["explain", "servicelevelobjectives"])
+        .expect_ok("kubectl explain");
+    assert!(
+        explained.contains("GROUP:      plimsoll.dev")
+            && explained.contains("Plimsoll turns it into Prometheus rules"),
+        "{explained}"
+    );
 }
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {

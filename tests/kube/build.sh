@@ -6,7 +6,7 @@
 #
 # CACHE_DIR defaults to $PLIMSOLL_TOOLS_CACHE, else ~/.cache/plimsoll-tools.
 # Results:
-#   CACHE_DIR/kube-<version>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler}
+#   CACHE_DIR/kube-<version>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
 #   CACHE_DIR/etcd-<version>/bin/etcd
 #   CACHE_DIR/kwok-<version>/bin/kwok, and stages.yaml beside bin/ (kwok's
 #   default Stage objects, for kwok --config)
@@ -90,7 +90,7 @@ go_build() {
 # Control plane and etcd: one module graph, one go build.
 moves=()
 packages=()
-for name in kube-apiserver kube-controller-manager kube-scheduler; do
+for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 	if [[ ! -x $kube_bin/$name ]]; then
 		moves+=("$name=$kube_bin/$name")
 		packages+=("k8s.io/kubernetes/cmd/$name")
@@ -130,5 +130,6 @@ fi
 for name in kube-apiserver kube-controller-manager kube-scheduler; do
 	echo "$kube_bin/$name: $("$kube_bin/$name" --version)"
 done
+echo "$kube_bin/kubectl: $("$kube_bin/kubectl" version --client | head -1)"
 echo "$etcd_bin/etcd: $("$etcd_bin/etcd" --version | tr '\n' ' ' | sed 's/ *$//')"
 echo "$kwok_bin/kwok: $("$kwok_bin/kwok" --version)"

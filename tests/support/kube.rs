@@ -25,11 +25,17 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-/// kubectl, unless `KUBECTL` names another.
+/// The kubectl built with the control plane (of its version: kubectl supports one minor
+/// version of skew), unless `KUBECTL` names another.
 pub fn kubectl_path() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"))
+    if let Some(path) = std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let go_mod = super::repo().join("tests/kube/go.mod");
+    match required_version(&go_mod, "k8s.io/kubernetes") {
+        Ok(kube) => tools_cache().join(format!("kube-{kube}/bin/kubectl")),
+        Err(e) => panic!("kubectl: {e}"),
+    }
 }
 
 /// Where tests/kube/build.sh puts the binaries.
@@ -64,6 +70,7 @@ pub struct Binaries {
     pub apiserver: PathBuf,
     pub controller_manager: PathBuf,
     pub scheduler: PathBuf,
+    pub kubectl: PathBuf,
     pub etcd: PathBuf,
     pub kwok: PathBuf,
     pub kwok_stages: PathBuf,
@@ -84,6 +91,7 @@ impl Binaries {
             apiserver: kube_bin.join("kube-apiserver"),
             controller_manager: kube_bin.join("kube-controller-manager"),
             scheduler: kube_bin.join("kube-scheduler"),
+            kubectl: kube_bin.join("kubectl"),
             etcd: cache.join(format!("etcd-{etcd}/bin/etcd")),
             kwok: kwok_home.join("bin/kwok"),
             kwok_stages: kwok_home.join("stages.yaml"),
@@ -119,6 +127,7 @@ impl Binaries {
             &self.apiserver,
             &self.controller_manager,
             &self.scheduler,
+            &self.kubectl,
             &self.etcd,
             &self.kwok,
             &self.kwok_stages,
