@@ -43,8 +43,8 @@ const SLOS: [(&str, &str, &str); 5] = [
     ("month-new-york", "month", "America/New_York"),
 ];
 
-fn slo(name: &str, window: &str, zone: &str) -> Slo {
-    let manifest = serde_json::json!({
+fn manifest(name: &str, window: &str, zone: &str) -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
         "metadata": {"name": name, "namespace": "shop"},
         "spec": {"service": "checkout", "objective": 99.9, "window": window, "timeZone": zone,
@@ -52,31 +52,28 @@ fn slo(name: &str, window: &str, zone: &str) -> Slo {
                      "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
                      "total": "http_requests_total{job=\"checkout\"}"}},
                  "rollback": {"analysisTemplate": true}},
-    });
-    match manifests::decode(&manifest) {
+    })
+}
+
+fn decoded(manifest: &serde_json::Value) -> Slo {
+    match manifests::decode(manifest) {
         Decoded::Valid(v) => v.1,
         other => panic!("{other:?}"),
     }
 }
 
+fn slo(name: &str, window: &str, zone: &str) -> Slo {
+    decoded(&manifest(name, window, zone))
+}
+
 /// A week in UTC in slices of `minutes`, each good when at most 0.5% of its requests fail: the
 /// quiet hours' 0.4% are good, the outage's and the slow start's minutes bad.
 fn sliced(name: &str, minutes: u64) -> Slo {
-    let manifest = serde_json::json!({
-        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"service": "checkout", "objective": 99.9, "window": "week", "timeZone": "UTC",
-                 "budgetingMethod": "Timeslices",
-                 "timeslice": {"duration": format!("{minutes}m"), "objective": 99.5},
-                 "indicator": {"ratio": {
-                     "errors": "http_requests_total{job=\"checkout\",code=\"500\"}",
-                     "total": "http_requests_total{job=\"checkout\"}"}},
-                 "rollback": {"analysisTemplate": true}},
-    });
-    match manifests::decode(&manifest) {
-        Decoded::Valid(v) => v.1,
-        other => panic!("{other:?}"),
-    }
+    let mut manifest = manifest(name, "week", "UTC");
+    manifest["spec"]["budgetingMethod"] = "Timeslices".into();
+    manifest["spec"]["timeslice"] =
+        serde_json::json!({"duration": format!("{minutes}m"), "objective": 99.5});
+    decoded(&manifest)
 }
 
 /// 1-minute slices, and 10-minute ones: longer than Prometheus' 5m lookback.

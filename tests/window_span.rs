@@ -44,10 +44,42 @@ fn instant(prometheus: &Prometheus, expr: &str, at: u64) -> f64 {
     values[0]
 }
 
+/// A Prometheus holding `record` of the test SLO as a rule group would write it: one series a
+/// case, value `value(j)` at `start + j * step + offset` for j in 0..=steps.
+fn recorded(
+    dir: &std::path::Path,
+    record: &str,
+    cases: &[(&str, u64)],
+    (start, step, steps): (u64, u64, u64),
+    value: impl Fn(u64) -> f64,
+) -> Prometheus {
+    let data = data_dir(dir);
+    let file = dir.join("recorded.om");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        writeln!(out, "# TYPE {record} gauge").unwrap();
+        for (series, offset) in cases {
+            for j in 0..=steps {
+                writeln!(
+                    out,
+                    "{record}{{slo=\"checkout\",slo_namespace=\"shop\",case=\"{series}\"}} {} {}",
+                    value(j),
+                    start + j * step + offset
+                )
+                .unwrap();
+            }
+        }
+        writeln!(out, "# EOF").unwrap();
+    }
+    import_openmetrics(&file, &data);
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
+    Prometheus::start(&data, &config)
+}
+
 #[test]
 fn long_windows_take_the_counts_of_exactly_the_last_window() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
     let now = unix_now();
     // Two days of counts ending three hours ago, on the grid: one series at a group offset of
     // 137 s, one on the grid itself (offset 0, as promtool evaluates). Count j is worth 2^(j%40)
@@ -56,28 +88,14 @@ fn long_windows_take_the_counts_of_exactly_the_last_window() {
     let steps = 2 * 288;
     let start = end - steps * STEP;
     let worth = |j: u64| (1u64 << (j % 40)) as f64;
-    let file = dir.path().join("counts.om");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        writeln!(out, "# TYPE {} gauge", names::TOTAL_5M).unwrap();
-        for (series, offset) in [("offset", 137u64), ("grid", 0)] {
-            for j in 0..=steps {
-                writeln!(
-                    out,
-                    "{}{{slo=\"checkout\",slo_namespace=\"shop\",case=\"{series}\"}} {} {}",
-                    names::TOTAL_5M,
-                    worth(j),
-                    start + j * STEP + offset
-                )
-                .unwrap();
-            }
-        }
-        writeln!(out, "# EOF").unwrap();
-    }
-    import_openmetrics(&file, &data);
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
-    let prometheus = Prometheus::start(&data, &config);
+    let cases = [("offset", 137u64), ("grid", 0)];
+    let prometheus = recorded(
+        dir.path(),
+        names::TOTAL_5M,
+        &cases,
+        (start, STEP, steps),
+        worth,
+    );
 
     let ours = slow_expr(names::TOTAL_WINDOW);
     let plain = format!(
@@ -85,7 +103,7 @@ fn long_windows_take_the_counts_of_exactly_the_last_window() {
         names::TOTAL_5M
     );
     let window = 288;
-    for (series, offset) in [("offset", 137u64), ("grid", 0)] {
+    for (series, offset) in cases {
         let pick = |expr: &str| {
             format!(
                 "sum({})",
@@ -141,7 +159,6 @@ fn slice_share_expr() -> (String, u64) {
 fn slices_longer_than_the_lookback_are_all_read() {
     const SLICE: u64 = 1800;
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
     let end = unix_now() / SLICE * SLICE - 3 * 3600;
     let slices = 96;
     let start = end - slices * SLICE;
@@ -154,28 +171,13 @@ fn slices_longer_than_the_lookback_are_all_read() {
         }
     };
     let offsets = [("late", 1_700u64), ("early", 60), ("grid", 0)];
-    let file = dir.path().join("slices.om");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        writeln!(out, "# TYPE {} gauge", names::SLICE_GOOD).unwrap();
-        for (series, offset) in offsets {
-            for j in 0..=slices {
-                writeln!(
-                    out,
-                    "{}{{slo=\"checkout\",slo_namespace=\"shop\",case=\"{series}\"}} {} {}",
-                    names::SLICE_GOOD,
-                    good(j),
-                    start + j * SLICE + offset
-                )
-                .unwrap();
-            }
-        }
-        writeln!(out, "# EOF").unwrap();
-    }
-    import_openmetrics(&file, &data);
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
-    let prometheus = Prometheus::start(&data, &config);
+    let prometheus = recorded(
+        dir.path(),
+        names::SLICE_GOOD,
+        &offsets,
+        (start, SLICE, slices),
+        good,
+    );
 
     let (ours, window) = slice_share_expr();
     let window = window / SLICE;
