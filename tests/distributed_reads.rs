@@ -5,8 +5,6 @@
 //! docs/sources/mimir/references/http-api/index.md "Authentication"), the extra headers, and
 //! Thanos' `partial_response`; and a partial answer never decides anything.
 
-#[path = "support/apiserver/mod.rs"]
-mod apiserver;
 #[path = "support/operator.rs"]
 mod operator;
 mod support;
@@ -63,7 +61,7 @@ fn queries(thanos: &ThanosQuery) -> Vec<Received> {
 #[test]
 fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
     let mut w = World::new(vec![deployment("web", "1"), availability()]);
-    w.record(&[Series::own(&w.api, "availability", HEALTHY)]);
+    w.record(&[Series::own(&w, "availability", HEALTHY)]);
     let thanos = ThanosQuery::start(&w.prometheus.url);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("api-key");
@@ -101,15 +99,9 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
     }
     // Argo Rollouts' queries carry the tenant too, and none of the other headers (which may be
     // secrets: a template is readable by whoever reads the namespace's AnalysisTemplates).
-    let template = w
-        .api
-        .get(
-            "argoproj.io/v1alpha1",
-            "AnalysisTemplate",
-            "shop",
-            "availability",
-        )
-        .expect("the AnalysisTemplate exists");
+    let template =
+        w.ns.get("argoproj.io/v1alpha1", "AnalysisTemplate", "availability")
+            .expect("the AnalysisTemplate exists");
     let metrics = template["spec"]["metrics"].as_array().unwrap();
     assert!(
         !metrics.is_empty()
@@ -120,15 +112,9 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
         "{template}"
     );
     // The rules for a Thanos Ruler: the strategy on every group, as applied and as the UI shows.
-    let rule = w
-        .api
-        .get(
-            "monitoring.coreos.com/v1",
-            "PrometheusRule",
-            "shop",
-            "availability",
-        )
-        .expect("the PrometheusRule exists");
+    let rule =
+        w.ns.get("monitoring.coreos.com/v1", "PrometheusRule", "availability")
+            .expect("the PrometheusRule exists");
     let groups = rule["spec"]["groups"].as_array().unwrap();
     assert!(
         !groups.is_empty()
@@ -141,7 +127,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
         .operator
         .as_ref()
         .unwrap()
-        .get("/ui/slo/shop/availability")
+        .get(&format!("/ui/slo/{}/availability", w.namespace()))
         .unwrap();
     assert_eq!(code, 200);
     assert_eq!(
@@ -159,7 +145,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
     });
 
     // The budget now exhausted, but a store down: Thanos refuses every query.
-    w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
+    w.record(&[Series::own(&w, "availability", EXHAUSTED)]);
     thanos.store_down();
     w.wait(60, "a refused query is no data", |w| {
         data_available(w) == Some(("False".into(), "PrometheusRefused".into()))
@@ -187,7 +173,7 @@ fn queries_carry_the_tenant_the_headers_and_partial_response_false() {
 #[test]
 fn a_partial_answer_is_no_data_and_never_acts() {
     let mut w = World::new(vec![deployment("web", "1"), availability()]);
-    w.record(&[Series::own(&w.api, "availability", EXHAUSTED)]);
+    w.record(&[Series::own(&w, "availability", EXHAUSTED)]);
     let thanos = ThanosQuery::start(&w.prometheus.url);
     thanos.store_down();
     w.start_reading(&thanos.url, &[]);
@@ -219,6 +205,7 @@ fn gate_slo(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("slo.yaml");
     let mut object = slo("availability", json!([]), false);
     object["spec"].as_object_mut().unwrap().remove("rollback");
+    object["metadata"]["namespace"] = json!("shop");
     let text = serde_json::to_string(&object).unwrap();
     std::fs::write(&file, text).unwrap();
     file

@@ -8,8 +8,6 @@
 
 mod support;
 
-#[path = "support/helm.rs"]
-mod helm;
 #[path = "support/operator.rs"]
 mod operator;
 
@@ -19,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
+use support::helm;
 use support::kube::shared;
 use support::{bad_inputs, repo, yaml_files};
 

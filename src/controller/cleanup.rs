@@ -71,7 +71,9 @@ pub fn with(slo: &ServiceLevelObjective, ours: bool) -> Vec<String> {
 }
 
 /// Writes the finalizer list. The resourceVersion makes it a compare-and-swap: if someone else
-/// changed the object meanwhile, the API server answers 409 and the reconcile is retried.
+/// changed the object meanwhile, the API server answers 409 and the reconcile is retried. Taking
+/// ours off an SLO already gone (a reconcile of a copy from before our finalizer came off and
+/// the object was deleted) is done, not a failed reconcile.
 pub async fn set(
     client: &Client,
     slo: &ServiceLevelObjective,
@@ -83,13 +85,18 @@ pub async fn set(
         "finalizers": with(slo, ours),
         "resourceVersion": slo.resource_version(),
     }});
-    api.patch(
-        &slo.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
+    match api
+        .patch(
+            &slo.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 && !ours => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Withdraws this SLO's signal from every target (other SLOs' signals on a shared target stay)

@@ -24,6 +24,18 @@ const REPEAT_WITHIN: Duration = Duration::from_secs(6 * 60);
 /// Recent Events remembered for counting repeats; the oldest is forgotten first.
 const REMEMBERED: usize = 1024;
 
+/// The longest note kube-apiserver accepts, in bytes of UTF-8 (not characters).
+pub const NOTE_LIMIT: usize = 1024;
+
+/// A note cut to [`NOTE_LIMIT`] bytes, at a character boundary.
+pub fn cut_note(note: &str) -> String {
+    let mut end = note.len().min(NOTE_LIMIT);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_string()
+}
+
 /// What makes two Events the same happening: the object, and type, reason and action.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Happening {
@@ -87,7 +99,10 @@ impl Publisher {
                 count,
                 last_observed_time: MicroTime(now),
             };
-            let patch = json!({"series": series, "note": ev.note});
+            // Only the series: kube-apiserver refuses any change to an Event's note (`message`
+            // is immutable through events.k8s.io/v1), so the first note stays, as with
+            // client-go's recorder.
+            let patch = json!({"series": series});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
             return Ok(());
@@ -139,7 +154,7 @@ impl Publisher {
         let event = Event {
             type_: EventType::Warning,
             reason: reason.to_string(),
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(note.to_string()),
             action: action.to_string(),
             secondary: None,
         };
@@ -168,7 +183,7 @@ impl Publisher {
             },
             action: Some(ev.action.clone()),
             reason: Some(ev.reason.clone()),
-            note: ev.note.clone(),
+            note: ev.note.as_deref().map(cut_note),
             type_: Some(
                 if matches!(ev.type_, EventType::Warning) {
                     "Warning"
@@ -184,5 +199,23 @@ impl Publisher {
             reporting_instance: Some(self.instance.clone()),
             ..KubeEvent::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_cut_to_the_byte_limit_at_a_character_boundary() {
+        assert_eq!(cut_note("short"), "short");
+        let ascii = "x".repeat(2000);
+        assert_eq!(cut_note(&ascii).len(), NOTE_LIMIT);
+        // Two bytes each: 512 whole characters fit.
+        let accented = "é".repeat(1000);
+        assert_eq!(cut_note(&accented), "é".repeat(512));
+        // Three bytes each: 341 characters (1,023 bytes), never half of one.
+        let cjk = "語".repeat(1000);
+        assert_eq!(cut_note(&cjk), "語".repeat(341));
     }
 }

@@ -1,9 +1,12 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod counts;
 pub mod crd_schema;
 pub mod demo;
+pub mod fault_proxy;
+pub mod helm;
 pub mod kube;
 pub mod loopback;
 pub mod month;

@@ -1,14 +1,22 @@
-//! One test world: the API emulation, a real Prometheus recording an SLO's series from constant
-//! rules (reloaded to change the numbers), and the real `plimsoll run` against both.
+//! One test world: a namespace of its own on the real control plane of this test process
+//! (tests/support/kube.rs: kube-apiserver, the controller-manager's Deployment controller and
+//! garbage collector, kwok's pods), the chart's RBAC for an operator watching only that namespace,
+//! a real Prometheus recording an SLO's series from constant rules (reloaded to change the
+//! numbers), and the real `plimsoll run` with the chart's ServiceAccount token, talking to the API
+//! server through a loopback fault proxy (tests/support/fault_proxy.rs) that counts its requests.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::apiserver::{ApiServer, presets};
 use super::operator::Operator;
+use super::support::cluster::{Namespace, http_token_kubeconfig, operator_credentials, wait_for};
+use super::support::fault_proxy::FaultProxy;
 use super::support::prometheus::{Prometheus, http, rules_config};
+
+pub const SLO_API: &str = "plimsoll.dev/v1alpha1";
+pub const SLO_KIND: &str = "ServiceLevelObjective";
 
 /// One SLO's recorded series: its labels and the error ratio of every window.
 pub struct Series {
@@ -18,12 +26,18 @@ pub struct Series {
 
 impl Series {
     /// The series an SLO's own rules write: name, namespace, service (= name) and UID.
-    pub fn own(api: &ApiServer, name: &str, ratio: f64) -> Series {
-        let uid = uid(api, name);
+    pub fn own(w: &World, name: &str, ratio: f64) -> Series {
+        let uid = w
+            .slo(name)
+            .expect("the SLO exists")
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string();
         Series {
             labels: vec![
                 ("slo".into(), name.into()),
-                ("slo_namespace".into(), "shop".into()),
+                ("slo_namespace".into(), w.namespace().into()),
                 ("slo_service".into(), name.into()),
                 ("slo_uid".into(), uid),
             ],
@@ -37,24 +51,16 @@ impl Series {
     }
 }
 
-pub fn uid(api: &ApiServer, name: &str) -> String {
-    let slo = api
-        .get(
-            "plimsoll.dev/v1alpha1",
-            "ServiceLevelObjective",
-            "shop",
-            name,
-        )
-        .expect("the SLO exists");
-    slo["metadata"]["uid"].as_str().unwrap().to_string()
-}
-
 pub struct World {
-    pub api: ApiServer,
+    /// First, so that it stops before what it talks to.
+    pub operator: Option<Operator>,
+    pub proxy: FaultProxy,
+    pub ns: Namespace,
     pub prometheus: Prometheus,
     rules: PathBuf,
+    lease: String,
+    token: String,
     dir: tempfile::TempDir,
-    pub operator: Option<Operator>,
 }
 
 const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
@@ -85,24 +91,89 @@ fn rules(series: &[Series]) -> String {
 }
 
 impl World {
-    /// The emulation with these objects; Prometheus starts once [`World::record`] is called.
+    /// A fresh namespace with the chart's RBAC and these objects (their namespace replaced);
+    /// Prometheus records nothing until [`World::record`] is called.
     pub fn new(objects: Vec<Value>) -> World {
-        let api = ApiServer::start(presets::all());
-        for object in objects {
-            api.put(object);
-        }
+        let ns = Namespace::new("trust");
+        let (lease, token) = operator_credentials(ns.kube, &ns.name);
+        let proxy = FaultProxy::start(&ns.kube.server, &ns.kube.ca);
         let dir = tempfile::tempdir().unwrap();
         let config = rules_config(dir.path(), "groups: []\n", "1s");
         let rules = dir.path().join("rules.yaml");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         let prometheus = Prometheus::start_with(&data, &config, &["--web.enable-lifecycle"]);
-        World {
-            api,
+        let world = World {
+            operator: None,
+            proxy,
+            ns,
             prometheus,
             rules,
+            lease,
+            token,
             dir,
-            operator: None,
+        };
+        for object in objects {
+            world.seed(object);
+        }
+        world
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.ns.name
+    }
+
+    /// Creates an object as the manager `seed`. A Deployment's revision is its controller's: it
+    /// is rolled (a pod-template annotation changed) until the controller says the revision the
+    /// object was given. A status goes through the status subresource.
+    pub fn seed(&self, mut object: Value) {
+        let kind = object["kind"].as_str().unwrap().to_string();
+        let api_version = object["apiVersion"].as_str().unwrap().to_string();
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let status = object.as_object_mut().unwrap().remove("status");
+        let revision = (kind == "Deployment").then(|| {
+            object["metadata"]["annotations"]
+                .as_object_mut()
+                .and_then(|a| a.remove(DEPLOYMENT_REVISION))
+                .and_then(|r| r.as_str()?.parse::<u32>().ok())
+                .unwrap_or(1)
+        });
+        self.ns.create_as("seed", object);
+        if let Some(status) = status {
+            self.ns
+                .merge_as(
+                    "seed",
+                    (&api_version, &kind),
+                    &name,
+                    json!({"status": status}),
+                    true,
+                )
+                .unwrap();
+        }
+        for release in 1..=revision.unwrap_or(0) {
+            if release > 1 {
+                self.ns
+                    .merge_as(
+                        "seed",
+                        ("apps/v1", "Deployment"),
+                        &name,
+                        json!({"spec": {"template": {"metadata": {"annotations": {
+                            "example.com/release": release.to_string()}}}}}),
+                        false,
+                    )
+                    .unwrap();
+            }
+            let at = |w: &World| {
+                annotations(&w.deployment(&name))
+                    .get(DEPLOYMENT_REVISION)
+                    .and_then(Value::as_str)
+                    == Some(&release.to_string())
+            };
+            assert!(
+                wait_for(Duration::from_secs(60), || at(self)),
+                "Deployment {name} at revision {release}: {:#}",
+                self.deployment(&name)["metadata"]
+            );
         }
     }
 
@@ -123,45 +194,52 @@ impl World {
     }
 
     /// [`World::start`] with the budgets read from `url`, such as a query layer in front of
-    /// this world's Prometheus.
+    /// this world's Prometheus. The operator watches this world's namespace only, holds the
+    /// chart's Lease there, and reaches the API server through the proxy with the chart's
+    /// ServiceAccount token.
     pub fn start_reading(&mut self, url: &str, extra: &[&str]) {
-        let kubeconfig = self.api.kubeconfig(self.dir.path());
-        let url = format!("--prometheus-url={url}");
-        let mut flags = vec![
-            "--leader-election=false",
-            "--evaluation-interval=1s",
-            url.as_str(),
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        http_token_kubeconfig(&kubeconfig, &self.proxy.url, &self.token, &self.ns.name);
+        let flags = [
+            format!("--prometheus-url={url}"),
+            format!("--namespace={}", self.ns.name),
+            format!("--lease-namespace={}", self.ns.name),
+            format!("--lease-name={}", self.lease),
+            "--identity=trust-test".to_string(),
+            "--evaluation-interval=1s".to_string(),
         ];
+        let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         flags.extend_from_slice(extra);
         self.operator = Some(Operator::start(&kubeconfig, &flags));
     }
 
     pub fn slo(&self, name: &str) -> Option<Value> {
-        self.api.get(
-            "plimsoll.dev/v1alpha1",
-            "ServiceLevelObjective",
-            "shop",
-            name,
-        )
+        self.ns.get(SLO_API, SLO_KIND, name)
     }
 
     pub fn deployment(&self, name: &str) -> Value {
-        self.api
-            .get("apps/v1", "Deployment", "shop", name)
+        self.ns
+            .get("apps/v1", "Deployment", name)
             .expect("the deployment exists")
     }
 
     pub fn rollout(&self, name: &str) -> Value {
-        self.api
-            .get("argoproj.io/v1alpha1", "Rollout", "shop", name)
+        self.ns
+            .get("argoproj.io/v1alpha1", "Rollout", name)
             .expect("the rollout exists")
     }
 
-    /// Waits for `done`, failing the test with the operator's log after `seconds`.
+    /// The events.k8s.io Events of this namespace.
+    pub fn events(&self) -> Vec<Value> {
+        self.ns.list("events.k8s.io/v1", "Event")
+    }
+
+    /// Waits for `done` (polled every 100 ms), failing the test with the operator's log after
+    /// `seconds`.
     pub fn wait(&mut self, seconds: u64, what: &str, mut done: impl FnMut(&World) -> bool) {
         let ok = {
             let me = &*self;
-            me.api.wait_for(Duration::from_secs(seconds), || done(me))
+            wait_for(Duration::from_secs(seconds), || done(me))
         };
         if !ok {
             let log = self.operator.take().map(|o| o.terminate().1);
@@ -183,14 +261,28 @@ impl World {
         );
     }
 
-    /// Stops the operator and checks it was never refused by RBAC.
+    /// Stops the operator and checks that the real RBAC authorizer never refused it and that the
+    /// server took every Event it published.
     pub fn finish(mut self) -> String {
         let (code, log) = self.operator.take().expect("running").terminate();
         assert_eq!(code, Some(0), "{log}");
-        assert!(self.api.refused().is_empty(), "{:?}", self.api.refused());
+        assert!(
+            self.proxy.forbidden().is_empty(),
+            "{:?}",
+            self.proxy.forbidden()
+        );
+        assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+        // Every Event the operator meant to publish, the real server took (it validates them).
+        let unpublished: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("could not publish event"))
+            .collect();
+        assert!(unpublished.is_empty(), "{unpublished:#?}");
         log
     }
 }
+
+pub const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// The annotations of an object.
 pub fn annotations(object: &Value) -> serde_json::Map<String, Value> {
@@ -228,11 +320,11 @@ pub fn rollback_state(slo: &Value) -> Option<String> {
         .map(String::from)
 }
 
-/// A ratio SLO in namespace `shop` with a rollback policy on these targets.
+/// A ratio SLO with a rollback policy on these targets (its namespace is the world's).
 pub fn slo(name: &str, targets: Value, abort: bool) -> Value {
     json!({
-        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
-        "metadata": {"name": name, "namespace": "shop"},
+        "apiVersion": SLO_API, "kind": SLO_KIND,
+        "metadata": {"name": name},
         "spec": {"service": name, "objective": 99.9, "window": "30d",
                  "indicator": {"ratio": {"errors": "http_requests_total{code=~\"5..\"}",
                                          "total": "http_requests_total"}},
@@ -240,22 +332,23 @@ pub fn slo(name: &str, targets: Value, abort: bool) -> Value {
     })
 }
 
+/// A Deployment whose controller will have rolled it out to `revision` when the world has
+/// seeded it; its pods run on kwok's fake node.
 pub fn deployment(name: &str, revision: &str) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "shop",
-                     "annotations": {"deployment.kubernetes.io/revision": revision}},
+        "metadata": {"name": name, "annotations": {DEPLOYMENT_REVISION: revision}},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"containers": [{"name": "app", "image": "app:1"}]}}},
     })
 }
 
+/// An Argo Rollout at this revision (no Argo Rollouts controller runs: the test plays it).
 pub fn rollout(name: &str, revision: &str) -> Value {
     json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": name, "namespace": "shop",
-                     "annotations": {"rollout.argoproj.io/revision": revision}},
+        "metadata": {"name": name, "annotations": {"rollout.argoproj.io/revision": revision}},
         "spec": {"replicas": 2, "strategy": {"canary": {"steps": [{"setWeight": 20}]}}},
         "status": {"abort": false},
     })
