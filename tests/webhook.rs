@@ -928,6 +928,8 @@ struct Hooked {
     watched: String,
     /// The ValidatingWebhookConfiguration.
     configuration: String,
+    /// Where the webhook listens (127.0.0.1).
+    port: u16,
 }
 
 impl Drop for Hooked {
@@ -1046,6 +1048,7 @@ fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
         operator: Some(operator),
         watched,
         configuration: configuration_name,
+        port,
     }
 }
 
@@ -1313,8 +1316,9 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
     assert!(run.stderr.contains(&refused), "{run:?}");
     assert_eq!(hooked.image(), "example.invalid/checkout:1");
 
-    // Scaling is no pod template change: the configuration's matchConditions keep it from the
-    // webhook, and it goes through.
+    // Scaling is no pod template change: through the scale subresource, which the configuration
+    // does not register, or as a change of the Deployment itself, which its matchConditions keep
+    // from the webhook; either goes through.
     kube.kubectl(&[
         "scale",
         "deployment/checkout",
@@ -1323,6 +1327,15 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
         &watched,
     ])
     .expect_ok("kubectl scale");
+    kube.kubectl(&[
+        "patch",
+        "deployment/checkout",
+        "-n",
+        &watched,
+        "-p",
+        r#"{"spec": {"replicas": 3}}"#,
+    ])
+    .expect_ok("kubectl patch spec.replicas");
     let replicas = kube
         .kubectl(&[
             "get",
@@ -1333,7 +1346,7 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
             "jsonpath={.spec.replicas}",
         ])
         .expect_ok("kubectl get");
-    assert_eq!(replicas, "2");
+    assert_eq!(replicas, "3");
 
     // The override annotation with a reason lets a change through, with a warning kubectl shows;
     // a blank one does not.
@@ -1369,8 +1382,8 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
     );
     assert_eq!(hooked.image(), "example.invalid/checkout:3");
 
-    // The annotation removed (no template change: not the webhook's business), the budget back:
-    // a change goes through as if there had been no freeze.
+    // The annotation removed (no template change: not the webhook's business), a rollback is a
+    // pod template change like any other and is refused too.
     kube.kubectl(&[
         "annotate",
         "deployment/checkout",
@@ -1379,6 +1392,28 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
         &watched,
     ])
     .expect_ok("kubectl annotate");
+    let run = kube.kubectl(&["rollout", "undo", "deployment/checkout", "-n", &watched]);
+    assert!(!run.ok(), "{run:?}");
+    assert!(run.stderr.contains(&refused), "{run:?}");
+    assert_eq!(hooked.image(), "example.invalid/checkout:3");
+
+    // The operator's own update of the SLO (its finalizer, the rollback target existing) went
+    // through its webhook: the spec did not change.
+    wait_until("the operator's finalizer", Duration::from_secs(60), || {
+        kube.kubectl(&[
+            "get",
+            "slo",
+            "checkout-availability",
+            "-n",
+            &watched,
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+        ])
+        .stdout
+            == r#"["plimsoll.dev/cleanup"]"#
+    });
+
+    // The budget back: a change goes through as if there had been no freeze.
     hooked.budget("checkout-availability", false, "12.5");
     wait_until("the freeze lifted", Duration::from_secs(60), || {
         hooked.set_image("probe", &["--dry-run=server"]).ok()
@@ -1460,4 +1495,55 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
             "servicelevelobjective.plimsoll.dev/while-hung",
         ]
     );
+
+    // Back (another replica, the same Secret and so the same CA): what was stored meanwhile can
+    // still be relabelled and deleted, updates that leave the spec as it is; a spec change that
+    // is still invalid is refused.
+    let listen = format!("--webhook-listen=127.0.0.1:{}", hooked.port);
+    let back = operator::Operator::start_with_env(
+        &hooked.release.kubeconfig,
+        &hooked.release.operator_env("down-1"),
+        &[&listen],
+    );
+    hooked.wait_for_refusal(VALIDATE, || {
+        hooked.apply(&bad("probe"), &["--dry-run=server"])
+    });
+    let kube = shared();
+    kube.kubectl(&[
+        "label",
+        "slo",
+        "while-gone",
+        "team=shop",
+        "-n",
+        &hooked.watched,
+    ])
+    .expect_ok("relabelling an invalid SLO stored while the webhook was down");
+    let run = kube.kubectl(&[
+        "patch",
+        "slo",
+        "while-gone",
+        "-n",
+        &hooked.watched,
+        "--type=merge",
+        "-p",
+        r#"{"spec": {"objective": 99.5}}"#,
+    ]);
+    assert!(!run.ok(), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "admission webhook \"{VALIDATE}\" denied the request: spec.indicator.ratio.total"
+        )),
+        "{run:?}"
+    );
+    kube.kubectl(&[
+        "delete",
+        "slo",
+        "while-hung",
+        "-n",
+        &hooked.watched,
+        "--wait=true",
+    ])
+    .expect_ok("deleting an invalid SLO stored while the webhook was down");
+    let (exit, log) = back.terminate();
+    assert_eq!(exit, Some(0), "{log}");
 }
