@@ -32,6 +32,42 @@ fn replica(release: &Release, identity: &str, extra: &[&str]) -> Operator {
     Operator::start_with_env(&release.kubeconfig, &release.operator_env(identity), extra)
 }
 
+/// The writes made with the token `credential` (`JTI=...`) as the API server's audit log has
+/// them, to Leases or (`leases` false) to anything else: when the server received each, and
+/// what it was, oldest first.
+fn writes(credential: &str, leases: bool) -> Vec<(Timestamp, String)> {
+    let mut writes: Vec<(Timestamp, String)> = shared()
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            e["user"]["extra"]["authentication.kubernetes.io/credential-id"][0] == credential
+                && (e["objectRef"]["resource"] == "leases") == leases
+        })
+        .map(|e| {
+            let at = e["requestReceivedTimestamp"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let what = format!(
+                "{} {}/{}/{}{} -> {}",
+                e["verb"].as_str().unwrap_or_default(),
+                e["objectRef"]["resource"].as_str().unwrap_or_default(),
+                e["objectRef"]["namespace"].as_str().unwrap_or_default(),
+                e["objectRef"]["name"].as_str().unwrap_or_default(),
+                e["objectRef"]["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default(),
+                e["responseStatus"]["code"],
+            );
+            (at, what)
+        })
+        .collect();
+    writes.sort();
+    writes
+}
+
 fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
@@ -302,7 +338,9 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
         Duration::from_secs(60),
         || a.ready(),
     );
-    let b = replica(&release, "replica-b", &[]);
+    // replica-b has a token of its own, so the audit log tells the replicas' writes apart.
+    let (b_kubeconfig, b_credential) = release.token(shared(), "kubeconfig-b");
+    let b = Operator::start_with_env(&b_kubeconfig, &release.operator_env("replica-b"), &[]);
     let two_leaders = TwoLeaders::watch(a.port, b.port);
     wait_until(
         "replica-b stands by, ready",
@@ -399,6 +437,27 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
         acquired.duration_since(expired)
     );
     assert!(!log_a.contains("released the leader lease"), "{log_a}");
+    // The new leader writes: a changed SLO is reconciled (its status says which generation).
+    shared()
+        .kubectl(&[
+            "patch",
+            "slo",
+            "payments-availability",
+            "-n",
+            &shop,
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"objective": 99.5}}"#,
+        ])
+        .expect_ok("kubectl patch slo");
+    wait_until(
+        "replica-b reconciles the change",
+        Duration::from_secs(60),
+        || {
+            get_json(&["get", "slo", "payments-availability", "-n", &shop])["status"]["observedGeneration"]
+                == 2
+        },
+    );
 
     let (exit, log) = b.terminate();
     assert_eq!(exit, Some(0), "{log}");
@@ -409,6 +468,41 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
     for log in [&log_a, &log] {
         assert!(!log.to_lowercase().contains("forbidden"), "{log}");
     }
+
+    // Who wrote what, and when, as the API server recorded it: replica-a only until its Lease
+    // expired, replica-b only from taking the Lease until releasing it (its last Lease write).
+    wait_until(
+        "replica-b's release in the audit log",
+        Duration::from_secs(30),
+        || writes(&b_credential, true).len() >= 2,
+    );
+    let (a_writes, b_writes) = (
+        writes(&release.credential, false),
+        writes(&b_credential, false),
+    );
+    let released = writes(&b_credential, true).last().unwrap().0;
+    assert!(!a_writes.is_empty(), "replica-a led and wrote nothing");
+    assert!(!b_writes.is_empty(), "replica-b led and wrote nothing");
+    let early_or_late: Vec<&(Timestamp, String)> = a_writes
+        .iter()
+        .filter(|(at, _)| *at >= expired)
+        .chain(
+            b_writes
+                .iter()
+                .filter(|(at, _)| *at < acquired || *at > released),
+        )
+        .collect();
+    assert!(
+        early_or_late.is_empty(),
+        "writes outside their replica's term (replica-a until {expired}, replica-b from \
+         {acquired} to {released}): {early_or_late:#?}\nreplica-a: {a_writes:#?}\nreplica-b: \
+         {b_writes:#?}"
+    );
+    eprintln!(
+        "replica-a wrote {} times before its Lease expired, replica-b {} times while it held it",
+        a_writes.len(),
+        b_writes.len()
+    );
 }
 
 /// The condition `type_` of a status.

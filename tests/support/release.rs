@@ -70,7 +70,9 @@ pub struct Release {
     pub rendered: helm::Rendered,
     /// A kubeconfig with a token of the release's ServiceAccount, in the release's namespace.
     pub kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The ID of that token, by which the audit log names whoever used it.
+    pub credential: String,
+    dir: tempfile::TempDir,
 }
 
 /// The kinds of the render that are applied.
@@ -104,7 +106,23 @@ impl Release {
             &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
         )
         .expect_ok("applying the chart's RBAC");
-        let service_account = rendered.of_kind("ServiceAccount")[0]["metadata"]["name"]
+        let mut release = Release {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            rendered,
+            kubeconfig: PathBuf::new(),
+            credential: String::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        (release.kubeconfig, release.credential) = release.token(kube, "kubeconfig");
+        release
+    }
+
+    /// A token of the release's ServiceAccount (2 hours), as another pod of it would have one,
+    /// in a kubeconfig `file` of its own; and the token's ID (`JTI=...`, the `credential-id` of
+    /// the audit log's users).
+    pub fn token(&self, kube: &Access, file: &str) -> (PathBuf, String) {
+        let service_account = self.rendered.of_kind("ServiceAccount")[0]["metadata"]["name"]
             .as_str()
             .unwrap()
             .to_string();
@@ -114,20 +132,13 @@ impl Release {
                 "token",
                 &service_account,
                 "-n",
-                namespace,
+                &self.namespace,
                 "--duration=2h",
             ])
             .expect_ok("kubectl create token");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        kube.token_kubeconfig(&kubeconfig, &token, namespace);
-        Release {
-            name: name.to_string(),
-            namespace: namespace.to_string(),
-            rendered,
-            kubeconfig,
-            _dir: dir,
-        }
+        let kubeconfig = self.dir.path().join(file);
+        kube.token_kubeconfig(&kubeconfig, &token, &self.namespace);
+        (kubeconfig, format!("JTI={}", token_id(&token)))
     }
 
     /// The plain value of one of the operator container's environment variables in the render.
@@ -176,4 +187,23 @@ pub fn in_namespace(text: &str, namespace: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// The `jti` claim of a ServiceAccount token: a JWT, whose middle part is base64url JSON.
+pub fn token_id(token: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let (mut bits, mut count, mut bytes) = (0u32, 0u32, Vec::new());
+    for c in payload.bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c).expect("base64url") as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    let claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    claims["jti"].as_str().expect("a jti claim").to_string()
 }
