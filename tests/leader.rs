@@ -42,6 +42,7 @@ fn writes(credential: &str, leases: bool) -> Vec<(Timestamp, String)> {
         .filter(|e| {
             e["user"]["extra"]["authentication.kubernetes.io/credential-id"][0] == credential
                 && (e["objectRef"]["resource"] == "leases") == leases
+                && e["verb"] != "get"
         })
         .map(|e| {
             let at = e["requestReceivedTimestamp"]
@@ -684,4 +685,89 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
     let (exit, log) = replica.terminate();
     assert_eq!(exit, Some(0), "{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+}
+
+/// When the API server received the Lease reads made with the token `credential`.
+fn lease_reads(credential: &str) -> Vec<Timestamp> {
+    shared()
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            e["user"]["extra"]["authentication.kubernetes.io/credential-id"][0] == credential
+                && e["objectRef"]["resource"] == "leases"
+                && e["verb"] == "get"
+        })
+        .map(|e| {
+            e["requestReceivedTimestamp"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_it_at_once() {
+    let (release, _shop) = release("handover");
+    let lease = LeaseLog::start(&release.namespace, &release.env("PLIMSOLL_LEASE_NAME"));
+    let a = replica(&release, "replica-a", &[]);
+    wait_until("replica-a leads", Duration::from_secs(60), || {
+        a.leading() && lease.holder().as_deref() == Some("replica-a")
+    });
+    let (b_kubeconfig, b_credential) = release.token(shared(), "kubeconfig-b");
+    let b = Operator::start_with_env(&b_kubeconfig, &release.operator_env("replica-b"), &[]);
+    wait_until(
+        "replica-b stands by, ready",
+        Duration::from_secs(60),
+        || b.ready(),
+    );
+    // The worst moment for a standby that looks at the Lease only when it would expire: just
+    // after it read replica-a's latest renewal, so that the next look is at that expiry.
+    wait_until(
+        "replica-b reads replica-a's latest renewal",
+        Duration::from_secs(60),
+        || {
+            let renewed = lease.versions().last().and_then(|v| v.renewed);
+            renewed.is_some_and(|r| lease_reads(&b_credential).iter().any(|at| *at > r))
+        },
+    );
+
+    let (exit, log) = a.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(log.contains("released the leader lease"), "{log}");
+    wait_until("replica-b takes over", Duration::from_secs(60), || {
+        b.leading() && lease.holder().as_deref() == Some("replica-b")
+    });
+    let versions = lease.versions();
+    assert_eq!(lease.holders(), ["replica-a", "replica-b"], "{versions:#?}");
+    let last_of_a = versions
+        .iter()
+        .rev()
+        .find(|v| v.holder.as_deref() == Some("replica-a"))
+        .unwrap();
+    let would_expire =
+        last_of_a.renewed.unwrap() + SignedDuration::from_secs(last_of_a.duration.unwrap().into());
+    let acquired = versions
+        .iter()
+        .find(|v| v.holder.as_deref() == Some("replica-b"))
+        .unwrap()
+        .acquired
+        .unwrap();
+    let released = writes(&release.credential, true).last().unwrap().0;
+    eprintln!(
+        "replica-b took the Lease {:?} after replica-a released it, {:?} before it would have \
+         expired",
+        acquired.duration_since(released),
+        would_expire.duration_since(acquired)
+    );
+    // Released, the Lease is the standby's to take, not once replica-a's would have expired.
+    assert!(
+        acquired < would_expire,
+        "replica-b took the Lease at {acquired}, only once replica-a's would have expired \
+         ({would_expire}) had it not released it at {released}: {versions:#?}\n{}",
+        b.log()
+    );
+    let (exit, log) = b.terminate();
+    assert_eq!(exit, Some(0), "{log}");
 }
