@@ -300,6 +300,41 @@ impl TwoLeaders {
     }
 }
 
+/// From the API server's audit log: the writes made with the token `first` (other than to the
+/// Lease) were all received before `first_until`, those with `second` from `second_from` until
+/// its last write to the Lease (its release, which this waits for); and both wrote.
+fn one_writer_at_a_time(first: &str, first_until: Timestamp, second: &str, second_from: Timestamp) {
+    wait_until(
+        "the second replica's release in the audit log",
+        Duration::from_secs(30),
+        || writes(second, true).len() >= 2,
+    );
+    let (first_writes, second_writes) = (writes(first, false), writes(second, false));
+    let released = writes(second, true).last().unwrap().0;
+    assert!(!first_writes.is_empty(), "the first leader wrote nothing");
+    assert!(!second_writes.is_empty(), "the second leader wrote nothing");
+    let outside: Vec<&(Timestamp, String)> = first_writes
+        .iter()
+        .filter(|(at, _)| *at >= first_until)
+        .chain(
+            second_writes
+                .iter()
+                .filter(|(at, _)| *at < second_from || *at > released),
+        )
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "writes outside their replica's term (the first until {first_until}, the second from \
+         {second_from} to {released}): {outside:#?}\nfirst: {first_writes:#?}\nsecond: \
+         {second_writes:#?}"
+    );
+    eprintln!(
+        "the first leader wrote {} times in its term, the second {} times in its own",
+        first_writes.len(),
+        second_writes.len()
+    );
+}
+
 /// How long before its Lease expires a holder renews it: `with_grace` in src/cli/run.rs.
 const GRACE: SignedDuration = SignedDuration::from_secs(5);
 
@@ -471,39 +506,8 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
     }
 
     // Who wrote what, and when, as the API server recorded it: replica-a only until its Lease
-    // expired, replica-b only from taking the Lease until releasing it (its last Lease write).
-    wait_until(
-        "replica-b's release in the audit log",
-        Duration::from_secs(30),
-        || writes(&b_credential, true).len() >= 2,
-    );
-    let (a_writes, b_writes) = (
-        writes(&release.credential, false),
-        writes(&b_credential, false),
-    );
-    let released = writes(&b_credential, true).last().unwrap().0;
-    assert!(!a_writes.is_empty(), "replica-a led and wrote nothing");
-    assert!(!b_writes.is_empty(), "replica-b led and wrote nothing");
-    let early_or_late: Vec<&(Timestamp, String)> = a_writes
-        .iter()
-        .filter(|(at, _)| *at >= expired)
-        .chain(
-            b_writes
-                .iter()
-                .filter(|(at, _)| *at < acquired || *at > released),
-        )
-        .collect();
-    assert!(
-        early_or_late.is_empty(),
-        "writes outside their replica's term (replica-a until {expired}, replica-b from \
-         {acquired} to {released}): {early_or_late:#?}\nreplica-a: {a_writes:#?}\nreplica-b: \
-         {b_writes:#?}"
-    );
-    eprintln!(
-        "replica-a wrote {} times before its Lease expired, replica-b {} times while it held it",
-        a_writes.len(),
-        b_writes.len()
-    );
+    // expired, replica-b only from taking the Lease until releasing it.
+    one_writer_at_a_time(&release.credential, expired, &b_credential, acquired);
 }
 
 /// The condition `type_` of a status.
@@ -709,7 +713,8 @@ fn lease_reads(credential: &str) -> Vec<Timestamp> {
 
 #[test]
 fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_it_at_once() {
-    let (release, _shop) = release("handover");
+    let (release, shop) = release("handover");
+    slo(&shop, "checkout-availability", json!({}));
     let lease = LeaseLog::start(&release.namespace, &release.env("PLIMSOLL_LEASE_NAME"));
     let a = replica(&release, "replica-a", &[]);
     wait_until("replica-a leads", Duration::from_secs(60), || {
@@ -768,6 +773,29 @@ fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_it_at_once() {
          ({would_expire}) had it not released it at {released}: {versions:#?}\n{}",
         b.log()
     );
+    // The new leader writes: a changed SLO is reconciled (its status says which generation).
+    shared()
+        .kubectl(&[
+            "patch",
+            "slo",
+            "checkout-availability",
+            "-n",
+            &shop,
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"objective": 99.5}}"#,
+        ])
+        .expect_ok("kubectl patch slo");
+    wait_until(
+        "replica-b reconciles the change",
+        Duration::from_secs(60),
+        || {
+            get_json(&["get", "slo", "checkout-availability", "-n", &shop])["status"]["observedGeneration"]
+                == 2
+        },
+    );
     let (exit, log) = b.terminate();
     assert_eq!(exit, Some(0), "{log}");
+    // replica-a stopped writing before it released the Lease; replica-b started after taking it.
+    one_writer_at_a_time(&release.credential, released, &b_credential, acquired);
 }
