@@ -1,8 +1,15 @@
-//! The admission webhook over real HTTPS on loopback, with the certificate it generates or reads:
-//! the self-managed certificate flow against a mocked API server that checks every request
-//! (Secret 404 -> create, 409 -> read theirs, renewal guarded by resourceVersion, the caBundle
-//! JSON patch), AdmissionReviews answered with the uid echoed, and `plimsoll run` serving it. The
-//! mocked API server also holds every request to the operator's RBAC (src/access.rs).
+//! The admission webhook over real HTTPS on loopback, with the certificate it generates or reads.
+//!
+//! The real API server (tests/support/kube.rs) calls it as the chart registers it: `plimsoll run`
+//! with the chart's environment and RBAC creates its Secret and sets the caBundle, and kubectl's
+//! requests are refused or admitted (invalid SLOs, the deploy freeze, failurePolicy Ignore with
+//! the operator hung or gone).
+//!
+//! A mocked API server, which checks every request against the operator's RBAC (src/access.rs),
+//! stays for what the real one cannot be made to do on cue: races with another replica (Secret
+//! 409 on create, Conflict on renewal), certificates due for renewal, an SLO watch that fails,
+//! a caBundle blanked between two rounds; and AdmissionReviews the API server never sends
+//! (malformed, other versions and content types).
 
 #[path = "support/access.rs"]
 mod access;
