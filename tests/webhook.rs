@@ -1298,6 +1298,58 @@ fn the_api_server_refuses_every_invalid_slo_through_the_webhook_with_the_operato
     );
     assert_eq!(stored["metadata"]["generation"], 1);
 
+    // A second replica stands by (the first holds the Lease) and serves the webhook too, with
+    // the certificate in the Secret: the API server, sent to it instead, trusts it with the
+    // caBundle as it is.
+    let port = operator::free_port();
+    let standby = operator::Operator::start_with_env(
+        &hooked.release.kubeconfig,
+        &hooked.release.operator_env("validate-1"),
+        &[&format!("--webhook-listen=127.0.0.1:{port}")],
+    );
+    wait_until(
+        "the second replica stands by",
+        Duration::from_secs(60),
+        || standby.ready(),
+    );
+    let bundle = kubectl_json(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+    ])["webhooks"][0]["clientConfig"]["caBundle"]
+        .clone();
+    let to_the_standby = json!([
+        {"op": "test", "path": "/webhooks/0/name", "value": VALIDATE},
+        {"op": "replace", "path": "/webhooks/0/clientConfig/service/port", "value": port}]);
+    kube.kubectl(&[
+        "patch",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+        "--type=json",
+        "-p",
+        &to_the_standby.to_string(),
+    ])
+    .expect_ok("kubectl patch");
+    // Refused, and by the standby (it logs what it denies), once the API server has the change.
+    wait_until(
+        "the API server calls the standby",
+        Duration::from_secs(60),
+        || {
+            let run = hooked.apply(&probe, &["--dry-run=server"]);
+            !run.ok() && standby.log().contains("admission denied")
+        },
+    );
+    assert!(!standby.leading());
+    let after = kubectl_json(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+    ]);
+    assert_eq!(after["webhooks"][0]["clientConfig"]["caBundle"], bundle);
+    let (exit, log) = standby.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(log.contains("webhook certificate loaded"), "{log}");
+
     let (exit, log) = hooked.operator.take().unwrap().terminate();
     assert_eq!(exit, Some(0), "{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
