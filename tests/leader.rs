@@ -289,14 +289,24 @@ impl TwoLeaders {
 
     /// (times both said they lead, samples taken)
     fn finish(mut self) -> (usize, usize) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
+        self.stop();
         (
             self.both.load(Ordering::SeqCst),
             self.samples.load(Ordering::SeqCst),
         )
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TwoLeaders {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
