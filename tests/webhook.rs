@@ -937,6 +937,9 @@ struct Hooked {
     configuration: String,
     /// Where the webhook listens (127.0.0.1).
     port: u16,
+    /// With the configuration created after the operator started: how long from its creation
+    /// to every webhook's caBundle.
+    ca_bundle_took: Option<Duration>,
 }
 
 impl Drop for Hooked {
@@ -979,6 +982,12 @@ fn kubectl_json(args: &[&str]) -> Value {
 /// for a ClusterIP and the pod network, which a control plane without nodes' networking lacks.
 /// The port is the one thing of the configuration changed: the chart's 443 is the Service's.
 fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
+    hooked_with(name, deploy_freeze, timeout_seconds, false)
+}
+
+/// As `hooked`; with `late`, the configuration is created only once the operator has looked for
+/// it and not found it (Helm's install order creates it after the Deployment).
+fn hooked_with(name: &str, deploy_freeze: bool, timeout_seconds: u32, late: bool) -> Hooked {
     let kube = shared();
     let watched = format!("{name}-shop");
     let values = json!({
@@ -1009,9 +1018,13 @@ fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
     let external = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": service["name"], "namespace": service["namespace"]},
         "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}});
-    for object in [&external, &configuration] {
+    let apply = |object: &Value| {
         kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &object.to_string())
             .expect_ok("kubectl apply");
+    };
+    apply(&external);
+    if !late {
+        apply(&configuration);
     }
     let listen = format!("--webhook-listen=127.0.0.1:{port}");
     let operator = operator::Operator::start_with_env(
@@ -1019,6 +1032,19 @@ fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
         &release.operator_env(&format!("{name}-0")),
         &[&listen],
     );
+    let created = late.then(|| {
+        wait_until(
+            "the operator looks for the configuration",
+            Duration::from_secs(60),
+            || {
+                operator
+                    .log()
+                    .contains("ValidatingWebhookConfiguration not found")
+            },
+        );
+        apply(&configuration);
+        Instant::now()
+    });
     let secret_name = release.env("PLIMSOLL_WEBHOOK_SECRET");
     assert_eq!(
         release.env("PLIMSOLL_WEBHOOK_CONFIGURATION"),
@@ -1026,7 +1052,7 @@ fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
     );
     wait_until(
         "the operator's Secret and every webhook's caBundle",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             let secret = kube.kubectl(&[
                 "get",
@@ -1056,6 +1082,7 @@ fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
         watched,
         configuration: configuration_name,
         port,
+        ca_bundle_took: created.map(|c| c.elapsed()),
     }
 }
 
@@ -1605,4 +1632,22 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
     .expect_ok("deleting an invalid SLO stored while the webhook was down");
     let (exit, log) = back.terminate();
     assert_eq!(exit, Some(0), "{log}");
+}
+
+/// Helm creates the ValidatingWebhookConfiguration after the Deployment, so the operator may look
+/// for it before it exists: it looks again every few seconds until it does, not a minute later
+/// (webhook::RECHECK, the pace once everything is in place), for until then the API server
+/// cannot call the webhook and admits everything.
+#[test]
+fn a_configuration_created_after_the_operator_gets_its_ca_bundle_before_the_next_minute() {
+    let hooked = hooked_with("late", false, 5, true);
+    let took = hooked.ca_bundle_took.unwrap();
+    eprintln!("the caBundle was set {took:?} after the configuration was created");
+    assert!(
+        took < webhook::RECHECK / 2,
+        "the caBundle was set {took:?} after the configuration was created:\n{}",
+        hooked.operator.as_ref().unwrap().log()
+    );
+    let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
 }

@@ -103,8 +103,8 @@ pub struct Args {
     #[arg(long, env = "PLIMSOLL_WEBHOOK_SERVICE")]
     pub webhook_service: Option<String>,
     /// ValidatingWebhookConfiguration whose webhooks' clientConfig.caBundle is set to the
-    /// webhook's CA (checked every minute), with the self-managed certificate or a --webhook-cert-dir
-    /// that has ca.crt.
+    /// webhook's CA (checked every minute; every 5 s until it is set), with the self-managed
+    /// certificate or a --webhook-cert-dir that has ca.crt.
     #[arg(long, env = "PLIMSOLL_WEBHOOK_CONFIGURATION")]
     pub webhook_configuration: Option<String>,
     /// Deny pod template changes to an SLO's rollback targets while its budget is exhausted
