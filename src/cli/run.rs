@@ -454,7 +454,7 @@ impl Operator {
                 // Not the holder (it was standing by): nothing of ours to release.
                 task.abort();
                 let _ = task.await;
-                info!("the leader lease was released; taking it");
+                info!("the leader lease was released; trying to take it");
                 continue;
             }
             drop(leading);
