@@ -981,6 +981,30 @@ fn kubectl_json(args: &[&str]) -> Value {
 /// clientConfig's port: k8s.io/apiserver's webhook client and proxy.ResolveCluster), standing in
 /// for a ClusterIP and the pod network, which a control plane without nodes' networking lacks.
 /// The port is the one thing of the configuration changed: the chart's 443 is the Service's.
+/// The release's ValidatingWebhookConfiguration as rendered (no caBundle: the operator's or
+/// cert-manager's to fill) with the webhook's `port`, and the ExternalName Service that takes
+/// the API server there (see `hooked`).
+fn routed(release: &release::Release, port: u16) -> (Value, Value) {
+    let mut configuration = release.webhook_configuration();
+    let mut services = Vec::new();
+    for webhook in configuration["webhooks"].as_array_mut().unwrap() {
+        let client = &mut webhook["clientConfig"];
+        assert!(
+            client.get("caBundle").is_none(),
+            "the chart leaves the caBundle to the operator or cert-manager: {client}"
+        );
+        services.push(client["service"].clone());
+        client["service"]["port"] = json!(port);
+    }
+    let service = &services[0];
+    assert_eq!(service["port"], 443, "{service}");
+    assert!(services.iter().all(|s| s["name"] == service["name"]));
+    let external = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": service["name"], "namespace": service["namespace"]},
+        "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}});
+    (configuration, external)
+}
+
 fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
     hooked_with(name, deploy_freeze, timeout_seconds, false)
 }
@@ -997,27 +1021,12 @@ fn hooked_with(name: &str, deploy_freeze: bool, timeout_seconds: u32, late: bool
     });
     let release = release::Release::install(kube, name, &format!("{name}-system"), &values);
     let port = operator::free_port();
-    let mut configuration = release.webhook_configuration();
+    let (configuration, external) = routed(&release, port);
     let configuration_name = configuration["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_string();
-    let mut services = Vec::new();
-    for webhook in configuration["webhooks"].as_array_mut().unwrap() {
-        let client = &mut webhook["clientConfig"];
-        assert!(
-            client.get("caBundle").is_none(),
-            "the chart leaves the caBundle to the operator: {client}"
-        );
-        services.push(client["service"].clone());
-        client["service"]["port"] = json!(port);
-    }
-    let service = &services[0];
-    assert_eq!(service["port"], 443, "{service}");
-    assert!(services.iter().all(|s| s["name"] == service["name"]));
-    let external = json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": service["name"], "namespace": service["namespace"]},
-        "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}});
+    let webhooks = configuration["webhooks"].as_array().unwrap().len();
     let apply = |object: &Value| {
         kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &object.to_string())
             .expect_ok("kubectl apply");
@@ -1073,7 +1082,7 @@ fn hooked_with(name: &str, deploy_freeze: bool, timeout_seconds: u32, late: bool
             let ca = secret.stdout.trim();
             secret.ok()
                 && !ca.is_empty()
-                && bundles.stdout.split(' ').collect::<Vec<_>>() == vec![ca; services.len()]
+                && bundles.stdout.split(' ').collect::<Vec<_>>() == vec![ca; webhooks]
         },
     );
     Hooked {
@@ -1650,4 +1659,94 @@ fn a_configuration_created_after_the_operator_gets_its_ca_bundle_before_the_next
     );
     let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
     hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
+}
+
+/// With `webhook.certManager.enabled` the operator serves the certificate cert-manager keeps in
+/// a Secret (mounted at --webhook-cert-dir) and leaves the caBundle to cert-manager's CA
+/// injector; the test plays both (cert-manager is not part of the control plane).
+#[test]
+fn with_cert_managers_certificate_the_api_server_calls_the_webhook_with_the_injected_ca() {
+    let kube = shared();
+    let values = json!({"webhook": {"enabled": true, "certManager": {"enabled": true}},
+                        "watchNamespaces": ["certs-shop"]});
+    let release = release::Release::install(kube, "certs", "certs-system", &values);
+    assert!(
+        release
+            .rendered
+            .env_value("PLIMSOLL_WEBHOOK_CONFIGURATION")
+            .is_none()
+    );
+    assert!(
+        release
+            .rendered
+            .env_value("PLIMSOLL_WEBHOOK_SECRET")
+            .is_none()
+    );
+    let port = operator::free_port();
+    let (mut configuration, external) = routed(&release, port);
+    assert_eq!(
+        configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "certs-system/certs-plimsoll-webhook"
+    );
+    let service = external["metadata"]["name"].as_str().unwrap();
+    let bundle = tls::generate(
+        &tls::service_names(service, &release.namespace),
+        Timestamp::now(),
+    )
+    .unwrap();
+    for webhook in configuration["webhooks"].as_array_mut().unwrap() {
+        webhook["clientConfig"]["caBundle"] = base64(&bundle.ca_cert);
+    }
+    for object in [&external, &configuration] {
+        kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &object.to_string())
+            .expect_ok("kubectl apply");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), &bundle);
+    // The chart mounts the Secret at /etc/plimsoll/webhook; here it is a folder of the test's.
+    assert_eq!(
+        release.env("PLIMSOLL_WEBHOOK_CERT_DIR"),
+        "/etc/plimsoll/webhook"
+    );
+    let listen = format!("--webhook-listen=127.0.0.1:{port}");
+    let cert_dir = format!("--webhook-cert-dir={}", dir.path().display());
+    let operator = operator::Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env("certs-0"),
+        &[&listen, &cert_dir],
+    );
+    let configuration_name = configuration["metadata"]["name"].as_str().unwrap();
+    let hooked = Hooked {
+        release,
+        operator: Some(operator),
+        watched: "certs-shop".to_string(),
+        configuration: configuration_name.to_string(),
+        port,
+        ca_bundle_took: None,
+    };
+    let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
+    let good = hooked.manifest("examples/checkout-availability.yaml");
+    hooked.apply(&good, &[]).expect_ok("a valid SLO");
+    // The caBundle is the injector's alone; the operator wrote no Secret.
+    let stored = kubectl_json(&["get", "validatingwebhookconfiguration", configuration_name]);
+    assert_eq!(
+        stored["webhooks"][0]["clientConfig"]["caBundle"],
+        base64(&bundle.ca_cert)
+    );
+    let managers: Vec<&str> = stored["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(!managers.contains(&"plimsoll-webhook"), "{managers:?}");
+    let secrets = kube
+        .kubectl(&["get", "secrets", "-n", "certs-system", "-o", "name"])
+        .expect_ok("kubectl get secrets");
+    assert_eq!(secrets, "");
+    let mut hooked = hooked;
+    let (exit, log) = hooked.operator.take().unwrap().terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }
