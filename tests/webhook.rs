@@ -1,13 +1,22 @@
-//! The admission webhook over real HTTPS on loopback, with the certificate it generates or reads:
-//! the self-managed certificate flow against a mocked API server that checks every request
-//! (Secret 404 -> create, 409 -> read theirs, renewal guarded by resourceVersion, the caBundle
-//! JSON patch), AdmissionReviews answered with the uid echoed, and `plimsoll run` serving it. The
-//! mocked API server also holds every request to the operator's RBAC (src/access.rs).
+//! The admission webhook over real HTTPS on loopback, with the certificate it generates or reads.
+//!
+//! The real API server (tests/support/kube.rs) calls it as the chart registers it: `plimsoll run`
+//! with the chart's environment and RBAC creates its Secret and sets the caBundle, and kubectl's
+//! requests are refused or admitted (invalid SLOs, the deploy freeze, failurePolicy Ignore with
+//! the operator hung or gone).
+//!
+//! A mocked API server, which checks every request against the operator's RBAC (src/access.rs),
+//! stays for what the real one cannot be made to do on cue: races with another replica (Secret
+//! 409 on create, Conflict on renewal), certificates due for renewal, an SLO watch that fails,
+//! a caBundle blanked between two rounds; and AdmissionReviews the API server never sends
+//! (malformed, other versions and content types).
 
 #[path = "support/access.rs"]
 mod access;
 #[path = "support/operator.rs"]
 mod operator;
+#[path = "support/release.rs"]
+mod release;
 mod support;
 
 use std::net::SocketAddr;
@@ -26,6 +35,7 @@ use plimsoll::slo_cache::SloCache;
 use plimsoll::webhook::tls::{self, Bundle};
 use plimsoll::webhook::{self, CertSource, Running, Settings};
 use serde_json::{Value, json};
+use support::kube::shared;
 use tokio::sync::watch;
 use tower_test::mock::SendResponse;
 
@@ -435,7 +445,7 @@ fn plimsoll_validate(file: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bundle() {
+async fn malformed_and_unusual_reviews_are_answered_and_a_blanked_ca_bundle_is_set_again() {
     let cluster = Arc::new(Mutex::new(Cluster {
         configuration: Some(configuration()),
         slos: vec![exhausted_slo()],
@@ -456,179 +466,10 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
     };
     eventually("the caBundle is set", patched).await;
 
-    let (flow, secret, patch) = {
-        let c = cluster.lock().unwrap();
-        (
-            c.certificate_flow(),
-            c.requests("POST", SECRETS)[0].clone(),
-            c.requests("PATCH", CONFIGURATION)[0].clone(),
-        )
-    };
-    assert_eq!(
-        flow[..4],
-        [
-            format!("GET {SECRET}"),
-            format!("POST {SECRETS}"),
-            format!("GET {CONFIGURATION}"),
-            format!("PATCH {CONFIGURATION}"),
-        ]
-    );
-    // The Secret: kubernetes.io/tls with the four entries, labelled, under our field manager.
-    assert_eq!(secret.param("fieldManager"), Some("plimsoll-webhook"));
-    assert_eq!(secret.body["type"], "kubernetes.io/tls");
-    assert_eq!(secret.body["metadata"]["name"], SECRET_NAME);
-    assert_eq!(
-        secret.body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
-        "plimsoll"
-    );
-    let mut keys: Vec<&String> = secret.body["data"].as_object().unwrap().keys().collect();
-    keys.sort();
-    assert_eq!(keys, ["ca.crt", "ca.key", "tls.crt", "tls.key"]);
-    let bundle = stored_bundle(&secret.body);
-    assert_eq!(
-        running.certificates.cert().as_deref(),
-        Some(bundle.cert.as_str())
-    );
-    // The caBundle: a JSON patch, each webhook's name tested at its index.
-    assert_eq!(patch.content_type, "application/json-patch+json");
-    assert_eq!(patch.param("fieldManager"), Some("plimsoll-webhook"));
-    let ca = base64(&bundle.ca_cert);
-    assert_eq!(
-        patch.body,
-        json!([
-            {"op": "test", "path": "/webhooks/0/name", "value": "slo.plimsoll.dev"},
-            {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca},
-            {"op": "test", "path": "/webhooks/1/name", "value": "freeze.plimsoll.dev"},
-            {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": ca},
-        ])
-    );
-
-    // Served over HTTPS to a client that trusts only the generated CA, for the Service's name.
+    // What the API server does with it (the Secret, the caBundle, the verdicts of both webhooks
+    // on kubectl's requests) is tested against the real one below; here, what it never sends.
+    let bundle = stored_bundle(cluster.lock().unwrap().secret.as_ref().unwrap());
     let https = https(&bundle.ca_cert, running.addr);
-    let valid = support::document(&support::repo().join("examples/checkout-availability.yaml"));
-    let response = admit(
-        &https,
-        running.addr,
-        "/validate-slo",
-        &review("uid-valid", "CREATE", SLO_KIND, valid, None),
-    )
-    .await;
-    assert_eq!(response["allowed"], true, "{response}");
-    for bad in [
-        "14-objective-150.yaml",
-        "27-promql-syntax-error.yaml",
-        "46-cross-namespace-target.yaml",
-        "52-unknown-field-typo.yaml",
-    ] {
-        let file = support::repo().join("tests/bad-input").join(bad);
-        let response = admit(
-            &https,
-            running.addr,
-            "/validate-slo",
-            &review(bad, "CREATE", SLO_KIND, support::document(&file), None),
-        )
-        .await;
-        assert_eq!(response["allowed"], false, "{bad}: {response}");
-        assert_eq!(
-            (&response["status"]["code"], &response["status"]["reason"]),
-            (&json!(422), &json!("Invalid")),
-            "{bad}: a denial says why in its code, or the API server makes it a 400"
-        );
-        assert_eq!(
-            response["status"]["message"],
-            plimsoll_validate(&file).join("; "),
-            "{bad}: the message of plimsoll validate"
-        );
-    }
-
-    // The freeze, over the SLOs the cache listed.
-    let old = deployment("shop:1", json!({}));
-    eventually("the freeze has listed the SLOs", || {
-        !cluster.lock().unwrap().requests("GET", SLOS).is_empty()
-    })
-    .await;
-    // Admitted (with a warning) until the cache has listed: 30 s is a bound for a loaded
-    // machine, not a count of tries.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let denied = loop {
-        let response = admit(
-            &https,
-            running.addr,
-            "/freeze",
-            &review(
-                "uid-freeze",
-                "UPDATE",
-                DEPLOYMENT_KIND,
-                deployment("shop:2", json!({})),
-                Some(old.clone()),
-            ),
-        )
-        .await;
-        if response["allowed"] == false {
-            break response;
-        }
-        assert_eq!(
-            response["warnings"][0],
-            "deploy freeze not checked: the operator has not loaded the SLOs yet"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the freeze never judged within 30 s: {response}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(denied["status"]["code"], 403, "{denied}");
-    assert_eq!(denied["status"]["reason"], "Forbidden");
-    let message = denied["status"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(
-            "deploy freeze: the error budget of SLO shop/checkout-availability (-3.2% left) is \
-             exhausted, so the pod template of Deployment shop/checkout may not change"
-        ),
-        "{message}"
-    );
-    assert!(
-        message.contains("plimsoll.dev/freeze-override"),
-        "{message}"
-    );
-    let overridden = admit(
-        &https,
-        running.addr,
-        "/freeze",
-        &review(
-            "uid-override",
-            "UPDATE",
-            DEPLOYMENT_KIND,
-            deployment(
-                "shop:2",
-                json!({"plimsoll.dev/freeze-override": "INC-42 hotfix"}),
-            ),
-            Some(old.clone()),
-        ),
-    )
-    .await;
-    assert_eq!(overridden["allowed"], true);
-    assert!(
-        overridden["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("\"INC-42 hotfix\""),
-        "{overridden}"
-    );
-    let mut scaled = old.clone();
-    scaled["spec"]["replicas"] = json!(3);
-    let response = admit(
-        &https,
-        running.addr,
-        "/freeze",
-        &review("uid-scale", "UPDATE", DEPLOYMENT_KIND, scaled, Some(old)),
-    )
-    .await;
-    assert_eq!(
-        response["allowed"], true,
-        "scaling is not a pod template change"
-    );
-    assert!(response.get("warnings").is_none());
 
     // Malformed bodies: 400, and the server keeps serving.
     assert_eq!(
@@ -719,25 +560,6 @@ async fn the_first_replica_creates_the_certificate_serves_it_and_sets_the_ca_bun
             assert_eq!(response["allowed"], true, "{path} {what}: {response}");
         }
     }
-    let file = support::repo().join("tests/bad-input/14-objective-150.yaml");
-    let mut dry = review(
-        "uid-dry",
-        "CREATE",
-        SLO_KIND,
-        support::document(&file),
-        None,
-    );
-    dry["request"]["dryRun"] = json!(true);
-    let response = admit(&https, running.addr, "/validate-slo", &dry).await;
-    assert_eq!(
-        response["allowed"], false,
-        "a dry run is judged as a real one"
-    );
-    assert_eq!(response["status"]["code"], 422);
-    assert_eq!(
-        response["status"]["message"],
-        plimsoll_validate(&file).join("; ")
-    );
     let unreadable = json!({"request": {"uid": "uid-bad", "operation": 17}});
     let response = admit(&https, running.addr, "/validate-slo", &unreadable).await;
     assert_eq!(response["allowed"], false);
@@ -1098,4 +920,833 @@ async fn a_stale_slo_copy_makes_the_freeze_admit_with_a_warning() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop(running, shutdown_tx).await;
+}
+
+// The real API server calls the webhooks: the chart's ValidatingWebhookConfiguration, RBAC and
+// environment on the control plane of tests/support/kube.rs, `plimsoll run` on loopback with a
+// token of the chart's ServiceAccount, the caBundle left to the operator; every request below is
+// a kubectl command, and what is asserted is what kubectl says and what the server then holds.
+
+/// The chart released with its webhook on the real control plane, `plimsoll run` serving it.
+struct Hooked {
+    release: release::Release,
+    operator: Option<operator::Operator>,
+    /// Where the SLOs and workloads are: the release's one watched namespace.
+    watched: String,
+    /// The ValidatingWebhookConfiguration.
+    configuration: String,
+    /// Where the webhook listens (127.0.0.1).
+    port: u16,
+    /// With the configuration created after the operator started: how long from its creation
+    /// to every webhook's caBundle.
+    ca_bundle_took: Option<Duration>,
+}
+
+impl Drop for Hooked {
+    fn drop(&mut self) {
+        // Cluster-wide: gone with the test, whatever its outcome.
+        let _ = shared().kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            &self.configuration,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+/// Polls `done` every 250 ms for at most `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A JSON object as kubectl prints it, managedFields included.
+fn kubectl_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json", "--show-managed-fields"]);
+    let text = shared().kubectl(&all).expect_ok("kubectl get");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Releases the chart as `name` (in `<name>-system`, watching `<name>-shop`) with the webhook on,
+/// starts `plimsoll run` with the chart's environment and waits until the operator has created
+/// its certificate Secret and given every webhook of the configuration its CA.
+///
+/// The API server reaches the operator as it would the chart's Service: the clientConfig keeps
+/// the Service's name, so the API server verifies the certificate for `<service>.<ns>.svc`,
+/// but that Service is of type ExternalName, 127.0.0.1 (which the API server dials at the
+/// clientConfig's port: k8s.io/apiserver's webhook client and proxy.ResolveCluster), standing in
+/// for a ClusterIP and the pod network, which a control plane without nodes' networking lacks.
+/// The port is the one thing of the configuration changed: the chart's 443 is the Service's.
+/// The release's ValidatingWebhookConfiguration as rendered (no caBundle: the operator's or
+/// cert-manager's to fill) with the webhook's `port`, and the ExternalName Service that takes
+/// the API server there (see `hooked`).
+fn routed(release: &release::Release, port: u16) -> (Value, Value) {
+    let mut configuration = release.webhook_configuration();
+    let mut services = Vec::new();
+    for webhook in configuration["webhooks"].as_array_mut().unwrap() {
+        let client = &mut webhook["clientConfig"];
+        assert!(
+            client.get("caBundle").is_none(),
+            "the chart leaves the caBundle to the operator or cert-manager: {client}"
+        );
+        services.push(client["service"].clone());
+        client["service"]["port"] = json!(port);
+    }
+    let service = &services[0];
+    assert_eq!(service["port"], 443, "{service}");
+    assert!(services.iter().all(|s| s["name"] == service["name"]));
+    let external = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": service["name"], "namespace": service["namespace"]},
+        "spec": {"type": "ExternalName", "externalName": "127.0.0.1"}});
+    (configuration, external)
+}
+
+fn hooked(name: &str, deploy_freeze: bool, timeout_seconds: u32) -> Hooked {
+    hooked_with(name, deploy_freeze, timeout_seconds, false)
+}
+
+/// As `hooked`; with `late`, the configuration is created only once the operator has looked for
+/// it and not found it (Helm's install order creates it after the Deployment).
+fn hooked_with(name: &str, deploy_freeze: bool, timeout_seconds: u32, late: bool) -> Hooked {
+    let kube = shared();
+    let watched = format!("{name}-shop");
+    let values = json!({
+        "webhook": {"enabled": true, "deployFreeze": deploy_freeze,
+                    "timeoutSeconds": timeout_seconds},
+        "watchNamespaces": [watched],
+    });
+    let release = release::Release::install(kube, name, &format!("{name}-system"), &values);
+    let port = operator::free_port();
+    let (configuration, external) = routed(&release, port);
+    let configuration_name = configuration["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let webhooks = configuration["webhooks"].as_array().unwrap().len();
+    let apply = |object: &Value| {
+        kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &object.to_string())
+            .expect_ok("kubectl apply");
+    };
+    apply(&external);
+    if !late {
+        apply(&configuration);
+    }
+    let listen = format!("--webhook-listen=127.0.0.1:{port}");
+    let operator = operator::Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env(&format!("{name}-0")),
+        &[&listen],
+    );
+    let created = late.then(|| {
+        wait_until(
+            "the operator looks for the configuration",
+            Duration::from_secs(60),
+            || {
+                operator
+                    .log()
+                    .contains("ValidatingWebhookConfiguration not found")
+            },
+        );
+        apply(&configuration);
+        Instant::now()
+    });
+    let secret_name = release.env("PLIMSOLL_WEBHOOK_SECRET");
+    assert_eq!(
+        release.env("PLIMSOLL_WEBHOOK_CONFIGURATION"),
+        configuration_name
+    );
+    wait_until(
+        "the operator's Secret and every webhook's caBundle",
+        Duration::from_secs(120),
+        || {
+            let secret = kube.kubectl(&[
+                "get",
+                "secret",
+                &secret_name,
+                "-n",
+                &release.namespace,
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ]);
+            let bundles = kube.kubectl(&[
+                "get",
+                "validatingwebhookconfiguration",
+                &configuration_name,
+                "-o",
+                "jsonpath={.webhooks[*].clientConfig.caBundle}",
+            ]);
+            let ca = secret.stdout.trim();
+            secret.ok()
+                && !ca.is_empty()
+                && bundles.stdout.split(' ').collect::<Vec<_>>() == vec![ca; webhooks]
+        },
+    );
+    Hooked {
+        release,
+        operator: Some(operator),
+        watched,
+        configuration: configuration_name,
+        port,
+        ca_bundle_took: created.map(|c| c.elapsed()),
+    }
+}
+
+impl Hooked {
+    fn operator(&mut self) -> &mut operator::Operator {
+        self.operator.as_mut().unwrap()
+    }
+
+    /// `kubectl apply --server-side` of `text` with `extra` flags.
+    fn apply(&self, text: &str, extra: &[&str]) -> support::kube::Run {
+        let mut args = vec!["apply", "--server-side", "-f", "-"];
+        args.extend_from_slice(extra);
+        shared().kubectl_stdin(&args, text)
+    }
+
+    /// A manifest of the repository, in the watched namespace.
+    fn manifest(&self, file: &str) -> String {
+        let text = std::fs::read_to_string(support::repo().join(file)).unwrap();
+        release::in_namespace(&text, &self.watched)
+    }
+
+    /// `plimsoll validate`'s problems with `text`, joined as the webhook joins them.
+    fn validate(&self, text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slo.yaml");
+        std::fs::write(&file, text).unwrap();
+        plimsoll_validate(&file).join("; ")
+    }
+
+    /// Waits until the API server's answer to `probe` (a server-side dry run) is a refusal by
+    /// `webhook`: the configuration, its caBundle and what the operator knows are all in force.
+    fn wait_for_refusal(&self, webhook: &str, probe: impl Fn() -> support::kube::Run) {
+        let denied = format!("admission webhook \"{webhook}\" denied the request");
+        wait_until(
+            &format!("the API server calls {webhook}"),
+            Duration::from_secs(60),
+            || {
+                let run = probe();
+                !run.ok() && run.stderr.contains(&denied)
+            },
+        );
+    }
+
+    fn deployment(&self) {
+        let object = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "checkout", "namespace": self.watched},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "checkout"}},
+                     "template": {"metadata": {"labels": {"app": "checkout"}},
+                                  "spec": {"containers": [{"name": "checkout",
+                                                           "image": "example.invalid/checkout:1"}]}}}});
+        self.apply(&object.to_string(), &[])
+            .expect_ok("the Deployment");
+    }
+
+    /// The SLO `name` whose rollback targets the Deployment checkout.
+    fn slo_targeting_the_deployment(&self, name: &str) {
+        let mut slo: Value =
+            serde_saphyr::from_str(&self.manifest("examples/checkout-availability.yaml")).unwrap();
+        slo["metadata"]["name"] = json!(name);
+        slo["spec"]["rollback"] = json!({"targets": [{"kind": "Deployment", "name": "checkout"}]});
+        self.apply(&slo.to_string(), &[]).expect_ok("the SLO");
+    }
+
+    /// The budget as the evaluator writes it (BudgetExhausted and errorBudget in status), by a
+    /// field manager of the test's: the operator runs without Prometheus here, so nothing else
+    /// writes these fields (the evaluator's writes are tested with a real Prometheus elsewhere).
+    fn budget(&self, slo: &str, exhausted: bool, remaining: &str) {
+        let status = json!({
+            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": slo, "namespace": self.watched},
+            "status": {
+                "errorBudget": {"remaining": remaining, "consumedMinutes": "44.6",
+                                "totalMinutes": "43.2"},
+                "conditions": [{"type": "BudgetExhausted",
+                                "status": if exhausted { "True" } else { "False" },
+                                "reason": if exhausted { "BudgetExhausted" } else { "BudgetLeft" },
+                                "message": "", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}});
+        self.apply(
+            &status.to_string(),
+            &["--subresource=status", "--field-manager=test-evaluator"],
+        )
+        .expect_ok("the SLO's budget");
+    }
+
+    /// `kubectl set image` of the Deployment checkout to `tag`.
+    fn set_image(&self, tag: &str, extra: &[&str]) -> support::kube::Run {
+        let image = format!("checkout=example.invalid/checkout:{tag}");
+        let mut args = vec![
+            "set",
+            "image",
+            "deployment/checkout",
+            image.as_str(),
+            "-n",
+            &self.watched,
+        ];
+        args.extend_from_slice(extra);
+        shared().kubectl(&args)
+    }
+
+    fn image(&self) -> String {
+        shared()
+            .kubectl(&[
+                "get",
+                "deployment",
+                "checkout",
+                "-n",
+                &self.watched,
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ])
+            .expect_ok("kubectl get deployment")
+    }
+}
+
+const VALIDATE: &str = "slo.validate.plimsoll.dev";
+const FREEZE: &str = "freeze.plimsoll.dev";
+
+/// Bad inputs whose `# layers:` name the model (what only `plimsoll validate`, and so the
+/// webhook, refuses) yet never reach the webhook, and who refuses them first.
+const REFUSED_BEFORE_THE_WEBHOOK: &[(&str, &str)] =
+    &[("08-missing-name.yaml", "kubectl: name is required")];
+
+#[test]
+fn the_api_server_refuses_every_invalid_slo_through_the_webhook_with_the_operators_ca_bundle() {
+    let kube = shared();
+    let mut hooked = hooked("validate", false, 5);
+    // (mut: the operator is taken out at the end)
+    let watched = hooked.watched.clone();
+
+    // The certificate Secret, as the operator created it with the chart's RBAC.
+    let secret = kubectl_json(&[
+        "get",
+        "secret",
+        &hooked.release.env("PLIMSOLL_WEBHOOK_SECRET"),
+        "-n",
+        &hooked.release.namespace,
+    ]);
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(
+        secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "plimsoll"
+    );
+    let mut keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["ca.crt", "ca.key", "tls.crt", "tls.key"]);
+    let managers = |object: &Value| -> Vec<String> {
+        object["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["manager"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(managers(&secret), ["plimsoll-webhook"]);
+    let configuration = kubectl_json(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+    ]);
+    assert!(
+        managers(&configuration).contains(&"plimsoll-webhook".to_string()),
+        "{configuration:#}"
+    );
+    // Without the freeze, the chart registers the SLO webhook alone.
+    assert_eq!(configuration["webhooks"].as_array().unwrap().len(), 1);
+
+    let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
+
+    // Every bad input is refused, and none is stored; those the schema and CEL let through are
+    // refused by the webhook with `plimsoll validate`'s messages, naming the header's field.
+    let denied = format!("admission webhook \"{VALIDATE}\" denied the request: ");
+    let mut table = Vec::new();
+    let mut wrong = Vec::new();
+    let mut before_the_webhook = Vec::new();
+    for case in support::bad_inputs() {
+        let name = case
+            .file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = release::in_namespace(&std::fs::read_to_string(&case.file).unwrap(), &watched);
+        let run = hooked.apply(&text, &[]);
+        let said = run.stderr.trim().replace('\n', " | ");
+        table.push(format!("{name} [{}]: {said}", case.layers.join(",")));
+        if run.ok() {
+            wrong.push(format!("{name}: accepted"));
+            kube.kubectl_stdin(&["delete", "--wait=true", "-f", "-"], &text)
+                .expect_ok("kubectl delete");
+            continue;
+        }
+        let model_only = case.layers.iter().any(|l| l == "model")
+            && !case.layers.iter().any(|l| l == "schema" || l == "cel");
+        match (model_only, said.find(&denied)) {
+            (true, Some(at)) => {
+                let message = &said[at + denied.len()..];
+                if message != hooked.validate(&text) || !message.contains(&case.path) {
+                    wrong.push(format!("{name}: {message}"));
+                }
+            }
+            (true, None) => before_the_webhook.push(name),
+            (false, Some(_)) => wrong.push(format!("{name}: the webhook, not the server: {said}")),
+            (false, None) => {}
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let pinned: Vec<&str> = REFUSED_BEFORE_THE_WEBHOOK.iter().map(|(n, _)| *n).collect();
+    assert_eq!(before_the_webhook, pinned, "{table:#?}");
+    let stored = kube
+        .kubectl(&["get", "slo", "-n", &watched, "-o", "name"])
+        .expect_ok("kubectl get slo");
+    assert_eq!(stored, "", "nothing invalid is stored");
+
+    // A valid SLO is admitted; an update that breaks it is refused, and the valid one stays.
+    let good = hooked.manifest("examples/checkout-availability.yaml");
+    let run = hooked.apply(&good, &[]);
+    assert!(run.ok() && run.stderr.is_empty(), "{run:?}");
+    let broken = good.replace(
+        r#"total: 'http_requests_total{job="checkout"}'"#,
+        r#"total: 'http_requests_total{job="checkout"'"#,
+    );
+    assert_ne!(broken, good);
+    for dry_run in [true, false] {
+        let run = hooked.apply(&broken, if dry_run { &["--dry-run=server"] } else { &[] });
+        assert!(!run.ok(), "{run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("{denied}{}", hooked.validate(&broken))),
+            "{run:?}"
+        );
+        assert!(run.stderr.contains("spec.indicator.ratio.total"), "{run:?}");
+    }
+    let stored = kubectl_json(&["get", "slo", "checkout-availability", "-n", &watched]);
+    assert_eq!(
+        stored["spec"]["indicator"]["ratio"]["total"],
+        r#"http_requests_total{job="checkout"}"#
+    );
+    assert_eq!(stored["metadata"]["generation"], 1);
+
+    // A second replica stands by (the first holds the Lease) and serves the webhook too, with
+    // the certificate in the Secret: the API server, sent to it instead, trusts it with the
+    // caBundle as it is.
+    let port = operator::free_port();
+    let standby = operator::Operator::start_with_env(
+        &hooked.release.kubeconfig,
+        &hooked.release.operator_env("validate-1"),
+        &[&format!("--webhook-listen=127.0.0.1:{port}")],
+    );
+    wait_until(
+        "the second replica stands by",
+        Duration::from_secs(60),
+        || standby.ready(),
+    );
+    let bundle = kubectl_json(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+    ])["webhooks"][0]["clientConfig"]["caBundle"]
+        .clone();
+    let to_the_standby = json!([
+        {"op": "test", "path": "/webhooks/0/name", "value": VALIDATE},
+        {"op": "replace", "path": "/webhooks/0/clientConfig/service/port", "value": port}]);
+    kube.kubectl(&[
+        "patch",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+        "--type=json",
+        "-p",
+        &to_the_standby.to_string(),
+    ])
+    .expect_ok("kubectl patch");
+    // Refused, and by the standby (it logs what it denies), once the API server has the change.
+    wait_until(
+        "the API server calls the standby",
+        Duration::from_secs(60),
+        || {
+            let run = hooked.apply(&probe, &["--dry-run=server"]);
+            !run.ok() && standby.log().contains("admission denied")
+        },
+    );
+    assert!(!standby.leading());
+    let after = kubectl_json(&[
+        "get",
+        "validatingwebhookconfiguration",
+        &hooked.configuration,
+    ]);
+    assert_eq!(after["webhooks"][0]["clientConfig"]["caBundle"], bundle);
+    let (exit, log) = standby.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(log.contains("webhook certificate loaded"), "{log}");
+
+    let (exit, log) = hooked.operator.take().unwrap().terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+}
+
+#[test]
+fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows_them_otherwise() {
+    let kube = shared();
+    let mut hooked = hooked("freeze", true, 5);
+    let watched = hooked.watched.clone();
+    hooked.deployment();
+    hooked.slo_targeting_the_deployment("checkout-availability");
+    hooked.budget("checkout-availability", true, "-3.2");
+    hooked.wait_for_refusal(FREEZE, || hooked.set_image("probe", &["--dry-run=server"]));
+
+    let run = hooked.set_image("2", &[]);
+    assert!(!run.ok(), "{run:?}");
+    let refused = format!(
+        "admission webhook \"{FREEZE}\" denied the request: deploy freeze: the error budget of \
+         SLO {watched}/checkout-availability (-3.2% left) is exhausted, so the pod template of \
+         Deployment {watched}/checkout may not change until the budget recovers."
+    );
+    assert!(run.stderr.contains(&refused), "{run:?}");
+    assert_eq!(hooked.image(), "example.invalid/checkout:1");
+
+    // Scaling is no pod template change: through the scale subresource, which the configuration
+    // does not register, or as a change of the Deployment itself, which its matchConditions keep
+    // from the webhook; either goes through.
+    kube.kubectl(&[
+        "scale",
+        "deployment/checkout",
+        "--replicas=2",
+        "-n",
+        &watched,
+    ])
+    .expect_ok("kubectl scale");
+    kube.kubectl(&[
+        "patch",
+        "deployment/checkout",
+        "-n",
+        &watched,
+        "-p",
+        r#"{"spec": {"replicas": 3}}"#,
+    ])
+    .expect_ok("kubectl patch spec.replicas");
+    let replicas = kube
+        .kubectl(&[
+            "get",
+            "deployment/checkout",
+            "-n",
+            &watched,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .expect_ok("kubectl get");
+    assert_eq!(replicas, "3");
+
+    // The override annotation with a reason lets a change through, with a warning kubectl shows;
+    // a blank one does not.
+    let change = |tag: &str, reason: &str| {
+        let patch = json!({
+            "metadata": {"annotations": {"plimsoll.dev/freeze-override": reason}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "checkout", "image": format!("example.invalid/checkout:{tag}")}]}}}});
+        kube.kubectl(&[
+            "patch",
+            "deployment/checkout",
+            "-n",
+            &watched,
+            "-p",
+            &patch.to_string(),
+        ])
+    };
+    let run = change("3", "INC-42 hotfix");
+    assert!(run.ok(), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "Warning: deploy freeze overridden by plimsoll.dev/freeze-override (\"INC-42 hotfix\")"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(hooked.image(), "example.invalid/checkout:3");
+    let run = change("4", " ");
+    assert!(!run.ok(), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("(plimsoll.dev/freeze-override is set but empty: give a reason.)"),
+        "{run:?}"
+    );
+    assert_eq!(hooked.image(), "example.invalid/checkout:3");
+
+    // The annotation removed (no template change: not the webhook's business), a rollback is a
+    // pod template change like any other and is refused too.
+    kube.kubectl(&[
+        "annotate",
+        "deployment/checkout",
+        "plimsoll.dev/freeze-override-",
+        "-n",
+        &watched,
+    ])
+    .expect_ok("kubectl annotate");
+    let run = kube.kubectl(&["rollout", "undo", "deployment/checkout", "-n", &watched]);
+    assert!(!run.ok(), "{run:?}");
+    assert!(run.stderr.contains(&refused), "{run:?}");
+    assert_eq!(hooked.image(), "example.invalid/checkout:3");
+
+    // The operator's own update of the SLO (its finalizer, the rollback target existing) went
+    // through its webhook: the spec did not change.
+    wait_until("the operator's finalizer", Duration::from_secs(60), || {
+        kube.kubectl(&[
+            "get",
+            "slo",
+            "checkout-availability",
+            "-n",
+            &watched,
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+        ])
+        .stdout
+            == r#"["plimsoll.dev/cleanup"]"#
+    });
+
+    // The budget back: a change goes through as if there had been no freeze.
+    hooked.budget("checkout-availability", false, "12.5");
+    wait_until("the freeze lifted", Duration::from_secs(60), || {
+        hooked.set_image("probe", &["--dry-run=server"]).ok()
+    });
+    let run = hooked.set_image("5", &[]);
+    assert!(run.ok() && !run.stderr.contains("Warning"), "{run:?}");
+    assert_eq!(hooked.image(), "example.invalid/checkout:5");
+
+    let (exit, log) = hooked.operator.take().unwrap().terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+}
+
+/// What the chart promises (templates/webhook.yaml): the webhook never blocks the cluster; with
+/// the operator down, requests pass (failurePolicy Ignore) after at most timeoutSeconds.
+#[test]
+fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeout() {
+    let timeout = Duration::from_secs(2);
+    let mut hooked = hooked("down", true, timeout.as_secs() as u32);
+    hooked.deployment();
+    hooked.slo_targeting_the_deployment("checkout-frozen");
+    hooked.budget("checkout-frozen", true, "-3.2");
+    hooked.wait_for_refusal(FREEZE, || hooked.set_image("probe", &["--dry-run=server"]));
+    let invalid = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    let bad =
+        |name: &str| invalid.replace("  name: checkout-availability", &format!("  name: {name}"));
+    hooked.wait_for_refusal(VALIDATE, || {
+        hooked.apply(&bad("probe"), &["--dry-run=server"])
+    });
+
+    // Hung (SIGSTOP): connections are still accepted by the kernel, nothing answers. The API
+    // server gives up after timeoutSeconds and admits; had it not, the request would have run
+    // into its own deadline (60 s) and failed instead.
+    hooked.operator().signal(libc::SIGSTOP);
+    for (what, change) in [
+        (
+            "an invalid SLO",
+            Box::new(|| hooked.apply(&bad("while-hung"), &[]))
+                as Box<dyn Fn() -> support::kube::Run>,
+        ),
+        (
+            "a frozen pod template change",
+            Box::new(|| hooked.set_image("hung", &[])),
+        ),
+    ] {
+        let begun = Instant::now();
+        let run = change();
+        let took = begun.elapsed();
+        assert!(run.ok(), "{what}: {run:?}");
+        assert!(
+            took >= timeout,
+            "{what}: admitted after {took:?}, before the timeout"
+        );
+        eprintln!("with the operator hung, {what} was admitted after {took:?}");
+    }
+    assert_eq!(hooked.image(), "example.invalid/checkout:hung");
+    hooked.operator().signal(libc::SIGCONT);
+
+    // Gone: refused connections, admitted at once.
+    let (exit, log) = hooked.operator.take().unwrap().terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    hooked
+        .apply(&bad("while-gone"), &[])
+        .expect_ok("an invalid SLO");
+    hooked
+        .set_image("gone", &[])
+        .expect_ok("a frozen pod template change");
+    assert_eq!(hooked.image(), "example.invalid/checkout:gone");
+    let stored = shared()
+        .kubectl(&["get", "slo", "-n", &hooked.watched, "-o", "name"])
+        .expect_ok("kubectl get slo");
+    let mut stored: Vec<&str> = stored.lines().collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "servicelevelobjective.plimsoll.dev/checkout-frozen",
+            "servicelevelobjective.plimsoll.dev/while-gone",
+            "servicelevelobjective.plimsoll.dev/while-hung",
+        ]
+    );
+
+    // Back (another replica, the same Secret and so the same CA): what was stored meanwhile can
+    // still be relabelled and deleted, updates that leave the spec as it is; a spec change that
+    // is still invalid is refused.
+    let listen = format!("--webhook-listen=127.0.0.1:{}", hooked.port);
+    let back = operator::Operator::start_with_env(
+        &hooked.release.kubeconfig,
+        &hooked.release.operator_env("down-1"),
+        &[&listen],
+    );
+    hooked.wait_for_refusal(VALIDATE, || {
+        hooked.apply(&bad("probe"), &["--dry-run=server"])
+    });
+    let kube = shared();
+    kube.kubectl(&[
+        "label",
+        "slo",
+        "while-gone",
+        "team=shop",
+        "-n",
+        &hooked.watched,
+    ])
+    .expect_ok("relabelling an invalid SLO stored while the webhook was down");
+    let run = kube.kubectl(&[
+        "patch",
+        "slo",
+        "while-gone",
+        "-n",
+        &hooked.watched,
+        "--type=merge",
+        "-p",
+        r#"{"spec": {"objective": 99.5}}"#,
+    ]);
+    assert!(!run.ok(), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "admission webhook \"{VALIDATE}\" denied the request: spec.indicator.ratio.total"
+        )),
+        "{run:?}"
+    );
+    kube.kubectl(&[
+        "delete",
+        "slo",
+        "while-hung",
+        "-n",
+        &hooked.watched,
+        "--wait=true",
+    ])
+    .expect_ok("deleting an invalid SLO stored while the webhook was down");
+    let (exit, log) = back.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+}
+
+/// Helm creates the ValidatingWebhookConfiguration after the Deployment, so the operator may look
+/// for it before it exists: it looks again every few seconds until it does, not a minute later
+/// (webhook::RECHECK, the pace once everything is in place), for until then the API server
+/// cannot call the webhook and admits everything.
+#[test]
+fn a_configuration_created_after_the_operator_gets_its_ca_bundle_before_the_next_minute() {
+    let hooked = hooked_with("late", false, 5, true);
+    let took = hooked.ca_bundle_took.unwrap();
+    eprintln!("the caBundle was set {took:?} after the configuration was created");
+    assert!(
+        took < webhook::RECHECK / 2,
+        "the caBundle was set {took:?} after the configuration was created:\n{}",
+        hooked.operator.as_ref().unwrap().log()
+    );
+    let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
+}
+
+/// With `webhook.certManager.enabled` the operator serves the certificate cert-manager keeps in
+/// a Secret (mounted at --webhook-cert-dir) and leaves the caBundle to cert-manager's CA
+/// injector; the test plays both (cert-manager is not part of the control plane).
+#[test]
+fn with_cert_managers_certificate_the_api_server_calls_the_webhook_with_the_injected_ca() {
+    let kube = shared();
+    let values = json!({"webhook": {"enabled": true, "certManager": {"enabled": true}},
+                        "watchNamespaces": ["certs-shop"]});
+    let release = release::Release::install(kube, "certs", "certs-system", &values);
+    assert!(
+        release
+            .rendered
+            .env_value("PLIMSOLL_WEBHOOK_CONFIGURATION")
+            .is_none()
+    );
+    assert!(
+        release
+            .rendered
+            .env_value("PLIMSOLL_WEBHOOK_SECRET")
+            .is_none()
+    );
+    let port = operator::free_port();
+    let (mut configuration, external) = routed(&release, port);
+    assert_eq!(
+        configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "certs-system/certs-plimsoll-webhook"
+    );
+    let service = external["metadata"]["name"].as_str().unwrap();
+    let bundle = tls::generate(
+        &tls::service_names(service, &release.namespace),
+        Timestamp::now(),
+    )
+    .unwrap();
+    for webhook in configuration["webhooks"].as_array_mut().unwrap() {
+        webhook["clientConfig"]["caBundle"] = base64(&bundle.ca_cert);
+    }
+    for object in [&external, &configuration] {
+        kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &object.to_string())
+            .expect_ok("kubectl apply");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), &bundle);
+    // The chart mounts the Secret at /etc/plimsoll/webhook; here it is a folder of the test's.
+    assert_eq!(
+        release.env("PLIMSOLL_WEBHOOK_CERT_DIR"),
+        "/etc/plimsoll/webhook"
+    );
+    let listen = format!("--webhook-listen=127.0.0.1:{port}");
+    let cert_dir = format!("--webhook-cert-dir={}", dir.path().display());
+    let operator = operator::Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env("certs-0"),
+        &[&listen, &cert_dir],
+    );
+    let configuration_name = configuration["metadata"]["name"].as_str().unwrap();
+    let hooked = Hooked {
+        release,
+        operator: Some(operator),
+        watched: "certs-shop".to_string(),
+        configuration: configuration_name.to_string(),
+        port,
+        ca_bundle_took: None,
+    };
+    let probe = hooked.manifest("tests/bad-input/27-promql-syntax-error.yaml");
+    hooked.wait_for_refusal(VALIDATE, || hooked.apply(&probe, &["--dry-run=server"]));
+    let good = hooked.manifest("examples/checkout-availability.yaml");
+    hooked.apply(&good, &[]).expect_ok("a valid SLO");
+    // The caBundle is the injector's alone; the operator wrote no Secret.
+    let stored = kubectl_json(&["get", "validatingwebhookconfiguration", configuration_name]);
+    assert_eq!(
+        stored["webhooks"][0]["clientConfig"]["caBundle"],
+        base64(&bundle.ca_cert)
+    );
+    let managers: Vec<&str> = stored["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(!managers.contains(&"plimsoll-webhook"), "{managers:?}");
+    let secrets = kube
+        .kubectl(&["get", "secrets", "-n", "certs-system", "-o", "name"])
+        .expect_ok("kubectl get secrets");
+    assert_eq!(secrets, "");
+    let mut hooked = hooked;
+    let (exit, log) = hooked.operator.take().unwrap().terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }

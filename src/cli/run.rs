@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -102,8 +103,8 @@ pub struct Args {
     #[arg(long, env = "PLIMSOLL_WEBHOOK_SERVICE")]
     pub webhook_service: Option<String>,
     /// ValidatingWebhookConfiguration whose webhooks' clientConfig.caBundle is set to the
-    /// webhook's CA (checked every minute), with the self-managed certificate or a --webhook-cert-dir
-    /// that has ca.crt.
+    /// webhook's CA (checked every minute; every 5 s until it is set), with the self-managed
+    /// certificate or a --webhook-cert-dir that has ca.crt.
     #[arg(long, env = "PLIMSOLL_WEBHOOK_CONFIGURATION")]
     pub webhook_configuration: Option<String>,
     /// Deny pod template changes to an SLO's rollback targets while its budget is exhausted
@@ -398,7 +399,9 @@ struct Operator {
 
 impl Operator {
     /// Stands by until this replica holds the lease, runs the controllers while it does, and
-    /// releases the lease on shutdown so the next leader takes over at once.
+    /// releases the lease on shutdown so the next leader takes over at once: a standby reads the
+    /// Lease every [`STANDBY_POLL`] and, once its holder has released it, starts over with a Lease
+    /// manager that takes it (the manager itself looks again only when the term would expire).
     async fn lead(
         &self,
         lease: &str,
@@ -406,8 +409,74 @@ impl Operator {
         identity: &str,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let leases: Api<Lease> = Api::namespaced(self.lease_client.clone(), namespace);
+        let mut announced = false;
+        loop {
+            let Some(manager) = self
+                .lease_manager(lease, namespace, identity, &mut shutdown)
+                .await
+            else {
+                return;
+            };
+            if !announced {
+                announced = true;
+                self.health.standing_by.store(true, Ordering::Relaxed);
+                info!(
+                    lease,
+                    namespace, identity, "standing by for the leader lease"
+                );
+            }
+            let (mut leading, task) = manager.watch().await;
+            let done = loop {
+                tokio::select! {
+                    changed = leading.wait_for(|l| *l) => if changed.is_err() { break true },
+                    _ = released(&leases, lease) => break false,
+                    _ = shutdown.wait_for(|s| *s) => break true,
+                }
+                info!("acquired the leader lease");
+                let (stop_tx, stop) = watch::channel(false);
+                let mut lost = leading.clone();
+                let mut signal = shutdown.clone();
+                let stopper = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = lost.wait_for(|l| !*l) => warn!("lost the leader lease; stopping writes"),
+                        _ = signal.wait_for(|s| *s) => {}
+                    }
+                    let _ = stop_tx.send(true);
+                });
+                self.term(stop).await;
+                stopper.abort();
+                if *shutdown.borrow() {
+                    break true;
+                }
+            };
+            if !done {
+                // Not the holder (it was standing by): nothing of ours to release.
+                task.abort();
+                let _ = task.await;
+                info!("the leader lease was released; trying to take it");
+                continue;
+            }
+            drop(leading);
+            match task.await {
+                Ok(Ok(_)) => info!("released the leader lease"),
+                Ok(Err(e)) => warn!(error = %e, "could not release the leader lease"),
+                Err(e) => warn!(error = %e, "leader lease task failed"),
+            }
+            return;
+        }
+    }
+
+    /// A Lease manager for this replica, retried with backoff; `None` on shutdown.
+    async fn lease_manager(
+        &self,
+        lease: &str,
+        namespace: &str,
+        identity: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<LeaseManager> {
         let mut retry = Duration::from_secs(1);
-        let manager = loop {
+        loop {
             let built = LeaseManagerBuilder::new(self.lease_client.clone(), lease)
                 .with_namespace(namespace)
                 .with_identity(identity)
@@ -416,53 +485,19 @@ impl Operator {
                 .build();
             let built = tokio::select! {
                 built = built => built,
-                _ = shutdown.wait_for(|s| *s) => return,
+                _ = shutdown.wait_for(|s| *s) => return None,
             };
             match built {
-                Ok(manager) => break manager,
+                Ok(manager) => return Some(manager),
                 Err(e) => {
                     warn!(error = %e, retry_in = ?retry, "cannot reach the leader Lease");
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
-                        _ = shutdown.wait_for(|s| *s) => return,
+                        _ = shutdown.wait_for(|s| *s) => return None,
                     }
                     retry = (retry * 2).min(Duration::from_secs(30));
                 }
             }
-        };
-        self.health.standing_by.store(true, Ordering::Relaxed);
-        info!(
-            lease,
-            namespace, identity, "standing by for the leader lease"
-        );
-        let (mut leading, task) = manager.watch().await;
-        loop {
-            tokio::select! {
-                changed = leading.wait_for(|l| *l) => if changed.is_err() { break },
-                _ = shutdown.wait_for(|s| *s) => break,
-            }
-            info!("acquired the leader lease");
-            let (stop_tx, stop) = watch::channel(false);
-            let mut lost = leading.clone();
-            let mut signal = shutdown.clone();
-            let stopper = tokio::spawn(async move {
-                tokio::select! {
-                    _ = lost.wait_for(|l| !*l) => warn!("lost the leader lease; stopping writes"),
-                    _ = signal.wait_for(|s| *s) => {}
-                }
-                let _ = stop_tx.send(true);
-            });
-            self.term(stop).await;
-            stopper.abort();
-            if *shutdown.borrow() {
-                break;
-            }
-        }
-        drop(leading);
-        match task.await {
-            Ok(Ok(_)) => info!("released the leader lease"),
-            Ok(Err(e)) => warn!(error = %e, "could not release the leader lease"),
-            Err(e) => warn!(error = %e, "leader lease task failed"),
         }
     }
 
@@ -543,6 +578,27 @@ impl Operator {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.metrics.leader.set(0);
+    }
+}
+
+/// How often a standby reads the Lease to notice that its holder released it.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+/// Resolves once the Lease `name` has no holder (or is gone), as after its holder released it.
+/// Read every [`STANDBY_POLL`]; a failed read is tried again (the Lease manager reports API
+/// errors).
+async fn released(leases: &Api<Lease>, name: &str) {
+    loop {
+        tokio::time::sleep(STANDBY_POLL).await;
+        match leases.get_opt(name).await {
+            Ok(lease) => {
+                let holder = lease.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+                if holder.is_none() {
+                    return;
+                }
+            }
+            Err(_) => continue,
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub const VALIDATE_SLO_PATH: &str = "/validate-slo";
 pub const FREEZE_PATH: &str = "/freeze";
 /// How often certificates and the caBundle are checked again once the webhook serves.
 pub const RECHECK: Duration = Duration::from_secs(60);
-/// How soon a missing certificate is looked for again.
+/// How soon a missing certificate, or a caBundle not yet set, is looked for again.
 const RETRY: Duration = Duration::from_secs(5);
 
 /// Where the serving certificate comes from.
@@ -160,6 +160,9 @@ async fn keep_certificates(
     let mut last_bundle_outcome = None;
     let mut warned_no_ca = false;
     loop {
+        // The caBundle is not in place yet (the configuration is missing, or writing it failed):
+        // until it is, the API server cannot call the webhook, so look again soon.
+        let mut bundle_pending = false;
         refresh(&client, &settings.certificates, &certificates).await;
         if let Some(name) = &settings.configuration
             && certificates.loaded()
@@ -190,13 +193,14 @@ async fn keep_certificates(
                     }
                 }
             }
+            bundle_pending = matches!(outcome, Ok(ca_bundle::Outcome::Missing) | Err(_));
             // A patch is an event each time; "unchanged" and the same error are not.
             last_bundle_outcome = match outcome {
                 Ok(ca_bundle::Outcome::Patched(_)) => None,
                 other => Some(other),
             };
         }
-        let wait = match certificates.loaded() {
+        let wait = match certificates.loaded() && !bundle_pending {
             true => settings.recheck,
             false => settings.recheck.min(RETRY),
         };

@@ -216,6 +216,8 @@ pub struct Access {
     pub ca: PathBuf,
     /// From the first process started to the fake Node being Ready.
     pub started_in: Duration,
+    /// The API server's audit log (JSON lines): every write by a ServiceAccount ([`AUDIT_POLICY`]).
+    pub audit_log: PathBuf,
 }
 
 impl Access {
@@ -261,6 +263,15 @@ impl Access {
         .await
         .unwrap();
         ::kube::Client::try_from(config).unwrap()
+    }
+
+    /// The audit log's events so far (a line being written is left out).
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Writes a kubeconfig that authenticates with a bearer token, in `namespace`.
@@ -561,6 +572,7 @@ impl ControlPlane {
                 server: server.clone(),
                 ca: pki.ca.clone(),
                 started_in: Duration::ZERO,
+                audit_log: path.join("audit.log"),
             },
             processes: Vec::new(),
             spawner: Spawner::new(),
@@ -596,6 +608,8 @@ impl ControlPlane {
         lap(&mut steps, "etcd healthy");
 
         let file = |p: &Path| p.display().to_string();
+        let audit_policy = path.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|e| e.to_string())?;
         plane.spawn(
             "kube-apiserver",
             &bin.apiserver,
@@ -614,6 +628,11 @@ impl ControlPlane {
                 format!("--tls-private-key-file={}", file(&pki.serving_key)),
                 "--authorization-mode=Node,RBAC".to_string(),
                 "--profiling=false".to_string(),
+                format!("--audit-policy-file={}", file(&audit_policy)),
+                format!("--audit-log-path={}", file(&plane.access.audit_log)),
+                "--audit-log-format=json".to_string(),
+                "--audit-log-mode=blocking".to_string(),
+                "--audit-log-maxsize=0".to_string(),
             ],
             &[],
         )?;
@@ -803,6 +822,24 @@ impl Drop for ControlPlane {
         );
     }
 }
+
+/// What the API server audits: the writes of ServiceAccounts (the operator's, and the
+/// controller-manager's, which runs its controllers with their own) and their reads of Leases,
+/// once each when answered, with who (`user`, whose `extra` names the token's ID), what (`verb`,
+/// `objectRef`), when (`requestReceivedTimestamp`) and the answer's code; nothing else.
+pub const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  userGroups: [\"system:serviceaccounts\"]
+  verbs: [create, update, patch, delete, deletecollection]
+- level: Metadata
+  userGroups: [\"system:serviceaccounts\"]
+  verbs: [get]
+  resources: [{group: coordination.k8s.io, resources: [leases]}]
+- level: None
+";
 
 pub const FAKE_NODE_NAME: &str = "kwok-node-0";
 

@@ -46,11 +46,17 @@ pub fn free_port() -> u16 {
 impl Operator {
     /// Starts `plimsoll run` with the kubeconfig and extra flags, and waits for /healthz.
     pub fn start(kubeconfig: &Path, extra: &[&str]) -> Operator {
+        Operator::start_with_env(kubeconfig, &[], extra)
+    }
+
+    /// As `start`, with these environment variables too (flags take precedence over them).
+    pub fn start_with_env(kubeconfig: &Path, env: &[(String, String)], extra: &[&str]) -> Operator {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
             .arg("run")
             .arg(format!("--listen=127.0.0.1:{port}"))
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", kubeconfig)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -147,6 +153,28 @@ impl Operator {
 
     pub fn ready(&self) -> bool {
         self.get("/readyz").is_some_and(|(code, _)| code == 200)
+    }
+
+    /// Sends `signal` (such as SIGSTOP, SIGCONT) to the process, which must not have exited.
+    pub fn signal(&mut self, signal: libc::c_int) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the operator has exited:\n{}",
+            self.log()
+        );
+        // SAFETY: signals our own child, which has not been waited for (still running).
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "kill({signal}) failed");
+    }
+
+    /// SIGKILL, no chance to release anything; returns everything logged.
+    pub fn kill(mut self) -> String {
+        self.signal(libc::SIGKILL);
+        self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
     }
 
     /// Sends SIGTERM and returns the exit code and everything logged.

@@ -1,0 +1,209 @@
+//! A release of the chart on the real control plane (tests/support/kube.rs), as far as a test
+//! needs it without an image: the CRDs, and of the chart's render (Helm's engine, as
+//! tests/chart.rs renders it) the ServiceAccount, every Role, ClusterRole and binding, and the
+//! ValidatingWebhookConfiguration when the webhook is on; plus a kubeconfig with a token of the
+//! release's ServiceAccount, for `plimsoll run` to act as the chart's pods do.
+//!
+//! The chart's Deployment, Service and PodDisruptionBudget are not applied: the operator runs
+//! as a process on loopback. Cluster-scoped names (ClusterRoles, the webhook configuration)
+//! follow the release's name, so each test takes a release name of its own.
+#![allow(dead_code)]
+
+#[path = "helm.rs"]
+pub mod helm;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::support::kube::{Access, shared};
+use crate::support::repo;
+
+pub const SLO_CRD: &str = "servicelevelobjectives.plimsoll.dev";
+pub const RULE_CRD: &str = "prometheusrules.monitoring.coreos.com";
+
+/// The PrometheusRule CRD from the shared schemas (never copied into the repository).
+fn prometheus_rule_crd() -> PathBuf {
+    [
+        repo().join("../shared/schemas/prometheusrules-crd.yaml"),
+        PathBuf::from("/work/shared/schemas/prometheusrules-crd.yaml"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("prometheusrules-crd.yaml in ../shared/schemas")
+}
+
+/// The SLO and PrometheusRule CRDs applied server-side and Established, once per process.
+pub fn crds() {
+    static APPLIED: OnceLock<Result<(), String>> = OnceLock::new();
+    let applied = APPLIED.get_or_init(|| {
+        let kube = shared();
+        for file in [repo().join("crds"), prometheus_rule_crd()] {
+            let run = kube.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+            if !run.ok() {
+                return Err(format!("kubectl apply -f {}: {run:?}", file.display()));
+            }
+        }
+        let wait = kube.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{SLO_CRD}"),
+            &format!("crd/{RULE_CRD}"),
+        ]);
+        match wait.ok() {
+            true => Ok(()),
+            false => Err(format!("CRDs not Established: {wait:?}")),
+        }
+    });
+    if let Err(e) = applied {
+        panic!("{e}");
+    }
+}
+
+/// The chart installed as far as RBAC (and the webhook configuration) goes.
+pub struct Release {
+    pub name: String,
+    /// The release's namespace: the pods', the Lease's and the webhook Secret's.
+    pub namespace: String,
+    pub rendered: helm::Rendered,
+    /// A kubeconfig with a token of the release's ServiceAccount, in the release's namespace.
+    pub kubeconfig: PathBuf,
+    /// The ID of that token, by which the audit log names whoever used it.
+    pub credential: String,
+    dir: tempfile::TempDir,
+}
+
+/// The kinds of the render that are applied.
+const APPLIED_KINDS: &[&str] = &[
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
+impl Release {
+    /// Renders the chart as `name` in `namespace` with `values`, creates the namespace (and the
+    /// watched ones, `watchNamespaces`), applies the RBAC objects and takes a token (2 hours).
+    /// The webhook configuration is left to `apply_webhook_configuration`.
+    pub fn install(kube: &Access, name: &str, namespace: &str, values: &Value) -> Release {
+        crds();
+        let rendered = helm::render_as(name, namespace, values);
+        kube.namespace(namespace);
+        for watched in values["watchNamespaces"].as_array().into_iter().flatten() {
+            kube.namespace(watched.as_str().unwrap());
+        }
+        let items: Vec<Value> = rendered
+            .objects
+            .iter()
+            .filter(|o| APPLIED_KINDS.contains(&o["kind"].as_str().unwrap_or_default()))
+            .cloned()
+            .collect();
+        kube.kubectl_stdin(
+            &["apply", "--server-side", "-f", "-"],
+            &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+        )
+        .expect_ok("applying the chart's RBAC");
+        let mut release = Release {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            rendered,
+            kubeconfig: PathBuf::new(),
+            credential: String::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        (release.kubeconfig, release.credential) = release.token(kube, "kubeconfig");
+        release
+    }
+
+    /// A token of the release's ServiceAccount (2 hours), as another pod of it would have one,
+    /// in a kubeconfig `file` of its own; and the token's ID (`JTI=...`, the `credential-id` of
+    /// the audit log's users).
+    pub fn token(&self, kube: &Access, file: &str) -> (PathBuf, String) {
+        let service_account = self.rendered.of_kind("ServiceAccount")[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = kube
+            .kubectl(&[
+                "create",
+                "token",
+                &service_account,
+                "-n",
+                &self.namespace,
+                "--duration=2h",
+            ])
+            .expect_ok("kubectl create token");
+        let kubeconfig = self.dir.path().join(file);
+        kube.token_kubeconfig(&kubeconfig, &token, &self.namespace);
+        (kubeconfig, format!("JTI={}", token_id(&token)))
+    }
+
+    /// The plain value of one of the operator container's environment variables in the render.
+    pub fn env(&self, name: &str) -> String {
+        self.rendered
+            .env_value(name)
+            .unwrap_or_else(|| panic!("the chart sets no {name}"))
+    }
+
+    /// The rendered ValidatingWebhookConfiguration.
+    pub fn webhook_configuration(&self) -> Value {
+        let all = self.rendered.of_kind("ValidatingWebhookConfiguration");
+        assert_eq!(all.len(), 1, "the webhook is not enabled in the values");
+        all[0].clone()
+    }
+}
+
+impl Release {
+    /// The operator container's environment as the chart sets it, with the downward API's
+    /// values filled in: `POD_NAME` is `identity`, `POD_NAMESPACE` the release's namespace.
+    pub fn operator_env(&self, identity: &str) -> Vec<(String, String)> {
+        self.rendered
+            .env()
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match (name.as_str(), value) {
+                    ("POD_NAME", _) => identity.to_string(),
+                    ("POD_NAMESPACE", _) => self.namespace.clone(),
+                    (_, Value::String(text)) => text,
+                    (_, other) => panic!("{name}: {other} is not filled in by the tests"),
+                };
+                (name, value)
+            })
+            .collect()
+    }
+}
+
+/// A manifest with its SLO's namespace (the `metadata.namespace` line) set to `namespace`; the
+/// text otherwise unchanged, so what cannot be parsed stays so.
+pub fn in_namespace(text: &str, namespace: &str) -> String {
+    text.lines()
+        .map(|l| match l.starts_with("  namespace: ") {
+            true => format!("  namespace: {namespace}"),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The `jti` claim of a ServiceAccount token: a JWT, whose middle part is base64url JSON.
+pub fn token_id(token: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let (mut bits, mut count, mut bytes) = (0u32, 0u32, Vec::new());
+    for c in payload.bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c).expect("base64url") as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    let claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    claims["jti"].as_str().expect("a jti claim").to_string()
+}
