@@ -318,10 +318,19 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     for row in &rows {
         assert!(row[7].ends_with('s'), "{printed}");
     }
-    // `kubectl explain` reads the schema the server publishes: the types' documentation.
-    let explained = kube
-        .kubectl(&["explain", "slo.spec.objective"])
-        .expect_ok("kubectl explain");
+    // `kubectl explain` reads the schema the server publishes: the types' documentation. The
+    // server's OpenAPI controller publishes a new CRD's schema some seconds after it is
+    // Established.
+    let explain = |what: &str| {
+        let mut run = kube.kubectl(&["explain", what]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !run.ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            run = kube.kubectl(&["explain", what]);
+        }
+        run.expect_ok("kubectl explain")
+    };
+    let explained = explain("slo.spec.objective");
     eprintln!("{explained}");
     assert!(
         explained.contains("KIND:       ServiceLevelObjective")
@@ -329,9 +338,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             && explained.contains("percent"),
         "{explained}"
     );
-    let explained = kube
-        .kubectl(&["explain", "servicelevelobjectives"])
-        .expect_ok("kubectl explain");
+    let explained = explain("servicelevelobjectives");
     assert!(
         explained.contains("GROUP:      plimsoll.dev")
             && explained.contains("Plimsoll turns it into Prometheus rules"),

@@ -9,8 +9,7 @@
 //! follow the release's name, so each test takes a release name of its own.
 #![allow(dead_code)]
 
-#[path = "helm.rs"]
-pub mod helm;
+pub use crate::support::helm;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
