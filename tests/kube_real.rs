@@ -11,89 +11,28 @@ mod support;
 #[path = "support/operator.rs"]
 mod operator;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
+use support::cluster::{SLO_CRD, apply_kinds, crds, in_namespace, wait_until};
 use support::helm;
 use support::kube::shared;
 use support::{bad_inputs, repo, yaml_files};
 
-const SLO_CRD: &str = "servicelevelobjectives.plimsoll.dev";
-const RULE_CRD: &str = "prometheusrules.monitoring.coreos.com";
-
-/// The PrometheusRule CRD from the shared schemas (never copied into the repository).
-fn prometheus_rule_crd() -> PathBuf {
-    [
-        repo().join("../shared/schemas/prometheusrules-crd.yaml"),
-        PathBuf::from("/work/shared/schemas/prometheusrules-crd.yaml"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("prometheusrules-crd.yaml in ../shared/schemas")
-}
-
-/// Both CRDs applied server-side and Established, once per process: what kubectl said.
-fn crds() -> &'static str {
-    static APPLIED: OnceLock<Result<String, String>> = OnceLock::new();
-    let applied = APPLIED.get_or_init(|| {
-        let kube = shared();
-        let mut said = String::new();
-        for file in [repo().join("crds"), prometheus_rule_crd()] {
-            let run = kube.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
-            if !run.ok() {
-                return Err(format!("kubectl apply -f {}: {run:?}", file.display()));
-            }
-            said.push_str(&run.stdout);
-        }
-        let wait = kube.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            &format!("crd/{SLO_CRD}"),
-            &format!("crd/{RULE_CRD}"),
-        ]);
-        if !wait.ok() {
-            return Err(format!("CRDs not Established: {wait:?}"));
-        }
-        Ok(said)
-    });
-    match applied {
-        Ok(said) => said,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// A manifest with its SLO's namespace (the `metadata.namespace` line) set to `namespace`; the
-/// text otherwise unchanged, so what cannot be parsed stays so.
-fn in_namespace(text: &str, namespace: &str) -> String {
-    text.lines()
-        .map(|l| {
-            if l.starts_with("  namespace: ") {
-                format!("  namespace: {namespace}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn the_crd_and_every_example_apply_server_side() {
     let kube = shared();
-    let said = crds();
+    crds();
+    // As a user installs it: kubectl apply --server-side of crds/.
+    let said = kube
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            repo().join("crds").to_str().unwrap(),
+        ])
+        .expect_ok("kubectl apply crds/");
     assert!(
         said.contains(&format!(
             "customresourcedefinition.apiextensions.k8s.io/{SLO_CRD} serverside-applied"
@@ -231,6 +170,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     let status = json!({"status": {
         "sli": "99.9512",
         "errorBudget": {"remaining": "51.2", "consumedMinutes": "21.1", "totalMinutes": "43.2"},
+        "state": "Burning",
         "conditions": [{"type": "Ready", "status": "True", "reason": "RulesApplied",
                         "message": "", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}});
     kube.kubectl(&[
@@ -281,6 +221,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             "WINDOW",
             "SLI",
             "BUDGET",
+            "STATE",
             "READY",
             "AGE"
         ],
@@ -290,7 +231,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     assert_eq!(rows.len(), 2, "{printed}");
     // Sorted by name; the age is the server's: seconds.
     assert_eq!(
-        rows[0][..7],
+        rows[0][..8],
         [
             "billing-invoices-monthly",
             "billing",
@@ -298,12 +239,13 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             "month",
             "",
             "",
+            "",
             ""
         ],
         "{printed}"
     );
     assert_eq!(
-        rows[1][..7],
+        rows[1][..8],
         [
             "checkout-availability",
             "checkout",
@@ -311,12 +253,13 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             "30d",
             "99.9512",
             "51.2",
+            "Burning",
             "True"
         ],
         "{printed}"
     );
     for row in &rows {
-        assert!(row[7].ends_with('s'), "{printed}");
+        assert!(row[8].ends_with('s'), "{printed}");
     }
     // `kubectl explain` reads the schema the server publishes: the types' documentation. The
     // server's OpenAPI controller publishes a new CRD's schema some seconds after it is
@@ -350,38 +293,22 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// The chart's RBAC for a release in `namespace` (ServiceAccount, ClusterRole and binding, the
-/// leader-election Role and binding), rendered by Helm's engine as tests/chart.rs does.
-fn chart_rbac(namespace: &str) -> Value {
-    let rendered = helm::render_as("plimsoll", namespace, &json!({}));
-    let items: Vec<Value> = rendered
-        .objects
-        .into_iter()
-        .filter(|o| {
-            [
-                "ServiceAccount",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "Role",
-                "RoleBinding",
-            ]
-            .contains(&o["kind"].as_str().unwrap_or_default())
-        })
-        .collect();
-    assert_eq!(items.len(), 5, "{items:#?}");
-    json!({"apiVersion": "v1", "kind": "List", "items": items})
-}
-
 #[test]
 fn plimsoll_run_with_the_charts_rbac_writes_the_rule_and_ready_and_the_gc_removes_the_rule() {
     let kube = shared();
     crds();
     let namespace = kube.namespace("operator");
-    kube.kubectl_stdin(
-        &["apply", "--server-side", "-f", "-"],
-        &chart_rbac(&namespace).to_string(),
-    )
-    .expect_ok("applying the chart's RBAC");
+    // The chart's RBAC for a release in `namespace` (ServiceAccount, ClusterRole and binding,
+    // the leader-election Role and binding), rendered by Helm's engine.
+    let rendered = helm::render_as("plimsoll", &namespace, &json!({}));
+    let kinds = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    assert_eq!(apply_kinds(kube, &rendered.objects, &kinds), 5);
     let token = kube
         .kubectl(&[
             "create",

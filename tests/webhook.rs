@@ -1110,7 +1110,7 @@ impl Hooked {
     /// A manifest of the repository, in the watched namespace.
     fn manifest(&self, file: &str) -> String {
         let text = std::fs::read_to_string(support::repo().join(file)).unwrap();
-        release::in_namespace(&text, &self.watched)
+        support::cluster::in_namespace(&text, &self.watched)
     }
 
     /// `plimsoll validate`'s problems with `text`, joined as the webhook joins them.
@@ -1275,7 +1275,8 @@ fn the_api_server_refuses_every_invalid_slo_through_the_webhook_with_the_operato
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let text = release::in_namespace(&std::fs::read_to_string(&case.file).unwrap(), &watched);
+        let text =
+            support::cluster::in_namespace(&std::fs::read_to_string(&case.file).unwrap(), &watched);
         let run = hooked.apply(&text, &[]);
         let said = run.stderr.trim().replace('\n', " | ");
         table.push(format!("{name} [{}]: {said}", case.layers.join(",")));

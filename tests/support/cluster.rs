@@ -95,6 +95,19 @@ pub fn crds() -> &'static Access {
     kube
 }
 
+/// A manifest with its SLO's namespace (the `metadata.namespace` line) set to `namespace`; the
+/// text otherwise unchanged, so what cannot be parsed stays so.
+pub fn in_namespace(text: &str, namespace: &str) -> String {
+    text.lines()
+        .map(|l| match l.starts_with("  namespace: ") {
+            true => format!("  namespace: {namespace}"),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
 /// A namespace of its own for each caller in this process: `<prefix>-<n>`, created.
 pub fn fresh_namespace(kube: &Access, prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -115,19 +128,26 @@ pub fn apply_chart_rbac(kube: &Access, namespace: &str) -> String {
     let lease = rendered
         .env_value("PLIMSOLL_LEASE_NAME")
         .expect("the chart names the Lease");
-    let items: Vec<Value> = rendered
-        .objects
-        .into_iter()
-        .filter(|o| {
-            ["ServiceAccount", "Role", "RoleBinding"]
-                .contains(&o["kind"].as_str().unwrap_or_default())
-        })
+    let applied = apply_kinds(
+        kube,
+        &rendered.objects,
+        &["ServiceAccount", "Role", "RoleBinding"],
+    );
+    assert_eq!(applied, 5, "{:#?}", rendered.objects);
+    lease
+}
+
+/// Applies server-side, as one List, those of `objects` whose kind is one of `kinds`; returns
+/// how many.
+pub fn apply_kinds(kube: &Access, objects: &[Value], kinds: &[&str]) -> usize {
+    let items: Vec<&Value> = objects
+        .iter()
+        .filter(|o| kinds.contains(&o["kind"].as_str().unwrap_or_default()))
         .collect();
-    assert_eq!(items.len(), 5, "{items:#?}");
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
     kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &list.to_string())
-        .expect_ok("applying the chart's RBAC");
-    lease
+        .expect_ok("applying the chart's objects");
+    items.len()
 }
 
 /// A token of the chart's ServiceAccount `plimsoll` in `namespace`.
@@ -364,6 +384,11 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until `done`, at most `limit`; fails the test naming `what` otherwise.
+pub fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(wait_for(limit, done), "{what}: not within {limit:?}");
 }
 
 /// The chart's RBAC in the namespace and a token of its ServiceAccount: what an operator

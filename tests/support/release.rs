@@ -12,54 +12,10 @@
 pub use crate::support::helm;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::support::kube::{Access, shared};
-use crate::support::repo;
-
-pub const SLO_CRD: &str = "servicelevelobjectives.plimsoll.dev";
-pub const RULE_CRD: &str = "prometheusrules.monitoring.coreos.com";
-
-/// The PrometheusRule CRD from the shared schemas (never copied into the repository).
-fn prometheus_rule_crd() -> PathBuf {
-    [
-        repo().join("../shared/schemas/prometheusrules-crd.yaml"),
-        PathBuf::from("/work/shared/schemas/prometheusrules-crd.yaml"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("prometheusrules-crd.yaml in ../shared/schemas")
-}
-
-/// The SLO and PrometheusRule CRDs applied server-side and Established, once per process.
-pub fn crds() {
-    static APPLIED: OnceLock<Result<(), String>> = OnceLock::new();
-    let applied = APPLIED.get_or_init(|| {
-        let kube = shared();
-        for file in [repo().join("crds"), prometheus_rule_crd()] {
-            let run = kube.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
-            if !run.ok() {
-                return Err(format!("kubectl apply -f {}: {run:?}", file.display()));
-            }
-        }
-        let wait = kube.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            &format!("crd/{SLO_CRD}"),
-            &format!("crd/{RULE_CRD}"),
-        ]);
-        match wait.ok() {
-            true => Ok(()),
-            false => Err(format!("CRDs not Established: {wait:?}")),
-        }
-    });
-    if let Err(e) = applied {
-        panic!("{e}");
-    }
-}
+use crate::support::kube::Access;
 
 /// The chart installed as far as RBAC (and the webhook configuration) goes.
 pub struct Release {
@@ -88,23 +44,13 @@ impl Release {
     /// watched ones, `watchNamespaces`), applies the RBAC objects and takes a token (2 hours).
     /// The webhook configuration is left to `apply_webhook_configuration`.
     pub fn install(kube: &Access, name: &str, namespace: &str, values: &Value) -> Release {
-        crds();
+        crate::support::cluster::crds();
         let rendered = helm::render_as(name, namespace, values);
         kube.namespace(namespace);
         for watched in values["watchNamespaces"].as_array().into_iter().flatten() {
             kube.namespace(watched.as_str().unwrap());
         }
-        let items: Vec<Value> = rendered
-            .objects
-            .iter()
-            .filter(|o| APPLIED_KINDS.contains(&o["kind"].as_str().unwrap_or_default()))
-            .cloned()
-            .collect();
-        kube.kubectl_stdin(
-            &["apply", "--server-side", "-f", "-"],
-            &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
-        )
-        .expect_ok("applying the chart's RBAC");
+        crate::support::cluster::apply_kinds(kube, &rendered.objects, APPLIED_KINDS);
         let mut release = Release {
             name: name.to_string(),
             namespace: namespace.to_string(),
@@ -173,19 +119,6 @@ impl Release {
             })
             .collect()
     }
-}
-
-/// A manifest with its SLO's namespace (the `metadata.namespace` line) set to `namespace`; the
-/// text otherwise unchanged, so what cannot be parsed stays so.
-pub fn in_namespace(text: &str, namespace: &str) -> String {
-    text.lines()
-        .map(|l| match l.starts_with("  namespace: ") {
-            true => format!("  namespace: {namespace}"),
-            false => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
 }
 
 /// The `jti` claim of a ServiceAccount token: a JWT, whose middle part is base64url JSON.
