@@ -124,6 +124,7 @@ fn identity_columns_and_subresources() {
             "Window",
             "SLI",
             "Budget",
+            "State",
             "Ready",
             "Age"
         ]

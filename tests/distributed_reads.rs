@@ -237,18 +237,7 @@ fn gate(file: &std::path::Path, url: &str, extra: &[&str]) -> (Option<i32>, Stri
 #[test]
 fn the_gate_never_passes_on_a_partial_answer() {
     let w = World::new(vec![]);
-    let labels = [
-        ("slo", "availability"),
-        ("slo_namespace", "shop"),
-        ("slo_service", "availability"),
-    ];
-    w.record(&[Series {
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ratio: HEALTHY,
-    }]);
+    record_local_series(&w);
     let thanos = ThanosQuery::start(&w.prometheus.url);
     let dir = tempfile::tempdir().unwrap();
     let file = gate_slo(dir.path());
@@ -316,11 +305,28 @@ fn local_once(dir: &std::path::Path, url: &str, extra: &[&str]) -> (Option<i32>,
     (out.status.code(), text)
 }
 
+/// Healthy series of `shop/availability` as local mode records them (no UID).
+fn record_local_series(w: &World) {
+    let labels = [
+        ("slo", "availability"),
+        ("slo_namespace", "shop"),
+        ("slo_service", "availability"),
+    ];
+    w.record(&[Series {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ratio: HEALTHY,
+    }]);
+}
+
 /// Local mode sends the same flags, writes the strategy into its rule files for a Thanos Ruler,
 /// and a round with a partial answer is an incomplete round (exit 2 with `--once`).
 #[test]
 fn local_mode_carries_the_flags_and_a_partial_round_is_incomplete() {
     let w = World::new(vec![]);
+    record_local_series(&w);
     let thanos = ThanosQuery::start(&w.prometheus.url);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("slos")).unwrap();
@@ -331,8 +337,21 @@ fn local_mode_carries_the_flags_and_a_partial_round_is_incomplete() {
         "--prometheus-header=X-Team=shop",
         "--partial-response-strategy=abort",
     ];
-    let (code, text) = local_once(dir.path(), &thanos.url, &flags);
-    assert_eq!(code, Some(0), "{text}");
+    // A round that measured the budget is complete (exit 0) once the recorded series appear
+    // (60 s: a bound for a loaded machine); before that nothing is measured (exit 2).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, text) = local_once(dir.path(), &thanos.url, &flags);
+        if code == Some(0) {
+            break;
+        }
+        assert_eq!(code, Some(2), "{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no complete round within 60 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let rules =
         std::fs::read_to_string(dir.path().join("rules/shop_availability.rules.yaml")).unwrap();
     assert_eq!(

@@ -24,6 +24,7 @@ use kube::api::{WatchEvent, WatchParams};
 use operator::Operator;
 use release::Release;
 use serde_json::{Value, json};
+use support::cluster::wait_until;
 use support::kube::shared;
 use support::prometheus::Prometheus;
 
@@ -67,14 +68,6 @@ fn writes(credential: &str, leases: bool) -> Vec<(Timestamp, String)> {
         .collect();
     writes.sort();
     writes
-}
-
-fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The chart released as `name` in `<name>-system`, watching `<name>-shop`.
@@ -483,27 +476,8 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
         acquired.duration_since(expired)
     );
     assert!(!log_a.contains("released the leader lease"), "{log_a}");
-    // The new leader writes: a changed SLO is reconciled (its status says which generation).
-    shared()
-        .kubectl(&[
-            "patch",
-            "slo",
-            "payments-availability",
-            "-n",
-            &shop,
-            "--type=merge",
-            "-p",
-            r#"{"spec": {"objective": 99.5}}"#,
-        ])
-        .expect_ok("kubectl patch slo");
-    wait_until(
-        "replica-b reconciles the change",
-        Duration::from_secs(60),
-        || {
-            get_json(&["get", "slo", "payments-availability", "-n", &shop])["status"]["observedGeneration"]
-                == 2
-        },
-    );
+    // The new leader writes.
+    a_change_is_reconciled(&shop, "payments-availability");
 
     let (exit, log) = b.terminate();
     assert_eq!(exit, Some(0), "{log}");
@@ -518,6 +492,27 @@ fn a_killed_leaders_lease_is_taken_over_once_it_has_expired_and_never_two_lead()
     // Who wrote what, and when, as the API server recorded it: replica-a only until its Lease
     // expired, replica-b only from taking the Lease until releasing it.
     one_writer_at_a_time(&release.credential, expired, &b_credential, acquired);
+}
+
+/// A changed SLO is reconciled by whoever leads: its status says the new generation.
+fn a_change_is_reconciled(namespace: &str, name: &str) {
+    shared()
+        .kubectl(&[
+            "patch",
+            "slo",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"objective": 99.5}}"#,
+        ])
+        .expect_ok("kubectl patch slo");
+    wait_until(
+        "the leader reconciles the change",
+        Duration::from_secs(60),
+        || get_json(&["get", "slo", name, "-n", namespace])["status"]["observedGeneration"] == 2,
+    );
 }
 
 /// The condition `type_` of a status.
@@ -591,7 +586,11 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
         condition(&status, "DataAvailable")["reason"],
         "SeriesMissing"
     );
-    assert_eq!(condition(&status, "BudgetExhausted")["status"], "False");
+    // Nobody measured it: neither within the policy nor exhausted, and no state but Unknown.
+    assert_eq!(condition(&status, "BudgetExhausted")["status"], "Unknown");
+    assert_eq!(condition(&status, "BudgetExhausted")["reason"], "NoData");
+    assert_eq!(status["state"], "Unknown", "{status:#}");
+    assert!(status.get("rollback").is_none(), "{status:#}");
     assert_eq!(status["observedGeneration"], 1);
     let reasons = kube
         .kubectl(&[
@@ -659,6 +658,8 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
     let before = status();
     assert_eq!(before["sli"], "99.9800");
     assert_eq!(before["errorBudget"]["remaining"], "80.0");
+    assert_eq!(before["state"], "Healthy");
+    assert_eq!(condition(&before, "BudgetExhausted")["status"], "False");
 
     drop(prometheus);
     wait_until("DataAvailable turns False", Duration::from_secs(60), || {
@@ -669,8 +670,22 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
         condition(&after, "DataAvailable")["reason"],
         "PrometheusUnreachable"
     );
-    // Nothing is decided without data: no rollback state change, no Warning Events.
+    // Nothing is decided without data: no rollback state change, no Warning Events; and no
+    // state is shown that nobody measured.
     assert_eq!(after["rollback"]["state"], before["rollback"]["state"]);
+    assert_eq!(after["state"], "Unknown");
+    let budget = condition(&after, "BudgetExhausted");
+    assert_eq!(
+        (&budget["status"], &budget["reason"]),
+        (&json!("Unknown"), &json!("NoData"))
+    );
+    let printed = kube
+        .kubectl(&["get", "slo", "checkout-availability", "-n", &shop])
+        .expect_ok("kubectl get slo");
+    assert!(
+        printed.contains("Unknown") && !printed.contains("Healthy"),
+        "{printed}"
+    );
     let types = kube
         .kubectl(&[
             "get",
@@ -783,27 +798,8 @@ fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_it_at_once() {
          ({would_expire}) had it not released it at {released}: {versions:#?}\n{}",
         b.log()
     );
-    // The new leader writes: a changed SLO is reconciled (its status says which generation).
-    shared()
-        .kubectl(&[
-            "patch",
-            "slo",
-            "checkout-availability",
-            "-n",
-            &shop,
-            "--type=merge",
-            "-p",
-            r#"{"spec": {"objective": 99.5}}"#,
-        ])
-        .expect_ok("kubectl patch slo");
-    wait_until(
-        "replica-b reconciles the change",
-        Duration::from_secs(60),
-        || {
-            get_json(&["get", "slo", "checkout-availability", "-n", &shop])["status"]["observedGeneration"]
-                == 2
-        },
-    );
+    // The new leader writes.
+    a_change_is_reconciled(&shop, "checkout-availability");
     let (exit, log) = b.terminate();
     assert_eq!(exit, Some(0), "{log}");
     // replica-a stopped writing before it released the Lease; replica-b started after taking it.

@@ -314,6 +314,15 @@ fn without_the_lifecycle_api_local_mode_says_so_once_and_keeps_going() {
         e["note"],
         "nothing decided: no recorded series for this SLO in Prometheus yet"
     );
+    // Nobody measured it: no state but Unknown, no policy memory, no "within the policy".
+    unmeasured(&e["status"]);
+    let (code, page) = local.get("/ui").unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("badge unknown"), "{page}");
+    assert!(
+        !page.contains("badge healthy") && page.contains("1 Unknown"),
+        "{page}"
+    );
     assert_eq!(
         local.flagger("shop/catalog-availability"),
         (
@@ -341,6 +350,58 @@ fn without_the_lifecycle_api_local_mode_says_so_once_and_keeps_going() {
     assert_eq!(local.terminate(), Some(0));
 }
 
+/// A status nobody measured: state Unknown, no rollback memory, BudgetExhausted Unknown.
+fn unmeasured(status: &Value) {
+    assert_eq!(status["state"], "Unknown", "{status:#}");
+    assert!(status.get("rollback").is_none(), "{status:#}");
+    let budget = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "BudgetExhausted")
+        .unwrap();
+    assert_eq!(
+        (&budget["status"], &budget["reason"]),
+        (&"Unknown".into(), &"NoData".into())
+    );
+    assert!(!status.to_string().contains("Healthy"), "{status:#}");
+}
+
+#[test]
+fn once_against_an_empty_prometheus_shows_unknown_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (rules, data) = (dir.join("rules"), dir.join("data"));
+    for d in [&rules, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let prometheus = Prometheus::start(&data, &config(dir, &rules));
+    let out = Command::new(PLIMSOLL)
+        .args(["local", "--once", "--slos"])
+        .arg(support::repo().join("demo/slos"))
+        .arg("--rules-out")
+        .arg(&rules)
+        .arg(format!("--prometheus={}", prometheus.url))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "nothing measured is no answer: {out:?}"
+    );
+    assert!(!table.contains("Healthy"), "{table}");
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("shop/") && l.ends_with("Unknown  none (no data)"))
+            .count(),
+        3,
+        "{table}"
+    );
+    assert!(table.contains("3 SLO(s): 3 Unknown."), "{table}");
+}
+
 #[test]
 fn once_without_prometheus_writes_the_rules_prints_the_table_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -359,12 +420,13 @@ fn once_without_prometheus_writes_the_rules_prints_the_table_and_exits_2() {
     assert_eq!(
         table
             .lines()
-            .filter(|l| l.starts_with("shop/") && l.ends_with("Healthy  none (no data)"))
+            .filter(|l| l.starts_with("shop/") && l.ends_with("Unknown  none (no data)"))
             .count(),
         3,
         "{table}"
     );
     assert!(table.contains("3 without fresh data: nothing decided for them."));
+    assert!(!table.contains("Healthy"), "{table}");
     assert_eq!(
         rule_files(&rules).len(),
         3,

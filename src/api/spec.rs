@@ -37,6 +37,12 @@ use super::status::ServiceLevelObjectiveStatus;
         json_path = ".status.errorBudget.remaining"
     ),
     printcolumn(
+        name = "State",
+        type_ = "string",
+        description = "Healthy, Burning, Exhausted or Recovering as last measured; Unknown without fresh data",
+        json_path = ".status.state"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -51,6 +57,9 @@ use super::status::ServiceLevelObjectiveStatus;
 #[x_kube(
     validation = Rule::new("self.objective > 0.0 && self.objective < 100.0")
         .message("objective must be a percentage strictly between 0 and 100, such as 99.9")
+        .field_path(".objective"),
+    validation = Rule::new("self.objective <= 0.0 || self.objective >= 1.0")
+        .message("objective is a percentage, not a fraction: 0.999 means 0.999%; did you mean 99.9?")
         .field_path(".objective"),
     validation = Rule::new("(self.window == 'month' || self.window == 'week') || !has(self.timeZone)")
         .message("timeZone applies to calendar windows only (window: month or week)")
@@ -308,7 +317,8 @@ pub struct Rollback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<RollbackTrigger>,
     /// The rollback signal clears only once the remaining budget, in percent, is back at or above
-    /// this value, so a budget hovering at the line does not flap. Default 10.
+    /// this value, so a budget hovering at the line does not flap. Default: the trigger's
+    /// budgetRemainingBelow plus 10 (10 with the default trigger), at most 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 100.0))]
     pub recover_above: Option<f64>,

@@ -74,7 +74,17 @@ pub struct ServiceLevelObjectiveStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub evaluated_at: Option<String>,
-    /// The error budget policy's state and what it did.
+    /// What the budget is, as the latest round measured it: Healthy, Burning, Exhausted or
+    /// Recovering; Unknown when that round had no fresh data (DataAvailable says why). The
+    /// policy's memory, which missing data never changes, is `rollback.state`.
+    #[serde(
+        default,
+        deserialize_with = "lenient::part",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state: Option<BudgetState>,
+    /// The error budget policy's state and what it did: written once a round has measured the
+    /// budget, and kept (not changed) while data is missing.
     #[serde(
         default,
         deserialize_with = "lenient::part",
@@ -152,6 +162,60 @@ pub enum RollbackState {
     Exhausted,
     /// Below the recovery line after an exhaustion; the signal still holds.
     Recovering,
+}
+
+/// What the budget is, as shown: the policy's state when the latest round measured it, Unknown
+/// when it could not (no state is shown that nobody measured).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum BudgetState {
+    /// Within budget.
+    Healthy,
+    /// Spending faster than sustainable, not yet at the trigger.
+    Burning,
+    /// The trigger holds: rollback signalled.
+    Exhausted,
+    /// Below the recovery line after an exhaustion; the signal still holds.
+    Recovering,
+    /// No fresh data in the latest round: nothing measured, nothing decided.
+    Unknown,
+}
+
+impl BudgetState {
+    /// Every state, in the order pages and summaries list them.
+    pub const ALL: [BudgetState; 5] = [
+        BudgetState::Healthy,
+        BudgetState::Burning,
+        BudgetState::Exhausted,
+        BudgetState::Recovering,
+        BudgetState::Unknown,
+    ];
+
+    /// The state as measured: the policy's state on fresh data, else Unknown.
+    pub fn measured(policy: RollbackState, fresh: bool) -> BudgetState {
+        match (fresh, policy) {
+            (false, _) => BudgetState::Unknown,
+            (true, RollbackState::Healthy) => BudgetState::Healthy,
+            (true, RollbackState::Burning) => BudgetState::Burning,
+            (true, RollbackState::Exhausted) => BudgetState::Exhausted,
+            (true, RollbackState::Recovering) => BudgetState::Recovering,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetState::Healthy => "Healthy",
+            BudgetState::Burning => "Burning",
+            BudgetState::Exhausted => "Exhausted",
+            BudgetState::Recovering => "Recovering",
+            BudgetState::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the operator did to one target.

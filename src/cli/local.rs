@@ -33,8 +33,9 @@ pub struct Args {
     /// Address of /status (JSON), /flagger/rollback and /healthz.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// One round: print the table and exit (0; 2 when Prometheus cannot be read, files cannot
-    /// be read or written, or the ruler did not take every group). Serves nothing.
+    /// One round: print the table and exit (0; 2 when Prometheus cannot be read, no SLO's budget
+    /// could be measured, files cannot be read or written, or the ruler did not take every
+    /// group). Serves nothing.
     #[arg(long)]
     pub once: bool,
     /// The UI's address as people reach it, such as `https://slo.example.com`: alerts get a

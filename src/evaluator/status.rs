@@ -9,8 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::api::{
-    ErrorBudgetStatus, GroupsStatus, RollbackState, RollbackStatus, ServiceLevelObjectiveStatus,
-    TargetStatus, WorstGroup,
+    BudgetState, ErrorBudgetStatus, GroupsStatus, RollbackState, RollbackStatus,
+    ServiceLevelObjectiveStatus, TargetStatus, WorstGroup,
 };
 use crate::budget::format::{
     BUDGET_DECIMALS, BURN_RATE_DECIMALS, MINUTES_DECIMALS, SLI_DECIMALS, fixed,
@@ -37,6 +37,8 @@ pub struct EvaluatedStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluated_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<BudgetState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackStatus>,
     pub conditions: Vec<Condition>,
 }
@@ -51,11 +53,29 @@ impl EvaluatedStatus {
             exhaustion: self.exhaustion,
             groups: self.groups,
             evaluated_at: self.evaluated_at,
+            state: self.state,
             rollback: self.rollback,
             conditions: self.conditions,
             ..ServiceLevelObjectiveStatus::default()
         }
     }
+}
+
+/// The numbers are from a successful read: DataAvailable is True.
+pub fn fresh(status: &ServiceLevelObjectiveStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == DATA_AVAILABLE && c.status == "True")
+}
+
+/// The state to show: as written, or for a status an older version wrote, the policy's state
+/// on fresh data; Unknown without a measurement.
+pub fn shown(status: &ServiceLevelObjectiveStatus) -> BudgetState {
+    status.state.unwrap_or_else(|| match &status.rollback {
+        Some(r) => BudgetState::measured(r.state, fresh(status)),
+        None => BudgetState::Unknown,
+    })
 }
 
 /// What one round found for one SLO.
@@ -81,15 +101,18 @@ pub fn next(
         // Without data the last numbers stay; only the condition says they are old.
         Err(_) => kept_numbers(current),
     };
-    status.rollback = Some(RollbackStatus {
+    let fresh = round.verdict.is_ok();
+    status.state = Some(BudgetState::measured(round.memory.state, fresh));
+    // The policy's memory is written once a round has measured the budget; before that there
+    // is no state to remember, and missing data never changes it.
+    let remembered = current.and_then(|c| c.rollback.as_ref());
+    status.rollback = (fresh || remembered.is_some()).then(|| RollbackStatus {
         state: round.memory.state,
         since: Some(round.memory.since.to_string()),
-        targets: round.targets.clone().unwrap_or_else(|| {
-            current
-                .and_then(|c| c.rollback.as_ref())
-                .map(|r| r.targets.clone())
-                .unwrap_or_default()
-        }),
+        targets: round
+            .targets
+            .clone()
+            .unwrap_or_else(|| remembered.map(|r| r.targets.clone()).unwrap_or_default()),
     });
     let data = match round.verdict {
         Ok(_) => (
@@ -103,18 +126,33 @@ pub fn next(
         round.memory.state,
         RollbackState::Exhausted | RollbackState::Recovering
     );
-    let budget = if exhausted {
-        (
+    // A held trigger stays True without data (missing data clears nothing); otherwise nobody
+    // can say whether the budget is within the policy.
+    let budget = match (exhausted, fresh) {
+        (true, true) => (
             "True",
             "BudgetExhausted",
             "the error budget policy's trigger holds".to_string(),
-        )
-    } else {
-        (
+        ),
+        (true, false) => (
+            "True",
+            "BudgetExhausted",
+            "the error budget policy's trigger held on the last fresh data; without fresh \
+             data it is neither confirmed nor cleared"
+                .to_string(),
+        ),
+        (false, true) => (
             "False",
             "WithinBudget",
             "the error budget is within the policy".to_string(),
-        )
+        ),
+        (false, false) => (
+            "Unknown",
+            "NoData",
+            "no fresh data: whether the error budget is within the policy is not known (see \
+             DataAvailable)"
+                .to_string(),
+        ),
     };
     status.conditions = vec![
         condition(current, DATA_AVAILABLE, data, round),
@@ -206,6 +244,7 @@ fn condition(
 /// The evaluator's fields of a written status.
 fn owned(c: &ServiceLevelObjectiveStatus) -> EvaluatedStatus {
     EvaluatedStatus {
+        state: c.state,
         rollback: c.rollback.clone(),
         conditions: c.conditions.clone(),
         ..kept_numbers(Some(c))
@@ -264,6 +303,7 @@ mod tests {
             exhaustion: s.exhaustion,
             groups: s.groups,
             evaluated_at: s.evaluated_at,
+            state: s.state,
             rollback: s.rollback,
             conditions: s.conditions,
             ..Default::default()
@@ -390,12 +430,25 @@ mod tests {
             ("False", "SeriesStale")
         );
         assert_eq!(data.last_transition_time, Time(at(900)));
+        // Within the policy is not known any more: a transition, at this round's time.
         let budget = &s.conditions[1];
         assert_eq!(
-            budget.last_transition_time,
-            Time(at(100)),
-            "unchanged status keeps its time"
+            (budget.status.as_str(), budget.last_transition_time.clone()),
+            ("Unknown", Time(at(900)))
         );
+        // A second round still without data keeps both transition times.
+        let again = next(
+            Some(&applied(s.clone())),
+            &Round {
+                verdict: Err(&gone),
+                groups: vec![],
+                memory: &m,
+                targets: None,
+                generation: None,
+                now: at(960),
+            },
+        );
+        assert_eq!(again, None, "nothing visible changed");
     }
 
     #[test]
@@ -429,5 +482,91 @@ mod tests {
         let worst = g.worst.unwrap();
         assert_eq!(worst.labels["route"], "/pay");
         assert_eq!(worst.remaining, "3.1");
+    }
+
+    fn round<'a>(
+        verdict: Result<&'a Assessment, &'a NoData>,
+        memory: &'a Memory,
+        now: i64,
+    ) -> Round<'a> {
+        Round {
+            verdict,
+            groups: vec![],
+            memory,
+            targets: None,
+            generation: None,
+            now: at(now),
+        }
+    }
+
+    fn budget_condition(s: &EvaluatedStatus) -> (&str, &str) {
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == BUDGET_EXHAUSTED)
+            .unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn an_slo_never_measured_shows_unknown_and_remembers_no_state() {
+        let m = memory();
+        let down = NoData::Missing;
+        let s = next(None, &round(Err(&down), &m, 100)).unwrap();
+        assert_eq!(s.state, Some(BudgetState::Unknown));
+        assert_eq!(s.rollback, None, "no policy state before a measurement");
+        assert_eq!(budget_condition(&s), ("Unknown", "NoData"));
+        let shown = shown(&applied(s));
+        assert_eq!(shown, BudgetState::Unknown);
+    }
+
+    #[test]
+    fn data_lost_after_a_measurement_shows_unknown_and_keeps_the_memory() {
+        let m = memory();
+        let a = assessment(41.23);
+        let measured = next(None, &round(Ok(&a), &m, 100)).unwrap();
+        assert_eq!(measured.state, Some(BudgetState::Healthy));
+        assert_eq!(budget_condition(&measured), ("False", "WithinBudget"));
+        let current = applied(measured);
+        let gone = NoData::Stale { age: "12m".into() };
+        let s = next(Some(&current), &round(Err(&gone), &m, 900)).unwrap();
+        assert_eq!(s.state, Some(BudgetState::Unknown));
+        assert_eq!(
+            s.rollback, current.rollback,
+            "missing data changes no memory"
+        );
+        assert_eq!(budget_condition(&s), ("Unknown", "NoData"));
+    }
+
+    #[test]
+    fn a_held_trigger_stays_true_without_data_but_the_state_is_unknown() {
+        let exhausted = Memory {
+            state: RollbackState::Exhausted,
+            since: at(50),
+        };
+        let a = assessment(-3.0);
+        let current = applied(next(None, &round(Ok(&a), &exhausted, 100)).unwrap());
+        assert_eq!(current.state, Some(BudgetState::Exhausted));
+        let gone = NoData::Missing;
+        let s = next(Some(&current), &round(Err(&gone), &exhausted, 900)).unwrap();
+        assert_eq!(s.state, Some(BudgetState::Unknown));
+        assert_eq!(budget_condition(&s), ("True", "BudgetExhausted"));
+        assert_eq!(
+            s.rollback.as_ref().map(|r| r.state),
+            Some(RollbackState::Exhausted)
+        );
+    }
+
+    #[test]
+    fn a_status_without_state_is_shown_from_fresh_data_only() {
+        let m = memory();
+        let a = assessment(41.23);
+        let mut older = applied(next(None, &round(Ok(&a), &m, 100)).unwrap());
+        older.state = None;
+        assert_eq!(shown(&older), BudgetState::Healthy);
+        for c in &mut older.conditions {
+            c.status = "False".into();
+        }
+        assert_eq!(shown(&older), BudgetState::Unknown);
     }
 }

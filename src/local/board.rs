@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::catalog::Loaded;
-use crate::api::{RollbackState, ServiceLevelObjectiveStatus};
+use crate::api::{BudgetState, RollbackState, ServiceLevelObjectiveStatus};
 use crate::budget::{Action, Assessment, Step};
 use crate::evaluator::{self, Conclusion, ReadResult, status};
 use crate::model::{RollbackPolicy, Slo};
@@ -56,12 +56,7 @@ impl Decision {
 impl Entry {
     /// The decision, from the same status the Flagger webhook answers from.
     pub fn decision(&self) -> Decision {
-        let fresh = self
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == status::DATA_AVAILABLE && c.status == "True");
-        if !fresh {
+        if !status::fresh(&self.status) {
             Decision::NoData
         } else if flagger::holds(Some(&self.status)) {
             Decision::RollBack
@@ -72,6 +67,12 @@ impl Entry {
         }
     }
 
+    /// The state shown: Unknown without fresh data.
+    pub fn shown(&self) -> BudgetState {
+        status::shown(&self.status)
+    }
+
+    /// The policy's memory, which missing data never changes (Healthy before any measurement).
     pub fn state(&self) -> RollbackState {
         self.status
             .rollback

@@ -242,6 +242,15 @@ impl Local {
             outcome = Outcome::Incomplete;
         }
         self.board = board::advance(&self.board, &self.catalog.slos, &readings, now);
+        // Nothing measured is no answer: --once exits 2 rather than 0 beside a table of Unknowns.
+        let measured = self
+            .board
+            .entries
+            .iter()
+            .any(|e| crate::evaluator::status::fresh(&e.status));
+        if !self.board.entries.is_empty() && !measured {
+            outcome = Outcome::Incomplete;
+        }
         let text = table::render(
             &self.board,
             &table::Context {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::board::{Board, Decision};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::RollbackState;
+use crate::api::BudgetState;
 use crate::model::Duration;
 use crate::rules::windows::burn_windows;
 
@@ -65,7 +65,7 @@ pub fn render(board: &Board, context: &Context) -> String {
                 .cloned()
                 .unwrap_or("-".into())
         }));
-        row.push(format!("{:?}", e.state()));
+        row.push(e.shown().to_string());
         row.push(e.decision().text().to_string());
         rows.push(row);
     }
@@ -108,12 +108,11 @@ fn summary(board: &Board) -> String {
     if board.entries.is_empty() {
         return "No valid SLOs.".to_string();
     }
-    use RollbackState::*;
-    let counts: Vec<String> = [Healthy, Burning, Exhausted, Recovering]
+    let counts: Vec<String> = BudgetState::ALL
         .iter()
         .filter_map(|state| {
-            let n = board.entries.iter().filter(|e| e.state() == *state).count();
-            (n > 0).then(|| format!("{n} {state:?}"))
+            let n = board.entries.iter().filter(|e| e.shown() == *state).count();
+            (n > 0).then(|| format!("{n} {state}"))
         })
         .collect();
     let mut text = format!("{} SLO(s): {}.", board.entries.len(), counts.join(", "));
@@ -354,7 +353,7 @@ mod tests {
                 "-",
                 "-",
                 "-",
-                "Healthy",
+                "Unknown",
                 "none (no data)"
             ]
         );
@@ -377,7 +376,7 @@ mod tests {
         );
         assert_eq!(
             lines[12],
-            "4 SLO(s): 2 Healthy, 1 Burning, 1 Exhausted. Roll back: shop/payments. 1 without fresh data: \
+            "4 SLO(s): 1 Healthy, 1 Burning, 1 Exhausted, 1 Unknown. Roll back: shop/payments. 1 without fresh data: \
              nothing decided for them. A burn rate of 1 spends exactly the whole budget over the \
              SLO's window."
         );

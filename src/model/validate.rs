@@ -161,6 +161,16 @@ impl Checker {
         const PATH: &str = "spec.objective";
         let bound = "a percentage strictly between 0 and 100, such as 99.9";
         match Percent::from_f64(value) {
+            // 0.999 is the fraction habit (OpenSLO's target): as a percentage it leaves 99.001%
+            // of the window as budget, and no alert can ever fire.
+            Ok(p) if p > Percent::ZERO && value < 1.0 => self.fail(
+                PATH,
+                Problem::invalid(format!(
+                    "{value} is a percentage here ({value}%), not a fraction; did you mean {}? \
+                     Objectives below 1% are refused",
+                    fraction_as_percent(value)
+                )),
+            ),
             Ok(p) if p > Percent::ZERO && p < Percent::HUNDRED => Some(p),
             Ok(_) | Err(super::PercentError::Negative | super::PercentError::TooLarge) => self
                 .fail(
@@ -824,6 +834,15 @@ fn found_list(set: &[&str]) -> String {
         [] => "none".to_string(),
         names => names.join(" and "),
     }
+}
+
+/// A fraction written as the percentage it means: 0.999 -> `99.9`, 0.95 -> `95`.
+fn fraction_as_percent(value: f64) -> String {
+    let percent = format!("{:.6}", value * 100.0);
+    percent
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::chart;
 use super::html::{budget_bar, escape, page, state_badge, url_part};
 use super::row::Row;
+use crate::api::BudgetState;
 
 /// Rows per page.
 pub const PAGE_SIZE: usize = 50;
@@ -230,11 +231,11 @@ fn table_row(row: &Row, sparks: &HashMap<(String, String), Spark>, now: Timestam
 }
 
 fn state_counts(rows: &[Row]) -> String {
-    let states = ["Healthy", "Burning", "Exhausted", "Recovering", "Unknown"];
-    let counts: Vec<String> = states
+    let counts: Vec<String> = BudgetState::ALL
         .iter()
+        .map(|s| s.as_str())
         .filter_map(|s| {
-            let n = rows.iter().filter(|r| r.state() == *s).count();
+            let n = rows.iter().filter(|r| r.state() == s).count();
             (n > 0).then(|| format!("{n} {s}"))
         })
         .collect();
@@ -260,7 +261,7 @@ fn filter_form(query: &ListQuery, all: &[Row]) -> String {
         ns.push_str(&option(n, n, &query.namespace));
     }
     let mut states = option("", "all", &query.state);
-    for s in ["Healthy", "Burning", "Exhausted", "Recovering", "Unknown"] {
+    for s in BudgetState::ALL.map(BudgetState::as_str) {
         states.push_str(&option(s, s, &query.state));
     }
     let mut sorts = String::new();

@@ -4,7 +4,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::ServiceLevelObjectiveStatus;
-use crate::evaluator::status::DATA_AVAILABLE;
+use crate::evaluator::status::{self, DATA_AVAILABLE};
 use crate::model::Slo;
 use crate::server::flagger;
 
@@ -45,23 +45,15 @@ impl Row {
             .and_then(|b| b.remaining.parse().ok())
     }
 
-    /// Healthy, Burning, Exhausted or Recovering; Unknown before the first evaluation.
+    /// Healthy, Burning, Exhausted or Recovering as the latest round measured it; Unknown
+    /// without fresh data.
     pub fn state(&self) -> &'static str {
-        match self.status.rollback.as_ref().map(|r| r.state) {
-            Some(crate::api::RollbackState::Healthy) => "Healthy",
-            Some(crate::api::RollbackState::Burning) => "Burning",
-            Some(crate::api::RollbackState::Exhausted) => "Exhausted",
-            Some(crate::api::RollbackState::Recovering) => "Recovering",
-            None => "Unknown",
-        }
+        status::shown(&self.status).as_str()
     }
 
     /// The numbers are from a successful read (DataAvailable=True).
     pub fn fresh(&self) -> bool {
-        self.status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == DATA_AVAILABLE && c.status == "True")
+        status::fresh(&self.status)
     }
 
     /// What the rollback signal says, as Flagger's webhook would answer.

@@ -114,15 +114,35 @@ pub(super) fn rollback(view: &DetailView) -> String {
             );
         }
     }
-    let _ = write!(
-        out,
-        "<p>State {}{}.</p>",
-        state_badge(view.detail.row.state()),
-        status
-            .and_then(|r| r.since.as_deref())
+    let since = |r: &crate::api::RollbackStatus| {
+        r.since
+            .as_deref()
             .map(|s| format!(" since {}", escape(s)))
             .unwrap_or_default()
-    );
+    };
+    let shown = view.detail.row.state();
+    let _ = match (view.detail.row.fresh(), status) {
+        (true, _) => write!(
+            out,
+            "<p>State {}{}.</p>",
+            state_badge(shown),
+            status.map(since).unwrap_or_default()
+        ),
+        // The policy's memory is not the budget's state now: say what was last measured.
+        (false, Some(r)) => write!(
+            out,
+            "<p>State {} (no fresh data); the policy last measured {:?}{}, and missing data \
+             changes nothing.</p>",
+            state_badge(shown),
+            r.state,
+            since(r)
+        ),
+        (false, None) => write!(
+            out,
+            "<p>State {}: not measured yet.</p>",
+            state_badge(shown)
+        ),
+    };
     let targets = slo.rollback.iter().flat_map(|r| &r.targets);
     let mut rows = String::new();
     for target in targets {

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::Deserialize;
 
 use crate::api::{RollbackState, ServiceLevelObjective, ServiceLevelObjectiveStatus};
-use crate::evaluator::status::DATA_AVAILABLE;
+use crate::evaluator::status::{DATA_AVAILABLE, fresh};
 
 #[cfg(test)]
 mod tests;
@@ -292,14 +292,6 @@ pub fn answer(wanted: &Wanted, slos: Option<Vec<Known>>) -> (StatusCode, String)
         .map(|slo| format!("{namespace}/{}: {}", slo.name, reason(slo.status.as_ref())))
         .collect();
     (code, format!("{}\n", lines.join("; ")))
-}
-
-/// Whether the data are fresh: DataAvailable is True.
-fn fresh(status: &ServiceLevelObjectiveStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == DATA_AVAILABLE && c.status == "True")
 }
 
 fn state(status: &ServiceLevelObjectiveStatus) -> RollbackState {
