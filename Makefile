@@ -56,7 +56,7 @@ tools:
 ## kube-tools: the control plane tests/kube_real.rs runs against: kube-apiserver,
 ## kube-controller-manager, kube-scheduler and kubectl, etcd and kwok, built from the Go modules
 ## pinned in tests/kube (needs Go) into $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools);
-## about 20 minutes cold on two cores, under a second once built. Prints every version.
+## about 8 minutes cold on two idle cores, under a second once built. Prints every version.
 kube-tools:
 	tests/kube/build.sh
 
