@@ -119,15 +119,15 @@ start_prometheus "$work/prometheus.yml"
 say "Prometheus is up at $url; running plimsoll local --once"
 echo >&2
 status=0
-"$plimsoll" local --slos "$slos" --prometheus "$url" --rules-out "$work/rules" --once || status=$?
+"$plimsoll" local -f "$slos" --prometheus-url "$url" --rules-out "$work/rules" --once || status=$?
 if [ -n "${DEMO_UI:-}" ] && [ "$status" = 0 ]; then
 	# `make demo-ui`: the same SLOs, served as the web UI until Ctrl-C.
 	listen=${DEMO_UI_LISTEN:-127.0.0.1:8080}
 	echo >&2
 	say "serving the UI at http://$listen/ui (Ctrl-C stops it, Prometheus and removes $work)"
-	"$plimsoll" local --slos "$slos" --prometheus "$url" --rules-out "$work/rules" \
+	"$plimsoll" local -f "$slos" --prometheus-url "$url" --rules-out "$work/rules" \
 		--listen "$listen" --interval 30s >/dev/null || status=$?
 fi
 say "done; stopping Prometheus and removing $work"
-echo "On your own Prometheus: plimsoll local --slos <dir> --prometheus <url> --rules-out <dir its rule_files read> (README.md, 'plimsoll local')" >&2
+echo "On your own Prometheus: plimsoll local -f <dir> --prometheus-url <url> --rules-out <dir its rule_files read> (README.md, 'plimsoll local')" >&2
 exit "$status"

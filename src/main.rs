@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// jemalloc hands freed memory back to the system after a short decay. glibc's malloc kept
 /// what the startup and every read round had freed, in per-thread arenas: at 10,000 SLOs as
 /// much again as the live heap (benches/operator_scale.rs measures both).
@@ -18,6 +16,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
-    let cli = plimsoll::cli::Cli::parse();
+    let cli = plimsoll::cli::parse();
     ExitCode::from(plimsoll::cli::run(cli))
 }

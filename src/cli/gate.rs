@@ -7,13 +7,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use tracing::debug;
 
-use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK, parse_duration};
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_OK};
 use crate::api::ServiceLevelObjective;
 use crate::budget::{NoData, STALE_AFTER};
 use crate::evaluator::owner::{self, Claimant, Pick};
@@ -39,17 +38,9 @@ pub struct Args {
     /// name was deleted and created again and both have fresh series.
     #[arg(long, value_name = "UID", requires = "filenames", value_parser = parse_uid)]
     pub slo_uid: Option<String>,
-    /// Prometheus that evaluates the SLO's rules.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
-    pub prometheus_url: String,
-    /// Timeout of each Prometheus query.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// File with a bearer token for Prometheus.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
-    pub bearer_token_file: Option<PathBuf>,
+    /// Prometheus, which evaluates the SLO's rules (required).
     #[command(flatten)]
-    pub store: super::prometheus_flags::StoreFlags,
+    pub prometheus: super::prometheus_flags::PrometheusFlags,
 }
 
 fn parse_uid(text: &str) -> Result<String, String> {
@@ -108,21 +99,19 @@ async fn judge(args: &Args) -> Verdict {
     let Some((namespace, name)) = args.slo.split_once('/') else {
         return Verdict::Unknown(format!("--slo {:?}: use <namespace>/<name>", args.slo));
     };
+    let client = match args.prometheus.required() {
+        Ok(settings) => prometheus::Client::new(settings).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => return Verdict::Unknown(e),
+    };
     let mut slo = match load(args, namespace, name).await {
         Ok(slo) => slo,
         Err(e) => return Verdict::Unknown(format!("{}: {e}", args.slo)),
     };
-    let client = args.store.extras().and_then(|extras| {
-        prometheus::Client::new(prometheus::Settings {
-            bearer_token_file: args.bearer_token_file.clone(),
-            extras,
-            ..prometheus::Settings::new(args.prometheus_url.clone(), args.timeout)
-        })
-    });
-    let client = match client {
-        Ok(c) => c,
-        Err(e) => return Verdict::Unknown(e.to_string()),
-    };
+
     let now = Timestamp::now();
     let own = [(namespace.to_string(), slo.clone())];
     let scope = prometheus::ReadingScope::default();
@@ -290,7 +279,7 @@ mod tests {
         let all = ["plimsoll", "gate", "--slo=shop/checkout", "--min-budget=15"];
         let all = all.iter().chain(args).chain(&["--prometheus-url=http://p"]);
         match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
-            Command::Gate(args) => Ok(args),
+            Command::Gate(args) => Ok(*args),
             other => Err(format!("{other:?}")),
         }
     }

@@ -5,19 +5,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::prometheus_flags::PrometheusFlags;
 use super::ruler_flags::RulerFlags;
 use super::{EXIT_ERROR, EXIT_OK, parse_duration};
 use crate::local::{self, Outcome, RulesTo, Settings};
-use crate::prometheus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory (or file) with SLO manifests; read again whenever a file changes. Repeatable.
-    #[arg(long, value_name = "DIR", required = true, num_args = 1..)]
-    pub slos: Vec<PathBuf>,
-    /// Prometheus that reads the rule files and answers the budget queries.
-    #[arg(long, value_name = "URL", env = "PLIMSOLL_PROMETHEUS_URL")]
-    pub prometheus: String,
+    /// Directories (or files) with SLO manifests; read again whenever a file changes.
+    /// Repeatable. (`--slos` is the old spelling.)
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "PATH",
+        required = true,
+        num_args = 1..,
+        alias = "slos"
+    )]
+    pub filenames: Vec<PathBuf>,
     /// Directory for the rule files, one per SLO; point Prometheus' `rule_files` at
     /// `<dir>/*.yaml`. Files without Plimsoll's header are left alone. Or `--ruler-url`.
     #[arg(
@@ -45,14 +50,9 @@ pub struct Args {
     /// Namespace for SLOs whose manifest names none.
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
-    /// Timeout of each Prometheus request.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// File with a bearer token for Prometheus.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
-    pub bearer_token_file: Option<PathBuf>,
+    /// Prometheus, which reads the rule files and answers the budget queries (required).
     #[command(flatten)]
-    pub store: super::prometheus_flags::StoreFlags,
+    pub prometheus: PrometheusFlags,
     /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
     /// `spec.partialResponseStrategy`, for a Thanos Ruler reading the rule files (a plain
     /// Prometheus refuses them then). Unset: written only for SLOs that set it.
@@ -65,8 +65,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
-    let extras = match args.store.extras() {
-        Ok(extras) => extras,
+    let prometheus = match args.prometheus.required() {
+        Ok(settings) => settings,
         Err(e) => {
             let _ = writeln!(err, "plimsoll local: {e}");
             return EXIT_ERROR;
@@ -87,7 +87,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         }
     };
     let settings = Settings {
-        slos: args.slos.clone(),
+        slos: args.filenames.clone(),
         rules,
         namespace: args.namespace.clone(),
         interval: args.interval,
@@ -95,11 +95,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         once: args.once,
         ui_url: args.ui_url.clone(),
         partial_response_strategy: args.partial_response_strategy,
-        prometheus: prometheus::Settings {
-            bearer_token_file: args.bearer_token_file.clone(),
-            extras,
-            ..prometheus::Settings::new(args.prometheus.clone(), args.timeout)
-        },
+        prometheus,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -36,7 +36,7 @@ pub enum Command {
     Crd,
     /// Check SLO manifests: exit 0 when all are valid, 1 when any is invalid, 2 on usage or I/O
     /// errors. Prints `<file>[#doc]: <field>: <problem>` per problem.
-    Validate(validate::Args),
+    Validate(Box<validate::Args>),
     /// Render the Prometheus rules of SLO manifests: a plain rule file, PrometheusRule or VMRule
     /// objects, or (with --ruler-url) the groups written to a Mimir or Cortex ruler.
     Generate(generate::Args),
@@ -44,16 +44,43 @@ pub enum Command {
     /// converted, 1 when some SLO could not be (each reported by file, document and field).
     Import(import::Args),
     /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
-    Gate(gate::Args),
+    Gate(Box<gate::Args>),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
     Run(Box<run::Args>),
     /// Without Kubernetes: SLO manifests from a directory, rule files for Prometheus, live
     /// budgets and rollback decisions as a table, on /status and on Flagger's webhook.
-    Local(local::Args),
+    Local(Box<local::Args>),
     /// Write the demo's synthetic month and backfill rule files (`make demo` runs this).
     #[command(hide = true)]
     #[command(subcommand)]
     DemoData(demo_data::Args),
+}
+
+/// The command line as `plimsoll` parses it. `validate` is an offline check unless told
+/// otherwise: PLIMSOLL_PROMETHEUS_URL, which `run`, `gate` and `local` read, does not turn it
+/// into an online one (a pre-commit hook would then fail whenever Prometheus is away).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("validate", |validate| {
+        validate.mut_arg("prometheus_url", |url| url.env(None::<&'static str>))
+    })
+}
+
+/// Parses the process' arguments (exits with clap's message and code 2 on a usage error).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses `args` as `plimsoll` would.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().try_get_matches_from(args)?)
 }
 
 /// Runs the parsed command line.

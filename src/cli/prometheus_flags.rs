@@ -1,5 +1,7 @@
-//! How `run` and `validate` (and, for the store flags, `local` and `gate`) reach Prometheus: one set of flags, so credentials work the same in
-//! the operator and in a pre-commit check.
+//! How `run`, `validate`, `local` and `gate` reach Prometheus: one set of flags (names,
+//! environment variables, help), so a connection that works in one command works in all. The
+//! spellings `local` and `gate` had before (`--prometheus`, `--timeout`, `--bearer-token-file`)
+//! stay as hidden aliases for a release.
 
 use std::time::Duration;
 
@@ -11,13 +13,29 @@ pub struct PrometheusFlags {
     /// Prometheus to query, such as `http://prometheus-operated.monitoring:9090`. `run` reads
     /// the budgets from it (without it, only rules and the Ready condition are managed);
     /// `validate` checks there that the metrics the SLOs name exist.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_URL")]
+    #[arg(
+        long,
+        env = "PLIMSOLL_PROMETHEUS_URL",
+        value_name = "URL",
+        alias = "prometheus"
+    )]
     pub prometheus_url: Option<String>,
     /// Timeout of each Prometheus query.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(
+        long,
+        env = "PLIMSOLL_PROMETHEUS_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration,
+        alias = "timeout"
+    )]
     pub prometheus_timeout: Duration,
     /// File with a bearer token for Prometheus (read on every query, so rotation works).
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE")]
+    #[arg(
+        long,
+        env = "PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE",
+        value_name = "FILE",
+        alias = "bearer-token-file"
+    )]
     pub prometheus_bearer_token_file: Option<std::path::PathBuf>,
     /// User for basic auth to Prometheus; the password comes from PLIMSOLL_PROMETHEUS_PASSWORD.
     #[arg(
@@ -30,7 +48,7 @@ pub struct PrometheusFlags {
     #[arg(long, env = "PLIMSOLL_PROMETHEUS_PASSWORD", hide_env_values = true)]
     pub prometheus_password: Option<String>,
     /// PEM file with the CA of Prometheus' TLS certificate.
-    #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE")]
+    #[arg(long, env = "PLIMSOLL_PROMETHEUS_CA_FILE", value_name = "FILE")]
     pub prometheus_ca_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub store: StoreFlags,
@@ -94,14 +112,14 @@ fn parse_tenant(text: &str) -> Result<Tenant, String> {
 }
 
 impl PrometheusFlags {
-    /// The client, when a URL is given.
-    pub fn client(&self) -> Option<Result<Client, Error>> {
+    /// The connection, when a URL is given.
+    pub fn settings(&self) -> Option<Result<Settings, Error>> {
         let url = self.prometheus_url.as_ref()?;
         let extras = match self.store.extras() {
             Ok(extras) => extras,
             Err(e) => return Some(Err(e)),
         };
-        Some(Client::new(Settings {
+        Some(Ok(Settings {
             url: url.clone(),
             timeout: self.prometheus_timeout,
             bearer_token_file: self.prometheus_bearer_token_file.clone(),
@@ -112,6 +130,23 @@ impl PrometheusFlags {
             ca_file: self.prometheus_ca_file.clone(),
             extras,
         }))
+    }
+
+    /// The client, when a URL is given.
+    pub fn client(&self) -> Option<Result<Client, Error>> {
+        self.settings().map(|s| s.and_then(Client::new))
+    }
+
+    /// The connection for a command that cannot work without one.
+    pub fn required(&self) -> Result<Settings, String> {
+        match self.settings() {
+            Some(Ok(settings)) => Ok(settings),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err(
+                "give Prometheus with --prometheus-url URL (or PLIMSOLL_PROMETHEUS_URL)"
+                    .to_string(),
+            ),
+        }
     }
 }
 

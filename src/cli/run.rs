@@ -24,7 +24,15 @@ use crate::webhook;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Namespace to watch; repeat or separate with commas. Default: all namespaces.
-    #[arg(long = "namespace", env = "PLIMSOLL_NAMESPACES", value_delimiter = ',')]
+    /// (`--namespace` is the old spelling: elsewhere `-n/--namespace` is the namespace of
+    /// manifests that name none.)
+    #[arg(
+        long = "watch-namespace",
+        env = "PLIMSOLL_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE",
+        alias = "namespace"
+    )]
     pub namespaces: Vec<String>,
     /// Only reconcile SLOs matching this label selector, such as `team=shop`.
     #[arg(long, env = "PLIMSOLL_SELECTOR")]

@@ -29,7 +29,7 @@ pub struct Args {
     pub quiet: bool,
     /// With --prometheus-url: warnings (no error series yet, a groupBy label on only some
     /// series, a query that returns nothing now) fail the check too.
-    #[arg(long)]
+    #[arg(long, requires = "prometheus_url")]
     pub strict: bool,
     #[command(flatten)]
     pub prometheus: PrometheusFlags,
