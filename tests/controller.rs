@@ -585,8 +585,8 @@ fn attempts_after_the_first(o: &mut Operated, method: &str, path: &str, window: 
 /// make this fail.
 const SLOW_RETRY_WINDOW: Duration = Duration::from_secs(10);
 
-/// A cluster without prometheus-operator's CRD: a control plane of this test's own, where only
-/// the SLO CRD is installed (the process' shared one has them all).
+/// A cluster without prometheus-operator's CRD, and without Argo Rollouts': a control plane of
+/// this test's own, where only the SLO CRD is installed (the process' shared one has them all).
 #[test]
 fn without_the_consumers_crds_the_conditions_say_so_and_the_rule_comes_once_installed() {
     let plane = ControlPlane::start();
@@ -640,6 +640,43 @@ fn without_the_consumers_crds_the_conditions_say_so_and_the_rule_comes_once_inst
         verdict(o, "checkout", "Ready") == is("True", "RulesApplied")
     });
     assert!(o.get(RULE, "checkout").is_some());
+
+    // Argo Rollouts is missing, and with it the whole argoproj.io group, whose paths the real
+    // server answers with a plain-text `404 page not found`, not a Status (the old mock answered
+    // a Status with reason NotFound, which kube's `get_opt` reads as absent; this it did not).
+    // An SLO signalling a Rollout gets the finalizer, and once deleted still goes: there is no
+    // Rollout to clean.
+    let mut rolling = slo("rolling");
+    rolling["spec"]["rollback"] = json!({"targets": [{"kind": "Rollout", "name": "canary"}]});
+    o.create(rolling);
+    o.wait(60, "rolling Ready, with the finalizer", |o| {
+        verdict(o, "rolling", "Ready") == is("True", "RulesApplied")
+            && o.get(SLO, "rolling")
+                .is_some_and(|s| s["metadata"]["finalizers"] == json!([FINALIZER]))
+    });
+    assert!(o.ns.delete(SLO.0, SLO.1, "rolling"));
+    o.wait(60, "the deleted SLO gone", |o| {
+        o.get(SLO, "rolling").is_none()
+    });
+
+    // The template's condition says Argo Rollouts is missing, and Ready stays True.
+    let mut canary = slo("canary");
+    canary["spec"]["rollback"] = json!({"analysisTemplate": true});
+    o.create(canary);
+    o.wait(60, "ArgoRolloutsMissing and its Warning", |o| {
+        verdict(o, "canary", "AnalysisTemplateReady") == is("False", "ArgoRolloutsMissing")
+            && o.occurrences("canary", "ArgoRolloutsMissing") == 1
+    });
+    assert_eq!(verdict(&o, "canary", "Ready"), is("True", "RulesApplied"));
+    let template = condition(&o.get(SLO, "canary").unwrap(), "AnalysisTemplateReady").unwrap();
+    assert!(
+        template["message"]
+            .as_str()
+            .unwrap()
+            .contains("install Argo Rollouts"),
+        "{template}"
+    );
+    assert!(o.get(RULE, "canary").is_some());
     o.finish();
     drop(plane);
 }
