@@ -1,13 +1,12 @@
 //! `plimsoll gate -f` against the operator's own series, end to end (issue 23): the real
-//! `plimsoll run` writes the SLOs' PrometheusRules into the API emulation, a real Prometheus
-//! evaluates exactly those rules over two days of synthetic traffic, and the gate given the
-//! manifests (which have no UID, while every series of the operator's carries one) answers PASS,
-//! FAIL and UNKNOWN as the gate reading the same SLOs from the cluster does. Local mode's series,
-//! without a UID, are read too. An SLO deleted and created again leaves two UIDs with fresh
-//! series: the gate says so and does not decide, and `--slo-uid` picks one.
+//! `plimsoll run`, with the chart's RBAC and a token of its ServiceAccount, writes the SLOs'
+//! PrometheusRules on the real control plane (tests/support/kube.rs), a real Prometheus evaluates
+//! exactly those rules over two days of synthetic traffic, and the gate given the manifests
+//! (which have no UID, while every series of the operator's carries one) answers PASS, FAIL and
+//! UNKNOWN as the gate reading the same SLOs from the cluster does. Local mode's series, without a
+//! UID, are read too. An SLO deleted and created again leaves two UIDs with fresh series: the gate
+//! says so and does not decide, and `--slo-uid` picks one.
 
-#[path = "support/apiserver/mod.rs"]
-mod apiserver;
 #[path = "support/operator.rs"]
 mod operator;
 mod support;
@@ -16,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use apiserver::ApiServer;
 use operator::Operator;
 use plimsoll::rules::names;
 use serde_json::{Value, json};
+use support::cluster::{Namespace, operator_credentials};
 use support::counts;
 use support::month::{DAY, checkout_manifest, wait_for};
 use support::prometheus::{Prometheus, data_dir, http, unix_now};
@@ -36,16 +35,16 @@ fn manifest(name: &str, objective: f64) -> Value {
     m
 }
 
-fn uid(api: &ApiServer, name: &str) -> String {
-    let slo = api.get(SLO.0, SLO.1, "shop", name).expect("the SLO exists");
+fn uid(ns: &Namespace, name: &str) -> String {
+    let slo = ns.get(SLO.0, SLO.1, name).expect("the SLO exists");
     slo["metadata"]["uid"].as_str().unwrap().to_string()
 }
 
 /// The rule groups the operator wrote for shop/<name>, once they carry this UID.
-fn operators_groups(api: &ApiServer, operator: &Operator, name: &str, uid: &str) -> Vec<Value> {
+fn operators_groups(ns: &Namespace, operator: &Operator, name: &str, uid: &str) -> Vec<Value> {
     let mut groups = Vec::new();
-    let written = api.wait_for(Duration::from_secs(60), || {
-        let Some(rule) = api.get(RULE.0, RULE.1, "shop", name) else {
+    let written = support::cluster::wait_for(Duration::from_secs(60), || {
+        let Some(rule) = ns.get(RULE.0, RULE.1, name) else {
             return false;
         };
         groups = rule["spec"]["groups"]
@@ -177,32 +176,49 @@ fn remaining(line: &str) -> f64 {
 
 #[test]
 fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
-    // The cluster: checkout, deleted and created again (two UIDs), strict and dark.
-    let api = ApiServer::start(apiserver::presets::all());
+    // The cluster: checkout, deleted and created again (two UIDs), strict and dark, in the
+    // namespace `shop` of this process' control plane; the operator watches it with the chart's
+    // RBAC for it.
+    let ns = Namespace::named("shop");
+    let (lease, token) = operator_credentials(ns.kube, &ns.name);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    api.put(manifest("checkout", 99.0));
-    let operator = Operator::start(&kubeconfig, &["--leader-election=false"]);
-    let deleted_uid = uid(&api, "checkout");
-    let deleted = operators_groups(&api, &operator, "checkout", &deleted_uid);
-    assert!(api.delete(SLO.0, SLO.1, "shop", "checkout"));
-    let gone = api.wait_for(Duration::from_secs(30), || {
-        api.get(SLO.0, SLO.1, "shop", "checkout").is_none()
+    let operators = dir.path().join("operator-kubeconfig");
+    ns.kube.token_kubeconfig(&operators, &token, &ns.name);
+    ns.create_as("kubectl", manifest("checkout", 99.0));
+    let operator = Operator::start(
+        &operators,
+        &[
+            "--namespace=shop",
+            "--lease-namespace=shop",
+            &format!("--lease-name={lease}"),
+            "--identity=gate-test",
+        ],
+    );
+    let deleted_uid = uid(&ns, "checkout");
+    let deleted = operators_groups(&ns, &operator, "checkout", &deleted_uid);
+    assert!(ns.delete(SLO.0, SLO.1, "checkout"));
+    let gone = support::cluster::wait_for(Duration::from_secs(30), || {
+        ns.get(SLO.0, SLO.1, "checkout").is_none()
     });
     assert!(gone, "the SLO was deleted:\n{}", operator.log());
-    api.put(manifest("checkout", 99.0));
-    api.put(manifest("strict", 99.99));
-    api.put(manifest("dark", 99.0));
-    let checkout_uid = uid(&api, "checkout");
+    // Created again at once: the controller-manager's garbage collector deletes the predecessor's
+    // rule in the background (the emulation did it within the DELETE), and the operator writes
+    // the successor's.
+    ns.create_as("kubectl", manifest("checkout", 99.0));
+    ns.create_as("kubectl", manifest("strict", 99.99));
+    ns.create_as("kubectl", manifest("dark", 99.0));
+    let checkout_uid = uid(&ns, "checkout");
     assert_ne!(checkout_uid, deleted_uid);
-    let checkout = operators_groups(&api, &operator, "checkout", &checkout_uid);
-    let strict = operators_groups(&api, &operator, "strict", &uid(&api, "strict"));
-    operators_groups(&api, &operator, "dark", &uid(&api, "dark"));
+    let checkout = operators_groups(&ns, &operator, "checkout", &checkout_uid);
+    let strict = operators_groups(&ns, &operator, "strict", &uid(&ns, "strict"));
+    operators_groups(&ns, &operator, "dark", &uid(&ns, "dark"));
     let (code, log) = operator.terminate();
     assert_eq!(code, Some(0), "{log}");
-    assert!(api.refused().is_empty(), "{:?}", api.refused());
-    // The gate reads the SLO with its user's rights, which are not the operator's.
-    api.set_rbac(None);
+
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+    // The gate reads the SLOs with its user's rights (here the admin's kubeconfig), not the
+    // operator's.
+    let kubeconfig = ns.kube.kubeconfig.clone();
     // `plimsoll local`'s rules for an SLO the cluster does not have: no UID.
     let local = counts::rendered(&manifest("local", 99.0));
     assert!(!local[0].to_string().contains(names::LABEL_UID));

@@ -57,7 +57,8 @@ pub async fn observe(
     name: &str,
     slo_name: &str,
 ) -> Result<Option<Observed>, kube::Error> {
-    let Some(target) = target_api(client, namespace, kind).get_opt(name).await? else {
+    let api = target_api(client, namespace, kind);
+    let Some(target) = crate::kube_client::get_if_served(&api, name).await? else {
         return Ok(None);
     };
     let meta = &target.metadata;
@@ -144,8 +145,8 @@ pub async fn withdraw(
     name: &str,
     slo_name: &str,
 ) -> Result<bool, kube::Error> {
-    if target_api(client, namespace, kind)
-        .get_opt(name)
+    let api = target_api(client, namespace, kind);
+    if crate::kube_client::get_if_served(&api, name)
         .await?
         .is_none()
     {

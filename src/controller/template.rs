@@ -64,7 +64,8 @@ pub async fn reconcile(
         k8s_openapi::jiff::Timestamp::now(),
     );
     desired.metadata.owner_references = object.controller_owner_ref(&()).map(|o| vec![o]);
-    let existing = match api.get_opt(&model.name).await {
+    // The kind not served at all (no Argo Rollouts) reads as absent: the apply below says so.
+    let existing = match crate::kube_client::get_if_served(&api, &model.name).await {
         Ok(found) => found,
         Err(source) => {
             return Err(Error::ApplyTemplate {

@@ -132,3 +132,18 @@ pub fn client_with_counters(
         .build();
     Ok((client, counters))
 }
+
+/// Reads an object: `None` when it does not exist, or when its kind is not served at all. kube's
+/// `get_opt` takes only a Status with reason `NotFound` for absent, but a real API server answers
+/// a path of an API group it does not serve (Argo Rollouts not installed: no `argoproj.io`) with a
+/// plain-text `404 page not found`, which kube reports as an error with code 404 and no reason.
+pub async fn get_if_served<K>(api: &kube::Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}

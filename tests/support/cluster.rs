@@ -120,11 +120,14 @@ pub fn fresh_namespace(kube: &Access, prefix: &str) -> String {
 /// overwrite each other's bindings), rendered by Helm's engine: the ServiceAccount, the Roles and
 /// their bindings. Returns the Lease name the chart gives the operator.
 pub fn apply_chart_rbac(kube: &Access, namespace: &str) -> String {
-    let rendered = helm::render_as(
-        "plimsoll",
-        namespace,
-        &json!({"watchNamespaces": [namespace]}),
-    );
+    apply_chart_rbac_with(kube, namespace, json!({}))
+}
+
+/// [`apply_chart_rbac`] rendered with these values too (such as
+/// `{"rollback": {"actions": {"enabled": false}}}`); `watchNamespaces` is always `[namespace]`.
+pub fn apply_chart_rbac_with(kube: &Access, namespace: &str, mut values: Value) -> String {
+    values["watchNamespaces"] = json!([namespace]);
+    let rendered = helm::render_as("plimsoll", namespace, &values);
     let lease = rendered
         .env_value("PLIMSOLL_LEASE_NAME")
         .expect("the chart names the Lease");
@@ -214,8 +217,24 @@ pub struct Manager {
 impl Namespace {
     /// A new namespace `<prefix>-<n>` on the process' control plane, with the CRDs installed.
     pub fn new(prefix: &str) -> Namespace {
-        let kube = crds();
+        Namespace::on(crds(), prefix)
+    }
+
+    /// A new namespace `<prefix>-<n>` on another control plane (a test's own, with the CRDs it
+    /// chose), installing nothing.
+    pub fn on(kube: &'static Access, prefix: &str) -> Namespace {
         let name = fresh_namespace(kube, prefix);
+        Namespace::existing(kube, name)
+    }
+
+    /// The namespace `name` itself (created) on the process' control plane, with the CRDs
+    /// installed: for a test binary of one test whose data names its namespace.
+    pub fn named(name: &str) -> Namespace {
+        let kube = crds();
+        Namespace::existing(kube, kube.namespace(name))
+    }
+
+    fn existing(kube: &'static Access, name: String) -> Namespace {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -5,15 +5,15 @@
 //! `Connection: close`, so the server closes after its answer and the client opens a new
 //! connection for the next request, whose head the proxy reads again.
 //!
-//! It records every request (method, path, query) with the status the server (or a fault)
-//! answered, and answers requests matching an injected [`Fault`] itself, with a Kubernetes
+//! It records every request (method, path, query, Accept header, when its head arrived) with the
+//! status the server (or a fault) answered, and answers requests matching an injected [`Fault`] itself, with a Kubernetes
 //! `Status`, without contacting the server. Dropping it stops it (its runtime and every
 //! connection with it).
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -44,6 +44,15 @@ impl Fault {
             status: 503,
             retry_after: None,
             times: u32::MAX,
+        }
+    }
+
+    /// Requests with this method (`PATCH`, `DELETE`, ...) whose path ends with `path_suffix`, such
+    /// as one object's path.
+    pub fn on(method: &str, path_suffix: &str) -> Fault {
+        Fault {
+            method: method.into(),
+            ..Fault::get(path_suffix)
         }
     }
 
@@ -88,6 +97,11 @@ pub struct Seen {
     pub status: u16,
     /// Answered by an injected fault, not by the server.
     pub injected: bool,
+    /// The request's `Accept` header (how a metadata-only request asks for
+    /// `as=PartialObjectMetadata`), empty when it had none.
+    pub accept: String,
+    /// When its head arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -234,6 +248,14 @@ async fn serve(
     let target = words.next().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let (path, query) = (path.to_string(), query.to_string());
+    let accept = lines
+        .clone()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("accept")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
 
     let (fault, index) = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -251,13 +273,23 @@ async fn serve(
             query: query.clone(),
             status: fault.as_ref().map_or(0, |f| f.status),
             injected: fault.is_some(),
+            accept,
+            at: Instant::now(),
         });
         (fault, state.seen.len() - 1)
     };
     if let Some(fault) = fault {
+        // The reason a real server gives with the status code.
+        let reason = match fault.status {
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            500 => "InternalError",
+            504 => "Timeout",
+            _ => "ServiceUnavailable",
+        };
         let body = serde_json::json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "injected by the test's fault proxy", "reason": "ServiceUnavailable",
+            "message": "injected by the test's fault proxy", "reason": reason,
             "code": fault.status,
         })
         .to_string();

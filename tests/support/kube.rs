@@ -824,9 +824,10 @@ impl Drop for ControlPlane {
 }
 
 /// What the API server audits: the writes of ServiceAccounts (the operator's, and the
-/// controller-manager's, which runs its controllers with their own) and their reads of Leases,
-/// once each when answered, with who (`user`, whose `extra` names the token's ID), what (`verb`,
-/// `objectRef`), when (`requestReceivedTimestamp`) and the answer's code; nothing else.
+/// controller-manager's, which runs its controllers with their own) and their reads of Leases and
+/// of the objects the operator keeps per SLO (PrometheusRules, AnalysisTemplates), once each when
+/// answered, with who (`user`, whose `extra` names the token's ID), what (`verb`, `objectRef`),
+/// when (`requestReceivedTimestamp`) and the answer's code; nothing else.
 pub const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
@@ -837,7 +838,10 @@ rules:
 - level: Metadata
   userGroups: [\"system:serviceaccounts\"]
   verbs: [get]
-  resources: [{group: coordination.k8s.io, resources: [leases]}]
+  resources:
+  - {group: coordination.k8s.io, resources: [leases]}
+  - {group: monitoring.coreos.com, resources: [prometheusrules]}
+  - {group: argoproj.io, resources: [analysistemplates]}
 - level: None
 ";
 
