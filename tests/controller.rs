@@ -99,7 +99,7 @@ impl Operated {
         let kubeconfig = self.dir.path().join("kubeconfig");
         http_token_kubeconfig(&kubeconfig, &self.proxy.url, &self.token, &self.ns.name);
         let flags = [
-            format!("--namespace={}", self.ns.name),
+            format!("--watch-namespace={}", self.ns.name),
             format!("--lease-namespace={}", self.ns.name),
             format!("--lease-name={}", self.lease),
             "--identity=controller-test".to_string(),

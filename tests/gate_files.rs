@@ -188,7 +188,7 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
     let operator = Operator::start(
         &operators,
         &[
-            "--namespace=shop",
+            "--watch-namespace=shop",
             "--lease-namespace=shop",
             &format!("--lease-name={lease}"),
             "--identity=gate-test",

@@ -340,7 +340,7 @@ fn plimsoll_run_with_the_charts_rbac_writes_the_rule_and_ready_and_the_gc_remove
 
     let identity = "--identity=real-kube-test".to_string();
     let lease = format!("--lease-namespace={namespace}");
-    let watch = format!("--namespace={namespace}");
+    let watch = format!("--watch-namespace={namespace}");
     let operator = operator::Operator::start(&kubeconfig, &[&identity, &lease, &watch]);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -21,7 +21,7 @@ fn operator(ns: &Namespace, dir: &std::path::Path, extra: &[&str]) -> Operator {
     let kubeconfig = dir.join("kubeconfig");
     ns.kube.token_kubeconfig(&kubeconfig, &token, &ns.name);
     let flags = [
-        format!("--namespace={}", ns.name),
+        format!("--watch-namespace={}", ns.name),
         format!("--lease-namespace={}", ns.name),
         format!("--lease-name={lease}"),
         "--identity=ui-test".to_string(),

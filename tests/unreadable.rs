@@ -73,7 +73,7 @@ fn operator(ns: &Namespace, proxy: &FaultProxy, dir: &Path, extra: &[&str]) -> O
     let kubeconfig = dir.join("kubeconfig");
     http_token_kubeconfig(&kubeconfig, &proxy.url, &token, &ns.name);
     let flags = [
-        format!("--namespace={}", ns.name),
+        format!("--watch-namespace={}", ns.name),
         format!("--lease-namespace={}", ns.name),
         format!("--lease-name={lease}"),
         "--identity=unreadable-test".to_string(),

@@ -202,7 +202,7 @@ impl World {
         http_token_kubeconfig(&kubeconfig, &self.proxy.url, &self.token, &self.ns.name);
         let flags = [
             format!("--prometheus-url={url}"),
-            format!("--namespace={}", self.ns.name),
+            format!("--watch-namespace={}", self.ns.name),
             format!("--lease-namespace={}", self.ns.name),
             format!("--lease-name={}", self.lease),
             "--identity=trust-test".to_string(),
