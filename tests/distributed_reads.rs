@@ -252,7 +252,7 @@ fn the_gate_never_passes_on_a_partial_answer() {
         if code == Some(0) {
             break stdout;
         }
-        assert_eq!(code, Some(2), "{stdout}{stderr}");
+        assert_eq!(code, Some(3), "{stdout}{stderr}");
         assert!(
             Instant::now() < deadline,
             "the gate did not pass on whole answers within 60 s: {stdout}{stderr}"
@@ -271,15 +271,21 @@ fn the_gate_never_passes_on_a_partial_answer() {
 
     thanos.store_down();
     let (code, stdout, stderr) = gate(&file, &thanos.url, &flags);
-    assert_eq!(code, Some(2), "{stdout}{stderr}");
-    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
     assert!(
-        stderr.starts_with("UNKNOWN shop/availability") && stderr.contains(STORE_WARNING),
-        "{stderr}"
+        stdout.starts_with("UNKNOWN shop/availability") && stdout.contains(STORE_WARNING),
+        "{stdout}"
     );
+    // A pipeline that can only tell two codes maps unknown to fail, never to pass by accident.
+    let mut failing = flags.to_vec();
+    failing.push("--on-unknown=fail");
+    let (code, stdout, _) = gate(&file, &thanos.url, &failing);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.starts_with("UNKNOWN shop/availability"), "{stdout}");
     let (code, stdout, stderr) = gate(&file, &thanos.url, &["--prometheus-partial-response=false"]);
-    assert_eq!(code, Some(2), "{stdout}{stderr}");
-    assert!(stderr.contains("refused"), "{stderr}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("refused"), "{stdout}");
     let last = thanos.received().pop().unwrap();
     assert_eq!(
         last.form.get("partial_response").map(String::as_str),
@@ -289,10 +295,10 @@ fn the_gate_never_passes_on_a_partial_answer() {
 
 fn local_once(dir: &std::path::Path, url: &str, extra: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
-        .args(["local", "--once", "--timeout=5s"])
-        .arg(format!("--slos={}", dir.join("slos").display()))
+        .args(["local", "--once", "--prometheus-timeout=5s"])
+        .arg(format!("--filename={}", dir.join("slos").display()))
         .arg(format!("--rules-out={}", dir.join("rules").display()))
-        .arg(format!("--prometheus={url}"))
+        .arg(format!("--prometheus-url={url}"))
         .args(extra)
         .env_remove("PLIMSOLL_PROMETHEUS_URL")
         .output()

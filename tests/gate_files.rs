@@ -295,18 +295,18 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
     assert!(remaining(&overspent.out) < 0.0, "{overspent:?}");
     // UNKNOWN: an SLO whose rules Prometheus does not evaluate.
     let dark = gate.same("shop/dark", "15", &[]);
-    assert_eq!(dark.code, Some(2), "{dark:?}");
+    assert_eq!(dark.code, Some(3), "{dark:?}");
     assert!(
-        dark.err
+        dark.out
             .starts_with("UNKNOWN shop/dark: no recorded series for this SLO"),
         "{dark:?}"
     );
     // No such SLO, in the cluster or the files.
-    assert_eq!(gate.cluster("shop/nothing", "15").code, Some(2));
+    assert_eq!(gate.cluster("shop/nothing", "15").code, Some(3));
     let nothing = gate.files("shop/nothing", "15", &[]);
-    assert_eq!(nothing.code, Some(2), "{nothing:?}");
+    assert_eq!(nothing.code, Some(3), "{nothing:?}");
     assert!(
-        nothing.err.contains("no valid SLO of that name"),
+        nothing.out.contains("no valid SLO of that name"),
         "{nothing:?}"
     );
 
@@ -341,13 +341,13 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
         "two fresh UIDs",
         &String::new,
         || match gate.files("shop/checkout", "15", &[]) {
-            a if a.code == Some(2) => Ok(a),
+            a if a.code == Some(3) => Ok(a),
             a => Err(format!("{a:?}")),
         },
     );
-    assert!(two.out.is_empty(), "{two:?}");
+    assert!(two.err.is_empty(), "{two:?}");
     assert!(
-        two.err.starts_with(&format!(
+        two.out.starts_with(&format!(
             "UNKNOWN shop/checkout: 2 SLOs named shop/checkout have fresh series (uids {}, {}): \
              the SLO was deleted and created again; pass --slo-uid",
             uids[0], uids[1]
@@ -362,14 +362,15 @@ fn gate_from_manifests_reads_the_operators_series_as_from_the_cluster() {
     let predecessor = gate.files("shop/checkout", "15", &[&old_pick]);
     assert_eq!(predecessor.code, Some(0), "its own series: {predecessor:?}");
     let unknown = gate.files("shop/checkout", "15", &["--slo-uid=no-such-uid"]);
-    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert_eq!(unknown.code, Some(3), "{unknown:?}");
     assert!(
-        unknown.err.contains("no recorded series for this SLO")
-            && unknown.err.contains(&checkout_uid)
-            && unknown.err.contains(&deleted_uid),
+        unknown.out.contains("no recorded series for this SLO")
+            && unknown.out.contains(&checkout_uid)
+            && unknown.out.contains(&deleted_uid),
         "{unknown:?}"
     );
-    // --slo-uid is for manifests: the cluster's SLO has its own.
+    // --slo-uid is for manifests: the cluster's SLO has its own. A usage error: exit 2, never
+    // the unknown answer's 3.
     let refused = gate.run("shop/checkout", "15", false, &[&pick]);
     assert_eq!(refused.code, Some(2), "{refused:?}");
     assert!(refused.err.contains("--filename"), "{refused:?}");

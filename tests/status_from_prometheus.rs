@@ -142,7 +142,7 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
         .arg(&manifest)
         .output()
         .unwrap();
-    assert_eq!(unknown_slo.status.code(), Some(2));
+    assert_eq!(unknown_slo.status.code(), Some(3), "{unknown_slo:?}");
 
     // Prometheus gone: the client says so, with a reason for the condition, and the gate will
     // not decide.
@@ -155,8 +155,8 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
         .arg(&manifest)
         .output()
         .unwrap();
-    assert_eq!(down.status.code(), Some(2), "{down:?}");
-    assert!(String::from_utf8_lossy(&down.stderr).starts_with("UNKNOWN shop/checkout: no answer"));
+    assert_eq!(down.status.code(), Some(3), "{down:?}");
+    assert!(String::from_utf8_lossy(&down.stdout).starts_with("UNKNOWN shop/checkout: no answer"));
     let error = read(&runtime, &client).unwrap_err();
     assert_eq!(error.reason, "PrometheusUnreachable", "{error:?}");
 }

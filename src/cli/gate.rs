@@ -1,5 +1,7 @@
 //! `plimsoll gate`: a release gate for CI/CD pipelines and Argo CD PreSync hooks. Exit 0 when
-//! enough budget is left, 1 when not, 2 when nobody can tell (no data, Prometheus down, no SLO).
+//! enough budget is left, 1 when not, 3 when nobody can tell (no data, Prometheus down, no SLO),
+//! and 2 only for a command line or an input it cannot use, so a pipeline that lets "unknown"
+//! through never lets a broken command through. The verdict is one line on stdout.
 //!
 //! The SLO comes from the cluster or from manifests (`-f`). The operator's series carry the
 //! object's UID, which a manifest lacks: with `-f` the series of the SLO's namespace and name say
@@ -26,9 +28,14 @@ pub struct Args {
     /// The SLO, as `<namespace>/<name>`.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub slo: String,
-    /// Pass only with at least this much error budget left, in percent of the whole budget.
-    #[arg(long, value_name = "PERCENT")]
+    /// Pass only with at least this much error budget left, in percent of the whole budget
+    /// (`15` or `15%`).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub min_budget: f64,
+    /// What an unknown answer (no fresh data, Prometheus unreachable, no such SLO) exits with:
+    /// `unknown` (3), or `pass` (0) / `fail` (1) for a pipeline that can only tell two codes.
+    #[arg(long, value_enum, default_value_t = OnUnknown::Unknown, value_name = "EXIT")]
+    pub on_unknown: OnUnknown,
     /// Read the SLO from these manifests instead of the cluster. Its series are found by
     /// namespace and name: those of the one UID with fresh series (the operator's), else those
     /// without a UID (`plimsoll local`'s).
@@ -43,6 +50,27 @@ pub struct Args {
     pub prometheus: super::prometheus_flags::PrometheusFlags,
 }
 
+/// What the gate exits with when it cannot tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnUnknown {
+    Unknown,
+    Pass,
+    Fail,
+}
+
+/// Exit code: nobody can tell (no data, Prometheus unreachable, no such SLO).
+pub const EXIT_UNKNOWN: u8 = 3;
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a percentage of the budget from 0 to 100, such as 15 or 15%"
+        )),
+    }
+}
+
 fn parse_uid(text: &str) -> Result<String, String> {
     let uid = text.trim();
     if uid.is_empty() {
@@ -55,6 +83,8 @@ fn parse_uid(text: &str) -> Result<String, String> {
 
 /// The gate's answer.
 enum Verdict {
+    /// The command cannot run as given (such as no Prometheus URL): exit 2.
+    Usage(String),
     Pass(String),
     Fail(String),
     Unknown(String),
@@ -78,7 +108,15 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
             EXIT_INVALID
         }
         Verdict::Unknown(line) => {
-            let _ = writeln!(err, "UNKNOWN {line}");
+            let _ = writeln!(out, "UNKNOWN {line}");
+            match args.on_unknown {
+                OnUnknown::Unknown => EXIT_UNKNOWN,
+                OnUnknown::Pass => EXIT_OK,
+                OnUnknown::Fail => EXIT_INVALID,
+            }
+        }
+        Verdict::Usage(message) => {
+            let _ = writeln!(err, "plimsoll gate: {message}");
             EXIT_ERROR
         }
     }
@@ -97,7 +135,7 @@ enum UidFrom {
 
 async fn judge(args: &Args) -> Verdict {
     let Some((namespace, name)) = args.slo.split_once('/') else {
-        return Verdict::Unknown(format!("--slo {:?}: use <namespace>/<name>", args.slo));
+        return Verdict::Usage(format!("--slo {:?}: use <namespace>/<name>", args.slo));
     };
     let client = match args.prometheus.required() {
         Ok(settings) => prometheus::Client::new(settings).map_err(|e| e.to_string()),
@@ -105,7 +143,7 @@ async fn judge(args: &Args) -> Verdict {
     };
     let client = match client {
         Ok(c) => c,
-        Err(e) => return Verdict::Unknown(e),
+        Err(e) => return Verdict::Usage(e),
     };
     let mut slo = match load(args, namespace, name).await {
         Ok(slo) => slo,
@@ -281,6 +319,25 @@ mod tests {
         match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
             Command::Gate(args) => Ok(*args),
             other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn min_budget_takes_a_percent_sign_and_refuses_what_is_not_a_share() {
+        assert_eq!(parse_percent("15%"), Ok(15.0));
+        assert_eq!(parse_percent("15"), Ok(15.0));
+        assert_eq!(parse_percent("0.5 %"), Ok(0.5));
+        for bad in ["150", "-1", "15pc", ""] {
+            let e = parse_percent(bad).unwrap_err();
+            assert!(e.contains("such as 15 or 15%"), "{bad}: {e}");
+        }
+        let all = ["plimsoll", "gate", "--slo=shop/a", "--min-budget", "25%"];
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Gate(args) => {
+                assert_eq!(args.min_budget, 25.0);
+                assert_eq!(args.on_unknown, OnUnknown::Unknown);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

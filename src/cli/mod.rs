@@ -43,7 +43,8 @@ pub enum Command {
     /// Convert Sloth, Pyrra and OpenSLO SLOs into Plimsoll SLO manifests: exit 0 when all
     /// converted, 1 when some SLO could not be (each reported by file, document and field).
     Import(import::Args),
-    /// Release gate: exit 0 with enough error budget left, 1 without, 2 when unknown.
+    /// Release gate: exit 0 with enough error budget left, 1 without, 3 when unknown (2: a usage
+    /// error).
     Gate(Box<gate::Args>),
     /// Run the operator: reconcile SLOs into PrometheusRules and status, with leader election.
     Run(Box<run::Args>),
