@@ -71,6 +71,12 @@ pub fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
             files.push(input.clone());
         }
     }
+    // Overlapping inputs (`-f slos slos/a.yaml`) name one file twice: it is read once, not
+    // reported as defining its SLOs twice.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| {
+        f.as_os_str() == "-" || seen.insert(std::fs::canonicalize(f).unwrap_or(f.clone()))
+    });
     Ok(files)
 }
 
@@ -179,6 +185,17 @@ mod tests {
         assert_eq!(docs[0].location(), "f.yaml#1");
         assert_eq!(docs[1].location(), "f.yaml#2");
         assert_eq!(docs[1].value, serde_json::json!({"b": 2}));
+    }
+
+    #[test]
+    fn overlapping_inputs_name_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        std::fs::write(&a, "a: 1\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "b: 1\n").unwrap();
+        let dotted = dir.path().join(".").join("a.yaml");
+        let files = expand(&[dir.path().to_path_buf(), a.clone(), dotted]).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
     }
 
     #[test]
