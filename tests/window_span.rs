@@ -19,6 +19,7 @@ use support::prometheus::{Prometheus, Version, data_dir, http, import_openmetric
 on_both_versions!(
     long_windows_take_the_counts_of_exactly_the_last_window,
     slices_longer_than_the_lookback_are_all_read,
+    chart_buckets_hold_the_counts_written_within_them,
 );
 
 const STEP: u64 = 300;
@@ -226,6 +227,78 @@ fn slices_longer_than_the_lookback_are_all_read(version: Version) {
                 "{series} at slice {k}: {got} vs {} ({pick})",
                 bad / window as f64
             );
+        }
+    }
+}
+
+/// The UI's buckets ([`plimsoll::ui::history::spend_queries`]) hold the counts written in
+/// `(end - step, end]`, bucket ends being whole seconds: a count written exactly at a bucket's
+/// start belongs to the bucket before, one written a millisecond later to this one. Measured
+/// with the former `[step - 1ms]` ranges: right on 2.42, and on 3.16 a count written 1 ms after a
+/// bucket's start was in no bucket (groups at 1 ms past a whole second); `[step]` is right on
+/// 3.16 and counts a count on the edge twice on 2.42.
+fn chart_buckets_hold_the_counts_written_within_them(version: Version) {
+    use plimsoll::prometheus::ReadingScope;
+    use plimsoll::ui::history::{Owner, spend_queries};
+    let dir = tempfile::tempdir().unwrap();
+    let end = unix_now() / STEP * STEP - 3 * 3600;
+    let steps = 60;
+    let start = end - steps * STEP;
+    let worth = |j: u64| (1u64 << (j % 40)) as f64;
+    // Group offsets in milliseconds: on a whole second, 1 ms past one (on the grid and not).
+    let cases = [
+        ("grid", 0u64),
+        ("1ms", 1),
+        ("1001ms", 1_001),
+        ("offset", 137_000),
+    ];
+    let prometheus = recorded(
+        version,
+        dir.path(),
+        names::TOTAL_5M,
+        &cases,
+        (start, STEP, steps),
+        worth,
+    );
+    let owner = Owner {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+        uid: None,
+    };
+    for bucket in [STEP, 3 * STEP] {
+        let (_, total) = spend_queries(
+            std::slice::from_ref(&owner),
+            bucket,
+            &ReadingScope::default(),
+        );
+        for (series, offset) in cases {
+            let query = total.replace(
+                "slo_namespace=~\"shop\"}",
+                &format!("slo_namespace=~\"shop\",case=\"{series}\"}}"),
+            );
+            let written = |j: u64| (start + j * STEP) * 1000 + offset;
+            for k in [10, 30] {
+                let t = written(k);
+                // Bucket ends (whole seconds): on a count (the bucket starting there does not
+                // hold it), a millisecond before one (the bucket starting there does), between.
+                let ends = [
+                    t,
+                    t + bucket * 1000,
+                    t - 1 + bucket * 1000,
+                    (t + 150_000) / 1000 * 1000,
+                ];
+                for at in ends.into_iter().filter(|at| at % 1000 == 0) {
+                    let expected: f64 = (0..=steps)
+                        .filter(|&j| at - bucket * 1000 < written(j) && written(j) <= at)
+                        .map(worth)
+                        .sum();
+                    let got = instant(&prometheus, &query, at);
+                    assert_eq!(
+                        got, expected,
+                        "{series}, {bucket} s buckets, ending at {at} ms: {query}"
+                    );
+                }
+            }
         }
     }
 }
