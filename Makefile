@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
 ## tests/kube_real.rs against a real control plane)
-test: tools kube-tools lint
+test: tools kube-tools prometheus3-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -59,6 +59,13 @@ tools:
 ## about 8 minutes cold on two idle cores, under a second once built. Prints every version.
 kube-tools:
 	tests/kube/build.sh
+
+## prometheus3-tools: Prometheus 3.16 (prometheus, promtool), which the Prometheus-backed tests
+## run beside Debian's 2.42, built from the Go module pinned in tests/prometheus3 (needs Go) into
+## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); minutes cold, under a second once
+## built. Prints both versions.
+prometheus3-tools:
+	tests/prometheus3/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,7 @@
 //! The AnalysisTemplate's queries against a real Prometheus holding recorded series written
 //! directly (no rules to wait for): they read the policy's own numbers from the SLO's own series
 //! only, and answer an empty vector, which Argo's conditions take as Successful, where data is
-//! missing or stale.
+//! missing or stale. Run on Prometheus 2.42 and 3.x.
 
 mod support;
 
@@ -11,7 +11,9 @@ use plimsoll::manifests::{self, Decoded};
 use plimsoll::model::{LabelMatcher, MatchKind, Slo};
 use plimsoll::rules::analysis_template;
 use serde_json::json;
-use support::prometheus::{Prometheus, import_openmetrics, instant_values};
+use support::prometheus::{Prometheus, Version, import_openmetrics_on, instant_values};
+
+on_both_versions!(the_template_reads_the_policys_numbers_and_nothing_without_fresh_data);
 
 const STEP: u64 = 300;
 const DAY: u64 = 86_400;
@@ -126,8 +128,7 @@ fn expected_remaining(window: &str, at: u64, switch: u64) -> f64 {
     1.0 - bad / total * elapsed / 0.001
 }
 
-#[test]
-fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
+fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data(version: Version) {
     // Saturday 2026-12-05T00:00Z: the week began in the previous month (Monday 30 November),
     // so its sum spans both sides of the month's switch of error rate.
     let end = 1_796_428_800;
@@ -143,10 +144,10 @@ fn the_template_reads_the_policys_numbers_and_nothing_without_fresh_data() {
     std::fs::create_dir(&data).unwrap();
     let file = dir.path().join("history.om");
     std::fs::write(&file, history(end, month_start)).unwrap();
-    import_openmetrics(&file, &data);
+    import_openmetrics_on(version, &file, &data);
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
-    let prometheus = Prometheus::start(&data, &config);
+    let prometheus = Prometheus::start_on(version, &data, &config, &[]);
 
     // Rolling window: the recorded budget and the 1h burn rate of the SLO's own series.
     let rolling = queries("30d", at);

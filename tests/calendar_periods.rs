@@ -7,7 +7,8 @@
 //! Each instant is a millisecond before a 5-minute grid point: whatever the rule group's
 //! evaluation offset, the newest count written by then is the one for the interval ending on the
 //! grid point before, so the expected sums do not depend on where evaluations fell. The data is
-//! scraped on the grid, so the counts are exact and the bound is float rounding.
+//! scraped on the grid, so the counts are exact and the bound is float rounding. On Prometheus
+//! 2.42 and 3.x.
 
 mod support;
 
@@ -21,8 +22,10 @@ use plimsoll::model::Slo;
 use plimsoll::prometheus::{self as reads, Client, Identity, ReadingScope, Settings};
 use plimsoll::rules::{QueryTarget, analysis_template};
 use plimsoll::synthetic::{Counts, Disturbed, Incident, Traffic, write_openmetrics};
-use support::month::{backfill_counts, checkout_service};
-use support::prometheus::{Prometheus, data_dir, http, import_openmetrics};
+use support::month::{backfill_counts_on, checkout_service};
+use support::prometheus::{Prometheus, Version, data_dir, http, import_openmetrics_on};
+
+on_both_versions!(calendar_periods_count_exactly_their_own_events_from_the_first_count);
 
 /// 2024-02-25T00:00:00Z and 2024-04-01T00:00:00Z: the data's span.
 const FROM: u64 = 1_708_819_200;
@@ -260,8 +263,7 @@ fn chart_agrees(client: &Client, slos: &[(String, Slo)], slo: &Slo, to: u64, wha
     );
 }
 
-#[test]
-fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
+fn calendar_periods_count_exactly_their_own_events_from_the_first_count(version: Version) {
     let slos: Vec<(String, Slo)> = SLOS
         .iter()
         .map(|(name, window, zone)| ("shop".to_string(), slo(name, window, zone)))
@@ -283,7 +285,7 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
     .unwrap();
     out.flush().unwrap();
     drop(out);
-    import_openmetrics(&raw, &data);
+    import_openmetrics_on(version, &raw, &data);
     let markers = dir.path().join("markers.om");
     let marked: Vec<(String, Slo)> = slos
         .iter()
@@ -295,11 +297,11 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
         )
         .collect();
     std::fs::write(&markers, window_markers(&marked)).unwrap();
-    import_openmetrics(&markers, &data);
+    import_openmetrics_on(version, &markers, &data);
     let pairs: Vec<(&str, &Slo)> = slos.iter().map(|(ns, s)| (ns.as_str(), s)).collect();
     // Prometheus' rule engine writes the counts over the history, at the group's own offset.
     eprintln!("data written in {:?}", began.elapsed());
-    backfill_counts(&data, dir.path(), &pairs, FROM + STEP, UNTIL);
+    backfill_counts_on(version, &data, dir.path(), &pairs, FROM + STEP, UNTIL);
     // The slices around the week's start (a minute's rule over five weeks would take long).
     let groups: Vec<_> = sliced_slos()
         .iter()
@@ -314,7 +316,7 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
     let file = dir.path().join("slices.yaml");
     std::fs::write(&file, plimsoll::rules::rule_file(&groups).unwrap()).unwrap();
     support::prometheus::backfill_rules(
-        Prometheus::start(&data, &dir.path().join("empty.yml")),
+        Prometheus::start_on(version, &data, &dir.path().join("empty.yml"), &[]),
         &file,
         OUTAGE_ENDS - 2 * HOUR,
         OUTAGE_ENDS + 2 * HOUR,
@@ -324,7 +326,7 @@ fn calendar_periods_count_exactly_their_own_events_from_the_first_count() {
 
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global: {evaluation_interval: 1m}\n").unwrap();
-    let prometheus = Prometheus::start(&data, &config);
+    let prometheus = Prometheus::start_on(version, &data, &config, &[]);
     let client = Client::new(Settings::new(&prometheus.url, Duration::from_secs(30))).unwrap();
     let by_name = |name: &str| slos.iter().find(|(_, s)| s.name == name).unwrap().1.clone();
 

@@ -1,5 +1,7 @@
 //! The meaning of the generated rules, pinned with Prometheus' own tooling: `promtool check rules`
-//! on everything we generate, and `promtool test rules` suites with synthetic series.
+//! on everything we generate, and `promtool test rules` suites with synthetic series. Every case
+//! runs on Debian's Prometheus 2.42 and on the 3.x of tests/prometheus3 (`CASE::prometheus_2`,
+//! `CASE::prometheus_3`).
 
 mod support;
 
@@ -9,15 +11,28 @@ use std::process::Command;
 use plimsoll::manifests::{self, Decoded, Source};
 use plimsoll::model::Slo;
 use plimsoll::rules::{self, RuleGroup};
+use support::prometheus::Version;
 use support::{document, repo, yaml_files};
 
-fn promtool() -> Command {
-    let found = Command::new("promtool").arg("--version").output();
+on_both_versions!(
+    rules_of_every_example_pass_promtool_check,
+    promtool_suites_pin_the_meaning_of_the_rules,
+    an_imported_threshold_metric_counts_the_points_that_miss_it,
+    a_steady_2x_burn_never_pages_but_tickets,
+    below_1x_nothing_fires,
+    the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic,
+    alert_templates_are_judged_as_promtool_judges_them,
+);
+
+fn promtool(version: Version) -> Command {
+    let found = version.promtool().arg("--version").output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
-        "promtool is missing: `make test` installs it (apt-get install prometheus)"
+        "promtool {} is missing: `make test` installs it (apt-get install prometheus; \
+         tests/prometheus3/build.sh)",
+        version.major()
     );
-    Command::new("promtool")
+    version.promtool()
 }
 
 fn model(file: &Path) -> Slo {
@@ -38,22 +53,21 @@ fn run(mut command: Command) -> String {
     text
 }
 
-fn check_rules(groups: &[RuleGroup]) -> String {
+fn check_rules(version: Version, groups: &[RuleGroup]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rules.yaml");
     std::fs::write(&file, rules::rule_file(groups).unwrap()).unwrap();
-    let mut command = promtool();
+    let mut command = promtool(version);
     command.arg("check").arg("rules").arg(&file);
     run(command)
 }
 
-#[test]
-fn rules_of_every_example_pass_promtool_check() {
+fn rules_of_every_example_pass_promtool_check(version: Version) {
     let mut groups = Vec::new();
     for file in yaml_files("examples") {
         groups.extend(rules::render(&model(&file), "default"));
     }
-    let out = check_rules(&groups);
+    let out = check_rules(version, &groups);
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
@@ -69,7 +83,7 @@ fn without_annotations(mut groups: Vec<RuleGroup>) -> Vec<RuleGroup> {
 }
 
 /// Renders `<case>.slo.yaml` next to `<case>.test.yaml` in a temporary folder and runs the suite.
-fn run_suite(slo: &Slo, test_yaml: &str) {
+fn run_suite(version: Version, slo: &Slo, test_yaml: &str) {
     let dir = tempfile::tempdir().unwrap();
     let groups = without_annotations(rules::render(
         slo,
@@ -82,7 +96,7 @@ fn run_suite(slo: &Slo, test_yaml: &str) {
     .unwrap();
     let test = dir.path().join("test.yaml");
     std::fs::write(&test, test_yaml).unwrap();
-    let mut command = promtool();
+    let mut command = promtool(version);
     command.arg("test").arg("rules").arg(&test);
     run(command);
 }
@@ -97,14 +111,13 @@ fn suite_files() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn promtool_suites_pin_the_meaning_of_the_rules() {
+fn promtool_suites_pin_the_meaning_of_the_rules(version: Version) {
     let suites = suite_files();
     assert!(!suites.is_empty());
     for test in suites {
         let slo_file = PathBuf::from(test.to_string_lossy().replace(".test.yaml", ".slo.yaml"));
         let slo = model(&slo_file);
-        run_suite(&slo, &std::fs::read_to_string(&test).unwrap());
+        run_suite(version, &slo, &std::fs::read_to_string(&test).unwrap());
     }
 }
 
@@ -125,8 +138,7 @@ spec:
 /// The importer's reading of an OpenSLO thresholdMetric (tests/import/openslo-threshold.yaml:
 /// good while the gauge is at most 200), evaluated by promtool: three series, one of them above
 /// the threshold for the second hour, so a third of the points are bad.
-#[test]
-fn an_imported_threshold_metric_counts_the_points_that_miss_it() {
+fn an_imported_threshold_metric_counts_the_points_that_miss_it(version: Version) {
     let file = repo().join("tests/import/openslo-threshold.yaml");
     let Source::Documents(docs) = manifests::read(&file).unwrap() else {
         panic!("{}", file.display())
@@ -163,7 +175,7 @@ fn an_imported_threshold_metric_counts_the_points_that_miss_it() {
             "1"
         ),
     );
-    run_suite(&valid.1, &suite);
+    run_suite(version, &valid.1, &suite);
 }
 
 fn checkout() -> Slo {
@@ -212,20 +224,19 @@ fn steady_burn_suite(
     )
 }
 
-#[test]
-fn a_steady_2x_burn_never_pages_but_tickets() {
+fn a_steady_2x_burn_never_pages_but_tickets(version: Version) {
     // 0.2% errors against a 0.1% budget, for 26 hours: the 3d/6h ticket (1x) holds from the start,
     // the 1d/2h ticket (3x) and both pages (14.4x, 6x) never fire.
     run_suite(
+        version,
         &checkout(),
         &steady_burn_suite(0.002, 26, &[("warning", "3d", "6h", "1")]),
     );
 }
 
-#[test]
-fn below_1x_nothing_fires() {
+fn below_1x_nothing_fires(version: Version) {
     // 0.09% errors against a 0.1% budget: within budget, no alert at any half hour for a day.
-    run_suite(&checkout(), &steady_burn_suite(0.0009, 24, &[]));
+    run_suite(version, &checkout(), &steady_burn_suite(0.0009, 24, &[]));
 }
 
 /// Requests per minute in each hour of a day: 100x between the 02:00 trough and the 14:00 peak.
@@ -247,8 +258,7 @@ fn error_share(hour_of_day: u64) -> f64 {
 /// subquery over 5m counts reaches after about 17 days of data. The SLO's window is 30d; the data
 /// covers the first 16 days of it, so every 5m count of the run is inside the window. (The full
 /// month is measured against a real Prometheus by the benchmark harness.)
-#[test]
-fn the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic() {
+fn the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic(version: Version) {
     let days = 16;
     let (mut good, mut bad) = (String::new(), String::new());
     let (mut good_total, mut bad_total) = (0.0f64, 0.0f64);
@@ -273,14 +283,14 @@ fn the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic() {
          - expr: abs(avg_over_time(slo:sli_error:ratio_rate5m[{days}d:5m]) - {exact}) / {exact} > bool 0.1\n    eval_time: {days}d\n    \
            exp_samples:\n    - labels: '{{slo=\"checkout\",slo_namespace=\"shop\",slo_service=\"checkout\"}}'\n      value: 1\n"
     );
-    run_suite(&checkout(), &suite);
+    run_suite(version, &checkout(), &suite);
 }
 
 /// tests/alert-templates.json against the real parser: every text we accept, promtool accepts;
-/// every text we refuse, promtool refuses too unless the case says we are stricter. One alert per
-/// case, in one file, so promtool names the alert of each failure.
-#[test]
-fn alert_templates_are_judged_as_promtool_judges_them() {
+/// every text we refuse, promtool refuses too unless the case says we are stricter (`prometheus`,
+/// or `prometheus3` for what only Prometheus 3 accepts). One alert per case, in one file, so
+/// promtool names the alert of each failure.
+fn alert_templates_are_judged_as_promtool_judges_them(version: Version) {
     let cases: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("tests/alert-templates.json")).unwrap(),
     )
@@ -290,7 +300,9 @@ fn alert_templates_are_judged_as_promtool_judges_them() {
         texts.push((text.as_str().unwrap().to_string(), true));
     }
     for case in cases["refused"].as_array().unwrap() {
-        let prometheus_accepts = case.get("prometheus").and_then(|p| p.as_str()) == Some("accepts");
+        let says = |key: &str| case.get(key).and_then(|p| p.as_str()) == Some("accepts");
+        let prometheus_accepts =
+            says("prometheus") || (version == Version::Three && says("prometheus3"));
         texts.push((
             case["text"].as_str().unwrap().to_string(),
             prometheus_accepts,
@@ -307,7 +319,7 @@ fn alert_templates_are_judged_as_promtool_judges_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rules.yaml");
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
-    let out = promtool()
+    let out = promtool(version)
         .arg("check")
         .arg("rules")
         .arg(&path)

@@ -1,6 +1,7 @@
 //! The status read path against a real Prometheus: a month of synthetic traffic is backfilled,
 //! Prometheus evaluates the generated rules itself, and the budget read back through our client
-//! and batched query equals the budget computed here from the synthetic counts.
+//! and batched query equals the budget computed here from the synthetic counts. On Prometheus
+//! 2.42 and 3.x.
 
 mod support;
 
@@ -27,10 +28,12 @@ fn own_reading(readings: &Readings, slo: &Slo) -> Option<Reading> {
 }
 use plimsoll::synthetic::write_openmetrics;
 use support::month::{
-    DAY, backfill_counts, checkout_manifest, checkout_service, checkout_slo, config_evaluating,
+    DAY, backfill_counts_on, checkout_manifest, checkout_service, checkout_slo, config_evaluating,
     every_10s, wait_for, window_counts,
 };
-use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
+use support::prometheus::{Prometheus, Version, data_dir, import_openmetrics_on, unix_now};
+
+on_both_versions!(the_budget_read_back_equals_the_synthetic_counts);
 
 fn client(url: &str) -> Client {
     Client::new(Settings::new(url, Duration::from_secs(10))).unwrap()
@@ -42,8 +45,7 @@ fn read(runtime: &tokio::runtime::Runtime, client: &Client) -> Result<Option<Rea
     Ok(own_reading(&readings, &checkout_slo()))
 }
 
-#[test]
-fn the_budget_read_back_equals_the_synthetic_counts() {
+fn the_budget_read_back_equals_the_synthetic_counts(version: Version) {
     let slo = checkout_slo();
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
@@ -56,12 +58,12 @@ fn the_budget_read_back_equals_the_synthetic_counts() {
     write_openmetrics(&[checkout_service()], start, end - start, 30, &mut out).unwrap();
     out.flush().unwrap();
     drop(out);
-    import_openmetrics(&traffic, &data);
-    backfill_counts(&data, dir.path(), &[("shop", &slo)], start, end);
+    import_openmetrics_on(version, &traffic, &data);
+    backfill_counts_on(version, &data, dir.path(), &[("shop", &slo)], start, end);
 
     // Prometheus now evaluates the generated rules itself.
     let config = config_evaluating(dir.path(), &every_10s(&[("shop", &slo)]));
-    let live = Prometheus::start(&data, &config);
+    let live = Prometheus::start_on(version, &data, &config, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = client(&live.url);
     let reading = wait_for(

@@ -1,12 +1,15 @@
 //! `plimsoll validate --prometheus-url`: the binary against a real Prometheus holding series that
-//! are present, missing and mislabelled, with the exit codes a pre-commit hook sees.
+//! are present, missing and mislabelled, with the exit codes a pre-commit hook sees. On
+//! Prometheus 2.42 and 3.x (which stores an imported `le="1"` as `le="1.0"`).
 
 mod support;
 
 use std::io::Write;
 use std::process::{Command, Output};
 
-use support::prometheus::{Prometheus, data_dir, import_openmetrics, unix_now};
+use support::prometheus::{Prometheus, Version, data_dir, import_openmetrics_on, unix_now};
+
+on_both_versions!(the_metrics_slos_name_are_checked_in_prometheus);
 
 /// The series Prometheus holds: requests of `api` (one without a route) and failures of `web`, a
 /// histogram with bounds 0.1 to 1, and error and request counters of another shape, with one
@@ -45,7 +48,7 @@ const SERIES: &[(&str, &str)] = &[
     ("requests", r#"requests_total{job="api",instance="x"}"#),
 ];
 
-fn prometheus(dir: &std::path::Path) -> Prometheus {
+fn prometheus(version: Version, dir: &std::path::Path) -> Prometheus {
     let data = data_dir(dir);
     let now = unix_now();
     let file = dir.join("series.om");
@@ -67,14 +70,14 @@ fn prometheus(dir: &std::path::Path) -> Prometheus {
     }
     writeln!(out, "# EOF").unwrap();
     drop(out);
-    import_openmetrics(&file, &data);
+    import_openmetrics_on(version, &file, &data);
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, "global: {scrape_interval: 15s}\n").unwrap();
     // `validate` asks about the series *now*: with the default 5 minute look-back, samples
     // written up to 15 s before the test began would vanish if the import, the start-up and
     // the runs below took longer than that on a loaded machine. An hour outlasts every bound
     // in this test (Prometheus' start-up is allowed 2 minutes).
-    Prometheus::start_with(&data, &config, &["--query.lookback-delta=1h"])
+    Prometheus::start_on(version, &data, &config, &["--query.lookback-delta=1h"])
 }
 
 fn slo(dir: &std::path::Path, name: &str, indicator: &str) -> String {
@@ -107,10 +110,9 @@ fn validate(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-#[test]
-fn the_metrics_slos_name_are_checked_in_prometheus() {
+fn the_metrics_slos_name_are_checked_in_prometheus(version: Version) {
     let dir = tempfile::tempdir().unwrap();
-    let prometheus = prometheus(dir.path());
+    let prometheus = prometheus(version, dir.path());
     let url = &prometheus.url.clone();
     let d = dir.path();
     let ok = slo(

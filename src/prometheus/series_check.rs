@@ -280,12 +280,19 @@ impl Checker<'_> {
             }
             Err(e) => return Err(e),
         };
+        // Each bound as a threshold is written (`1`, where Prometheus 3 stores the `1.0` it
+        // normalises `le` to), once: a Prometheus upgraded from 2 holds both spellings.
         let mut les: Vec<(f64, String)> = bounds
             .iter()
             .filter_map(|s| s.labels.get("le"))
-            .map(|le| (le.parse::<f64>().unwrap_or(f64::INFINITY), le.clone()))
+            .map(|le| match le.parse::<f64>() {
+                Ok(bound) if bound.is_finite() => (bound, bound.to_string()),
+                Ok(bound) => (bound, le.clone()),
+                Err(_) => (f64::INFINITY, le.clone()),
+            })
             .collect();
         les.sort_by(|x, y| x.0.total_cmp(&y.0));
+        les.dedup_by(|x, y| x.1 == y.1);
         let message = match les.is_empty() {
             true => format!("`{buckets}` matches no series: the histogram has no buckets"),
             false => format!(

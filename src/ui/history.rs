@@ -171,9 +171,9 @@ fn replace_first(series: &mut Vec<Series>, first: &[Series], end: u64) {
 }
 
 /// The errors and totals per bucket of `step` seconds for the owners' namespaces and names (a
-/// superset: the caller keeps each owner's own series). The range is a millisecond short of
-/// the step so a count on a bucket's edge is not counted in two buckets (2.42's ranges include
-/// both ends). Timeslice SLOs count bad and all slices instead.
+/// superset: the caller keeps each owner's own series): the counts written in `(t - step, t]`
+/// at each bucket end t ([`within_step`]), so a count on a bucket's edge is counted in one bucket
+/// only. Timeslice SLOs count bad and all slices instead.
 pub fn spend_queries(owners: &[Owner], step: u64, scope: &ReadingScope) -> (String, String) {
     let alternation = |values: Vec<&str>| {
         let mut v: Vec<String> = values.into_iter().map(regex_escape).collect();
@@ -189,24 +189,40 @@ pub fn spend_queries(owners: &[Owner], step: u64, scope: &ReadingScope) -> (Stri
         alternation(owners.iter().map(|o| o.namespace.as_str()).collect()),
         scope.suffix(),
     );
-    let range = format!("[{}ms]", step * 1000 - 1);
     let by = format!(
         "sum by ({}, {}, {})",
         names::LABEL_NAMESPACE,
         names::LABEL_SLO,
         names::LABEL_UID
     );
-    let slices = format!("{}{selector}{range}", names::SLICE_GOOD);
+    let within =
+        |function: &str, record: &str| within_step(function, &format!("{record}{selector}"), step);
     let errors = format!(
-        "{by} (sum_over_time({}{selector}{range})) or {by} (count_over_time({slices}) - \
-         sum_over_time({slices}))",
-        names::ERRORS_5M
+        "{by} ({}) or {by} ({} - {})",
+        within("sum_over_time", names::ERRORS_5M),
+        within("count_over_time", names::SLICE_GOOD),
+        within("sum_over_time", names::SLICE_GOOD),
     );
     let total = format!(
-        "{by} (sum_over_time({}{selector}{range})) or {by} (count_over_time({slices}))",
-        names::TOTAL_5M
+        "{by} ({}) or {by} ({})",
+        within("sum_over_time", names::TOTAL_5M),
+        within("count_over_time", names::SLICE_GOOD),
     );
     (errors, total)
+}
+
+/// `function` (`sum_over_time`, `count_over_time`) of the samples of `series` in `(t - step, t]`
+/// on Prometheus 2 and 3 alike. Prometheus 2's ranges include their start and 3's do not, so
+/// neither `[step]` nor `[step - 1ms]` is right on both: measured, a count written exactly at a
+/// bucket's start was counted in two buckets by 2.42 with `[step]`, and one written a millisecond
+/// after it in none by 3.16 with `[step - 1ms]` (groups whose offset is 1 ms past a whole second).
+/// So: the range a millisecond longer than the step, less its first millisecond, `[1ms] offset
+/// step`. Both ranges end at the same kind of edge, so what they hold differs by the same
+/// samples in either version: `(t - step, t]`. Where that millisecond holds no sample the
+/// difference has no series (nearly always): then the longer range alone is the answer.
+fn within_step(function: &str, series: &str, step: u64) -> String {
+    let longer = format!("{function}({series}[{}ms])", step * 1000 + 1);
+    format!("({longer} - {function}({series}[1ms] offset {step}s) or {longer})")
 }
 
 /// An alert as Prometheus' alerts API gives it.
@@ -418,7 +434,8 @@ mod tests {
         labels.insert(names::LABEL_UID.to_string(), "u1".into());
         assert!(!owner.owns(&labels), "a UID the SLO does not have");
         let (errors, _) = spend_queries(&[owner], 300, &ReadingScope::default());
-        assert!(errors.contains("[299999ms]"), "{errors}");
+        assert!(errors.contains("[300001ms]"), "{errors}");
+        assert!(errors.contains("[1ms] offset 300s"), "{errors}");
         assert!(errors.contains(r#"slo=~"a""#), "{errors}");
     }
 }

@@ -10,7 +10,7 @@ use plimsoll::model::Slo;
 use plimsoll::rules::{self, RuleGroup};
 use plimsoll::synthetic::{Counts, Service};
 
-use super::prometheus::{Prometheus, backfill_rules};
+use super::prometheus::{Prometheus, Version, backfill_rules};
 
 pub const DAY: u64 = 86_400;
 /// The slow group's step: its 5m counts lie on this grid.
@@ -75,6 +75,18 @@ pub fn every_10s(slos: &[(&str, &Slo)]) -> Vec<RuleGroup> {
 /// slow group would have recorded it from `start` to `end`: the totals first, since the errors
 /// read the recorded totals.
 pub fn backfill_counts(data: &Path, dir: &Path, slos: &[(&str, &Slo)], start: u64, end: u64) {
+    backfill_counts_on(Version::chosen(), data, dir, slos, start, end);
+}
+
+/// [`backfill_counts`] with the Prometheus and promtool of `version`.
+pub fn backfill_counts_on(
+    version: Version,
+    data: &Path,
+    dir: &Path,
+    slos: &[(&str, &Slo)],
+    start: u64,
+    end: u64,
+) {
     let empty = dir.join("empty.yml");
     std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
     for record in [rules::names::TOTAL_5M, rules::names::ERRORS_5M] {
@@ -88,7 +100,13 @@ pub fn backfill_counts(data: &Path, dir: &Path, slos: &[(&str, &Slo)], start: u6
             .collect();
         let file = dir.join("counts.yaml");
         std::fs::write(&file, rules::rule_file(&groups).unwrap()).unwrap();
-        backfill_rules(Prometheus::start(data, &empty), &file, start, end, data);
+        backfill_rules(
+            Prometheus::start_on(version, data, &empty, &[]),
+            &file,
+            start,
+            end,
+            data,
+        );
     }
 }
 

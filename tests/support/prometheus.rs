@@ -1,11 +1,117 @@
 //! A real Prometheus for tests: loopback, free port, temporary data, killed on drop; and the
-//! promtool backfill steps that give it a month of history in seconds.
+//! promtool backfill steps that give it a month of history in seconds. Two are at hand:
+//! Debian's 2.42 (`prometheus` and `promtool` on the PATH) and the 3.x that
+//! tests/prometheus3/build.sh builds into the tools cache ([`Version`]).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which Prometheus a test runs: its major version. Prometheus 3 changed what our rules depend
+/// on (left-open ranges and subqueries, `le` spellings), so the tests that pin the rules'
+/// meaning run on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// Debian's package (2.42), on the PATH.
+    Two,
+    /// The version tests/prometheus3/go.mod pins (3.16), from the tools cache.
+    Three,
+}
+
+impl Version {
+    /// The version a test uses when it does not choose: `PLIMSOLL_PROMETHEUS=3` picks 3.x,
+    /// anything else (or nothing) Debian's 2.42.
+    pub fn chosen() -> Version {
+        match std::env::var("PLIMSOLL_PROMETHEUS").as_deref() {
+            Ok("3") => Version::Three,
+            _ => Version::Two,
+        }
+    }
+
+    pub fn major(self) -> u32 {
+        match self {
+            Version::Two => 2,
+            Version::Three => 3,
+        }
+    }
+
+    /// `prometheus` or `promtool` of this version: a name on the PATH for 2.x; for 3.x a path
+    /// in the tools cache, built first (tests/prometheus3/build.sh) when missing.
+    pub fn binary(self, name: &str) -> PathBuf {
+        match self {
+            Version::Two => PathBuf::from(name),
+            Version::Three => prometheus3_bin().join(name),
+        }
+    }
+
+    /// `promtool` of this version, ready for arguments.
+    pub fn promtool(self) -> Command {
+        Command::new(self.binary("promtool"))
+    }
+}
+
+/// `#[test]`s `NAME::prometheus_2` and `NAME::prometheus_3` for each `fn NAME(Version)` of the
+/// test file (which has `mod support;` at its root): each case runs on both versions.
+#[macro_export]
+macro_rules! on_both_versions {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn prometheus_2() {
+                super::$name($crate::support::prometheus::Version::Two)
+            }
+            #[test]
+            fn prometheus_3() {
+                super::$name($crate::support::prometheus::Version::Three)
+            }
+        }
+    )+};
+}
+
+/// Where tests/prometheus3/build.sh puts Prometheus 3: `<tools cache>/prometheus-v3.N.P/bin`,
+/// after building it there if either binary is missing (minutes, cold).
+pub fn prometheus3_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prometheus3");
+    let go_mod = std::fs::read_to_string(dir.join("go.mod")).unwrap();
+    let module = go_mod
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("require github.com/prometheus/prometheus v")
+        })
+        .expect("tests/prometheus3/go.mod requires github.com/prometheus/prometheus");
+    // v0.316.0 is Prometheus 3.16.0.
+    let parts: Vec<u32> = module.split('.').map(|p| p.parse().unwrap()).collect();
+    let version = format!("{}.{}.{}", parts[1] / 100, parts[1] % 100, parts[2]);
+    let cache = match std::env::var_os("PLIMSOLL_TOOLS_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".cache/plimsoll-tools"),
+    };
+    let bin = cache.join(format!("prometheus-v{version}/bin"));
+    let ready = || bin.join("prometheus").is_file() && bin.join("promtool").is_file();
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        eprintln!(
+            "Prometheus {version} missing in {}: running tests/prometheus3/build.sh",
+            bin.display()
+        );
+        let status = Command::new(dir.join("build.sh"))
+            .arg(&cache)
+            .stdin(Stdio::null())
+            .status()
+            .expect("tests/prometheus3/build.sh runs (it needs Go)");
+        assert!(
+            status.success() && ready(),
+            "tests/prometheus3/build.sh failed ({status})"
+        );
+    }
+    bin
+}
 
 /// A blocking HTTP client for tests. The crate's reqwest uses rustls without a built-in crypto
 /// provider; the operator installs ring, and so must anything else that builds a client.
@@ -17,22 +123,29 @@ pub fn http() -> reqwest::blocking::Client {
 pub struct Prometheus {
     child: Child,
     pub url: String,
+    pub version: Version,
 }
 
 impl Prometheus {
-    /// Starts `prometheus` on 127.0.0.1 with the data directory and config, and waits until ready.
+    /// Starts `prometheus` ([`Version::chosen`]) on 127.0.0.1 with the data directory and
+    /// config, and waits until ready.
     pub fn start(data: &Path, config: &Path) -> Prometheus {
         Prometheus::start_with(data, config, &[])
     }
 
     /// [`Prometheus::start`] with more flags, such as `--web.enable-lifecycle`.
     pub fn start_with(data: &Path, config: &Path, extra: &[&str]) -> Prometheus {
+        Prometheus::start_on(Version::chosen(), data, config, extra)
+    }
+
+    /// [`Prometheus::start_with`] of a given version.
+    pub fn start_on(version: Version, data: &Path, config: &Path, extra: &[&str]) -> Prometheus {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("prometheus")
+        let child = Command::new(version.binary("prometheus"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -46,6 +159,7 @@ impl Prometheus {
         let prometheus = Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            version,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
@@ -80,9 +194,15 @@ pub fn run(command: &mut Command) {
     );
 }
 
-/// Imports an OpenMetrics file into a data directory.
+/// Imports an OpenMetrics file into a data directory ([`Version::chosen`]'s promtool).
 pub fn import_openmetrics(file: &Path, data: &Path) {
-    run(Command::new("promtool")
+    import_openmetrics_on(Version::chosen(), file, data);
+}
+
+/// [`import_openmetrics`] with the promtool of `version`.
+pub fn import_openmetrics_on(version: Version, file: &Path, data: &Path) {
+    run(version
+        .promtool()
         .args([
             "tsdb",
             "create-blocks-from",
@@ -113,7 +233,9 @@ pub fn backfill_rules(prometheus: Prometheus, rules: &Path, start: u64, end: u64
 }
 
 fn write_rule_blocks(prometheus: &Prometheus, rules: &Path, start: u64, end: u64, data: &Path) {
-    run(Command::new("promtool")
+    run(prometheus
+        .version
+        .promtool()
         .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
         .arg(format!("--url={}", prometheus.url))
         .arg(format!("--start={start}"))
