@@ -216,7 +216,8 @@ pub struct Access {
     pub ca: PathBuf,
     /// From the first process started to the fake Node being Ready.
     pub started_in: Duration,
-    /// The API server's audit log (JSON lines): every write by a ServiceAccount ([`AUDIT_POLICY`]).
+    /// The API server's audit log (JSON lines): every write by a ServiceAccount ([`AUDIT_POLICY`]),
+    /// or what the policy given to [`ControlPlane::try_start_with`] logs.
     pub audit_log: PathBuf,
 }
 
@@ -554,6 +555,12 @@ impl ControlPlane {
     }
 
     pub fn try_start() -> Result<ControlPlane, String> {
+        ControlPlane::try_start_with(AUDIT_POLICY)
+    }
+
+    /// [`ControlPlane::try_start`] with an audit policy of the caller's (YAML) in place of
+    /// [`AUDIT_POLICY`], such as one that logs every request of one user at level Metadata.
+    pub fn try_start_with(audit_policy: &str) -> Result<ControlPlane, String> {
         let bin = Binaries::ensure()?;
         let dir = tempfile::Builder::new()
             .prefix("plimsoll-kube-")
@@ -608,8 +615,9 @@ impl ControlPlane {
         lap(&mut steps, "etcd healthy");
 
         let file = |p: &Path| p.display().to_string();
+        let audit_policy_text = audit_policy;
         let audit_policy = path.join("audit-policy.yaml");
-        std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|e| e.to_string())?;
+        std::fs::write(&audit_policy, audit_policy_text).map_err(|e| e.to_string())?;
         plane.spawn(
             "kube-apiserver",
             &bin.apiserver,
@@ -795,6 +803,15 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The process ID of a component (`etcd`, `kube-apiserver`, `kube-controller-manager`,
+    /// `kube-scheduler`, `kwok`), for reading its memory in /proc.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.child.id())
     }
 
     /// How a test reaches it.

@@ -45,6 +45,12 @@ impl Release {
     /// The webhook configuration is left to `apply_webhook_configuration`.
     pub fn install(kube: &Access, name: &str, namespace: &str, values: &Value) -> Release {
         crate::support::cluster::crds();
+        Release::install_on(kube, name, namespace, values)
+    }
+
+    /// [`Release::install`] on a control plane of the caller's (not the process' shared one),
+    /// whose CRDs the caller has applied.
+    pub fn install_on(kube: &Access, name: &str, namespace: &str, values: &Value) -> Release {
         let rendered = helm::render_as(name, namespace, values);
         kube.namespace(namespace);
         for watched in values["watchNamespaces"].as_array().into_iter().flatten() {
