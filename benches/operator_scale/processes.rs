@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::prometheus_support::http;
+use crate::support::prometheus::http;
 
 pub const NAMESPACES: usize = 100;
 const WINDOWS: [&str; 5] = ["5m", "1h", "6h", "1d", "3d"];
@@ -39,7 +39,7 @@ pub fn slo(i: usize, objective: f64) -> Value {
     })
 }
 
-/// An SLO as seeded: where it lives, and the uid the emulation gave it.
+/// An SLO as seeded: where it lives, and the uid the API server gave it.
 pub struct Seeded {
     pub index: usize,
     pub namespace: String,
@@ -146,8 +146,15 @@ pub fn free_port() -> u16 {
 }
 
 impl Operator {
-    /// Starts `binary run` (behind `wrap`, such as `heaptrack -o FILE`, when given).
-    pub fn start(binary: &Path, wrap: &[String], kubeconfig: &Path, args: &[String]) -> Operator {
+    /// Starts `binary run` (behind `wrap`, such as `heaptrack -o FILE`, when given) with the
+    /// environment `env` (the chart's), then SCALE_OPERATOR_ENV's.
+    pub fn start(
+        binary: &Path,
+        wrap: &[String],
+        kubeconfig: &Path,
+        env: &[(String, String)],
+        args: &[String],
+    ) -> Operator {
         let port = free_port();
         let log = std::env::var("SCALE_LOG_DIR").map_or_else(
             |_| kubeconfig.with_file_name("operator.log"),
@@ -166,6 +173,7 @@ impl Operator {
             .arg("run")
             .arg(&listen)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", kubeconfig)
             .env_remove("RUST_LOG")
             .envs(operator_env())
@@ -215,17 +223,7 @@ impl Operator {
 
     /// VmRSS and VmHWM in MiB.
     pub fn rss(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
-        let field = |key: &str| {
-            status
-                .as_deref()
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map_or(f64::NAN, |kib| kib / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        rss_of(self.pid)
     }
 
     pub fn exited(&mut self) -> bool {
@@ -265,6 +263,21 @@ impl Drop for Operator {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A process' VmRSS and VmHWM in MiB (NaN when it is gone).
+pub fn rss_of(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
+    let field = |key: &str| {
+        status
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn find_process(binary: &Path, listen: &str) -> Option<u32> {

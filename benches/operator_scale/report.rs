@@ -1,6 +1,6 @@
 //! The scale benchmark's tables: the figures per size, then the targets of issue 12.
 
-use crate::apiserver::Stats;
+use crate::audit::Stats;
 use crate::{MAX_IN_FLIGHT, Row};
 
 fn gets(stats: &Stats) -> u64 {
@@ -27,8 +27,12 @@ fn print_ui(rows: &[Row]) {
 
 pub fn print(rows: &[Row], qps: &str, interval: &str) {
     print_ui(rows);
+    let servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
     println!(
-        "\n`plimsoll run`, release build, --evaluation-interval={interval}s, --api-max-in-flight={MAX_IN_FLIGHT}, --api-qps={qps}; RBAC on\n"
+        "\n`plimsoll run`, release build, --evaluation-interval={interval}s, --api-max-in-flight={MAX_IN_FLIGHT}, --api-qps={qps}; \
+         against kube-apiserver {} (etcd, controller-manager, scheduler; default flags: APF on); the chart's \
+         environment, RBAC and ServiceAccount token; requests from the audit log\n",
+        servers.join(", ")
     );
     let column = |title: &str, f: &dyn Fn(&Row) -> String| {
         let cells: Vec<String> = rows.iter().map(f).collect();
@@ -46,6 +50,9 @@ pub fn print(rows: &[Row], qps: &str, interval: &str) {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
+    column("control plane started / SLOs created (admin) in", &|r| {
+        format!("{:.1} / {:.1} s", r.plane_started, r.seeded_in)
+    });
     column("ready (/readyz 200) after start", &|r| {
         format!("{:.1} s", r.ready)
     });
@@ -62,12 +69,35 @@ pub fn print(rows: &[Row], qps: &str, interval: &str) {
     });
     column("RSS after churn", &|r| format!("{:.1} MiB", r.rss_churn));
     column("peak RSS (VmHWM)", &|r| format!("{:.1} MiB", r.hwm));
+    column("kube-apiserver RSS at the end / peak", &|r| {
+        format!("{:.0} / {:.0} MiB", r.apiserver_rss.0, r.apiserver_rss.1)
+    });
+    column("etcd RSS at the end / peak", &|r| {
+        format!("{:.0} / {:.0} MiB", r.etcd_rss.0, r.etcd_rss.1)
+    });
     column("startup: requests (writes)", &|r| {
         format!("{} ({})", r.startup.total, r.startup.writes)
     });
     column("startup: peak in flight / per s", &|r| {
         format!("{} / {}", r.startup.peak_in_flight, r.startup.peak_rps)
     });
+    column("startup: answer time median / p99 / slowest", &|r| {
+        let (median, p99, max) = r.startup.latency;
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            median * 1e3,
+            p99 * 1e3,
+            max * 1e3
+        )
+    });
+    column(
+        "startup: answered 429 / longest APF queue wait (of answers > 500 ms)",
+        &|r| format!("{} / {:.3} s", r.startup.throttled, r.startup.max_queued),
+    );
+    column(
+        "Lease requests (leader election): startup / settled",
+        &|r| format!("{} / {}", r.startup.leases, r.quiet.leases),
+    );
     column("settled: rounds measured", &|r| {
         format!("{}", r.quiet_rounds)
     });
@@ -106,6 +136,9 @@ pub fn print(rows: &[Row], qps: &str, interval: &str) {
     });
     column("churn: peak in flight / per s", &|r| {
         format!("{} / {}", r.churn.peak_in_flight, r.churn.peak_rps)
+    });
+    column("answered 429: settled / churn", &|r| {
+        format!("{} / {}", r.quiet.throttled, r.churn.throttled)
     });
     column("reconcile errors", &|r| format!("{}", r.errors + 0.0));
     column("stopped on SIGTERM in", &|r| {
@@ -162,7 +195,7 @@ pub fn print(rows: &[Row], qps: &str, interval: &str) {
             .max()
             .unwrap_or(0);
         target(
-            "never refused (RBAC)",
+            "never refused (RBAC, 401/403)",
             r.refused.is_empty(),
             format!("{}", r.refused.len()),
         );
