@@ -19,8 +19,8 @@
 //! conversion (one version per resource).
 //!
 //! Use it from a test crate with
-//! `#[path = "support/apiserver/mod.rs"] mod apiserver;` (from benches:
-//! `#[path = "../tests/support/apiserver/mod.rs"]`). `ApiServer::start` runs it on its own
+//! `#[path = "support/apiserver/mod.rs"] mod apiserver;` (no bench uses it: bench-scale runs
+//! against a real control plane). `ApiServer::start` runs it on its own
 //! tokio runtime thread on 127.0.0.1 and stops it on drop.
 // Not every test crate uses every part.
 #![allow(dead_code, unused_imports)]
