@@ -437,17 +437,7 @@ mod tests {
             ("Unknown", Time(at(900)))
         );
         // A second round still without data keeps both transition times.
-        let again = next(
-            Some(&applied(s.clone())),
-            &Round {
-                verdict: Err(&gone),
-                groups: vec![],
-                memory: &m,
-                targets: None,
-                generation: None,
-                now: at(960),
-            },
-        );
+        let again = next(Some(&applied(s.clone())), &round(Err(&gone), &m, 960));
         assert_eq!(again, None, "nothing visible changed");
     }
 

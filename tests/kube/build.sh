@@ -18,22 +18,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${1:-${PLIMSOLL_TOOLS_CACHE:-$HOME/.cache/plimsoll-tools}}
-nice_level=${BUILD_NICE:-19}
-
-if command -v go >/dev/null 2>&1; then
-	go=$(command -v go)
-elif [[ -x /usr/local/go/bin/go ]]; then
-	go=/usr/local/go/bin/go
-else
-	echo "build.sh: no go command (PATH or /usr/local/go/bin)" >&2
-	exit 1
-fi
-
-# -mod=mod: go.sum is committed, but let the go command fill in what a newer
-# toolchain wants instead of failing. Static binaries, as Kubernetes ships them.
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
+# shellcheck source=../go-env.sh
+source "$here/../go-env.sh"
 
 module_version() { # DIR MODULE
 	(cd "$1" && "$go" list -m -f '{{.Version}}' "$2")

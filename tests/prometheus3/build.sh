@@ -13,22 +13,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${1:-${PLIMSOLL_TOOLS_CACHE:-$HOME/.cache/plimsoll-tools}}
-nice_level=${BUILD_NICE:-19}
-
-if command -v go >/dev/null 2>&1; then
-	go=$(command -v go)
-elif [[ -x /usr/local/go/bin/go ]]; then
-	go=/usr/local/go/bin/go
-else
-	echo "build.sh: no go command (PATH or /usr/local/go/bin)" >&2
-	exit 1
-fi
-
-# As tests/kube/build.sh: go.sum is committed, but a newer toolchain may fill
-# in what it wants. Static binaries.
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
+# shellcheck source=../go-env.sh
+source "$here/../go-env.sh"
 
 module=github.com/prometheus/prometheus
 module_version=$(cd "$here" && "$go" list -m -f '{{.Version}}' "$module")

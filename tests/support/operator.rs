@@ -178,6 +178,22 @@ impl Operator {
     }
 
     /// Sends SIGTERM and returns the exit code and everything logged.
+    /// Stops the operator and checks that it ended well: exit 0, nothing refused by the real
+    /// RBAC authorizer (`forbidden`: what a proxy in front of the server saw refused, and its
+    /// log), and every Event it meant to publish taken by the server (which validates them).
+    pub fn finish_clean(self, forbidden: Vec<String>) -> String {
+        let (code, log) = self.terminate();
+        assert_eq!(code, Some(0), "{log}");
+        assert!(forbidden.is_empty(), "{forbidden:?}");
+        assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+        let unpublished: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("could not publish event"))
+            .collect();
+        assert!(unpublished.is_empty(), "{unpublished:#?}");
+        log
+    }
+
     pub fn terminate(self) -> (Option<i32>, String) {
         self.terminate_within(Duration::from_secs(20))
     }
