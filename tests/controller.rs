@@ -23,7 +23,7 @@ use operator::Operator;
 use serde_json::{Value, json};
 use support::cluster::{
     Namespace, RULE_CRD, SLO_CRD, apply_chart_rbac_with, apply_crds, http_token_kubeconfig,
-    service_account_token, shared_schema, wait_for,
+    scoped_operator_flags, service_account_token, shared_schema, wait_for,
 };
 use support::fault_proxy::{Fault, FaultProxy};
 use support::kube::{Access, ControlPlane};
@@ -98,13 +98,8 @@ impl Operated {
     fn start(&mut self, extra: &[&str]) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         http_token_kubeconfig(&kubeconfig, &self.proxy.url, &self.token, &self.ns.name);
-        let flags = [
-            format!("--watch-namespace={}", self.ns.name),
-            format!("--lease-namespace={}", self.ns.name),
-            format!("--lease-name={}", self.lease),
-            "--identity=controller-test".to_string(),
-            "--rule-label=release=kube-prometheus-stack".to_string(),
-        ];
+        let mut flags = scoped_operator_flags(&self.ns.name, &self.lease, "controller-test");
+        flags.push("--rule-label=release=kube-prometheus-stack".to_string());
         let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         flags.extend_from_slice(extra);
         self.operator = Some(Operator::start(&kubeconfig, &flags));

@@ -111,23 +111,10 @@ fn every_slo_of_a_list_longer_than_a_page_gets_its_rule_and_sigterm_stops_prompt
     runtime.block_on(write_all(&admin, false));
 
     let proxy = FaultProxy::start(&kube.server, &kube.ca);
-    let account = release.rendered.of_kind("ServiceAccount")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = kube
-        .kubectl(&[
-            "create",
-            "token",
-            &account,
-            "-n",
-            &release.namespace,
-            "--duration=1h",
-        ])
-        .expect_ok("kubectl create token");
+    let token = release.service_account_token(kube);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    http_token_kubeconfig(&kubeconfig, &proxy.url, token.trim(), &release.namespace);
+    http_token_kubeconfig(&kubeconfig, &proxy.url, &token, &release.namespace);
     let operator = Operator::start_with_env(
         &kubeconfig,
         &release.operator_env("many-0"),

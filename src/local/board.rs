@@ -73,6 +73,7 @@ impl Entry {
     }
 
     /// The policy's memory, which missing data never changes (Healthy before any measurement).
+    #[cfg(test)]
     pub fn state(&self) -> RollbackState {
         self.status
             .rollback

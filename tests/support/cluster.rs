@@ -168,6 +168,17 @@ pub fn service_account_token(kube: &Access, namespace: &str) -> String {
     .to_string()
 }
 
+/// `plimsoll run`'s flags for an operator that watches `namespace` alone and keeps its Lease
+/// `lease` there, as `identity`.
+pub fn scoped_operator_flags(namespace: &str, lease: &str, identity: &str) -> Vec<String> {
+    vec![
+        format!("--watch-namespace={namespace}"),
+        format!("--lease-namespace={namespace}"),
+        format!("--lease-name={lease}"),
+        format!("--identity={identity}"),
+    ]
+}
+
 /// A kubeconfig for a plain-HTTP server (such as a fault proxy) with a bearer token.
 pub fn http_token_kubeconfig(file: &Path, server: &str, token: &str, namespace: &str) {
     let text = format!(

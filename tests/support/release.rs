@@ -73,23 +73,29 @@ impl Release {
     /// in a kubeconfig `file` of its own; and the token's ID (`JTI=...`, the `credential-id` of
     /// the audit log's users).
     pub fn token(&self, kube: &Access, file: &str) -> (PathBuf, String) {
+        let token = self.service_account_token(kube);
+        let kubeconfig = self.dir.path().join(file);
+        kube.token_kubeconfig(&kubeconfig, &token, &self.namespace);
+        (kubeconfig, format!("JTI={}", token_id(&token)))
+    }
+
+    /// A token (2 hours) of the release's ServiceAccount.
+    pub fn service_account_token(&self, kube: &Access) -> String {
         let service_account = self.rendered.of_kind("ServiceAccount")[0]["metadata"]["name"]
             .as_str()
             .unwrap()
             .to_string();
-        let token = kube
-            .kubectl(&[
-                "create",
-                "token",
-                &service_account,
-                "-n",
-                &self.namespace,
-                "--duration=2h",
-            ])
-            .expect_ok("kubectl create token");
-        let kubeconfig = self.dir.path().join(file);
-        kube.token_kubeconfig(&kubeconfig, &token, &self.namespace);
-        (kubeconfig, format!("JTI={}", token_id(&token)))
+        kube.kubectl(&[
+            "create",
+            "token",
+            &service_account,
+            "-n",
+            &self.namespace,
+            "--duration=2h",
+        ])
+        .expect_ok("kubectl create token")
+        .trim()
+        .to_string()
     }
 
     /// The plain value of one of the operator container's environment variables in the render.

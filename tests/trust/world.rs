@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::operator::Operator;
-use super::support::cluster::{Namespace, http_token_kubeconfig, operator_credentials, wait_for};
+use super::support::cluster::{
+    Namespace, http_token_kubeconfig, operator_credentials, scoped_operator_flags, wait_for,
+};
 use super::support::fault_proxy::FaultProxy;
 use super::support::prometheus::{Prometheus, http, rules_config};
 
@@ -200,14 +202,9 @@ impl World {
     pub fn start_reading(&mut self, url: &str, extra: &[&str]) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         http_token_kubeconfig(&kubeconfig, &self.proxy.url, &self.token, &self.ns.name);
-        let flags = [
-            format!("--prometheus-url={url}"),
-            format!("--watch-namespace={}", self.ns.name),
-            format!("--lease-namespace={}", self.ns.name),
-            format!("--lease-name={}", self.lease),
-            "--identity=trust-test".to_string(),
-            "--evaluation-interval=1s".to_string(),
-        ];
+        let mut flags = scoped_operator_flags(&self.ns.name, &self.lease, "trust-test");
+        flags.push(format!("--prometheus-url={url}"));
+        flags.push("--evaluation-interval=1s".to_string());
         let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         flags.extend_from_slice(extra);
         self.operator = Some(Operator::start(&kubeconfig, &flags));
