@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools prometheus3-tools lint fmt crds deploy image bench bench-scale demo demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
 
 all: build
 
@@ -97,10 +97,19 @@ bench-scale: kube-tools
 
 ## demo: a month of synthetic traffic for three services, a real Prometheus on 127.0.0.1, and
 ## `plimsoll local --once` printing their budgets and the rollback decision (scripts/demo.sh)
-demo:
-	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
+demo: demo-tools
 	@$(CARGO) build --quiet --bin plimsoll --no-default-features
 	@PLIMSOLL=$${CARGO_TARGET_DIR:-target}/debug/plimsoll scripts/demo.sh
+
+## demo-tools: what the demo needs and nothing else: Prometheus (Debian's prometheus package,
+## which brings promtool); the test tools (Chromium, VictoriaMetrics, Helm's engine) are left out
+demo-tools:
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing Debian package: prometheus"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
 
 ## demo-ui: the demo, then its web UI on http://127.0.0.1:8080/ui until Ctrl-C
 ## (DEMO_UI_LISTEN=host:port for another address)

@@ -40,6 +40,53 @@ fn examples_are_valid() {
     );
 }
 
+/// A threshold of 200 in a histogram of seconds is valid, and almost surely 200 ms: validate says
+/// so at the field and passes, unless --strict; a histogram in milliseconds is not questioned.
+#[test]
+fn a_latency_threshold_in_milliseconds_by_habit_is_a_warning_that_strict_fails() {
+    let example = std::fs::read_to_string(repo().join("examples/api-latency.yaml")).unwrap();
+    let threshold = example
+        .lines()
+        .find(|l| l.trim_start().starts_with("threshold:"))
+        .unwrap()
+        .to_string();
+    let indent = &threshold[..threshold.len() - threshold.trim_start().len()];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow.yaml");
+    let slow = example.replace(&threshold, &format!("{indent}threshold: 200"));
+    std::fs::write(&file, &slow).unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = plimsoll(&["validate", "-f", path], None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("slow.yaml: spec.indicator.latency.threshold: warning: 200 is over 60")
+            && stdout.contains("200 ms is 0.2"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr)
+            .starts_with("1 valid, 0 invalid ServiceLevelObjective(s) in 1 file(s); 1 warning(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = plimsoll(&["validate", "--strict", "-f", path], None);
+    assert_eq!(out.status.code(), Some(1), "--strict fails on the warning");
+
+    let histogram = slow
+        .lines()
+        .find(|l| l.trim_start().starts_with("histogram:"))
+        .unwrap();
+    let in_ms = histogram.replace("_seconds", "_milliseconds");
+    assert_ne!(histogram, in_ms, "the example's histogram is in seconds");
+    std::fs::write(&file, slow.replace(histogram, &in_ms)).unwrap();
+    let out = plimsoll(&["validate", "--strict", "-f", path], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+}
+
 #[test]
 fn every_bad_input_is_rejected_at_its_field_with_its_message() {
     let cases = bad_inputs();

@@ -344,3 +344,35 @@ fn unreadable_input_is_an_error_not_an_empty_import() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no-such-file.yaml"));
 }
+
+/// A note about the same field in many SLOs (a default every Pyrra SLO gets, an OpenSLO field
+/// Plimsoll has no place for) is one line on stderr naming where, not one line per SLO.
+#[test]
+fn each_note_is_reported_once_with_the_documents_it_concerns() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = plimsoll(&[
+        "import",
+        "-f",
+        "tests/import/",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    let notes: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("plimsoll import: "))
+        .collect();
+    let grouped: Vec<&&str> = notes
+        .iter()
+        .filter(|l| l.contains(" documents: "))
+        .collect();
+    assert!(!grouped.is_empty(), "the fixtures share notes:\n{err}");
+    let mut seen = std::collections::BTreeSet::new();
+    for note in &notes {
+        let said = match note.split_once(" (in ") {
+            Some((said, _)) if note.contains(" documents: ") => said,
+            _ => note.split_once(": ").map_or(*note, |(_, said)| said),
+        };
+        assert!(seen.insert(said.to_string()), "twice: {said}\n{err}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `plimsoll import`: Sloth, Pyrra and OpenSLO SLOs in, Plimsoll SLO manifests out, with every
 //! source field that was not carried over as it was reported on stderr and in the output.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::import::{self, Finding, Imported, Severity};
@@ -57,10 +57,10 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         }
     }
     let result = import::import(&documents, args.namespace.as_deref());
-    for finding in &result.findings {
-        if !args.quiet || finding.severity == Severity::Refused {
-            let _ = writeln!(err, "{}", one_line(&finding.to_string()));
-        }
+    // On a terminal, the stream's comments above each SLO already show the findings.
+    let to_terminal = args.out.as_os_str() == "-" && std::io::stdout().is_terminal();
+    for line in report(&result.findings, args.quiet || to_terminal) {
+        let _ = writeln!(err, "{}", one_line(&line));
     }
     let written = if args.out.as_os_str() == "-" {
         write_stream(&result.slos, out).map_err(|e| format!("standard output: {e}"))
@@ -91,6 +91,50 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// The report on stderr: each finding once. The same note about the same field of many SLOs (a
+/// default every Pyrra SLO gets, say) is one line naming where, not one line per SLO.
+fn report(findings: &[Finding], quiet: bool) -> Vec<String> {
+    let mut groups: Vec<(&Finding, Vec<&str>)> = Vec::new();
+    for finding in findings {
+        if quiet && finding.severity != Severity::Refused {
+            continue;
+        }
+        let same = |(f, _): &&mut (&Finding, Vec<&str>)| {
+            f.field == finding.field
+                && f.severity == finding.severity
+                && f.message == finding.message
+        };
+        match groups.iter_mut().find(same) {
+            Some((_, locations)) => locations.push(&finding.location),
+            None => groups.push((finding, vec![&finding.location])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(finding, locations)| match locations[..] {
+            [_] => finding.to_string(),
+            _ => format!(
+                "{}: {}: {} (in {} documents: {})",
+                finding.field,
+                finding.severity.as_str(),
+                finding.message,
+                locations.len(),
+                listed(&locations)
+            ),
+        })
+        .collect()
+}
+
+/// `a.yaml, b.yaml#2, c.yaml and 36 more`.
+fn listed(locations: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = locations[..locations.len().min(SHOWN)].join(", ");
+    if locations.len() > SHOWN {
+        text.push_str(&format!(" and {} more", locations.len() - SHOWN));
+    }
+    text
 }
 
 fn write_stream(slos: &[Imported], out: &mut impl Write) -> std::io::Result<()> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::manifests::{self, Decoded, Outcome};
-use crate::model::Slo;
+use crate::model::{self, Slo};
 use crate::prometheus::series_check::{self, Severity};
 
 use super::prometheus_flags::PrometheusFlags;
@@ -27,9 +27,10 @@ pub struct Args {
     /// Print only problems, no summary.
     #[arg(short, long)]
     pub quiet: bool,
-    /// With --prometheus-url: warnings (no error series yet, a groupBy label on only some
-    /// series, a query that returns nothing now) fail the check too.
-    #[arg(long, requires = "prometheus_url")]
+    /// Warnings fail the check too: a valid SLO that is most likely not meant (a latency
+    /// threshold over 60 seconds) and, with --prometheus-url, what Prometheus shows (no error
+    /// series yet, a groupBy label on only some series, a query that returns nothing now).
+    #[arg(long)]
     pub strict: bool,
     #[command(flatten)]
     pub prometheus: PrometheusFlags,
@@ -41,6 +42,7 @@ struct Tally {
     invalid: usize,
     other: usize,
     io_errors: usize,
+    warnings: usize,
     live_errors: usize,
     live_warnings: usize,
 }
@@ -85,7 +87,8 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
     if !args.quiet {
         summary(&tally, files.len(), checked_live.as_deref(), err);
     }
-    let failed_live = tally.live_errors > 0 || (args.strict && tally.live_warnings > 0);
+    let warned = tally.warnings + tally.live_warnings > 0;
+    let failed_live = tally.live_errors > 0 || (args.strict && warned);
     if tally.io_errors > 0 {
         EXIT_ERROR
     } else if tally.invalid > 0 || failed_live {
@@ -113,6 +116,14 @@ fn report(
                 match definitions.claim(namespace, &slo.name, &doc.location) {
                     Ok(()) => {
                         tally.valid += 1;
+                        for advice in model::advise(&slo) {
+                            tally.warnings += 1;
+                            let _ = writeln!(
+                                out,
+                                "{}: {}: warning: {}",
+                                doc.location, advice.path, advice.message
+                            );
+                        }
                         valid.push((doc.location, slo));
                     }
                     Err(twice) => {
@@ -143,6 +154,10 @@ fn summary(tally: &Tally, files: usize, checked_live: Option<&str>, err: &mut im
         0 => String::new(),
         n => format!("; {n} other document(s) skipped"),
     };
+    let warnings = match tally.warnings {
+        0 => String::new(),
+        n => format!("; {n} warning(s)"),
+    };
     let live = match checked_live {
         Some(url) => format!(
             "; against {url}: {} error(s), {} warning(s)",
@@ -152,7 +167,7 @@ fn summary(tally: &Tally, files: usize, checked_live: Option<&str>, err: &mut im
     };
     let _ = writeln!(
         err,
-        "{} valid, {} invalid ServiceLevelObjective(s) in {files} file(s){other}{live}",
+        "{} valid, {} invalid ServiceLevelObjective(s) in {files} file(s){warnings}{other}{live}",
         tally.valid, tally.invalid
     );
 }

@@ -82,7 +82,7 @@ pub fn decode(value: &Value) -> Decoded {
     let slo: ServiceLevelObjective = match serde_path_to_error::deserialize(value) {
         Ok(slo) => slo,
         Err(e) => {
-            let (path, problem) = describe_decode_error(&e);
+            let (path, problem) = describe_decode_error(&e, value);
             errors.push(path, problem);
             return Decoded::Invalid(errors);
         }
@@ -234,8 +234,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Turns serde's message into our path and wording: a missing field is reported at the field,
-/// Rust type names become words.
-fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, Problem) {
+/// Rust type names become words, and the habits of other tools (a `%` sign, a unit on a number,
+/// a value in the wrong case) get the fix spelled out.
+fn describe_decode_error(
+    e: &serde_path_to_error::Error<serde_json::Error>,
+    document: &Value,
+) -> (String, Problem) {
     let path = e.path().to_string();
     let path = if path == "." { String::new() } else { path };
     let message = e.inner().to_string();
@@ -246,17 +250,103 @@ fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (
         return (
             join(&path, field),
             Problem::Required {
-                hint: "add it; `kubectl explain slo.spec` describes every field",
+                hint: "add it; `kubectl explain servicelevelobjectives.spec` describes every field",
             },
         );
     }
-    let message = message
+    let mut message = message
         .replace("expected f64", "expected a number")
         .replace("expected i64", "expected a whole number")
         .replace("a sequence", "a list")
         .replace("a map", "a mapping")
         .replace("struct ", "an object ");
+    let written = value_at(document, &path).and_then(Value::as_str);
+    let fix = match (written, value_at(document, &path)) {
+        (Some(text), _) if message.contains("expected a number") => number_fix(&path, text),
+        // YAML 1.1 reads y, n, yes, no, on and off as booleans: `namespace: no` is false.
+        (_, Some(Value::Bool(_))) if message.contains("expected a string") => Some(
+            "YAML reads unquoted y, n, yes, no, on, off, true and false as booleans; quote the \
+             value"
+                .to_string(),
+        ),
+        _ => variant_fix(&message),
+    };
+    if let Some(fix) = fix {
+        message = format!("{message}; {fix}");
+    }
     (path, Problem::Decode { message })
+}
+
+/// The fix for a number written as text: `"99.9%"`, `"200ms"`, `"99.9"`.
+fn number_fix(path: &str, text: &str) -> Option<String> {
+    let field = path.rsplit('.').next().unwrap_or(path);
+    let text = text.trim();
+    if let Some(number) = text.strip_suffix('%').map(str::trim)
+        && number.parse::<f64>().is_ok()
+    {
+        return Some(format!(
+            "percentages are plain numbers without the % sign: write {field}: {number}"
+        ));
+    }
+    if field == "threshold"
+        && let Some(seconds) = seconds_of(text)
+    {
+        return Some(format!(
+            "the threshold is a plain number in the histogram's unit, seconds by convention: \
+             {text} is {field}: {seconds}"
+        ));
+    }
+    if text.parse::<f64>().is_ok() {
+        return Some(format!("write the number without quotes: {field}: {text}"));
+    }
+    None
+}
+
+/// `200ms`, `0.2s`, `1m` as seconds; `None` for anything else.
+fn seconds_of(text: &str) -> Option<String> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return None,
+    };
+    // Through a decimal string so 200 ms prints as 0.2, not 0.20000000000000001.
+    let seconds: f64 = format!("{:.9}", number * scale).parse().ok()?;
+    Some(seconds.to_string())
+}
+
+/// serde's `unknown variant `timeslices`, expected `Occurrences` or `Timeslices``: values are
+/// case-sensitive, so name the one that differs only in case.
+fn variant_fix(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (typed, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|v| v.eq_ignore_ascii_case(typed) && *v != typed)
+        .map(|v| format!("values are case-sensitive: did you mean {v}?"))
+}
+
+/// The value at a path as serde_path_to_error prints it (`spec.rollback.targets[0].kind`).
+fn value_at<'a>(document: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = document;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => part.split_at(i),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            at = at.get(key)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            at = at.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(at)
 }
 
 /// Runs the CRD's own CEL rules on the document, as the API server will. The model checks the

@@ -1,6 +1,7 @@
 //! The validated model: an SLO whose every field has been parsed and checked. Rendering and budget
 //! decisions take this, never the raw API object, so they cannot meet bad input.
 
+mod advice;
 mod duration;
 mod error;
 pub mod names;
@@ -11,6 +12,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
+pub use advice::{Advice, advise};
 pub use duration::{Duration, DurationError};
 pub use error::{FieldError, Problem, ValidationErrors};
 pub use percent::{Percent, PercentError};

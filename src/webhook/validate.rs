@@ -31,7 +31,13 @@ pub fn review(review: &Review) -> Verdict {
 /// What `plimsoll validate` says about one object, as a verdict.
 pub fn verdict(object: &Value) -> Verdict {
     match decode(object) {
-        Decoded::Valid(_) => Verdict::allow(),
+        // kubectl prints each as "Warning: ..." and the SLO is admitted.
+        Decoded::Valid(valid) => Verdict::Allow {
+            warnings: crate::model::advise(&valid.1)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
         Decoded::Invalid(errors) => Verdict::deny(Refusal::Invalid, errors.to_string()),
         Decoded::Other { api_version, kind } => Verdict::warn(format!(
             "plimsoll validates ServiceLevelObjectives only; {api_version} {kind} was not checked"
@@ -83,6 +89,21 @@ mod tests {
     }
 
     #[test]
+    fn a_valid_slo_that_is_likely_not_meant_is_admitted_with_validate_s_warning() {
+        let mut slo = yaml("examples/api-latency.yaml");
+        slo["spec"]["indicator"]["latency"]["threshold"] = json!(200);
+        let Verdict::Allow { warnings } = judge("CREATE", Some(slo), None) else {
+            panic!("a warning is no refusal");
+        };
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("spec.indicator.latency.threshold: 200 is over 60")
+                && warnings[0].contains("200 ms is 0.2"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn bad_inputs_are_refused_with_the_messages_of_plimsoll_validate() {
         let mut checked = 0;
         for entry in std::fs::read_dir(repo().join("tests/bad-input")).unwrap() {
@@ -93,6 +114,12 @@ mod tests {
             };
             if !document.is_object() {
                 continue; // not an object: the API server never sends it either
+            }
+            if document
+                .pointer("/metadata/namespace")
+                .is_some_and(|n| !n.is_string())
+            {
+                continue; // metadata that is not ObjectMeta: nor this
             }
             let header = |key: &str| {
                 text.lines()
