@@ -246,7 +246,7 @@ fn describe_decode_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (
         return (
             join(&path, field),
             Problem::Required {
-                hint: "add it; `kubectl explain slo.spec` describes every field",
+                hint: "add it; `kubectl explain servicelevelobjectives.plimsoll.dev.spec` describes every field",
             },
         );
     }
