@@ -82,13 +82,13 @@ fn cases() -> Vec<Case> {
                                "readingSelector": r#"cluster="eu-1", tenant=~"shop|pay""#,
                                "bearerToken": {"secretName": "prometheus-token"},
                                "tlsCA": {"configMapName": "prometheus-ca", "key": "ca.pem"},
-                               "tenant": "shop", "partialResponse": "false",
+                               "tenant": "shop", "partialResponse": false,
                                "headers": [{"name": "X-Team", "value": "sre"},
                                            {"name": "X-Api-Key", "secretName": "gateway"}]},
                 "partialResponseStrategy": "warn",
                 "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kps"}}},
                 "dashboards": {"enabled": true},
-                "ui": {"externalURL": "https://slo.example.com",
+                "ui": {"externalUrl": "https://slo.example.com",
                        "ingress": {"enabled": true, "host": "slo.example.com", "className": "nginx",
                                    "tlsSecretName": "slo-tls",
                                    "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://auth"}}},
@@ -502,16 +502,34 @@ fn parse_run(argv: &[String]) -> Result<plimsoll::cli::run::Args, clap::Error> {
     }
 }
 
-/// The Deployment's environment as the argument vector of `plimsoll run`.
+/// The container's arguments, then its environment as flags, as the argument vector of
+/// `plimsoll run`. A flag among the arguments wins over its environment variable, as in clap.
 fn run_argv(rendered: &Rendered) -> Vec<String> {
     let command = Cli::command();
     let run = command.find_subcommand("run").unwrap();
-    let mut argv = vec!["plimsoll".to_string(), "run".to_string()];
+    let container = &rendered.deployment()["spec"]["template"]["spec"]["containers"][0];
+    let mut argv = vec!["plimsoll".to_string()];
+    argv.extend(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string()),
+    );
+    assert_eq!(argv[1], "run", "{argv:?}");
+    let given = argv.clone();
     for (name, value) in rendered.env() {
         let arg = run
             .get_arguments()
             .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
             .unwrap_or_else(|| panic!("{name} is not an environment variable of `plimsoll run`"));
+        let long = format!("--{}", arg.get_long().unwrap());
+        if given
+            .iter()
+            .any(|a| *a == long || a.starts_with(&format!("{long}=")))
+        {
+            continue;
+        }
         let value = match value {
             Value::String(s) => s,
             from => {
@@ -522,7 +540,7 @@ fn run_argv(rendered: &Rendered) -> Vec<String> {
                 "from-the-cluster".to_string()
             }
         };
-        argv.push(format!("--{}={value}", arg.get_long().unwrap()));
+        argv.push(format!("{long}={value}"));
     }
     argv
 }
@@ -933,7 +951,7 @@ fn distributed_store_settings_reach_the_operator() {
         "prometheus": {
         "url": "http://mimir-query-frontend.mimir:8080/prometheus",
         "tenant": "team-a",
-        "partialResponse": "false",
+        "partialResponse": false,
         "headers": [{"name": "X-Team", "value": "shop=a"},
                     {"name": "X-Api-Key", "secretName": "gateway", "key": "api-key"}]}}));
     let args = run_args(&rendered);
@@ -969,12 +987,12 @@ fn distributed_store_settings_reach_the_operator() {
 fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
     let cases = [
         (
-            json!({"replicas": "two"}),
-            "at '/replicas': got string, want integer",
+            json!({"replicaCount": "two"}),
+            "at '/replicaCount': got string, want integer",
         ),
         (
-            json!({"replicas": 0}),
-            "at '/replicas': minimum: got 0, want 1",
+            json!({"replicaCount": 0}),
+            "at '/replicaCount': minimum: got 0, want 1",
         ),
         (
             json!({"log": {"format": "yaml"}}),
@@ -1053,8 +1071,52 @@ fn the_values_schema_refuses_bad_values_with_the_path_and_the_rule() {
             "at '/prometheus/tenant': 'a|b' does not match pattern",
         ),
         (
-            json!({"prometheus": {"partialResponse": "no"}}),
-            "at '/prometheus/partialResponse': value must be one of '', 'true', 'false'",
+            json!({"prometheus": {"partialResponse": "false"}}),
+            "at '/prometheus/partialResponse': got string, want",
+        ),
+        (
+            json!({"service": {"type": "External"}}),
+            "at '/service/type': value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'",
+        ),
+        (
+            json!({"service": {"port": "8080"}}),
+            "at '/service/port': got string, want integer",
+        ),
+        (
+            json!({"service": {"port": 70000}}),
+            "at '/service/port': maximum: got 70,000, want 65,535",
+        ),
+        (
+            json!({"service": {"annotations": {"a": 1}}}),
+            "at '/service/annotations/a': got number, want string",
+        ),
+        (
+            json!({"extraEnv": [{"name": "A", "value": 30}]}),
+            "at '/extraEnv/0/value': got number, want string",
+        ),
+        (
+            json!({"extraEnv": [{"value": "x"}]}),
+            "at '/extraEnv/0': missing property 'name'",
+        ),
+        (
+            json!({"extraEnv": {"A": "b"}}),
+            "at '/extraEnv': got object, want array",
+        ),
+        (
+            json!({"extraArgs": "--concurrency=4"}),
+            "at '/extraArgs': got string, want array",
+        ),
+        (
+            json!({"extraArgs": [4]}),
+            "at '/extraArgs/0': got number, want string",
+        ),
+        (
+            json!({"securityContext": "restricted"}),
+            "at '/securityContext': got string, want object",
+        ),
+        (
+            json!({"podSecurityContext": []}),
+            "at '/podSecurityContext': got array, want object",
         ),
         (
             json!({"prometheus": {"headers": [{"name": "X Team", "value": "a"}]}}),
@@ -1091,7 +1153,24 @@ fn mistakes_across_values_are_refused_with_a_sentence() {
         ),
         (
             json!({"leaderElection": {"enabled": false}}),
-            "replicas above 1 need leaderElection.enabled=true",
+            "replicaCount above 1 needs leaderElection.enabled=true",
+        ),
+        (
+            json!({"replicas": 3}),
+            "replicas is now replicaCount, the name Helm charts use",
+        ),
+        (
+            json!({"ui": {"externalURL": "https://slo.example.com"}}),
+            "ui.externalURL is now ui.externalUrl",
+        ),
+        (
+            json!({"extraEnv": [{"name": "PLIMSOLL_LOG_LEVEL", "value": "debug"}]}),
+            "extraEnv PLIMSOLL_LOG_LEVEL: the chart sets this variable itself",
+        ),
+        (
+            json!({"prometheus": {"url": "http://p:9090"},
+                   "extraEnv": [{"name": "PLIMSOLL_PROMETHEUS_TIMEOUT", "value": "5s"}]}),
+            "extraEnv PLIMSOLL_PROMETHEUS_TIMEOUT: the chart sets this variable itself",
         ),
         (
             json!({"prometheus": {"url": "http://p:9090", "basicAuth": {"username": "u"}}}),
@@ -1123,7 +1202,9 @@ fn mistakes_across_values_are_refused_with_a_sentence() {
         assert!(refusal.contains(expected), "{values}:\n{refusal}");
     }
     // One replica without leader election is fine.
-    render(&json!({"replicas": 1, "leaderElection": {"enabled": false}}));
+    render(&json!({"replicaCount": 1, "leaderElection": {"enabled": false}}));
+    // A variable the chart sets only with a value is free while that value is unset.
+    render(&json!({"extraEnv": [{"name": "PLIMSOLL_PROMETHEUS_TIMEOUT", "value": "5s"}]}));
 }
 
 fn webhooks(rendered: &Rendered) -> Vec<Value> {
@@ -1459,7 +1540,7 @@ fn the_ui_is_on_by_default_and_its_ingress_serves_only_the_ui() {
         off.of_kind("Ingress").is_empty(),
         "no Ingress without the UI"
     );
-    let on = render(&json!({"ui": {"externalURL": "https://slo.example.com",
+    let on = render(&json!({"ui": {"externalUrl": "https://slo.example.com",
         "ingress": {"enabled": true, "host": "slo.example.com", "tlsSecretName": "slo-tls"}}}));
     assert_eq!(
         on.env_value("PLIMSOLL_UI_URL").as_deref(),
@@ -1476,4 +1557,225 @@ fn the_ui_is_on_by_default_and_its_ingress_serves_only_the_ui() {
     );
     let refusal = helm::refusal(&json!({"ui": {"ingress": {"enabled": true}}}));
     assert!(refusal.contains("ui.ingress.host is required"), "{refusal}");
+}
+
+/// extraEnv comes after the chart's own variables and reaches `plimsoll run` (a value or a
+/// Secret's key); extraArgs follow `run`, and a flag there wins over the variable the chart sets.
+#[test]
+fn extra_environment_and_arguments_reach_plimsoll_run() {
+    let rendered = render(&json!({
+        "extraEnv": [
+            {"name": "PLIMSOLL_CACHE_STALE_AFTER", "value": "5m"},
+            {"name": "PLIMSOLL_PROMETHEUS_TENANT",
+             "valueFrom": {"secretKeyRef": {"name": "mimir", "key": "tenant"}}},
+        ],
+        "extraArgs": ["--concurrency=4"],
+    }));
+    assert_eq!(kinds::check_all(&rendered.objects), Vec::<String>::new());
+    let container = &rendered.deployment()["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["args"], json!(["run", "--concurrency=4"]));
+    let names: Vec<String> = rendered.env().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["PLIMSOLL_CACHE_STALE_AFTER", "PLIMSOLL_PROMETHEUS_TENANT"],
+        "extraEnv comes last"
+    );
+    assert_eq!(
+        container["env"][names.len() - 1]["valueFrom"]["secretKeyRef"],
+        json!({"name": "mimir", "key": "tenant"})
+    );
+    assert_eq!(
+        rendered.env_value("PLIMSOLL_CONCURRENCY").as_deref(),
+        Some("8"),
+        "the chart's variable stays"
+    );
+    let args = run_args(&rendered);
+    assert_eq!(args.cache_stale_after, std::time::Duration::from_secs(300));
+    let tenant = args.prometheus.store.extras().unwrap().tenant.unwrap();
+    assert_eq!(tenant.as_str(), "from-the-cluster", "the Secret's value");
+    assert_eq!(
+        args.concurrency, 4,
+        "the argument wins over PLIMSOLL_CONCURRENCY"
+    );
+    let defaults = render(&json!({}));
+    let container = &defaults.deployment()["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["args"], json!(["run"]));
+}
+
+/// The pod's and the container's securityContext: hardened by default, replaceable key by key,
+/// and a default key removed with null (OpenShift's restricted SCC assigns the UID itself).
+#[test]
+fn security_contexts_are_hardened_by_default_and_can_be_overridden() {
+    let pod_and_container = |rendered: &Rendered| {
+        let pod = &rendered.deployment()["spec"]["template"]["spec"];
+        (
+            pod["securityContext"].clone(),
+            pod["containers"][0]["securityContext"].clone(),
+        )
+    };
+    let (pod, container) = pod_and_container(&render(&json!({})));
+    assert_eq!(
+        pod,
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+               "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        container,
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}})
+    );
+    let openshift = render(&json!({
+        "podSecurityContext": {"runAsUser": null, "runAsGroup": null, "fsGroup": 1000},
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }));
+    assert_eq!(kinds::check_all(&openshift.objects), Vec::<String>::new());
+    let (pod, container) = pod_and_container(&openshift);
+    assert_eq!(
+        pod,
+        json!({"runAsNonRoot": true, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}),
+        "no fixed UID or GID"
+    );
+    assert_eq!(container["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        container["readOnlyRootFilesystem"], true,
+        "the other defaults stay"
+    );
+    // A misspelt key is caught as the Kubernetes schema would catch it.
+    let typo = render(&json!({"securityContext": {"readOnlyRootFileSystem": true}}));
+    let problems = kinds::check_all(&typo.objects);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("readOnlyRootFileSystem: unknown field")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_service_takes_its_type_port_and_annotations() {
+    let rendered = render(&json!({"service": {
+        "type": "LoadBalancer", "port": 80,
+        "annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}}}));
+    assert_eq!(kinds::check_all(&rendered.objects), Vec::<String>::new());
+    let service = rendered.get("Service", "plimsoll");
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["metadata"]["annotations"],
+        json!({"service.beta.kubernetes.io/aws-load-balancer-internal": "true"})
+    );
+    assert!(
+        rendered
+            .notes
+            .contains("port-forward svc/plimsoll 8080:80\n"),
+        "{}",
+        rendered.notes
+    );
+    let defaults = render(&json!({}));
+    let service = defaults.get("Service", "plimsoll");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert!(service["metadata"].get("annotations").is_none());
+}
+
+/// partialResponse is a boolean: true and false reach the operator, unset sends nothing.
+#[test]
+fn partial_response_is_a_boolean_or_unset() {
+    let url = "http://thanos-query.monitoring:9090";
+    for (value, expected) in [
+        (json!(true), Some(true)),
+        (json!(false), Some(false)),
+        (Value::Null, None),
+    ] {
+        let rendered = render(&json!({"prometheus": {"url": url, "partialResponse": value}}));
+        let args = run_args(&rendered);
+        assert_eq!(
+            args.prometheus.store.extras().unwrap().partial_response,
+            expected,
+            "{value}"
+        );
+    }
+    let rendered = render(&json!({"prometheus": {"url": url}}));
+    assert!(
+        rendered
+            .env_value("PLIMSOLL_PROMETHEUS_PARTIAL_RESPONSE")
+            .is_none()
+    );
+}
+
+/// The default image is published nowhere: NOTES says so first, and not once an image is named.
+#[test]
+fn notes_warn_that_the_default_image_is_not_published() {
+    let defaults = render(&json!({}));
+    let warning = "WARNING: the image plimsoll:0.1.0 is not published anywhere";
+    assert!(defaults.notes.contains(warning), "{}", defaults.notes);
+    assert!(
+        defaults
+            .notes
+            .contains("--set image.repository=<registry>/plimsoll")
+    );
+    let named = render(&json!({"image": {"repository": "registry.example.com/plimsoll"}}));
+    assert!(!named.notes.contains("WARNING"), "{}", named.notes);
+    assert_eq!(
+        named.deployment()["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/plimsoll:0.1.0"
+    );
+}
+
+/// The SLO that NOTES ends with: its `kubectl apply` heredoc, as a shell would pass it.
+fn first_slo(notes: &str) -> (String, String) {
+    let start = notes
+        .find("kubectl apply -n ")
+        .unwrap_or_else(|| panic!("no kubectl apply in NOTES:\n{notes}"));
+    let command = &notes[start..];
+    let (line, rest) = command.split_once('\n').unwrap();
+    assert!(line.ends_with("-f - <<'EOF'"), "{line}");
+    let (body, after) = rest.split_once("\nEOF").unwrap();
+    assert_eq!(after.trim(), "", "NOTES ends with the kubectl apply");
+    (line.to_string(), format!("{body}\n"))
+}
+
+/// NOTES ends with the `kubectl apply` of a first SLO that `plimsoll validate` accepts, in a
+/// watched namespace and labelled to match the selector.
+#[test]
+fn notes_end_with_a_first_slo_that_validates() {
+    let validate = |yaml: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("first.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+            .args(["validate", "-f"])
+            .arg(&file)
+            .env_remove("PLIMSOLL_PROMETHEUS_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{yaml}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (command, yaml) = first_slo(&render(&json!({})).notes);
+    assert_eq!(command, "kubectl apply -n default -f - <<'EOF'");
+    validate(&yaml);
+    let slo: Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(slo["kind"], "ServiceLevelObjective");
+    assert_eq!(slo["spec"]["service"], "prometheus");
+    let scoped = render(&json!({"watchNamespaces": ["shop", "payments"],
+                                "selector": "team=shop, tier==web"}));
+    let (command, yaml) = first_slo(&scoped.notes);
+    assert_eq!(command, "kubectl apply -n shop -f - <<'EOF'");
+    validate(&yaml);
+    let slo: Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(
+        slo["metadata"]["labels"],
+        json!({"team": "shop", "tier": "web"})
+    );
+    let set_based = render(&json!({"selector": "team in (shop,pay)"}));
+    let (_, yaml) = first_slo(&set_based.notes);
+    validate(&yaml);
+    assert!(yaml.contains("# add labels matching this release's selector: team in (shop,pay)"));
 }

@@ -105,30 +105,48 @@ fn identity_columns_and_subresources() {
         "servicelevelobjectives.plimsoll.dev"
     );
     assert_eq!(spec["scope"], "Namespaced");
-    assert_eq!(spec["names"]["shortNames"], serde_json::json!(["slo"]));
+    // Not `slo`: that is Pyrra's short name for its ServiceLevelObjective (tests/kube_real.rs
+    // installs both).
+    assert_eq!(spec["names"]["shortNames"], serde_json::json!(["plslo"]));
     assert_eq!(spec["names"]["categories"], serde_json::json!(["plimsoll"]));
     let version = &spec["versions"][0];
     assert_eq!(version["name"], "v1alpha1");
     assert_eq!(version["subresources"]["status"], serde_json::json!({}));
-    let columns: Vec<&str> = version["additionalPrinterColumns"]
+    // (name, type, priority): numbers as numbers, so kubectl sorts them as numbers; -o wide
+    // (priority 1) adds the fast burn rate and the exhaustion time.
+    let columns: Vec<(&str, &str, i64)> = version["additionalPrinterColumns"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["type"].as_str().unwrap(),
+                c["priority"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(
         columns,
         [
-            "Service",
-            "Objective",
-            "Window",
-            "SLI",
-            "Budget",
-            "State",
-            "Ready",
-            "Age"
+            ("Service", "string", 0),
+            ("Objective %", "number", 0),
+            ("Window", "string", 0),
+            ("SLI %", "string", 0),
+            ("Budget %", "number", 0),
+            ("State", "string", 0),
+            ("Fresh", "string", 0),
+            ("Ready", "string", 0),
+            ("Fast burn ×", "number", 1),
+            ("Exhausts at", "string", 1),
+            ("Age", "date", 0),
         ]
     );
+    // Every number column reads a field the status schema declares a number.
+    let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    for field in ["budgetRemainingPercent", "fastBurnRate"] {
+        assert_eq!(status[field]["type"], "number", "{field}");
+    }
 }
 
 #[test]

@@ -10,12 +10,17 @@ mod support;
 
 #[path = "support/operator.rs"]
 mod operator;
+#[path = "support/release.rs"]
+mod release;
 
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-use support::cluster::{SLO_CRD, apply_kinds, crds, in_namespace, wait_until};
+use support::cluster::{
+    PYRRA_CRD, PYRRA_CRD_STAND_IN, SLO_CRD, apply_crds, apply_kinds, crds, in_namespace,
+    pyrra_crd_file, wait_until,
+};
 use support::helm;
 use support::kube::shared;
 use support::{bad_inputs, repo, yaml_files};
@@ -52,8 +57,8 @@ fn the_crd_and_every_example_apply_server_side() {
     }
     assert!(refused.is_empty(), "{refused:#?}");
     let listed = kube
-        .kubectl(&["get", "slo", "-n", &namespace, "-o", "name"])
-        .expect_ok("kubectl get slo");
+        .kubectl(&["get", SLO_CRD, "-n", &namespace, "-o", "name"])
+        .expect_ok("kubectl get");
     assert_eq!(listed.lines().count(), examples.len(), "{listed}");
 }
 
@@ -170,12 +175,17 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     let status = json!({"status": {
         "sli": "99.9512",
         "errorBudget": {"remaining": "51.2", "consumedMinutes": "21.1", "totalMinutes": "43.2"},
+        "budgetRemainingPercent": 51.2,
+        "fastBurnRate": 2.5,
+        "exhaustion": "2027-01-20T08:00:00Z",
         "state": "Burning",
         "conditions": [{"type": "Ready", "status": "True", "reason": "RulesApplied",
+                        "message": "", "lastTransitionTime": "2027-01-15T08:00:00Z"},
+                       {"type": "DataAvailable", "status": "True", "reason": "SeriesPresent",
                         "message": "", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}});
     kube.kubectl(&[
         "patch",
-        "slo",
+        SLO_CRD,
         "checkout-availability",
         "-n",
         &namespace,
@@ -186,52 +196,14 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     ])
     .expect_ok("kubectl patch --subresource=status");
     let printed = kube
-        .kubectl(&["get", "slo", "-n", &namespace])
-        .expect_ok("kubectl get slo");
+        .kubectl(&["get", SLO_CRD, "-n", &namespace])
+        .expect_ok("kubectl get");
     eprintln!("{printed}");
-    // Cut at the header's column starts: an empty cell is blank, not `<none>`.
-    let mut lines = printed.lines();
-    let header = lines.next().unwrap();
-    let starts: Vec<usize> = header
-        .char_indices()
-        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
-        .map(|(i, _)| i)
-        .collect();
-    let cells = |line: &str| -> Vec<String> {
-        (0..starts.len())
-            .map(|k| {
-                let end = starts
-                    .get(k + 1)
-                    .copied()
-                    .unwrap_or(line.len())
-                    .min(line.len());
-                line.get(starts[k].min(end)..end)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
-            .collect()
-    };
-    assert_eq!(
-        cells(header),
-        [
-            "NAME",
-            "SERVICE",
-            "OBJECTIVE",
-            "WINDOW",
-            "SLI",
-            "BUDGET",
-            "STATE",
-            "READY",
-            "AGE"
-        ],
-        "{printed}"
-    );
-    let rows: Vec<Vec<String>> = lines.map(cells).collect();
+    let rows = table(&printed, COLUMNS);
     assert_eq!(rows.len(), 2, "{printed}");
     // Sorted by name; the age is the server's: seconds.
     assert_eq!(
-        rows[0][..8],
+        rows[0][..9],
         [
             "billing-invoices-monthly",
             "billing",
@@ -240,12 +212,13 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             "",
             "",
             "",
+            "",
             ""
         ],
         "{printed}"
     );
     assert_eq!(
-        rows[1][..8],
+        rows[1][..9],
         [
             "checkout-availability",
             "checkout",
@@ -254,13 +227,21 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             "99.9512",
             "51.2",
             "Burning",
+            "True",
             "True"
         ],
         "{printed}"
     );
     for row in &rows {
-        assert!(row[8].ends_with('s'), "{printed}");
+        assert!(row[9].ends_with('s'), "{printed}");
     }
+    let wide = kube
+        .kubectl(&["get", SLO_CRD, "-n", &namespace, "-o", "wide"])
+        .expect_ok("kubectl get -o wide");
+    eprintln!("{wide}");
+    let rows = table(&wide, WIDE_COLUMNS);
+    assert_eq!(rows[1][9..11], ["2.5", "2027-01-20T08:00:00Z"], "{wide}");
+    assert_eq!(rows[0][9..11], ["", ""], "{wide}");
     // `kubectl explain` reads the schema the server publishes: the types' documentation. The
     // server's OpenAPI controller publishes a new CRD's schema some seconds after it is
     // Established.
@@ -273,7 +254,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
         }
         run.expect_ok("kubectl explain")
     };
-    let explained = explain("slo.spec.objective");
+    let explained = explain(&format!("{SLO_CRD}.spec.objective"));
     eprintln!("{explained}");
     assert!(
         explained.contains("KIND:       ServiceLevelObjective")
@@ -281,12 +262,80 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
             && explained.contains("percent"),
         "{explained}"
     );
-    let explained = explain("servicelevelobjectives");
+    let explained = explain(SLO_CRD);
     assert!(
         explained.contains("GROUP:      plimsoll.dev")
             && explained.contains("Plimsoll turns it into Prometheus rules"),
         "{explained}"
     );
+}
+
+/// The headers `kubectl get` prints for SLOs: the default columns and `-o wide`'s.
+const COLUMNS: &[&str] = &[
+    "NAME",
+    "SERVICE",
+    "OBJECTIVE %",
+    "WINDOW",
+    "SLI %",
+    "BUDGET %",
+    "STATE",
+    "FRESH",
+    "READY",
+    "AGE",
+];
+const WIDE_COLUMNS: &[&str] = &[
+    "NAME",
+    "SERVICE",
+    "OBJECTIVE %",
+    "WINDOW",
+    "SLI %",
+    "BUDGET %",
+    "STATE",
+    "FRESH",
+    "READY",
+    "FAST BURN ×",
+    "EXHAUSTS AT",
+    "AGE",
+];
+
+/// The cells of a table `kubectl get` printed, cut at the header's column starts (in
+/// characters: kubectl pads by characters, and `×` is two bytes); the header must be `headers`
+/// exactly, and an empty cell is blank, not `<none>`.
+fn table(printed: &str, headers: &[&str]) -> Vec<Vec<String>> {
+    let mut lines = printed.lines().map(|l| l.chars().collect::<Vec<char>>());
+    let header = lines.next().unwrap();
+    let text: String = header.iter().collect();
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for name in headers {
+        let at = text[from..]
+            .find(name)
+            .map(|i| text[..from + i].chars().count())
+            .unwrap_or_else(|| panic!("no header {name}:\n{printed}"));
+        starts.push(at);
+        from = text
+            .char_indices()
+            .nth(at + name.chars().count())
+            .map_or(text.len(), |(i, _)| i);
+    }
+    let cells = |line: &[char]| -> Vec<String> {
+        (0..starts.len())
+            .map(|k| {
+                let end = starts
+                    .get(k + 1)
+                    .copied()
+                    .unwrap_or(line.len())
+                    .min(line.len());
+                line[starts[k].min(end)..end]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(cells(&header), headers, "{printed}");
+    lines.map(|l| cells(&l)).collect()
 }
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
@@ -506,4 +555,261 @@ fn kwok_runs_a_deployments_pods_on_the_fake_node() {
         ])
         .expect_ok("kubectl get pods");
     assert_eq!(node, support::kube::FAKE_NODE_NAME);
+}
+
+/// Pyrra's SLO from ../shared/peers (a real Pyrra example), or one like it without ../shared.
+fn pyrra_slo() -> String {
+    let file = [
+        repo().join("../shared/peers/pyrra/ratio-grouping-prometheus-http.yaml"),
+        std::path::PathBuf::from("/work/shared/peers/pyrra/ratio-grouping-prometheus-http.yaml"),
+    ]
+    .into_iter()
+    .find(|p| p.exists());
+    match file {
+        Some(file) => std::fs::read_to_string(file).unwrap(),
+        None => "apiVersion: pyrra.dev/v1alpha1\nkind: ServiceLevelObjective\n\
+                 metadata: {name: prometheus-api-query}\n\
+                 spec: {target: '99.0', window: 7d, indicator: {ratio: {\
+                 errors: {metric: 'prometheus_http_requests_total{code=~\"5..\"}'}, \
+                 total: {metric: prometheus_http_requests_total}}}}\n"
+            .to_string(),
+    }
+}
+
+/// Pyrra and Plimsoll side by side, as during a migration: both CRDs have the kind
+/// ServiceLevelObjective and the plural servicelevelobjectives. Our short name `plslo` and the
+/// fully-qualified `servicelevelobjectives.plimsoll.dev` (what every command in the docs uses)
+/// address only ours; `slo` is Pyrra's alone; the README's uninstall command deletes only ours.
+#[test]
+fn beside_pyrra_our_short_name_and_full_name_address_only_ours() {
+    let kube = shared();
+    crds();
+    match pyrra_crd_file() {
+        Some(file) => {
+            eprintln!("Pyrra's CRD: {}", file.display());
+            apply_crds(kube, &[file], &[], &[PYRRA_CRD]);
+        }
+        None => {
+            eprintln!("Pyrra's CRD is not in ../shared: its stand-in (the same names)");
+            apply_crds(kube, &[], &[PYRRA_CRD_STAND_IN], &[PYRRA_CRD]);
+        }
+    }
+    let namespace = kube.namespace("pyrra");
+    let ours = std::fs::read_to_string(repo().join("examples/checkout-availability.yaml")).unwrap();
+    kube.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &in_namespace(&ours, &namespace),
+    )
+    .expect_ok("our SLO");
+    kube.kubectl_stdin(
+        &["apply", "--server-side", "-n", &namespace, "-f", "-"],
+        &pyrra_slo(),
+    )
+    .expect_ok("Pyrra's SLO");
+    let names = |resource: &str| {
+        kube.kubectl(&["get", resource, "-n", &namespace, "-o", "name"])
+            .expect_ok("kubectl get")
+            .trim()
+            .to_string()
+    };
+    let ours = "servicelevelobjective.plimsoll.dev/checkout-availability";
+    let theirs = "servicelevelobjective.pyrra.dev/prometheus-api-query";
+    assert_eq!(names("plslo"), ours);
+    assert_eq!(names(SLO_CRD), ours);
+    assert_eq!(names("slo"), theirs, "slo is Pyrra's short name alone");
+    assert_eq!(names(PYRRA_CRD), theirs);
+    // What the bare plural picks is kubectl's choice between the two groups: neither doc nor
+    // test relies on it.
+    eprintln!(
+        "kubectl get servicelevelobjectives: {}",
+        names("servicelevelobjectives")
+    );
+    let explained = kube
+        .kubectl(&["explain", &format!("{SLO_CRD}.spec.objective")])
+        .expect_ok("kubectl explain");
+    assert!(
+        explained.contains("GROUP:      plimsoll.dev") && explained.contains("percent"),
+        "{explained}"
+    );
+    // The README's uninstall command (here in one namespace, not -A): Pyrra's SLO stays.
+    kube.kubectl(&["delete", SLO_CRD, "--all", "-n", &namespace, "--wait=true"])
+        .expect_ok("kubectl delete --all");
+    assert_eq!(names(SLO_CRD), "");
+    assert_eq!(names("slo"), theirs);
+}
+
+/// Recorded series for one SLO as Prometheus holds them, written every second: the error ratio
+/// over the window, 5m, the fast page window (1h) and the projection window (6h).
+fn recorded_rules(namespace: &str, name: &str, uid: &str, ratios: [f64; 4]) -> String {
+    let [window, m5, h1, h6] = ratios;
+    let labels = format!(
+        "{{slo: {name}, slo_namespace: {namespace}, slo_service: checkout, slo_uid: {uid}}}"
+    );
+    [("window", window), ("rate5m", m5), ("rate1h", h1), ("rate6h", h6)]
+        .iter()
+        .map(|(suffix, ratio)| {
+            format!(
+                "  - {{record: \"slo:sli_error:ratio_{suffix}\", expr: \"vector({ratio})\", labels: {labels}}}\n"
+            )
+        })
+        .collect()
+}
+
+/// `kubectl get` with the operator running against a real Prometheus: the state, whether the
+/// numbers are fresh and the budget left by default; under `-o wide` the fast burn rate and
+/// when the budget runs out; and the budget sorts as a number (the string does not).
+#[test]
+fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
+    let kube = shared();
+    let watched = "columns-live-shop";
+    let release = release::Release::install(
+        kube,
+        "columns-live",
+        "columns-live-system",
+        &json!({"watchNamespaces": [watched]}),
+    );
+    let example = std::fs::read_to_string(repo().join("examples/checkout-availability.yaml"))
+        .unwrap()
+        .replace("name: checkout-availability", "name: NAME");
+    let mut uids = Vec::new();
+    for name in ["burning", "overspent", "silent"] {
+        let text = in_namespace(
+            &example.replace("name: NAME", &format!("name: {name}")),
+            watched,
+        );
+        kube.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &text)
+            .expect_ok("an SLO");
+        let uid = kube
+            .kubectl(&[
+                "get",
+                SLO_CRD,
+                name,
+                "-n",
+                watched,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .expect_ok("its uid");
+        uids.push(uid);
+    }
+    for name in ["burning", "overspent"] {
+        kube.kubectl(&["label", SLO_CRD, name, "measured=yes", "-n", watched])
+            .expect_ok("kubectl label");
+    }
+    // On a 99.9% SLO (0.1% errors allowed): half the budget left, burning 5x over 1h and 3x
+    // over 6h; and 20% overspent, burning 14.4x. "silent" has no series at all.
+    let rules = format!(
+        "groups:\n- name: recorded\n  interval: 1s\n  rules:\n{}{}",
+        recorded_rules(watched, "burning", &uids[0], [0.0005, 0.004, 0.005, 0.003]),
+        recorded_rules(watched, "overspent", &uids[1], [0.0012, 0.02, 0.0144, 0.01]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::prometheus::data_dir(dir.path());
+    let config = support::prometheus::rules_config(dir.path(), &rules, "1s");
+    let prometheus = support::prometheus::Prometheus::start(&data, &config);
+    let url = format!("--prometheus-url={}", prometheus.url);
+    let operator = operator::Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env("columns-live"),
+        &[&url, "--evaluation-interval=1s"],
+    );
+    let status = |name: &str| -> Value {
+        let text = kube
+            .kubectl(&["get", SLO_CRD, name, "-n", watched, "-o", "json"])
+            .expect_ok("kubectl get -o json");
+        serde_json::from_str::<Value>(&text).unwrap()["status"].clone()
+    };
+    let data = |name: &str| {
+        status(name)["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "DataAvailable").cloned())
+            .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+    };
+    wait_until("every SLO is read", Duration::from_secs(90), || {
+        data("burning").as_deref() == Some("True")
+            && data("overspent").as_deref() == Some("True")
+            && data("silent").as_deref() == Some("False")
+    });
+    let printed = kube
+        .kubectl(&["get", SLO_CRD, "-n", watched])
+        .expect_ok("kubectl get");
+    eprintln!("{printed}");
+    // The numbers are JSON numbers: the server prints 50.0 as 50.
+    let rows = table(&printed, COLUMNS);
+    let overspent_state = status("overspent")["state"].as_str().unwrap().to_string();
+    assert_eq!(
+        rows.iter().map(|r| r[..9].to_vec()).collect::<Vec<_>>(),
+        [
+            [
+                "burning", "checkout", "99.9", "30d", "99.9500", "50", "Burning", "True", "True"
+            ],
+            [
+                "overspent",
+                "checkout",
+                "99.9",
+                "30d",
+                "99.8800",
+                "-20",
+                overspent_state.as_str(),
+                "True",
+                "True"
+            ],
+            [
+                "silent", "checkout", "99.9", "30d", "", "", "Unknown", "False", "True"
+            ],
+        ],
+        "{printed}"
+    );
+    assert_ne!(overspent_state, "Healthy", "{printed}");
+    let wide = kube
+        .kubectl(&["get", SLO_CRD, "-n", watched, "-o", "wide"])
+        .expect_ok("kubectl get -o wide");
+    eprintln!("{wide}");
+    let rows = table(&wide, WIDE_COLUMNS);
+    assert_eq!(rows[0][9], "5", "{wide}");
+    assert_eq!(
+        rows[1][9..11],
+        ["14.4", ""],
+        "nothing left to run out: {wide}"
+    );
+    assert_eq!(rows[2][9..11], ["", ""], "{wide}");
+    // Half of 30 days' budget at 3x lasts 5 days.
+    let exhausts: k8s_openapi::jiff::Timestamp = rows[0][10].parse().unwrap();
+    let ahead = exhausts.as_second() - k8s_openapi::jiff::Timestamp::now().as_second();
+    assert!(
+        (ahead - 5 * 86_400).abs() < 3_600,
+        "{ahead} s ahead: {wide}"
+    );
+    assert_eq!(status("burning")["exhaustion"], json!(rows[0][10]));
+    // Sorted by the number, the overspent SLO comes first; kubectl sorts the string field as
+    // text, where "-20.0" comes after "50.0".
+    let sorted = |field: &str| {
+        kube.kubectl(&[
+            "get",
+            SLO_CRD,
+            "-n",
+            watched,
+            "-l",
+            "measured=yes",
+            &format!("--sort-by={field}"),
+            "-o",
+            "name",
+        ])
+        .expect_ok("kubectl get --sort-by")
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sorted(".status.budgetRemainingPercent"),
+        ["overspent", "burning"]
+    );
+    assert_eq!(
+        sorted(".status.errorBudget.remaining"),
+        ["burning", "overspent"]
+    );
+    assert_eq!(sorted(".status.fastBurnRate"), ["burning", "overspent"]);
+    let (exit, log) = operator.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }

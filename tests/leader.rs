@@ -24,7 +24,7 @@ use kube::api::{WatchEvent, WatchParams};
 use operator::Operator;
 use release::Release;
 use serde_json::{Value, json};
-use support::cluster::wait_until;
+use support::cluster::{SLO_CRD, wait_until};
 use support::kube::shared;
 use support::prometheus::Prometheus;
 
@@ -100,14 +100,14 @@ fn slo(namespace: &str, name: &str, spec: Value) -> String {
     shared()
         .kubectl(&[
             "get",
-            "slo",
+            SLO_CRD,
             name,
             "-n",
             namespace,
             "-o",
             "jsonpath={.metadata.uid}",
         ])
-        .expect_ok("kubectl get slo")
+        .expect_ok("kubectl get")
 }
 
 /// Writes `status` into an SLO's status as a field manager of the test's (standing in for the
@@ -499,7 +499,7 @@ fn a_change_is_reconciled(namespace: &str, name: &str) {
     shared()
         .kubectl(&[
             "patch",
-            "slo",
+            SLO_CRD,
             name,
             "-n",
             namespace,
@@ -511,7 +511,7 @@ fn a_change_is_reconciled(namespace: &str, name: &str) {
     wait_until(
         "the leader reconciles the change",
         Duration::from_secs(60),
-        || get_json(&["get", "slo", name, "-n", namespace])["status"]["observedGeneration"] == 2,
+        || get_json(&["get", SLO_CRD, name, "-n", namespace])["status"]["observedGeneration"] == 2,
     );
 }
 
@@ -533,7 +533,7 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     let uid = slo(&shop, "checkout-availability", json!({}));
     kube.kubectl(&[
         "label",
-        "slo",
+        SLO_CRD,
         "checkout-availability",
         "team=shop",
         "-n",
@@ -549,7 +549,7 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     let prometheus = Prometheus::start(&data, &config);
     let url = format!("--prometheus-url={}", prometheus.url);
     let replica = replica(&release, "solo", &[&url, "--evaluation-interval=1s"]);
-    let read = || get_json(&["get", "slo", "checkout-availability", "-n", &shop]);
+    let read = || get_json(&["get", SLO_CRD, "checkout-availability", "-n", &shop]);
     wait_until(
         "the rule is applied and both status writers wrote",
         Duration::from_secs(60),
@@ -648,7 +648,7 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
     let url = format!("--prometheus-url={}", prometheus.url);
     let replica = replica(&release, "solo", &[&url, "--evaluation-interval=1s"]);
     let status =
-        || get_json(&["get", "slo", "checkout-availability", "-n", &shop])["status"].clone();
+        || get_json(&["get", SLO_CRD, "checkout-availability", "-n", &shop])["status"].clone();
     let data_available = || condition(&status(), "DataAvailable")["status"].clone();
     wait_until(
         "the budget is read from Prometheus",
@@ -680,8 +680,8 @@ fn prometheus_stopping_mid_run_turns_data_unavailable_and_nothing_else() {
         (&json!("Unknown"), &json!("NoData"))
     );
     let printed = kube
-        .kubectl(&["get", "slo", "checkout-availability", "-n", &shop])
-        .expect_ok("kubectl get slo");
+        .kubectl(&["get", SLO_CRD, "checkout-availability", "-n", &shop])
+        .expect_ok("kubectl get");
     assert!(
         printed.contains("Unknown") && !printed.contains("Healthy"),
         "{printed}"

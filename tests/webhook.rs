@@ -35,6 +35,7 @@ use plimsoll::slo_cache::SloCache;
 use plimsoll::webhook::tls::{self, Bundle};
 use plimsoll::webhook::{self, CertSource, Running, Settings};
 use serde_json::{Value, json};
+use support::cluster::SLO_CRD;
 use support::kube::shared;
 use tokio::sync::watch;
 use tower_test::mock::SendResponse;
@@ -1305,8 +1306,8 @@ fn the_api_server_refuses_every_invalid_slo_through_the_webhook_with_the_operato
     let pinned: Vec<&str> = REFUSED_BEFORE_THE_WEBHOOK.iter().map(|(n, _)| *n).collect();
     assert_eq!(before_the_webhook, pinned, "{table:#?}");
     let stored = kube
-        .kubectl(&["get", "slo", "-n", &watched, "-o", "name"])
-        .expect_ok("kubectl get slo");
+        .kubectl(&["get", SLO_CRD, "-n", &watched, "-o", "name"])
+        .expect_ok("kubectl get");
     assert_eq!(stored, "", "nothing invalid is stored");
 
     // A valid SLO is admitted; an update that breaks it is refused, and the valid one stays.
@@ -1328,7 +1329,7 @@ fn the_api_server_refuses_every_invalid_slo_through_the_webhook_with_the_operato
         );
         assert!(run.stderr.contains("spec.indicator.ratio.total"), "{run:?}");
     }
-    let stored = kubectl_json(&["get", "slo", "checkout-availability", "-n", &watched]);
+    let stored = kubectl_json(&["get", SLO_CRD, "checkout-availability", "-n", &watched]);
     assert_eq!(
         stored["spec"]["indicator"]["ratio"]["total"],
         r#"http_requests_total{job="checkout"}"#
@@ -1498,7 +1499,7 @@ fn the_api_server_refuses_pod_template_changes_during_a_deploy_freeze_and_allows
     wait_until("the operator's finalizer", Duration::from_secs(60), || {
         kube.kubectl(&[
             "get",
-            "slo",
+            SLO_CRD,
             "checkout-availability",
             "-n",
             &watched,
@@ -1579,8 +1580,8 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
         .expect_ok("a frozen pod template change");
     assert_eq!(hooked.image(), "example.invalid/checkout:gone");
     let stored = shared()
-        .kubectl(&["get", "slo", "-n", &hooked.watched, "-o", "name"])
-        .expect_ok("kubectl get slo");
+        .kubectl(&["get", SLO_CRD, "-n", &hooked.watched, "-o", "name"])
+        .expect_ok("kubectl get");
     let mut stored: Vec<&str> = stored.lines().collect();
     stored.sort();
     assert_eq!(
@@ -1607,7 +1608,7 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
     let kube = shared();
     kube.kubectl(&[
         "label",
-        "slo",
+        SLO_CRD,
         "while-gone",
         "team=shop",
         "-n",
@@ -1616,7 +1617,7 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
     .expect_ok("relabelling an invalid SLO stored while the webhook was down");
     let run = kube.kubectl(&[
         "patch",
-        "slo",
+        SLO_CRD,
         "while-gone",
         "-n",
         &hooked.watched,
@@ -1633,7 +1634,7 @@ fn with_the_operator_hung_or_gone_the_api_server_admits_after_at_most_the_timeou
     );
     kube.kubectl(&[
         "delete",
-        "slo",
+        SLO_CRD,
         "while-hung",
         "-n",
         &hooked.watched,

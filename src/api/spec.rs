@@ -20,21 +20,28 @@ use super::status::ServiceLevelObjectiveStatus;
     version = "v1alpha1",
     kind = "ServiceLevelObjective",
     plural = "servicelevelobjectives",
-    shortname = "slo",
+    // Not `slo`: Pyrra's CRD (pyrra.dev) has the same kind and plural and the short name `slo`,
+    // and running both is the migration path. `kubectl get plslo` is ours alone.
+    shortname = "plslo",
     category = "plimsoll",
     namespaced,
     doc = "A service level objective: Plimsoll turns it into Prometheus rules, a live error budget \
            in status and, optionally, rollback signals for the workloads that spend the budget.",
     status = "ServiceLevelObjectiveStatus",
     printcolumn(name = "Service", type_ = "string", json_path = ".spec.service"),
-    printcolumn(name = "Objective", type_ = "number", json_path = ".spec.objective"),
+    printcolumn(name = "Objective %", type_ = "number", json_path = ".spec.objective"),
     printcolumn(name = "Window", type_ = "string", json_path = ".spec.window"),
-    printcolumn(name = "SLI", type_ = "string", json_path = ".status.sli"),
     printcolumn(
-        name = "Budget",
+        name = "SLI %",
         type_ = "string",
-        description = "Error budget remaining, percent",
-        json_path = ".status.errorBudget.remaining"
+        description = "Service level indicator over the window, percent with 4 decimals",
+        json_path = ".status.sli"
+    ),
+    printcolumn(
+        name = "Budget %",
+        type_ = "number",
+        description = "Error budget remaining, percent; negative when overspent",
+        json_path = ".status.budgetRemainingPercent"
     ),
     printcolumn(
         name = "State",
@@ -43,9 +50,29 @@ use super::status::ServiceLevelObjectiveStatus;
         json_path = ".status.state"
     ),
     printcolumn(
+        name = "Fresh",
+        type_ = "string",
+        description = "Whether the numbers are from the latest read of Prometheus (DataAvailable)",
+        json_path = ".status.conditions[?(@.type==\"DataAvailable\")].status"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Fast burn ×",
+        type_ = "number",
+        description = "Burn rate over the fast page window (1h for 30d, scaled with the window); 1 spends exactly the budget",
+        json_path = ".status.fastBurnRate",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Exhausts at",
+        type_ = "string",
+        description = "When the budget runs out at the current burn rate (UTC); empty when it does not",
+        json_path = ".status.exhaustion",
+        priority = 1
     ),
     printcolumn(
         name = "Age",

@@ -75,7 +75,8 @@ fn parse_uid(text: &str) -> Result<String, String> {
     let uid = text.trim();
     if uid.is_empty() {
         return Err("is empty: give the SLO's metadata.uid, such as \
-                    `kubectl get slo -n shop checkout -o jsonpath='{.metadata.uid}'` prints"
+                    `kubectl get servicelevelobjectives.plimsoll.dev -n shop checkout -o \
+                    jsonpath='{.metadata.uid}'` prints"
             .into());
     }
     Ok(uid.to_string())

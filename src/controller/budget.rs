@@ -74,6 +74,7 @@ pub async fn evaluate(
             memory: &step.memory,
             generation: object.metadata.generation,
             now,
+            fast_window: evaluator::fast_window(slo),
         },
     );
     let Some(next) = next else {

@@ -105,6 +105,15 @@ pub fn projection_window(slo: &Slo) -> model::Duration {
         .unwrap_or(model::Duration::from_hours(6))
 }
 
+/// The fast page tier's long window (1h for 30 days, scaled with the window): the burn rate the
+/// `Fast burn ×` column shows.
+pub fn fast_window(slo: &Slo) -> model::Duration {
+    burn_windows(&slo.window)
+        .first()
+        .map(|b| b.long)
+        .unwrap_or(model::Duration::from_hours(1))
+}
+
 /// What the readings say of one SLO.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {

@@ -16,6 +16,7 @@ use crate::budget::format::{
     BUDGET_DECIMALS, BURN_RATE_DECIMALS, MINUTES_DECIMALS, SLI_DECIMALS, fixed,
 };
 use crate::budget::{Assessment, Memory, NoData};
+use crate::model::Duration;
 
 pub const DATA_AVAILABLE: &str = "DataAvailable";
 pub const BUDGET_EXHAUSTED: &str = "BudgetExhausted";
@@ -32,6 +33,10 @@ pub struct EvaluatedStatus {
     pub burn_rates: SmallMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exhaustion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_remaining_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_burn_rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<GroupsStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +56,8 @@ impl EvaluatedStatus {
             error_budget: self.error_budget,
             burn_rates: self.burn_rates,
             exhaustion: self.exhaustion,
+            budget_remaining_percent: self.budget_remaining_percent,
+            fast_burn_rate: self.fast_burn_rate,
             groups: self.groups,
             evaluated_at: self.evaluated_at,
             state: self.state,
@@ -89,6 +96,9 @@ pub struct Round<'a> {
     pub targets: Option<Vec<TargetStatus>>,
     pub generation: Option<i64>,
     pub now: Timestamp,
+    /// The fast page tier's long window ([`super::fast_window`]): its burn rate is also written
+    /// as a number, for the `Fast burn ×` column.
+    pub fast_window: Duration,
 }
 
 /// The status to write, or `None` when the visible values are those already written.
@@ -97,7 +107,7 @@ pub fn next(
     round: &Round,
 ) -> Option<EvaluatedStatus> {
     let mut status = match round.verdict {
-        Ok(a) => numbers(a, &round.groups),
+        Ok(a) => numbers(a, &round.groups, round.fast_window),
         // Without data the last numbers stay; only the condition says they are old.
         Err(_) => kept_numbers(current),
     };
@@ -166,8 +176,19 @@ pub fn next(
     Some(status)
 }
 
-fn numbers(a: &Assessment, groups: &[(BTreeMap<String, String>, f64)]) -> EvaluatedStatus {
+fn numbers(
+    a: &Assessment,
+    groups: &[(BTreeMap<String, String>, f64)],
+    fast_window: Duration,
+) -> EvaluatedStatus {
+    // The numbers the columns show are the strings' rounded values, so they change together.
+    let number = |value: f64, decimals: usize| fixed(value, decimals).parse::<f64>().ok();
     EvaluatedStatus {
+        budget_remaining_percent: number(a.remaining, BUDGET_DECIMALS),
+        fast_burn_rate: a
+            .burn_rates
+            .get(&fast_window)
+            .and_then(|r| number(*r, BURN_RATE_DECIMALS)),
         sli: Some(fixed(a.sli, SLI_DECIMALS)),
         error_budget: Some(ErrorBudgetStatus {
             remaining: fixed(a.remaining, BUDGET_DECIMALS),
@@ -215,6 +236,8 @@ fn kept_numbers(current: Option<&ServiceLevelObjectiveStatus>) -> EvaluatedStatu
         error_budget: c.error_budget.clone(),
         burn_rates: c.burn_rates.clone(),
         exhaustion: c.exhaustion.clone(),
+        budget_remaining_percent: c.budget_remaining_percent,
+        fast_burn_rate: c.fast_burn_rate,
         groups: c.groups.clone(),
         ..EvaluatedStatus::default()
     }
@@ -301,6 +324,8 @@ mod tests {
             error_budget: s.error_budget,
             burn_rates: s.burn_rates,
             exhaustion: s.exhaustion,
+            budget_remaining_percent: s.budget_remaining_percent,
+            fast_burn_rate: s.fast_burn_rate,
             groups: s.groups,
             evaluated_at: s.evaluated_at,
             state: s.state,
@@ -328,6 +353,7 @@ mod tests {
             targets: None,
             generation: Some(2),
             now: at(100),
+            fast_window: Duration::from_hours(1),
         };
         let s = next(None, &round).unwrap();
         assert_eq!(s.sli.as_deref(), Some("99.9412"));
@@ -342,6 +368,12 @@ mod tests {
         );
         assert_eq!(s.burn_rates["1h"], "0.9");
         assert_eq!(s.burn_rates["6h"], "1.1");
+        // The columns' numbers are the strings' rounded values, as JSON numbers.
+        assert_eq!(s.budget_remaining_percent, Some(41.2));
+        assert_eq!(s.fast_burn_rate, Some(0.9));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["budgetRemainingPercent"], serde_json::json!(41.2));
+        assert_eq!(json["fastBurnRate"], serde_json::json!(0.9));
         assert_eq!(s.conditions[0].type_, "DataAvailable");
         assert_eq!(s.conditions[0].status, "True");
         assert_eq!(s.conditions[1].status, "False");
@@ -361,6 +393,7 @@ mod tests {
                 targets: None,
                 generation: Some(2),
                 now: at(100),
+                fast_window: Duration::from_hours(1),
             },
         )
         .unwrap();
@@ -373,6 +406,7 @@ mod tests {
             targets: None,
             generation: Some(2),
             now: at(160),
+            fast_window: Duration::from_hours(1),
         };
         assert_eq!(
             next(Some(&current), &round),
@@ -387,6 +421,7 @@ mod tests {
             targets: None,
             generation: Some(2),
             now: at(220),
+            fast_window: Duration::from_hours(1),
         };
         assert!(next(Some(&current), &round).is_some());
     }
@@ -405,6 +440,7 @@ mod tests {
                     targets: None,
                     generation: None,
                     now: at(100),
+                    fast_window: Duration::from_hours(1),
                 },
             )
             .unwrap(),
@@ -419,11 +455,17 @@ mod tests {
                 targets: None,
                 generation: None,
                 now: at(900),
+                fast_window: Duration::from_hours(1),
             },
         )
         .unwrap();
         assert_eq!(s.sli, current.sli);
         assert_eq!(s.error_budget, current.error_budget);
+        assert_eq!(
+            (s.budget_remaining_percent, s.fast_burn_rate),
+            (Some(41.2), Some(0.9)),
+            "the columns keep the last numbers too"
+        );
         let data = &s.conditions[0];
         assert_eq!(
             (data.status.as_str(), data.reason.as_str()),
@@ -464,6 +506,7 @@ mod tests {
                 targets: None,
                 generation: None,
                 now: at(1),
+                fast_window: Duration::from_hours(1),
             },
         )
         .unwrap();
@@ -486,6 +529,7 @@ mod tests {
             targets: None,
             generation: None,
             now: at(now),
+            fast_window: Duration::from_hours(1),
         }
     }
 

@@ -118,6 +118,7 @@ pub fn advance(previous: &Board, slos: &[Loaded], readings: &ReadResult, now: Ti
                 targets: None,
                 generation: None,
                 now,
+                fast_window: evaluator::fast_window(&loaded.slo),
             };
             let status = match status::next(before, &round) {
                 Some(next) => next.into_status(),

@@ -250,7 +250,7 @@ fn describe_decode_error(
         return (
             join(&path, field),
             Problem::Required {
-                hint: "add it; `kubectl explain servicelevelobjectives.spec` describes every field",
+                hint: "add it; `kubectl explain servicelevelobjectives.plimsoll.dev.spec` describes every field",
             },
         );
     }

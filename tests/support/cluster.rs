@@ -55,6 +55,41 @@ pub const ROLLOUT_CRD_STAND_IN: &str = r#"{
   }
 }"#;
 
+/// Pyrra's CRD: the same kind (`ServiceLevelObjective`) and plural as ours, short name `slo`.
+pub const PYRRA_CRD: &str = "servicelevelobjectives.pyrra.dev";
+
+/// A stand-in for Pyrra's CRD (pyrra-dev/pyrra, config/crd/bases/pyrra.dev_servicelevelobjectives
+/// .yaml), which ../shared does not hold: the same group, version, names (kind, plural, singular,
+/// short name `slo`) and scope, with an open schema. Only the names matter to kubectl's choice.
+pub const PYRRA_CRD_STAND_IN: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+  "metadata": {"name": "servicelevelobjectives.pyrra.dev"},
+  "spec": {
+    "group": "pyrra.dev", "scope": "Namespaced",
+    "names": {"kind": "ServiceLevelObjective", "listKind": "ServiceLevelObjectiveList",
+              "plural": "servicelevelobjectives", "singular": "servicelevelobjective",
+              "shortNames": ["slo"]},
+    "versions": [{
+      "name": "v1alpha1", "served": true, "storage": true,
+      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+    }]
+  }
+}"#;
+
+/// Pyrra's CRD as its repository has it, when ../shared holds it (schemas/ or peers/pyrra/,
+/// under the upstream file name); `None` otherwise.
+pub fn pyrra_crd_file() -> Option<PathBuf> {
+    let name = "pyrra.dev_servicelevelobjectives.yaml";
+    [
+        repo().join("../shared/schemas").join(name),
+        repo().join("../shared/peers/pyrra").join(name),
+        PathBuf::from("/work/shared/schemas").join(name),
+        PathBuf::from("/work/shared/peers/pyrra").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
 /// Applies CRDs server-side (files or JSON texts) and waits until they are Established.
 pub fn apply_crds(kube: &Access, files: &[PathBuf], texts: &[&str], names: &[&str]) {
     for file in files {

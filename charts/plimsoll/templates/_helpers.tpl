@@ -94,8 +94,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Checks across values that the schema cannot express. */}}
 {{- define "plimsoll.validate" -}}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
-{{- fail "replicas above 1 need leaderElection.enabled=true: otherwise every replica writes" }}
+{{- if hasKey .Values "replicas" }}
+{{- fail "replicas is now replicaCount, the name Helm charts use" }}
+{{- end }}
+{{- if hasKey .Values.ui "externalURL" }}
+{{- fail "ui.externalURL is now ui.externalUrl, spelt like prometheus.url" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount above 1 needs leaderElection.enabled=true: otherwise every replica writes" }}
+{{- end }}
+{{- $chartEnv := list }}
+{{- range (include "plimsoll.env" . | fromYamlArray) }}
+{{- $chartEnv = append $chartEnv .name }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if has .name $chartEnv }}
+{{- fail (printf "extraEnv %s: the chart sets this variable itself; set the value that feeds it (values.yaml), or give the flag in extraArgs" .name) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.prometheus.tlsCA.secretName .Values.prometheus.tlsCA.configMapName }}
 {{- fail "prometheus.tlsCA: set secretName or configMapName, not both" }}
@@ -231,5 +246,131 @@ NAME=@FILE for a header from a Secret (mounted by plimsoll.volumes). Called with
         path: tls.crt
       - key: tls.key
         path: tls.key
+{{- end }}
+{{- end }}
+
+{{/* The operator container's environment, as the chart sets it (extraEnv comes after). */}}
+{{- define "plimsoll.env" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: PLIMSOLL_LISTEN
+  value: "0.0.0.0:8080"
+- name: PLIMSOLL_LEADER_ELECTION
+  value: {{ .Values.leaderElection.enabled | quote }}
+- name: PLIMSOLL_LEASE_NAME
+  value: {{ include "plimsoll.leaseName" . }}
+{{- with .Values.watchNamespaces }}
+- name: PLIMSOLL_NAMESPACES
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with .Values.selector }}
+- name: PLIMSOLL_SELECTOR
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.ruleLabels }}
+- name: PLIMSOLL_RULE_LABELS
+  value: {{ include "plimsoll.ruleLabels" . | quote }}
+{{- end }}
+- name: PLIMSOLL_RESYNC
+  value: {{ .Values.resync | quote }}
+- name: PLIMSOLL_SHUTDOWN_TIMEOUT
+  value: {{ .Values.shutdownTimeout | quote }}
+- name: PLIMSOLL_CONCURRENCY
+  value: {{ .Values.concurrency | int | quote }}
+{{- with .Values.apiClient }}
+- name: PLIMSOLL_API_MAX_IN_FLIGHT
+  value: {{ .maxInFlight | int64 | quote }}
+- name: PLIMSOLL_API_QPS
+  value: {{ .qps | quote }}
+- name: PLIMSOLL_API_BURST
+  value: {{ .burst | int64 | quote }}
+{{- end }}
+- name: PLIMSOLL_ROLLBACK_ACTIONS
+  value: {{ .Values.rollback.actions.enabled | quote }}
+- name: PLIMSOLL_REQUIRE_TARGET_OPT_IN
+  value: {{ .Values.rollback.requireTargetOptIn | quote }}
+- name: PLIMSOLL_UI
+  value: {{ .Values.ui.enabled | quote }}
+{{- with .Values.ui.externalUrl }}
+- name: PLIMSOLL_UI_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.partialResponseStrategy }}
+- name: PLIMSOLL_PARTIAL_RESPONSE_STRATEGY
+  value: {{ . | quote }}
+{{- end }}
+- name: PLIMSOLL_LOG_FORMAT
+  value: {{ .Values.log.format | quote }}
+- name: PLIMSOLL_LOG_LEVEL
+  value: {{ .Values.log.level | quote }}
+{{- with .Values.prometheus }}
+{{- with .analysisUrl }}
+- name: PLIMSOLL_ANALYSIS_PROMETHEUS_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if .url }}
+- name: PLIMSOLL_PROMETHEUS_URL
+  value: {{ .url | quote }}
+- name: PLIMSOLL_PROMETHEUS_TIMEOUT
+  value: {{ .timeout | quote }}
+- name: PLIMSOLL_EVALUATION_INTERVAL
+  value: {{ .evaluationInterval | quote }}
+{{- with .readingSelector }}
+- name: PLIMSOLL_READING_SELECTOR
+  value: {{ . | quote }}
+{{- end }}
+{{- if .bearerToken.secretName }}
+- name: PLIMSOLL_PROMETHEUS_BEARER_TOKEN_FILE
+  value: {{ printf "/etc/plimsoll/prometheus-token/%s" .bearerToken.key | quote }}
+{{- end }}
+{{- if .basicAuth.username }}
+- name: PLIMSOLL_PROMETHEUS_USER
+  value: {{ .basicAuth.username | quote }}
+- name: PLIMSOLL_PROMETHEUS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .basicAuth.passwordSecretName }}
+      key: {{ .basicAuth.passwordKey }}
+{{- end }}
+{{- if or .tlsCA.secretName .tlsCA.configMapName }}
+- name: PLIMSOLL_PROMETHEUS_CA_FILE
+  value: {{ printf "/etc/plimsoll/prometheus-ca/%s" .tlsCA.key | quote }}
+{{- end }}
+{{- with .tenant }}
+- name: PLIMSOLL_PROMETHEUS_TENANT
+  value: {{ . | quote }}
+{{- end }}
+{{- if kindIs "bool" .partialResponse }}
+- name: PLIMSOLL_PROMETHEUS_PARTIAL_RESPONSE
+  value: {{ .partialResponse | quote }}
+{{- end }}
+{{- if .headers }}
+- name: PLIMSOLL_PROMETHEUS_HEADERS
+  value: {{ include "plimsoll.prometheusHeaders" . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.webhook.enabled }}
+- name: PLIMSOLL_WEBHOOK_LISTEN
+  value: {{ printf "0.0.0.0:%d" (int .Values.webhook.port) | quote }}
+- name: PLIMSOLL_DEPLOY_FREEZE
+  value: {{ .Values.webhook.deployFreeze | quote }}
+{{- if .Values.webhook.certManager.enabled }}
+- name: PLIMSOLL_WEBHOOK_CERT_DIR
+  value: /etc/plimsoll/webhook
+{{- else }}
+- name: PLIMSOLL_WEBHOOK_SECRET
+  value: {{ include "plimsoll.webhookSecretName" . }}
+- name: PLIMSOLL_WEBHOOK_SERVICE
+  value: {{ include "plimsoll.fullname" . }}
+- name: PLIMSOLL_WEBHOOK_CONFIGURATION
+  value: {{ include "plimsoll.webhookConfigurationName" . }}
+{{- end }}
 {{- end }}
 {{- end }}
