@@ -299,7 +299,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
             .all(|l| l.contains(": refused: ") || l.starts_with("plimsoll import: ")),
         "{err}"
     );
-    assert!(err.contains("plimsoll import: 14 SLO(s)"), "{err}");
+    assert!(err.contains("plimsoll import: 15 SLO(s)"), "{err}");
     let check = plimsoll(&["validate", "-f", out_dir.to_str().unwrap()]);
     assert_eq!(
         check.status.code(),
@@ -309,7 +309,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
         text(&check.stderr)
     );
     assert!(
-        text(&check.stderr).starts_with("14 valid, 0 invalid"),
+        text(&check.stderr).starts_with("15 valid, 0 invalid"),
         "{}",
         text(&check.stderr)
     );
