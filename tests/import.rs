@@ -169,9 +169,24 @@ fn pyrra_objects_convert_field_by_field() {
     );
 
     let (code, docs, err) = import("pyrra-native.yaml");
+    assert_eq!((code, docs.len()), (0, 1), "{err}");
+    assert_eq!(
+        docs[0]["spec"]["indicator"],
+        serde_json::json!({"nativeLatency": {
+            "histogram": "shop_request_duration_seconds{job=\"shop\"}",
+            "threshold": 0.5,
+            "groupBy": ["route"],
+        }})
+    );
+    assert!(
+        err.contains("spec.indicator.latencyNative.latency: changed: 500ms is the threshold 0.5"),
+        "{err}"
+    );
+
+    let (code, docs, err) = import("pyrra-native-bad-latency.yaml");
     assert_eq!((code, docs.len()), (1, 0), "{err}");
     assert!(
-        err.contains("spec.indicator.latencyNative: refused: a native-histogram latency"),
+        err.contains("spec.indicator.latencyNative.latency: refused: \"fast\" is not a positive"),
         "{err}"
     );
 }
@@ -284,7 +299,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
             .all(|l| l.contains(": refused: ") || l.starts_with("plimsoll import: ")),
         "{err}"
     );
-    assert!(err.contains("plimsoll import: 14 SLO(s)"), "{err}");
+    assert!(err.contains("plimsoll import: 15 SLO(s)"), "{err}");
     let check = plimsoll(&["validate", "-f", out_dir.to_str().unwrap()]);
     assert_eq!(
         check.status.code(),
@@ -294,7 +309,7 @@ fn every_converted_slo_passes_validate_and_names_its_source() {
         text(&check.stderr)
     );
     assert!(
-        text(&check.stderr).starts_with("14 valid, 0 invalid"),
+        text(&check.stderr).starts_with("15 valid, 0 invalid"),
         "{}",
         text(&check.stderr)
     );

@@ -110,9 +110,9 @@ const EXPECTED: &[(&str, i32, usize, &[&str])] = &[
     ),
     (
         "pyrra/latency-native-connect-grouping.yaml",
-        1,
         0,
-        &["native-histogram"],
+        1,
+        &["200ms is the threshold 0.2", "bucket boundary"],
     ),
     (
         "pyrra/multi-doc-nginx-ratio-and-latency.yaml",
@@ -284,6 +284,21 @@ const EXPECTED: &[(&str, i32, usize, &[&str])] = &[
 /// (file, JSON pointer into the one SLO it gives, the value there as YAML writes it): the
 /// converted fields EXPECT.md names, where a wrong mapping would still give a valid SLO.
 const FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "pyrra/latency-native-connect-grouping.yaml",
+        "/spec/indicator/nativeLatency/histogram",
+        "connect_server_requests_duration_seconds{job=\"pyrra\",code=\"ok\"}",
+    ),
+    (
+        "pyrra/latency-native-connect-grouping.yaml",
+        "/spec/indicator/nativeLatency/threshold",
+        "0.2",
+    ),
+    (
+        "pyrra/latency-native-connect-grouping.yaml",
+        "/spec/indicator/nativeLatency/groupBy/1",
+        "method",
+    ),
     (
         "pyrra/bool-gauge-probe-success-grouping.yaml",
         "/spec/indicator/gauge/metric",

@@ -22,6 +22,7 @@ on_both_versions!(
     below_1x_nothing_fires,
     the_30d_sli_is_the_exact_count_ratio_under_uneven_traffic,
     alert_templates_are_judged_as_promtool_judges_them,
+    native_latency_rules_pass_promtool_check,
 );
 
 fn promtool(version: Version) -> Command {
@@ -119,6 +120,39 @@ fn promtool_suites_pin_the_meaning_of_the_rules(version: Version) {
         let slo = model(&slo_file);
         run_suite(version, &slo, &std::fs::read_to_string(&test).unwrap());
     }
+}
+
+/// Native-histogram latency (tests/promtool/native): Prometheus 3 only, as Plimsoll refuses
+/// nativeLatency on 2.x. promtool writes the histograms from its series notation
+/// (`{{schema:0 count:.. buckets:[..]}}`); each suite checks the recorded ratios and counts
+/// against the exact share of slow requests.
+#[test]
+fn native_latency_suites_count_exactly_on_prometheus_3() {
+    let dir = repo().join("tests/promtool/native");
+    let mut suites: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yaml"))
+        .collect();
+    suites.sort();
+    assert_eq!(suites.len(), 2, "{suites:?}");
+    for test in suites {
+        let slo_file = PathBuf::from(test.to_string_lossy().replace(".test.yaml", ".slo.yaml"));
+        let slo = model(&slo_file);
+        run_suite(
+            Version::Three,
+            &slo,
+            &std::fs::read_to_string(&test).unwrap(),
+        );
+    }
+}
+
+/// `promtool check rules` of 3.x accepts the native-histogram rules; 2.42's parses them too
+/// (histogram_fraction and histogram_count exist there), but Plimsoll refuses 2.x at run time.
+fn native_latency_rules_pass_promtool_check(version: Version) {
+    let slo = model(&repo().join("tests/promtool/native/custom-buckets.slo.yaml"));
+    let out = check_rules(version, &rules::render(&slo, "shop"));
+    assert!(out.contains("SUCCESS"), "{out}");
 }
 
 const CHECKOUT: &str = r#"

@@ -48,6 +48,39 @@ const SERIES: &[(&str, &str)] = &[
     ("requests", r#"requests_total{job="api",instance="x"}"#),
 ];
 
+/// nativeLatency on Debian's 2.42: refused with the version found and the version needed, before
+/// any series is looked at (2.42 has native histograms only behind a feature flag).
+#[test]
+fn native_latency_is_refused_on_prometheus_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = prometheus(Version::Two, dir.path());
+    let url = &prometheus.url.clone();
+    let native = slo(
+        dir.path(),
+        "native",
+        "    nativeLatency:\n      histogram: 'lat_seconds{job=\"api\"}'\n      threshold: 0.25\n",
+    );
+    let (code, stdout, stderr) = validate(url, &[&native]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let expected = format!(
+        "{native}: spec.indicator.nativeLatency: error: Prometheus at {url} is version 2.42."
+    );
+    assert!(stdout.starts_with(&expected), "{stdout}");
+    assert!(
+        stdout.contains("indicator.nativeLatency needs Prometheus 3.0.0 or later"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    // The classic SLOs next to it are still checked, and pass.
+    let classic = slo(
+        dir.path(),
+        "classic",
+        "    latency:\n      histogram: 'lat_seconds{job=\"api\"}'\n      threshold: 0.25\n",
+    );
+    let (code, stdout, _) = validate(url, &[&classic]);
+    assert_eq!(code, Some(0), "{stdout}");
+}
+
 fn prometheus(version: Version, dir: &std::path::Path) -> Prometheus {
     let data = data_dir(dir);
     let now = unix_now();

@@ -132,7 +132,7 @@ pub struct ServiceLevelObjectiveSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeslice: Option<Timeslice>,
 
-    /// What is measured. Exactly one of `ratio`, `latency`, `gauge` or `query`.
+    /// What is measured. Exactly one of `ratio`, `latency`, `nativeLatency`, `gauge` or `query`.
     pub indicator: Indicator,
 
     /// The multiwindow, multi-burn-rate alerts generated for this objective.
@@ -199,8 +199,9 @@ pub struct Timeslice {
 /// What is measured. Exactly one field must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(validation = Rule::new(
-    "[has(self.ratio), has(self.latency), has(self.gauge), has(self.query)].filter(x, x).size() == 1"
-).message("set exactly one of ratio, latency, gauge or query"))]
+    "[has(self.ratio), has(self.latency), has(self.nativeLatency), has(self.gauge), has(self.query)].filter(x, x).size() == 1"
+).message("set exactly one of ratio, latency, nativeLatency, gauge or query"))]
+#[serde(rename_all = "camelCase")]
 pub struct Indicator {
     /// Errors (or good events) and total events from two counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +209,10 @@ pub struct Indicator {
     /// Requests slower than a threshold, from a classic Prometheus histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyIndicator>,
+    /// Requests slower than a threshold, from a Prometheus native histogram (Prometheus 3 or
+    /// later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_latency: Option<NativeLatencyIndicator>,
     /// A 0/1 gauge sampled over time, such as `probe_success`: 1 is good, 0 is bad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gauge: Option<GaugeIndicator>,
@@ -245,6 +250,30 @@ pub struct LatencyIndicator {
     pub histogram: String,
     /// The threshold in the histogram's unit (seconds, by convention). Must equal one of the
     /// histogram's bucket bounds (`le`), such as 0.3.
+    pub threshold: f64,
+    /// Labels to keep a separate budget for. Empty: one budget for the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+}
+
+/// Events slower than a threshold are errors. Reads a native histogram (one series per histogram,
+/// no `_bucket` series) with `histogram_fraction`, which Prometheus 3 evaluates; Prometheus 2 is
+/// refused. The count is exact when the threshold is a bucket boundary of the histogram:
+/// `2^(k * 2^-schema)` for the exponential schemas (powers of two, such as 0.25 or 1, are
+/// boundaries at every schema from 0 up), or one of the custom bounds of a histogram with custom
+/// buckets (NHCB, schema -53). Elsewhere Prometheus interpolates inside the bucket, and
+/// `validate --prometheus-url` refuses the threshold.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeLatencyIndicator {
+    /// The native histogram, a vector selector, such as
+    /// `http_request_duration_seconds{job="checkout"}`.
+    pub histogram: String,
+    /// The threshold in the histogram's unit (seconds, by convention), such as 0.25. For an exact
+    /// count it must be a bucket boundary: a power of `2^(2^-schema)` for exponential schemas
+    /// (powers of two such as 0.25 or 1 are boundaries at every schema from 0 up), or one of the
+    /// custom bounds of a custom-bucket histogram (NHCB). Elsewhere Prometheus interpolates
+    /// inside the bucket, and `plimsoll validate --prometheus-url` refuses the threshold.
     pub threshold: f64,
     /// Labels to keep a separate budget for. Empty: one budget for the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -139,6 +139,13 @@ pub enum Indicator {
         threshold: f64,
         group_by: Vec<String>,
     },
+    /// A native histogram read with `histogram_fraction` (Prometheus 3 or later).
+    NativeLatency {
+        /// The native histogram's selector (its one series per label set, no suffix).
+        histogram: Selector,
+        threshold: f64,
+        group_by: Vec<String>,
+    },
     Gauge {
         metric: Selector,
         group_by: Vec<String>,
@@ -155,9 +162,15 @@ impl Indicator {
         match self {
             Indicator::Ratio { group_by, .. }
             | Indicator::Latency { group_by, .. }
+            | Indicator::NativeLatency { group_by, .. }
             | Indicator::Gauge { group_by, .. } => group_by,
             Indicator::Query { .. } => &[],
         }
+    }
+
+    /// True for indicators only Prometheus 3 or later evaluates (native histograms).
+    pub fn needs_prometheus_3(&self) -> bool {
+        matches!(self, Indicator::NativeLatency { .. })
     }
 }
 

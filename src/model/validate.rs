@@ -366,6 +366,7 @@ impl Checker {
         let set: Vec<&str> = [
             ("ratio", ind.ratio.is_some()),
             ("latency", ind.latency.is_some()),
+            ("nativeLatency", ind.native_latency.is_some()),
             ("gauge", ind.gauge.is_some()),
             ("query", ind.query.is_some()),
         ]
@@ -376,7 +377,7 @@ impl Checker {
             return self.fail(
                 PATH,
                 Problem::ExactlyOne {
-                    fields: "ratio, latency, gauge or query".into(),
+                    fields: "ratio, latency, nativeLatency, gauge or query".into(),
                     found: found_list(&set),
                 },
             );
@@ -386,6 +387,9 @@ impl Checker {
         }
         if let Some(l) = &ind.latency {
             return self.latency(l);
+        }
+        if let Some(n) = &ind.native_latency {
+            return self.native_latency(n);
         }
         if let Some(g) = &ind.gauge {
             let metric = self.selector("spec.indicator.gauge.metric", &g.metric);
@@ -458,6 +462,63 @@ impl Checker {
             threshold: threshold?,
             group_by: group_by?,
         })
+    }
+
+    /// Offline, the threshold must be a positive number; whether it is a bucket boundary of the
+    /// histogram's schema depends on the live series, which `validate --prometheus-url` checks.
+    fn native_latency(&mut self, n: &api::NativeLatencyIndicator) -> Option<Indicator> {
+        const PATH: &str = "spec.indicator.nativeLatency";
+        let histogram = self
+            .selector(&format!("{PATH}.histogram"), &n.histogram)
+            .and_then(|h| self.native_histogram(h));
+        let threshold = if n.threshold.is_finite() && n.threshold > 0.0 {
+            Some(n.threshold)
+        } else {
+            self.fail(
+                format!("{PATH}.threshold"),
+                Problem::OutOfRange {
+                    value: n.threshold.to_string(),
+                    bound: "a positive number, a bucket boundary of the histogram (a power of two \
+                            such as 0.25 is one at every schema from 0 up)"
+                        .into(),
+                },
+            )
+        };
+        let group_by = self.group_by(&format!("{PATH}.groupBy"), &n.group_by);
+        Some(Indicator::NativeLatency {
+            histogram: histogram?,
+            threshold: threshold?,
+            group_by: group_by?,
+        })
+    }
+
+    /// A native histogram is one series: the classic suffixes and `le` mean a classic histogram.
+    fn native_histogram(&mut self, h: Selector) -> Option<Selector> {
+        const PATH: &str = "spec.indicator.nativeLatency.histogram";
+        for suffix in ["_bucket", "_count", "_sum"] {
+            if let Some(base) = h.metric.strip_suffix(suffix) {
+                return self.fail(
+                    PATH,
+                    Problem::invalid(format!(
+                        "`{}` is a classic histogram's series: a native histogram is one series \
+                         without suffix, such as `{base}`; for classic `_bucket` series use \
+                         indicator.latency",
+                        h.metric
+                    )),
+                );
+            }
+        }
+        if h.matches_label("le") {
+            return self.fail(
+                PATH,
+                Problem::invalid(
+                    "remove the `le` matcher: native histograms have no `le` label; the \
+                     threshold is nativeLatency.threshold"
+                        .to_string(),
+                ),
+            );
+        }
+        Some(h)
     }
 
     /// The generated rules append `_bucket` and `_count` and match `le` themselves.

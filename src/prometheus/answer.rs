@@ -181,6 +181,48 @@ pub(super) fn matrix(body: &Body) -> Result<Vec<Series>, Error> {
     Ok(result.into_iter().map(Series::from).collect())
 }
 
+/// One native-histogram sample of an instant vector: its labels and its populated buckets, as
+/// (lower, upper) bounds. Prometheus lists only buckets with a count (web/api/v1 writes the
+/// `buckets` of a histogram from its populated spans), each as `[boundary rule, lower, upper,
+/// count]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub labels: BTreeMap<String, String>,
+    pub buckets: Vec<(f64, f64)>,
+}
+
+#[derive(Deserialize)]
+struct VectorHistogram {
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    histogram: Option<(f64, HistogramValue)>,
+}
+
+#[derive(Deserialize)]
+struct HistogramValue {
+    #[serde(default)]
+    buckets: Vec<(u8, String, String, String)>,
+}
+
+/// The native-histogram samples of a vector answer; float samples are skipped.
+pub(super) fn histograms(body: &Body) -> Result<Vec<HistogramSample>, Error> {
+    let result: Vec<VectorHistogram> = data(body)?.decode("vector")?;
+    Ok(result
+        .into_iter()
+        .filter_map(|s| {
+            let (_, h) = s.histogram?;
+            Some(HistogramSample {
+                labels: s.metric,
+                buckets: h
+                    .buckets
+                    .iter()
+                    .map(|(_, lower, upper, _)| (parse_value(lower), parse_value(upper)))
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
 /// Prometheus writes values as strings, including `NaN`, `+Inf` and `-Inf`.
 fn parse_value(text: &str) -> f64 {
     match text {

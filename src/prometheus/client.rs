@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::answer::{Body, Fetched, Sample, Series, matrix};
+use super::answer::{Body, Fetched, HistogramSample, Sample, Series, histograms, matrix};
 use super::request::{ApplyError, Extras, with_credentials};
 
 /// How to reach Prometheus.
@@ -194,6 +194,24 @@ impl Client {
             .await?
             .each_sample(|s| out.push(s))?;
         Ok(out)
+    }
+
+    /// Runs an instant query and returns the native histograms of its vector (floats skipped).
+    pub async fn query_histograms(&self, query: &str) -> Result<Vec<HistogramSample>, Error> {
+        histograms(&self.api("query", &[("query", query)]).await?)
+    }
+
+    /// The server's version from `/api/v1/status/buildinfo`, such as `3.16.0`; `None` when the
+    /// server does not serve it (some stores in front of Prometheus do not) or names none.
+    pub async fn version(&self) -> Result<Option<String>, Error> {
+        match self.get_data("status/buildinfo").await {
+            Ok(data) => Ok(data
+                .get("version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)),
+            Err(Error::Refused { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs an instant query of a range selector (`x[10m]`): each series with its raw samples.

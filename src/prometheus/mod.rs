@@ -8,6 +8,7 @@ pub mod readings;
 pub mod request;
 pub mod scope;
 pub mod series_check;
+pub mod version;
 
 pub use answer::{Fetched, Sample, Series};
 pub use client::{Client, Error, Reload, Settings};

@@ -78,6 +78,23 @@ pub async fn check(client: &Client, slo: &Slo) -> Result<Vec<Finding>, Error> {
                 c.bucket(AT, histogram, *threshold).await?;
             }
         }
+        Indicator::NativeLatency {
+            histogram,
+            threshold,
+            group_by,
+        } => {
+            const AT: &str = "spec.indicator.nativeLatency";
+            if let Err(too_old) = super::version::check_native_histograms(client).await? {
+                c.found(AT, Severity::Error, too_old.to_string());
+                return Ok(c.findings);
+            }
+            let path = format!("{AT}.histogram");
+            if let Some(all) = c.present(&path, histogram, Severity::Error).await? {
+                c.group_by(&format!("{AT}.groupBy"), histogram, all, group_by)
+                    .await?;
+                c.native(AT, histogram, *threshold).await?;
+            }
+        }
         Indicator::Gauge { metric, group_by } => {
             const AT: &str = "spec.indicator.gauge";
             if let Some(all) = c
@@ -101,6 +118,63 @@ pub async fn check(client: &Client, slo: &Slo) -> Result<Vec<Finding>, Error> {
         }
     }
     Ok(c.findings)
+}
+
+/// Whether `threshold` is a bucket boundary of a native histogram with these populated buckets
+/// (lower, upper). A threshold strictly inside a populated bucket is not one. Where the bounds
+/// are those of an exponential schema (each bucket `(b^k, b^(k+1)]` with `b = 2^(2^-schema)`,
+/// schema -4 to 8), the threshold must be a power of `b` even where its bucket is empty now: the
+/// schema holds for every future observation. Custom buckets (NHCB) show only the populated
+/// bounds, so an empty bucket's bound cannot be told from a point inside it.
+pub fn boundary(buckets: &[(f64, f64)], threshold: f64) -> Result<(), String> {
+    if let Some((lower, upper)) = buckets
+        .iter()
+        .find(|(lower, upper)| *lower < threshold && threshold < *upper)
+    {
+        return Err(format!("it falls inside the bucket ({lower}, {upper}]"));
+    }
+    let Some(schema) = exponential_schema(buckets) else {
+        return Ok(());
+    };
+    let base_exponent = (-f64::from(schema)).exp2(); // log2 of the base
+    let k = threshold.log2() / base_exponent;
+    if (k - k.round()).abs() < 1e-9 {
+        return Ok(());
+    }
+    let below = (k.floor() * base_exponent).exp2();
+    let above = (k.ceil() * base_exponent).exp2();
+    Err(format!(
+        "the histogram's exponential schema {schema} has the boundaries {below} and {above} around \
+         it (powers of 2^(2^-{schema}))"
+    ))
+}
+
+/// The exponential schema the populated buckets' bounds belong to, if they all fit one: every
+/// positive finite bucket away from the zero bucket spans a factor `2^(2^-schema)` between
+/// powers of it.
+fn exponential_schema(buckets: &[(f64, f64)]) -> Option<i32> {
+    let spans: Vec<(f64, f64)> = buckets
+        .iter()
+        .copied()
+        .filter(|(l, u)| *l > 0.0 && u.is_finite() && *u > *l)
+        .collect();
+    let (l, u) = *spans.first()?;
+    let width = (u / l).log2(); // 2^-schema
+    let schema = -width.log2();
+    let rounded = schema.round();
+    if (schema - rounded).abs() > 1e-9 || !(-4.0..=8.0).contains(&rounded) {
+        return None;
+    }
+    let step = (-rounded).exp2();
+    let on_grid = |x: f64| {
+        let k = x.log2() / step;
+        (k - k.round()).abs() < 1e-6
+    };
+    let fits = spans
+        .iter()
+        .all(|(l, u)| on_grid(*l) && on_grid(*u) && ((u / l).log2() - step).abs() < 1e-9);
+    // The schema is an i32 in -4..=8 here.
+    fits.then_some(rounded as i32)
 }
 
 struct Checker<'a> {
@@ -251,6 +325,71 @@ impl Checker<'_> {
         Ok(of_a.into_iter().filter(|l| of_b.contains(l)).collect())
     }
 
+    /// The series must be native histograms, and the threshold a bucket boundary of each, or
+    /// histogram_fraction interpolates and the SLI is an estimate.
+    async fn native(
+        &mut self,
+        at: &str,
+        histogram: &Selector,
+        threshold: f64,
+    ) -> Result<(), Error> {
+        let path = format!("{at}.histogram");
+        let Some(native) = self
+            .count(&path, &format!("count(histogram_count({histogram}))"))
+            .await?
+        else {
+            return Ok(());
+        };
+        if native == 0.0 {
+            self.found(
+                &path,
+                Severity::Error,
+                format!(
+                    "`{histogram}` has float samples now, no native histograms: for a classic \
+                     histogram (`_bucket` series with `le`) use indicator.latency; for a native \
+                     one, check that Prometheus stores them (scrape_native_histograms, or \
+                     --enable-feature=native-histograms before 3.8)"
+                ),
+            );
+            return Ok(());
+        }
+        let samples = match self.client.query_histograms(&histogram.to_string()).await {
+            Ok(samples) => samples,
+            Err(Error::Refused { message, .. }) => {
+                self.found(
+                    &path,
+                    Severity::Error,
+                    format!("Prometheus refuses: {message}"),
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let path = format!("{at}.threshold");
+        // One finding for the first series that misses, naming it: the rest are alike, usually.
+        for sample in &samples {
+            if let Err(why) = boundary(&sample.buckets, threshold) {
+                let labels: Vec<String> = sample
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect();
+                self.found(
+                    &path,
+                    Severity::Error,
+                    format!(
+                        "{threshold} is not a bucket boundary of the native histogram {{{}}}: \
+                         {why}; histogram_fraction would interpolate inside the bucket, an \
+                         estimate, not a count",
+                        labels.join(", ")
+                    ),
+                );
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn bucket(
         &mut self,
         at: &str,
@@ -306,5 +445,55 @@ impl Checker<'_> {
         };
         self.found(&path, Severity::Error, message);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The populated buckets of a schema-`s` histogram at indices `ks`.
+    fn exponential(schema: i32, ks: &[i32]) -> Vec<(f64, f64)> {
+        let step = (-f64::from(schema)).exp2();
+        ks.iter()
+            .map(|k| {
+                (
+                    (f64::from(*k - 1) * step).exp2(),
+                    (f64::from(*k) * step).exp2(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn powers_of_the_base_are_boundaries_of_exponential_schemas() {
+        // Schema 0: boundaries are powers of 2; 0.25 is one even where its buckets are empty.
+        let s0 = exponential(0, &[3, 4]);
+        assert_eq!(boundary(&s0, 0.25), Ok(()));
+        assert_eq!(boundary(&s0, 4.0), Ok(()));
+        let e = boundary(&s0, 0.3).unwrap_err();
+        assert!(
+            e.contains("schema 0") && e.contains("0.25") && e.contains("0.5"),
+            "{e}"
+        );
+        // Schema 3: the base is 2^(1/8); 2^(3/8) is a boundary, 0.3 is not.
+        let s3 = exponential(3, &[-14, -13, 0, 1]);
+        assert_eq!(boundary(&s3, (3.0f64 / 8.0).exp2()), Ok(()));
+        assert!(boundary(&s3, 0.3).is_err());
+        // Schema -1: the base is 4; 0.5 is not a boundary, 0.25 is.
+        let wide = exponential(-1, &[0, 1]);
+        assert_eq!(boundary(&wide, 0.25), Ok(()));
+        assert!(boundary(&wide, 0.5).is_err());
+    }
+
+    #[test]
+    fn custom_buckets_refuse_only_a_threshold_inside_a_populated_bucket() {
+        let nhcb = vec![(0.0, 0.1), (0.1, 0.3), (0.3, 1.2), (1.2, f64::INFINITY)];
+        assert_eq!(boundary(&nhcb, 0.3), Ok(()));
+        assert_eq!(boundary(&nhcb, 0.1), Ok(()));
+        let e = boundary(&nhcb, 0.5).unwrap_err();
+        assert!(e.contains("(0.3, 1.2]"), "{e}");
+        // Not populated around 5: nothing to tell.
+        assert_eq!(boundary(&[(0.1, 0.3)], 5.0), Ok(()));
     }
 }

@@ -128,6 +128,8 @@ fn absent_alert(ctx: &Context, for_: Duration) -> Rule {
                 match slo.indicator {
                     crate::model::Indicator::Latency { .. } =>
                         ", and that latency.threshold is one of the histogram's bucket bounds",
+                    crate::model::Indicator::NativeLatency { .. } =>
+                        ", and that Prometheus stores the histogram as a native histogram",
                     _ => "",
                 }
             ),

@@ -46,6 +46,18 @@ pub fn total(indicator: &Indicator, range: Duration, reading: Reading) -> Option
             let count = histogram.with_metric(format!("{}_count", histogram.metric));
             Some(counter(&count, range, reading, group_by))
         }
+        Indicator::NativeLatency {
+            histogram,
+            group_by,
+            ..
+        } => Some(read_as(
+            reading,
+            range,
+            format!(
+                "histogram_count({})",
+                native_sum(histogram, range, reading, group_by)
+            ),
+        )),
         Indicator::Gauge { metric, group_by } => Some(read_as(
             reading,
             range,
@@ -84,6 +96,25 @@ pub fn errors(
             // bucket bound, and the absent alert watches for it.
             let fast = counter(le_bucket(histogram, *threshold), range, reading, group_by);
             Some(format!("({total} - {fast})"))
+        }
+        Indicator::NativeLatency {
+            histogram,
+            threshold,
+            group_by,
+        } => {
+            // The share of the group's events above the threshold, times the total. Exact when
+            // the threshold is a bucket boundary (histogram_fraction then adds whole buckets; see
+            // native_sum); NaN without events (count 0), which `>= 0` drops so that no traffic
+            // counts 0 errors, never NaN, which would poison every sum of counts over it.
+            let slow = read_as(
+                reading,
+                range,
+                format!(
+                    "(histogram_fraction({threshold}, +Inf, {}) >= 0)",
+                    native_sum(histogram, range, reading, group_by)
+                ),
+            );
+            Some(format!("({slow} * {total} or 0 * {total})"))
         }
         Indicator::Gauge { metric, group_by } => {
             let good = aggregate(group_by, &format!("sum_over_time({metric}[{range}])"));
@@ -129,6 +160,7 @@ pub fn presence(indicator: &Indicator) -> String {
             threshold,
             ..
         } => le_bucket(histogram, *threshold).to_string(),
+        Indicator::NativeLatency { histogram, .. } => histogram.to_string(),
         Indicator::Gauge { metric, .. } => metric.to_string(),
         Indicator::Query { error_ratio } => error_ratio.replace(WINDOW_PLACEHOLDER, "5m"),
     }
@@ -154,6 +186,37 @@ pub fn le_bucket(histogram: &Selector, threshold: f64) -> String {
         all => LabelMatcher::new("le", MatchKind::Regex, all.join("|").replace('.', "\\.")),
     };
     bucket.with_matcher(le).to_string()
+}
+
+/// A native histogram's events over a range, summed to the SLO's groups: one histogram per group.
+///
+/// Why `histogram_fraction` over this sum, and not the trim operators (`>/`) of later 3.x
+/// releases: histogram_fraction is in every Prometheus 3 and documented as stable; at a bucket
+/// boundary it adds whole buckets, so `histogram_fraction(t, +Inf, h) * histogram_count(h)` is the
+/// exact count of events above `t` (up to one float rounding). Inside a bucket it interpolates
+/// (exponentially for the exponential schemas, linearly for custom buckets), which is an
+/// estimate: `validate --prometheus-url` refuses such a threshold. The sum of several series (or
+/// of a series whose schema changed) is at the coarsest schema among them, so a threshold that is
+/// a power of two stays a boundary for every schema from 0 up.
+///
+/// Counts (`Reading::Increase`) take each series' change since one range ago as histogram
+/// subtraction, as [`counter`] does for floats, where the series' count did not fall (a reset),
+/// and `increase()` elsewhere.
+fn native_sum(
+    histogram: &Selector,
+    range: Duration,
+    reading: Reading,
+    group_by: &[String],
+) -> String {
+    let h = histogram;
+    let per_series = match reading {
+        Reading::Rate => format!("rate({h}[{range}])"),
+        Reading::Increase | Reading::IncreaseOnGrid => format!(
+            "(({h} - {h} offset {range}) and (histogram_count({h}) - histogram_count({h} offset \
+             {range})) >= 0 or increase({h}[{range}]))"
+        ),
+    };
+    aggregate(group_by, &per_series)
 }
 
 fn counter(
@@ -234,6 +297,36 @@ mod tests {
     }
 
     #[test]
+    fn native_latency_counts_events_above_the_threshold_with_histogram_fraction() {
+        let ind = Indicator::NativeLatency {
+            histogram: sel(r#"lat_seconds{job="a"}"#),
+            threshold: 0.25,
+            group_by: vec!["route".into()],
+        };
+        let a = amounts(&ind, Duration::from_minutes(5), Reading::Rate).unwrap();
+        let sum = r#"sum by (route) (rate(lat_seconds{job="a"}[5m]))"#;
+        assert_eq!(a.total, format!("histogram_count({sum})"));
+        assert_eq!(
+            a.errors,
+            format!(
+                "((histogram_fraction(0.25, +Inf, {sum}) >= 0) * {total} or 0 * {total})",
+                total = a.total
+            )
+        );
+        assert_eq!(presence(&ind), r#"lat_seconds{job="a"}"#);
+        let counts = amounts(&ind, Duration::from_minutes(5), Reading::Increase).unwrap();
+        let h = r#"lat_seconds{job="a"}"#;
+        assert_eq!(
+            counts.total,
+            format!(
+                "histogram_count(sum by (route) ((({h} - {h} offset 5m) and \
+                 (histogram_count({h}) - histogram_count({h} offset 5m)) >= 0 or \
+                 increase({h}[5m]))))"
+            )
+        );
+    }
+
+    #[test]
     fn every_expression_parses() {
         let indicators = [
             Indicator::Ratio {
@@ -246,6 +339,11 @@ mod tests {
                 threshold: 2.0,
                 group_by: vec!["a".into(), "b".into()],
             },
+            Indicator::NativeLatency {
+                histogram: sel(r#"lat{job="x"}"#),
+                threshold: 0.25,
+                group_by: vec!["a".into()],
+            },
             Indicator::Gauge {
                 metric: sel("probe_success"),
                 group_by: vec!["instance".into()],
@@ -257,6 +355,13 @@ mod tests {
         for ind in &indicators {
             let r = ratio(ind, Duration::from_hours(1));
             promql_parser::parser::parse(&r).unwrap_or_else(|e| panic!("{r}: {e}"));
+            for reading in [Reading::Increase, Reading::IncreaseOnGrid] {
+                if let Some(a) = amounts(ind, Duration::from_minutes(5), reading) {
+                    for e in [&a.errors, &a.total] {
+                        promql_parser::parser::parse(e).unwrap_or_else(|x| panic!("{e}: {x}"));
+                    }
+                }
+            }
             promql_parser::parser::parse(&presence(ind)).unwrap();
         }
     }

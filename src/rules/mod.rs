@@ -345,6 +345,7 @@ fn metadata(ctx: &Context) -> Vec<Rule> {
     let indicator = match slo.indicator {
         Indicator::Ratio { .. } => "ratio",
         Indicator::Latency { .. } => "latency",
+        Indicator::NativeLatency { .. } => "nativeLatency",
         Indicator::Gauge { .. } => "gauge",
         Indicator::Query { .. } => "query",
     };

@@ -3,7 +3,7 @@
 
 mod alerting;
 
-use crate::api::{GaugeIndicator, Indicator, ServiceLevelObjectiveSpec};
+use crate::api::{GaugeIndicator, Indicator, NativeLatencyIndicator, ServiceLevelObjectiveSpec};
 use crate::model::promql::parse_selector;
 
 use super::Draft;
@@ -166,7 +166,7 @@ fn metadata(meta: &Fields) -> Meta {
     out
 }
 
-/// ratio, latency, bool_gauge; latencyNative is refused.
+/// ratio, latency, latencyNative, bool_gauge.
 fn indicator_of(ind: &Fields) -> Option<Indicator> {
     let f = ind.findings();
     if let Some(ratio) = ind.object("ratio") {
@@ -196,14 +196,7 @@ fn indicator_of(ind: &Fields) -> Option<Indicator> {
         return Some(indicator);
     }
     if let Some(native) = ind.object("latencyNative") {
-        native.ignore(&["latency", "total", "grouping"]);
-        f.refused(
-            native.here(),
-            "a native-histogram latency: Plimsoll's latency reads classic _bucket and _count \
-             series, and Prometheus 2.42 reads native histograms only behind a feature flag; \
-             write it as indicator.query with histogram_fraction() over $window by hand",
-        );
-        return None;
+        return native_latency(&native);
     }
     if let Some(gauge) = ind.object("bool_gauge") {
         let text = metric_text(&gauge)?;
@@ -224,6 +217,89 @@ fn indicator_of(ind: &Fields) -> Option<Indicator> {
         });
     }
     indicator::missing(ind, "ratio, latency, latencyNative or bool_gauge")
+}
+
+/// Pyrra's latencyNative: `latency` (a Prometheus duration) over the native histogram
+/// `total.metric`, good below it. Plimsoll's nativeLatency counts the same events: Pyrra's good
+/// share is `histogram_fraction(0, latency, ...)`, ours the complement of
+/// `histogram_fraction(latency, +Inf, ...)`; they differ only for observations below 0, which no
+/// latency has.
+fn native_latency(native: &Fields) -> Option<Indicator> {
+    let f = native.findings();
+    let histogram = metric(native, "total")?;
+    if let Err(e) = parse_selector(&histogram) {
+        f.refused(
+            native.path("total"),
+            format!("is not a plain selector of the native histogram: {e}"),
+        );
+        return None;
+    }
+    let Some(latency) = native.text("latency") else {
+        f.refused(
+            native.path("latency"),
+            "is missing: the threshold as a duration, such as 200ms",
+        );
+        return None;
+    };
+    let threshold = match duration_seconds(&latency) {
+        Some(seconds) if seconds > 0.0 => seconds,
+        _ => {
+            f.refused(
+                native.path("latency"),
+                format!("{latency:?} is not a positive Prometheus duration such as 200ms or 1s"),
+            );
+            return None;
+        }
+    };
+    f.changed(
+        native.path("latency"),
+        format!(
+            "{latency} is the threshold {threshold} (seconds, the native histogram's unit by \
+             convention); the count is exact only when it is a bucket boundary of the histogram \
+             (check with plimsoll validate --prometheus-url)"
+        ),
+    );
+    Some(Indicator {
+        native_latency: Some(NativeLatencyIndicator {
+            histogram,
+            threshold,
+            group_by: grouping(native),
+        }),
+        ..Indicator::default()
+    })
+}
+
+/// A Prometheus duration (`200ms`, `1s`, `1m30s`) in seconds; `None` when it is not one.
+fn duration_seconds(text: &str) -> Option<f64> {
+    const UNITS: [(&str, u64); 7] = [
+        ("ms", 1),
+        ("s", 1_000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+        ("w", 604_800_000),
+        ("y", 31_536_000_000),
+    ];
+    let mut rest = text;
+    let mut millis: u64 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (_, scale) = UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?;
+        millis = millis.checked_add(number.checked_mul(*scale)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(millis as f64 / 1000.0)
 }
 
 /// `{metric: SEL}` under `key`.
@@ -264,6 +340,8 @@ fn group(block: &Fields, indicator: &mut Indicator) {
         ratio.group_by = labels;
     } else if let Some(latency) = &mut indicator.latency {
         latency.group_by = labels;
+    } else if let Some(native) = &mut indicator.native_latency {
+        native.group_by = labels;
     } else {
         block.findings().dropped(
             block.path("grouping"),
