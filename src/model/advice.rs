@@ -26,16 +26,29 @@ const LIKELY_MILLISECONDS_ABOVE: f64 = 60.0;
 /// Everything about a valid SLO worth a second look.
 pub fn advise(slo: &Slo) -> Vec<Advice> {
     let mut advice = Vec::new();
-    if let Indicator::Latency {
-        histogram,
-        threshold,
-        ..
-    } = &slo.indicator
-        && *threshold > LIKELY_MILLISECONDS_ABOVE
+    let latency = match &slo.indicator {
+        Indicator::Latency {
+            histogram,
+            threshold,
+            ..
+        } => Some(("spec.indicator.latency.threshold", histogram, *threshold)),
+        Indicator::NativeLatency {
+            histogram,
+            threshold,
+            ..
+        } => Some((
+            "spec.indicator.nativeLatency.threshold",
+            histogram,
+            *threshold,
+        )),
+        _ => None,
+    };
+    if let Some((path, histogram, threshold)) = latency
+        && threshold > LIKELY_MILLISECONDS_ABOVE
         && !in_milliseconds(&histogram.metric)
     {
         advice.push(Advice {
-            path: "spec.indicator.latency.threshold",
+            path,
             message: format!(
                 "{threshold} is over {LIKELY_MILLISECONDS_ABOVE}: the threshold is in the \
                  histogram's unit, seconds by convention (`{}`), so requests of up to \
@@ -83,6 +96,26 @@ mod tests {
         assert!(advice[0].message.contains("200 ms is 0.2"), "{}", advice[0]);
         assert!(
             advice[0].message.contains("seconds by convention"),
+            "{}",
+            advice[0]
+        );
+    }
+
+    #[test]
+    fn a_native_histogram_s_threshold_is_questioned_alike() {
+        let object: ServiceLevelObjective = serde_json::from_value(json!({
+            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"service": "s", "objective": 99.0, "window": "30d",
+                     "indicator": {"nativeLatency": {"histogram": "rpc_duration_seconds",
+                                                     "threshold": 250.0}}},
+        }))
+        .unwrap();
+        let advice = advise(&crate::model::validate(&object).unwrap());
+        assert_eq!(advice.len(), 1, "{advice:?}");
+        assert_eq!(advice[0].path, "spec.indicator.nativeLatency.threshold");
+        assert!(
+            advice[0].message.contains("250 ms is 0.25"),
             "{}",
             advice[0]
         );
