@@ -781,8 +781,10 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         "{ahead} s ahead: {wide}"
     );
     assert_eq!(status("burning")["exhaustion"], json!(rows[0][10]));
-    // Sorted by the number, the overspent SLO comes first; kubectl sorts the string field as
-    // text, where "-20.0" comes after "50.0".
+    // kubectl compares strings that parse as Kubernetes quantities ("-20.0", "50.0") as numbers
+    // (k8s.io/kubectl pkg/cmd/get/sorter.go), so the budget's string sorts by value. The JSON
+    // numbers cannot be sorted on in general: the server stores 3.0 as 3, and kubectl refuses
+    // to compare an integer with a fraction ("unsortable interface").
     let sorted = |field: &str| {
         kube.kubectl(&[
             "get",
@@ -801,14 +803,9 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         .collect::<Vec<_>>()
     };
     assert_eq!(
-        sorted(".status.budgetRemainingPercent"),
+        sorted(".status.errorBudget.remaining"),
         ["overspent", "burning"]
     );
-    assert_eq!(
-        sorted(".status.errorBudget.remaining"),
-        ["burning", "overspent"]
-    );
-    assert_eq!(sorted(".status.fastBurnRate"), ["burning", "overspent"]);
     let (exit, log) = operator.terminate();
     assert_eq!(exit, Some(0), "{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
