@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools prometheus3-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools mimir-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
 ## tests/kube_real.rs against a real control plane)
-test: tools kube-tools prometheus3-tools lint
+test: tools kube-tools prometheus3-tools mimir-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -66,6 +66,14 @@ kube-tools:
 ## built. Prints both versions.
 prometheus3-tools:
 	tests/prometheus3/build.sh
+
+## mimir-tools: Grafana Mimir (one `mimir` binary), which tests/ruler.rs runs monolithic as the
+## ruler Plimsoll syncs groups into, built from the Go module pinned in tests/mimir (needs Go; a
+## main-branch pseudo-version, the module proxy serves no tagged release) into
+## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); many minutes cold, under a second once
+## built. Prints its version.
+mimir-tools:
+	tests/mimir/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
