@@ -79,7 +79,10 @@ pub enum RulerError {
     List { status: u16, message: String },
     #[error("the ruler's list of rule groups does not decode as YAML rule groups: {0}")]
     Decode(String),
-    #[error("the ruler refused rule group {group} in namespace {namespace} ({status}): {message}")]
+    #[error(
+        "the ruler refused rule group {group} in namespace {namespace} ({status}): {message}{}",
+        limit_hint(.message)
+    )]
     Group {
         namespace: String,
         group: String,
@@ -103,6 +106,42 @@ impl RulerError {
             RulerError::Group { .. } => "GroupRefused",
         }
     }
+}
+
+/// Mimir's per-tenant ruler limits, by the start of the message its API answers when a group
+/// exceeds one (`grafana/mimir` `pkg/ruler/ruler.go`): the setting in the limits and runtime
+/// configuration's `overrides`, and its flag.
+const LIMITS: [(&str, &str, &str); 3] = [
+    (
+        "per-user rule groups limit",
+        "ruler_max_rule_groups_per_tenant",
+        "-ruler.max-rule-groups-per-tenant",
+    ),
+    (
+        "per-user rules per rule group limit",
+        "ruler_max_rules_per_rule_group",
+        "-ruler.max-rules-per-rule-group",
+    ),
+    (
+        "per-user minimum rule evaluation interval limit",
+        "ruler_min_rule_evaluation_interval",
+        "-ruler.min-rule-evaluation-interval",
+    ),
+];
+
+/// For a refusal by one of Mimir's limits, which setting to raise: the ruler's message names the
+/// limit in words only.
+fn limit_hint(message: &str) -> String {
+    LIMITS
+        .iter()
+        .find(|(said, _, _)| message.starts_with(said))
+        .map(|(_, setting, flag)| {
+            format!(
+                "; the tenant's limit is Mimir's {setting} (flag {flag}, or per tenant in the \
+                 runtime configuration's overrides)"
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// What a delete found.
@@ -431,6 +470,39 @@ mod tests {
         for (want, found) in wanted.iter().zip(&listed["shop"]) {
             assert!(crate::ruler::groups::same(want, found), "{}", want.name);
         }
+    }
+
+    #[test]
+    fn a_refusal_by_one_of_mimirs_limits_names_the_setting_to_raise() {
+        let refused = |message: &str| {
+            RulerError::Group {
+                namespace: "shop".into(),
+                group: "g".into(),
+                status: 400,
+                message: message.into(),
+            }
+            .to_string()
+        };
+        let groups = refused("per-user rule groups limit (limit: 8 actual: 9) exceeded");
+        assert!(
+            groups.ends_with(
+                "(400): per-user rule groups limit (limit: 8 actual: 9) exceeded; the tenant's \
+                 limit is Mimir's ruler_max_rule_groups_per_tenant (flag \
+                 -ruler.max-rule-groups-per-tenant, or per tenant in the runtime \
+                 configuration's overrides)"
+            ),
+            "{groups}"
+        );
+        let rules = refused("per-user rules per rule group limit (limit: 5 actual: 9) exceeded");
+        assert!(
+            rules.contains("ruler_max_rules_per_rule_group (flag -ruler.max-rules-per-rule-group"),
+            "{rules}"
+        );
+        let other = refused("unable to decode rule group");
+        assert!(
+            other.ends_with("(400): unable to decode rule group"),
+            "{other}"
+        );
     }
 
     #[test]
