@@ -625,9 +625,13 @@ fn local_mode_syncs_each_round_and_goes_on_while_the_ruler_is_down() {
     assert_eq!(local.terminate(), Some(0));
 }
 
-/// Traffic for checkout, the demo's first SLO: recording rules of a Prometheus (Debian's) make
+/// Traffic for checkout, the demo's first SLO: recording rules of a Prometheus make
 /// `http_requests_total` counters that grow every second, 0.05% of them 500s (half the error
 /// budget of its 99.9%), and it remote-writes them to Mimir for the tenant.
+///
+/// Prometheus 3, not Debian's 2.42: the tenant travels in the remote write's `headers`, and
+/// Debian's 2.42 sends none of them (its pushes lack `X-Scope-OrgID`, and Mimir answers each
+/// `401 no org id`), where 3.x sends them as configured.
 fn traffic_into(mimir: &Mimir, dir: &Path) -> support::prometheus::Prometheus {
     let rules = dir.join("traffic.yaml");
     std::fs::write(
@@ -652,7 +656,12 @@ fn traffic_into(mimir: &Mimir, dir: &Path) -> support::prometheus::Prometheus {
     .unwrap();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    support::prometheus::Prometheus::start(&data, &config)
+    support::prometheus::Prometheus::start_on(
+        support::prometheus::Version::Three,
+        &data,
+        &config,
+        &[],
+    )
 }
 
 /// One instant query through Mimir's query path for the tenant: the values of the vector.
@@ -712,7 +721,13 @@ fn mimir_evaluates_our_rules_and_local_reads_the_budget_back() {
     assert_eq!(mimir.names(TENANT)["shop"].len(), 2);
     let writes = mimir.writes();
 
-    // The ruler evaluates the fast group every 30s: the 5m error ratio, as Mimir answers it.
+    // The tenant's samples arrive through Mimir's distributor.
+    wait_until_within("Mimir answers the tenant's http_requests_total", 60, || {
+        query(&mimir, r#"http_requests_total{job="checkout"}"#).len() == 2
+    });
+
+    // The ruler evaluates the fast group every 30s, at Mimir's default evaluation delay of 1m
+    // (`-ruler.evaluation-delay-duration`): the 5m error ratio, as Mimir answers it.
     let ratio = r#"slo:sli_error:ratio_rate5m{slo="checkout-availability"}"#;
     wait_until_within("the ruler records the 5m error ratio", 180, || {
         query(&mimir, ratio)
