@@ -426,14 +426,21 @@ mod tests {
                     names::RATIO_WINDOW,
                     "slo:sli_error:ratio_rate5m",
                     "slo:sli_error:ratio_rate30m",
-                    "slo:sli_error:ratio_rate1h"
+                    "slo:sli_error:ratio_rate1h",
+                    // The burn rates of the long windows, which read the counts' sums.
+                    "slo:burn_rate:page_slow",
+                    "slo:burn_rate:ticket_fast",
+                    "slo:burn_rate:ticket_slow",
                 ]
                 .map(String::from)
             )
         );
         assert_eq!(
             recorded(&plan.stages[2]),
-            BTreeSet::from([names::BUDGET_REMAINING.to_string()])
+            BTreeSet::from([
+                names::BUDGET_REMAINING.to_string(),
+                "slo:burn_rate:page_fast".to_string()
+            ])
         );
         let every: usize = groups
             .iter()

@@ -6,6 +6,7 @@ pub mod counts;
 pub mod crd_schema;
 pub mod demo;
 pub mod fault_proxy;
+pub mod grafana;
 pub mod helm;
 pub mod kube;
 pub mod loopback;
