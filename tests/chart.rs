@@ -1480,7 +1480,7 @@ fn the_dashboard_ships_as_a_configmap_for_the_grafana_sidecar() {
 #[test]
 fn the_dashboard_links_to_the_ui_at_its_external_url() {
     let rendered = render(&json!({"dashboards": {"enabled": true},
-                                  "ui": {"externalURL": "https://slo.example.com/"}}));
+                                  "ui": {"externalUrl": "https://slo.example.com/"}}));
     let map = rendered.get("ConfigMap", "plimsoll-dashboards");
     let shipped: Value = serde_json::from_str(map["data"]["slos.json"].as_str().unwrap()).unwrap();
     let variable = shipped["templating"]["list"]

@@ -19,7 +19,7 @@ use plimsoll::synthetic::{Counts, Traffic};
 use serde_json::Value;
 use support::demo::demo_history_on;
 use support::grafana::{self, get, label_values, regex_value};
-use support::prometheus::{Prometheus, Version, unix_now};
+use support::prometheus::{Prometheus, Version};
 
 on_both_versions!(every_panel_shows_each_windows_numbers);
 
@@ -197,22 +197,10 @@ fn jiff_at(t: u64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(t as i64).unwrap()
 }
 
-/// The data's end: an hour ago on the hour, or, when that is within two hours of a month's
-/// start, the day before the month began (a month so young has no count of its own yet).
-fn chosen_end() -> u64 {
-    let end = unix_now() / 3600 * 3600 - 3600;
-    let month = Window::Calendar {
-        period: plimsoll::model::CalendarPeriod::Month,
-        time_zone: "UTC".into(),
-    };
-    let (start, _) = month.period(jiff_at(end)).unwrap();
-    let start = start.as_second() as u64;
-    if end - start < 2 * 3600 {
-        start - 86_400
-    } else {
-        end
-    }
-}
+/// The data's end, 2026-11-18T09:00:00Z: an instant, not the clock, so that the month so far is
+/// the same 17 days and 9 hours on every run (the data reaches back to 19 October, so the
+/// month's figure and the rolling windows' differ).
+const END: u64 = 1_794_992_400;
 
 /// The query's answer at the end: instant, or the last point of a range over the last hour (the
 /// recorded history the demo writes) as Grafana asks for a time series.
@@ -267,7 +255,7 @@ fn every_panel_shows_each_windows_numbers(version: Version) {
         )
         .unwrap();
     }
-    let end = demo_history_on(version, dir, &slos, Some(chosen_end()));
+    let end = demo_history_on(version, dir, &slos, Some(END));
     let expected = Expected {
         history: History::new(end),
     };
@@ -343,7 +331,7 @@ fn every_panel_shows_each_windows_numbers(version: Version) {
 /// tolerance, so the check above tells them apart.
 #[test]
 fn the_months_budget_differs_from_its_rolling_equivalent() {
-    let end = chosen_end();
+    let end = END;
     let expected = Expected {
         history: History::new(end),
     };
