@@ -188,3 +188,155 @@ fn prometheus_rules_with_the_field_fit_the_prometheus_operator_schema() {
         );
     }
 }
+
+/// Counters rising by `total` and `errors` per second (`code="200"` and `code="500"`) for both
+/// SLOs' metrics, recorded every second.
+fn traffic(total: f64, errors: f64) -> String {
+    let mut out = String::from("groups:\n- name: traffic\n  interval: 1s\n  rules:\n");
+    for metric in ["http_requests_total", "search_requests_total"] {
+        for (code, rate) in [("200", total - errors), ("500", errors)] {
+            out.push_str(&format!(
+                "  - {{record: {metric}, expr: \"vector(time() * {rate})\", labels: {{code: \"{code}\"}}}}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// The ruler's rule groups (`/api/v1/rules`), by name.
+fn ruler_groups(ruler: &support::thanos::Component) -> Vec<Value> {
+    ruler.json("/api/v1/rules")["data"]["groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The real Thanos Rule (v0.42.5) evaluates the groups `plimsoll generate` writes, querying the
+/// real Thanos Query over two clusters' sidecars: their recording rules produce series that a
+/// Query over the sidecars and the ruler returns. With one store down (its endpoint strict, so
+/// still queried), each group's `partial_response_strategy` is honoured as Thanos documents it
+/// (docs/components/rule.md, "Partial Response"): `abort` (checkout's own) makes every
+/// evaluation fail, `warn` (search's, from the flag) evaluates on what answered and counts a
+/// warning (`thanos_rule_evaluation_with_warnings_total{strategy="warn"}`).
+#[test]
+fn thanos_rule_evaluates_the_groups_and_honours_each_strategy() {
+    use support::prometheus::Version;
+    use support::thanos::{self, Cluster};
+
+    let mut a = Cluster::start(Version::Two, &[("cluster", "a")]);
+    let b = Cluster::start(Version::chosen(), &[("cluster", "b")]);
+    a.rules(&traffic(10.0, 0.01));
+    b.rules(&traffic(10.0, 0.05));
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("slos.rules.yaml");
+    std::fs::write(
+        &rules,
+        generate(dir.path(), &["--partial-response-strategy=warn"]),
+    )
+    .unwrap();
+    // One Query over the sidecars and the ruler's own Store API (as Thanos deploys it: rules
+    // that read recorded series find them), every endpoint strict so that a store down fails
+    // or warns; the ruler asks it, with partial responses as each group says.
+    let ruler_port = thanos::free_port();
+    let ruler_grpc = format!("127.0.0.1:{ruler_port}");
+    let query = thanos::query_starting(
+        &thanos::endpoints(&[&a.sidecar.grpc, &b.sidecar.grpc, &ruler_grpc], true),
+        &[],
+    );
+    let ruler = thanos::rule(&[&rules], &query.url, "r", ruler_port);
+    query.wait(60, "every store endpoint is healthy", |q| {
+        thanos::healthy_stores(q) == 3
+    });
+    let reader = &query;
+
+    let groups = ruler_groups(&ruler);
+    let strategies: Vec<(String, String)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap_or_default().to_string(),
+                g["partialResponseStrategy"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = ["checkout", "search"]
+        .iter()
+        .flat_map(|slo| {
+            let strategy = if *slo == "checkout" { "ABORT" } else { "WARN" };
+            ["fast", "slow"]
+                .map(|part| (format!("plimsoll/shop/{slo}/{part}"), strategy.to_string()))
+        })
+        .collect();
+    want.sort();
+    let mut got = strategies.clone();
+    got.sort();
+    assert_eq!(got, want, "{groups:?}");
+
+    // The recorded ratios of both SLOs, as the reader sees them (labelled by the ruler).
+    let recorded = |slo: &str| {
+        let answer: Value = support::prometheus::http()
+            .post(format!("{}/api/v1/query", reader.url))
+            .form(&[(
+                "query",
+                format!("slo:sli_error:ratio_rate5m{{slo=\"{slo}\",ruler=\"r\"}}"),
+            )])
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null);
+        answer["data"]["result"]
+            .as_array()
+            .map(|r| r.len())
+            .unwrap_or(0)
+    };
+    reader.wait(120, "the ruler's series are readable through Query", |_| {
+        recorded("checkout") > 0 && recorded("search") > 0
+    });
+    let health = |ruler: &support::thanos::Component, slo: &str| -> Vec<String> {
+        ruler_groups(ruler)
+            .iter()
+            .filter(|g| {
+                g["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("/{slo}/")))
+            })
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .map(|r| r["health"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    ruler.wait(60, "every rule evaluates", |r| {
+        let all: Vec<String> = [health(r, "checkout"), health(r, "search")].concat();
+        !all.is_empty() && all.iter().all(|h| h == "ok")
+    });
+    assert_eq!(
+        ruler.metric(
+            "thanos_rule_evaluation_with_warnings_total",
+            &[("strategy", "warn")]
+        ),
+        0.0
+    );
+
+    a.sidecar.stop();
+    ruler.wait(60, "abort fails, warn evaluates with warnings", |r| {
+        let checkout = health(r, "checkout");
+        let search = health(r, "search");
+        !checkout.is_empty()
+            && checkout.iter().all(|h| h == "err")
+            && !search.is_empty()
+            && search.iter().all(|h| h == "ok")
+            && r.metric(
+                "thanos_rule_evaluation_with_warnings_total",
+                &[("strategy", "warn")],
+            ) > 0.0
+    });
+    assert_eq!(
+        ruler.metric(
+            "thanos_rule_evaluation_with_warnings_total",
+            &[("strategy", "abort")]
+        ),
+        0.0,
+        "an abort group's query never answers partially"
+    );
+}
