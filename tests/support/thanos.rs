@@ -82,16 +82,13 @@ pub struct Component {
 }
 
 impl Component {
-    /// Starts `thanos <command>` with gRPC on `grpc_port` (0: a free one) and waits until it
-    /// says it is ready.
-    fn start(command: &str, flags: &[String], grpc_port: u16) -> Component {
+    /// Starts `thanos <command>` with HTTP on `http_port` and gRPC on `grpc_port` (0: a free
+    /// one) and waits until it says it is ready.
+    fn start(command: &str, flags: &[String], http_port: u16, grpc_port: u16) -> Component {
         let dir = tempfile::tempdir().unwrap();
-        let http_port = free_port();
-        let grpc_port = if grpc_port == 0 {
-            free_port()
-        } else {
-            grpc_port
-        };
+        let or_free = |port: u16| if port == 0 { free_port() } else { port };
+        let http_port = or_free(http_port);
+        let grpc_port = or_free(grpc_port);
         let log = dir.path().join(format!("{command}.log"));
         let child = Command::new(thanos_bin())
             .arg(command)
@@ -203,6 +200,7 @@ pub fn sidecar(prometheus_url: &str) -> Component {
             "--prometheus.get_config_interval=1s".into(),
         ],
         0,
+        0,
     );
     component.data = Some(tsdb);
     component
@@ -220,20 +218,20 @@ pub fn endpoints(addresses: &[&str], strict: bool) -> String {
 /// `thanos query` over these store endpoints (the YAML of [`endpoints`]) with more flags; ready
 /// once every endpoint is in its store set with a healthy last check.
 pub fn query(endpoint_config: &str, extra: &[&str]) -> Component {
-    let component = query_starting(endpoint_config, extra);
+    query_at(0, endpoint_config, extra)
+}
+
+/// [`query`] with its HTTP API on `http_port` (0: a free one): for a client started before it,
+/// such as a ruler, whose `--query` must name it.
+pub fn query_at(http_port: u16, endpoint_config: &str, extra: &[&str]) -> Component {
+    let mut flags = vec![format!("--endpoint.sd-config={endpoint_config}")];
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    let component = Component::start("query", &flags, http_port, 0);
     let wanted = endpoint_config.matches("- address:").count();
     component.wait(60, "every store endpoint is healthy", |c| {
         healthy_stores(c) == wanted
     });
     component
-}
-
-/// [`query`] without waiting for the endpoints: for one that is not up yet, such as the ruler
-/// that will query this Query.
-pub fn query_starting(endpoint_config: &str, extra: &[&str]) -> Component {
-    let mut flags = vec![format!("--endpoint.sd-config={endpoint_config}")];
-    flags.extend(extra.iter().map(|f| f.to_string()));
-    Component::start("query", &flags, 0)
 }
 
 /// How many endpoints Thanos Query lists (`/api/v1/stores`) with no last error.
@@ -252,10 +250,11 @@ pub fn healthy_stores(query: &Component) -> usize {
         .unwrap_or(0)
 }
 
-/// `thanos rule` evaluating `rule_files` every second through the Query at `query_url`, its
-/// own series labelled `ruler="<name>"` (Thanos Rule wants at least one such label), its Store
-/// API on `grpc_port` (0: a free one).
-pub fn rule(rule_files: &[&Path], query_url: &str, name: &str, grpc_port: u16) -> Component {
+/// `thanos rule` evaluating `rule_files` through the Query at `query_url` (which need not be up
+/// yet: until it is, every evaluation fails), its own series labelled `ruler="<name>"` (Thanos
+/// Rule wants at least one such label). `--eval-interval=1s` is the interval of the groups that
+/// set none: a group's own `interval` wins (Prometheus' rule manager, which Thanos Rule runs).
+pub fn rule(rule_files: &[&Path], query_url: &str, name: &str) -> Component {
     let data = tempfile::tempdir().unwrap();
     let mut flags = vec![
         format!("--data-dir={}", data.path().display()),
@@ -268,7 +267,7 @@ pub fn rule(rule_files: &[&Path], query_url: &str, name: &str, grpc_port: u16) -
             .iter()
             .map(|f| format!("--rule-file={}", f.display())),
     );
-    let mut component = Component::start("rule", &flags, grpc_port);
+    let mut component = Component::start("rule", &flags, 0, 0);
     component.data = Some(data);
     component
 }
