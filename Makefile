@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools prometheus3-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools thanos-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
 ## tests/kube_real.rs against a real control plane)
-test: tools kube-tools prometheus3-tools lint
+test: tools kube-tools prometheus3-tools thanos-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -66,6 +66,14 @@ kube-tools:
 ## built. Prints both versions.
 prometheus3-tools:
 	tests/prometheus3/build.sh
+
+## thanos-tools: Thanos 0.42.5 (one `thanos` binary: sidecar, query, rule), which
+## tests/distributed_reads.rs and tests/thanos_rules.rs run, built from the Go module pinned in
+## tests/thanos (needs Go; fetches Go 1.26.10 from the module proxy when the installed go is
+## older) into $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); minutes cold, under a
+## second once built. Prints its version.
+thanos-tools:
+	tests/thanos/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -12,6 +12,7 @@ pub mod kube;
 pub mod loopback;
 pub mod month;
 pub mod prometheus;
+pub mod thanos;
 pub mod victoria_metrics;
 pub mod webdriver;
 
