@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools prometheus3-tools thanos-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools thanos-tools consumers-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
 ## tests/kube_real.rs against a real control plane)
-test: tools kube-tools prometheus3-tools thanos-tools lint
+test: tools kube-tools prometheus3-tools thanos-tools consumers-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -74,6 +74,17 @@ prometheus3-tools:
 ## second once built. Prints its version.
 thanos-tools:
 	tests/thanos/build.sh
+
+## consumers-tools: what acts on the operator's output, run by the tests on the real control
+## plane, built from the Go modules pinned in tests/consumers/<name> (needs Go) into
+## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools) with its own CRDs beside it:
+## prometheus-operator v0.93.0 (tests/prometheus_operator.rs). Argo Rollouts v1.10.1 and Flagger
+## v1.44.0 are pinned too but no test runs them yet, so they are built only when asked:
+## `make consumers-tools CONSUMERS="argo-rollouts flagger"`. Under a second once built; prints
+## every version.
+CONSUMERS ?= prometheus-operator
+consumers-tools:
+	tests/consumers/build.sh "" $(CONSUMERS)
 
 lint:
 	$(CARGO) fmt --all -- --check
