@@ -538,6 +538,14 @@ impl Operator {
                     cache: self.cache.clone(),
                     latest: self.ctx.readings.clone(),
                     metrics: self.metrics.clone(),
+                    rule_labels: self
+                        .ctx
+                        .config
+                        .rule_labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 }
                 .run(),
             )

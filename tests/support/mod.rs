@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod consumers;
 pub mod counts;
 pub mod crd_schema;
 pub mod demo;
