@@ -241,7 +241,7 @@ fn the_operator_selects_our_rules_prometheus_evaluates_them_and_the_budget_is_re
     let plimsoll =
         Operator::start_with_env(&release.kubeconfig, &release.operator_env(identity), &[]);
     let uid = |ns: &str, name: &str| {
-        get_json(kube, &["get", "slo", name, "-n", ns]).unwrap()["metadata"]["uid"]
+        get_json(kube, &["get", SLO_CRD, name, "-n", ns]).unwrap()["metadata"]["uid"]
             .as_str()
             .unwrap()
             .to_string()
@@ -381,7 +381,7 @@ fn the_operator_selects_our_rules_prometheus_evaluates_them_and_the_budget_is_re
         &[&url, "--evaluation-interval=2s"],
     );
     let status = |ns: &str, name: &str| {
-        get_json(kube, &["get", "slo", name, "-n", ns]).unwrap()["status"].clone()
+        get_json(kube, &["get", SLO_CRD, name, "-n", ns]).unwrap()["status"].clone()
     };
     let shop = wait_for(
         "shop's budget read from the evaluated rules",
