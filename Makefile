@@ -7,7 +7,7 @@ IMAGE ?= plimsoll:dev
 # Helm's engine for the chart tests and `make deploy` (PyPI; no helm binary needed).
 HELM_PYTHON_SDK ?= helm-python-sdk==0.2.2
 
-.PHONY: all build test tools kube-tools prometheus3-tools mimir-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
+.PHONY: all build test tools kube-tools prometheus3-tools thanos-tools mimir-tools consumers-tools lint fmt crds deploy image bench bench-scale demo demo-tools demo-ui clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 ## test: formatting, lints, and every test (unit, CLI, CRD, property, chart, Argo CD health, and
 ## tests/kube_real.rs against a real control plane)
-test: tools kube-tools prometheus3-tools mimir-tools lint
+test: tools kube-tools prometheus3-tools thanos-tools mimir-tools consumers-tools lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --lib --bins --tests --no-fail-fast; \
 	else \
@@ -67,14 +67,32 @@ kube-tools:
 prometheus3-tools:
 	tests/prometheus3/build.sh
 
+## thanos-tools: Thanos 0.42.5 (one `thanos` binary: sidecar, query, rule), which
+## tests/distributed_reads.rs and tests/thanos_rules.rs run, built from the Go module pinned in
+## tests/thanos (needs Go; fetches Go 1.26.10 from the module proxy when the installed go is
+## older) into $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); minutes cold, under a
+## second once built. Prints its version.
+thanos-tools:
+	tests/thanos/build.sh
+
+## consumers-tools: what acts on the operator's output, run by the tests on the real control
+## plane, built from the Go modules pinned in tests/consumers/<name> (needs Go) into
+## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools) with its own CRDs beside it:
+## prometheus-operator v0.93.0 (tests/prometheus_operator.rs). Argo Rollouts v1.10.1 and Flagger
+## v1.44.0 are pinned too but no test runs them yet, so they are built only when asked:
+## `make consumers-tools CONSUMERS="argo-rollouts flagger"`. Under a second once built; prints
+## every version.
+CONSUMERS ?= prometheus-operator
+consumers-tools:
+	tests/consumers/build.sh "" $(CONSUMERS)
+
 ## mimir-tools: Grafana Mimir (one `mimir` binary), which tests/ruler.rs runs monolithic as the
 ## ruler Plimsoll syncs groups into, built from the Go module pinned in tests/mimir (needs Go; a
 ## main-branch pseudo-version, the module proxy serves no tagged release) into
-## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); many minutes cold, under a second once
+## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools); minutes cold, under a second once
 ## built. Prints its version.
 mimir-tools:
 	tests/mimir/build.sh
-
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -99,38 +99,45 @@ pub fn backfill_plan(groups: &[RuleGroup]) -> BackfillPlan {
 }
 
 /// The recording rules whose record is `wanted`, in stages: a rule's stage is 0 when it reads
-/// only raw series and `given` records, else one past the latest stage it reads. Iterated to a
-/// fixed point; a record that depends on itself in a cycle (not something render produces) stays
-/// unplaced and is left out.
+/// only raw series and `given` records, else one past the latest stage of any rule writing a
+/// record it reads. Stages belong to rules, not record names: SLOs of different windows write
+/// the same names from different reads (`slo:burn_rate:page_slow` reads the 6h ratio at 30d, the
+/// 1h24m one at 7d). Iterated to a fixed point; a record that depends on itself in a cycle (not
+/// something render produces) stays unplaced and is left out.
 fn staged(
     groups: &[RuleGroup],
     wanted: &dyn Fn(&str) -> bool,
     given: &dyn Fn(&str) -> bool,
 ) -> Vec<Vec<RuleGroup>> {
-    let recorded: BTreeSet<&str> = groups
-        .iter()
-        .flat_map(|g| &g.rules)
-        .filter_map(|r| r.record.as_deref())
-        .collect();
-    let mut stage: BTreeMap<&str, usize> = BTreeMap::new();
-    for _ in 0..=recorded.len() {
+    let rules: Vec<&Rule> = groups.iter().flat_map(|g| &g.rules).collect();
+    let recorded: BTreeSet<&str> = rules.iter().filter_map(|r| r.record.as_deref()).collect();
+    let mut stage: Vec<Option<usize>> = vec![None; rules.len()];
+    // The stage after which `record` is complete: every rule writing it placed.
+    let done = |stage: &[Option<usize>], record: &str| -> Option<usize> {
+        rules
+            .iter()
+            .zip(stage)
+            .filter(|(r, _)| r.record.as_deref() == Some(record))
+            .map(|(_, s)| *s)
+            .try_fold(0, |latest, s| s.map(|s| latest.max(s)))
+    };
+    for _ in 0..=rules.len() {
         let mut changed = false;
-        for rule in groups.iter().flat_map(|g| &g.rules) {
+        for (i, rule) in rules.iter().enumerate() {
             let Some(record) = rule.record.as_deref() else {
                 continue;
             };
-            if !wanted(record) || stage.contains_key(record) {
+            if !wanted(record) || stage[i].is_some() {
                 continue;
             }
-            let reads: Vec<&str> = recorded
+            let placed: Option<Vec<usize>> = recorded
                 .iter()
                 .copied()
                 .filter(|r| *r != record && !given(r) && mentions(&rule.expr, r))
+                .map(|r| done(&stage, r))
                 .collect();
-            let placed: Option<Vec<usize>> = reads.iter().map(|r| stage.get(r).copied()).collect();
             if let Some(placed) = placed {
-                let at = placed.iter().map(|s| s + 1).max().unwrap_or(0);
-                stage.insert(record, at);
+                stage[i] = Some(placed.iter().map(|s| s + 1).max().unwrap_or(0));
                 changed = true;
             }
         }
@@ -139,21 +146,25 @@ fn staged(
         }
     }
     let keep = |n: usize| -> Vec<RuleGroup> {
+        let mut at = 0;
         groups
             .iter()
-            .map(|g| RuleGroup {
-                rules: g
+            .map(|g| {
+                let rules = g
                     .rules
                     .iter()
-                    .filter(|r| r.record.as_deref().and_then(|r| stage.get(r)) == Some(&n))
+                    .filter(|_| {
+                        at += 1;
+                        stage[at - 1] == Some(n)
+                    })
                     .cloned()
-                    .collect(),
-                ..g.clone()
+                    .collect();
+                RuleGroup { rules, ..g.clone() }
             })
             .filter(|g| !g.rules.is_empty())
             .collect()
     };
-    let last = stage.values().copied().max();
+    let last = stage.iter().flatten().copied().max();
     last.map(|last| (0..=last).map(keep).collect())
         .unwrap_or_default()
 }
@@ -358,6 +369,37 @@ mod tests {
     }
 
     #[test]
+    fn one_record_name_written_from_different_reads_waits_for_each() {
+        // Two SLOs write `burn` from records of different stages (as the burn rates of a 30d and
+        // a 7d SLO do): each rule is placed after what it reads, and what reads `burn` after both.
+        let groups = vec![RuleGroup {
+            name: "g".into(),
+            interval: "30s".into(),
+            partial_response_strategy: None,
+            rules: vec![
+                record("short", "sum(rate(x_total[5m]))"),
+                record("long", "sum(rate(x_total[1h]))"),
+                record("long:twice", "2 * long"),
+                record("burn", "short"),
+                record("burn", "long:twice"),
+                record("burn:max", "max(burn)"),
+            ],
+        }];
+        let plan = backfill_plan(&groups);
+        let stages: Vec<_> = plan.stages.iter().map(|s| names_of(s)).collect();
+        let own = |r: &[&str]| vec![("g".to_string(), r.iter().map(|s| s.to_string()).collect())];
+        assert_eq!(
+            stages,
+            vec![
+                own(&["short", "long"]),
+                own(&["long:twice", "burn"]),
+                own(&["burn"]),
+                own(&["burn:max"]),
+            ]
+        );
+    }
+
+    #[test]
     fn recorded_series_carry_the_rule_labels_and_the_record_name() {
         let mut rule = record("slo:x:ratio", "sum by (route) (x)");
         rule.labels = BTreeMap::from([("slo".to_string(), "a \"b\"".to_string())]);
@@ -426,14 +468,21 @@ mod tests {
                     names::RATIO_WINDOW,
                     "slo:sli_error:ratio_rate5m",
                     "slo:sli_error:ratio_rate30m",
-                    "slo:sli_error:ratio_rate1h"
+                    "slo:sli_error:ratio_rate1h",
+                    // The burn rates of the long windows, which read the counts' sums.
+                    "slo:burn_rate:page_slow",
+                    "slo:burn_rate:ticket_fast",
+                    "slo:burn_rate:ticket_slow",
                 ]
                 .map(String::from)
             )
         );
         assert_eq!(
             recorded(&plan.stages[2]),
-            BTreeSet::from([names::BUDGET_REMAINING.to_string()])
+            BTreeSet::from([
+                names::BUDGET_REMAINING.to_string(),
+                "slo:burn_rate:page_fast".to_string()
+            ])
         );
         let every: usize = groups
             .iter()

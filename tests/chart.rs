@@ -1478,6 +1478,36 @@ fn the_dashboard_ships_as_a_configmap_for_the_grafana_sidecar() {
 }
 
 #[test]
+fn the_dashboard_links_to_the_ui_at_its_external_url() {
+    let rendered = render(&json!({"dashboards": {"enabled": true},
+                                  "ui": {"externalUrl": "https://slo.example.com/"}}));
+    let map = rendered.get("ConfigMap", "plimsoll-dashboards");
+    let shipped: Value = serde_json::from_str(map["data"]["slos.json"].as_str().unwrap()).unwrap();
+    let variable = shipped["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "plimsoll_url")
+        .unwrap();
+    assert_eq!(variable["query"], "https://slo.example.com");
+    assert_eq!(variable["current"]["value"], "https://slo.example.com");
+    // Nothing else changed.
+    let source: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("charts/plimsoll/dashboards/slos.json")).unwrap(),
+    )
+    .unwrap();
+    let without = |d: &Value| {
+        let mut d = d.clone();
+        d["templating"]["list"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|v| v["name"] != "plimsoll_url");
+        d
+    };
+    assert_eq!(without(&shipped), without(&source));
+}
+
+#[test]
 fn the_chart_ships_the_generated_crd() {
     let generated =
         std::fs::read_to_string(repo().join("crds/plimsoll.dev_servicelevelobjectives.yaml"))

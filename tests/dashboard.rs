@@ -197,7 +197,12 @@ fn dashboards_read_only_series_our_rules_record() {
         "slo:info",
         "slo:sli_error:ratio_window",
         "slo:error_budget_remaining:ratio",
-        "slo:sli_error:ratio_rate1h",
+        "slo:burn_rate:page_fast",
+        "slo:burn_rate:page_slow",
+        "slo:burn_rate:ticket_fast",
+        "slo:burn_rate:ticket_slow",
+        "slo:sli_errors:increase5m",
+        "slo:sli_total:increase5m",
         "ALERTS",
     ] {
         assert!(used.contains(needed), "no panel shows {needed}: {used:?}");
@@ -206,6 +211,13 @@ fn dashboards_read_only_series_our_rules_record() {
         used.iter()
             .all(|u| recorded.contains_key(u) || ALERT_SERIES.contains(&u.as_str()))
     );
+    // Nothing that only some windows record: `ratio_rate1h` is a 30-day SLO's, a 7-day SLO
+    // records `ratio_rate14m` instead.
+    let windowed: Vec<&String> = used
+        .iter()
+        .filter(|u| u.starts_with("slo:sli_error:ratio_rate"))
+        .collect();
+    assert!(windowed.is_empty(), "{windowed:?}");
 }
 
 #[test]
@@ -230,12 +242,14 @@ fn the_check_catches_a_series_we_do_not_record() {
     assert_eq!(problems("{__name__=~\"slo:.*\"}", &recorded).len(), 1);
 }
 
+fn panels(dashboard: &Value) -> &Vec<Value> {
+    dashboard["panels"].as_array().unwrap()
+}
+
 #[test]
 fn the_dashboard_has_the_promised_panels() {
     let (_, dashboard) = &dashboards()[0];
-    let titles: Vec<&str> = dashboard["panels"]
-        .as_array()
-        .unwrap()
+    let titles: Vec<&str> = panels(dashboard)
         .iter()
         .map(|p| p["title"].as_str().unwrap())
         .collect();
@@ -243,9 +257,12 @@ fn the_dashboard_has_the_promised_panels() {
         titles,
         [
             "Service level objectives",
+            "Error budget left now",
             "Error budget left: $slo",
-            "Errors spent against the budget (events in the window)",
-            "Burn rate",
+            "Burn rate (alert windows)",
+            "SLI and traffic (5m)",
+            "Errors spent against the budget (events in the rolling window)",
+            "Per group (groupBy)",
             "Alerts firing",
         ]
     );
@@ -255,12 +272,99 @@ fn the_dashboard_has_the_promised_panels() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(variables, ["datasource", "namespace", "slo"]);
+    assert_eq!(
+        variables,
+        ["datasource", "namespace", "slo", "plimsoll_url"]
+    );
     // Every panel and target reads from the chosen Prometheus.
-    for panel in dashboard["panels"].as_array().unwrap() {
+    for panel in panels(dashboard) {
         assert_eq!(panel["datasource"]["uid"], "${datasource}");
         for target in panel["targets"].as_array().unwrap() {
             assert_eq!(target["datasource"]["uid"], "${datasource}");
         }
     }
+}
+
+/// Every link of the dashboard with Grafana's variables replaced: the UI's base address and an
+/// SLO's namespace and name.
+fn links(dashboard: &Value, base: &str) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) => {
+                for (key, v) in fields {
+                    match (key.as_str(), v) {
+                        ("url", Value::String(u)) => out.push(u.clone()),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard, &mut out);
+    out.iter()
+        .map(|u| {
+            u.replace("${plimsoll_url}", base)
+                .replace("${__data.fields.slo_namespace}", "shop")
+                .replace("${__data.fields.slo}", "checkout")
+                .replace("${__field.labels.slo_namespace}", "shop")
+                .replace("${__field.labels.slo}", "checkout")
+        })
+        .collect()
+}
+
+#[test]
+fn slos_link_to_their_page_in_the_ui_at_the_configured_address() {
+    let (_, dashboard) = &dashboards()[0];
+    let base = "https://slo.example.com";
+    let page = plimsoll::ui::slo_url(base, "shop", "checkout");
+    let links = links(dashboard, base);
+    // The SLO column of both tables and each budget stat open the SLO's page; the dashboard's
+    // own link opens the list.
+    assert_eq!(links.iter().filter(|l| **l == page).count(), 3, "{links:?}");
+    assert!(links.contains(&format!("{base}/ui")), "{links:?}");
+    assert!(links.iter().all(|l| l.starts_with(base)), "{links:?}");
+    let variable = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "plimsoll_url")
+        .unwrap();
+    assert_eq!(variable["type"], "textbox");
+    // `plimsoll local` serves its UI there by default.
+    assert_eq!(variable["query"], "http://localhost:8080");
+}
+
+#[test]
+fn nothing_measured_shows_no_data_in_grey_never_a_healthy_colour() {
+    let (_, dashboard) = &dashboards()[0];
+    for title in ["Service level objectives", "Error budget left now"] {
+        let panel = panels(dashboard)
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap();
+        let defaults = &panel["fieldConfig"]["defaults"];
+        let special = &defaults["mappings"][0];
+        assert_eq!(special["type"], "special", "{title}");
+        assert_eq!(special["options"]["match"], "null+nan", "{title}");
+        assert_eq!(special["options"]["result"]["text"], "No data", "{title}");
+        assert_eq!(special["options"]["result"]["color"], "#808080", "{title}");
+        // An SLO without a budget series still has a row: NaN, which the mapping shows grey.
+        let budget = panel["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["expr"].as_str().unwrap())
+            .find(|e| e.contains("slo:error_budget_remaining:ratio"))
+            .unwrap();
+        assert!(budget.contains(" or on(slo_namespace, slo) ("), "{budget}");
+        assert!(budget.ends_with(" * NaN)"), "{budget}");
+    }
+    let stat = panels(dashboard)
+        .iter()
+        .find(|p| p["type"] == "stat")
+        .unwrap();
+    assert_eq!(stat["fieldConfig"]["defaults"]["noValue"], "No data");
 }

@@ -20,6 +20,7 @@ CA file                   | --prometheus-ca-file           |                |   
 tenant                    | --prometheus-tenant            |                |                | --prometheus-tenant            | --prometheus-tenant            | --prometheus-tenant
 extra header              | --prometheus-header            |                |                | --prometheus-header            | --prometheus-header            | --prometheus-header
 Thanos partial response   | --prometheus-partial-response  |                |                | --prometheus-partial-response  | --prometheus-partial-response  | --prometheus-partial-response
+reading selector          |                                |                |                | --reading-selector             | --reading-selector             | --reading-selector
 ";
 
 /// The argument id behind each row.
@@ -36,6 +37,7 @@ const IDS: &[(&str, &str)] = &[
     ("tenant", "prometheus_tenant"),
     ("extra header", "prometheus_headers"),
     ("Thanos partial response", "prometheus_partial_response"),
+    ("reading selector", "reading_selector"),
 ];
 
 fn spelling(arg: &Arg) -> String {

@@ -175,8 +175,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     let status = json!({"status": {
         "sli": "99.9512",
         "errorBudget": {"remaining": "51.2", "consumedMinutes": "21.1", "totalMinutes": "43.2"},
-        "budgetRemainingPercent": 51.2,
-        "fastBurnRate": 2.5,
+        "fastBurnRate": "2.5",
         "exhaustion": "2027-01-20T08:00:00Z",
         "state": "Burning",
         "conditions": [{"type": "Ready", "status": "True", "reason": "RulesApplied",
@@ -199,7 +198,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
         .kubectl(&["get", SLO_CRD, "-n", &namespace])
         .expect_ok("kubectl get");
     eprintln!("{printed}");
-    let rows = table(&printed, COLUMNS);
+    let rows = table(&printed, &columns(false));
     assert_eq!(rows.len(), 2, "{printed}");
     // Sorted by name; the age is the server's: seconds.
     assert_eq!(
@@ -239,7 +238,7 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
         .kubectl(&["get", SLO_CRD, "-n", &namespace, "-o", "wide"])
         .expect_ok("kubectl get -o wide");
     eprintln!("{wide}");
-    let rows = table(&wide, WIDE_COLUMNS);
+    let rows = table(&wide, &columns(true));
     assert_eq!(rows[1][9..11], ["2.5", "2027-01-20T08:00:00Z"], "{wide}");
     assert_eq!(rows[0][9..11], ["", ""], "{wide}");
     // `kubectl explain` reads the schema the server publishes: the types' documentation. The
@@ -270,38 +269,25 @@ fn kubectl_get_prints_the_columns_the_real_server_computes() {
     );
 }
 
-/// The headers `kubectl get` prints for SLOs: the default columns and `-o wide`'s.
-const COLUMNS: &[&str] = &[
-    "NAME",
-    "SERVICE",
-    "OBJECTIVE %",
-    "WINDOW",
-    "SLI %",
-    "BUDGET %",
-    "STATE",
-    "FRESH",
-    "READY",
-    "AGE",
-];
-const WIDE_COLUMNS: &[&str] = &[
-    "NAME",
-    "SERVICE",
-    "OBJECTIVE %",
-    "WINDOW",
-    "SLI %",
-    "BUDGET %",
-    "STATE",
-    "FRESH",
-    "READY",
-    "FAST BURN ×",
-    "EXHAUSTS AT",
-    "AGE",
-];
+/// The headers `kubectl get` prints for SLOs, from the CRD's printer columns (the default ones,
+/// or all of them for `-o wide`) after NAME, upper-cased as kubectl prints them.
+fn columns(wide: bool) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(repo().join("crds/plimsoll.dev_servicelevelobjectives.yaml"))
+            .unwrap();
+    let crd: Value = serde_saphyr::from_str(&text).unwrap();
+    let declared = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| wide || c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|c| c["name"].as_str().unwrap().to_uppercase());
+    std::iter::once("NAME".to_string())
+        .chain(declared)
+        .collect()
+}
 
-/// The cells of a table `kubectl get` printed, cut at the header's column starts (in
-/// characters: kubectl pads by characters, and `×` is two bytes); the header must be `headers`
-/// exactly, and an empty cell is blank, not `<none>`.
-fn table(printed: &str, headers: &[&str]) -> Vec<Vec<String>> {
+fn table(printed: &str, headers: &[String]) -> Vec<Vec<String>> {
     let mut lines = printed.lines().map(|l| l.chars().collect::<Vec<char>>());
     let header = lines.next().unwrap();
     let text: String = header.iter().collect();
@@ -657,7 +643,7 @@ fn recorded_rules(namespace: &str, name: &str, uid: &str, ratios: [f64; 4]) -> S
 
 /// `kubectl get` with the operator running against a real Prometheus: the state, whether the
 /// numbers are fresh and the budget left by default; under `-o wide` the fast burn rate and
-/// when the budget runs out; and the budget sorts as a number (the string does not).
+/// when the budget runs out; and the budget and the burn rate sort by value.
 #[test]
 fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
     let kube = shared();
@@ -672,7 +658,7 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         .unwrap()
         .replace("name: checkout-availability", "name: NAME");
     let mut uids = Vec::new();
-    for name in ["burning", "overspent", "silent"] {
+    for name in ["burning", "overspent", "silent", "trickle"] {
         let text = in_namespace(
             &example.replace("name: NAME", &format!("name: {name}")),
             watched,
@@ -692,16 +678,23 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
             .expect_ok("its uid");
         uids.push(uid);
     }
-    for name in ["burning", "overspent"] {
+    for name in ["burning", "overspent", "trickle"] {
         kube.kubectl(&["label", SLO_CRD, name, "measured=yes", "-n", watched])
             .expect_ok("kubectl label");
     }
     // On a 99.9% SLO (0.1% errors allowed): half the budget left, burning 5x over 1h and 3x
-    // over 6h; and 20% overspent, burning 14.4x. "silent" has no series at all.
+    // over 6h; 20% overspent, burning 14.4x; and 9.5% left, burning slowly (9.5 sorts before
+    // 50.0 by value, after it as text). "silent" has no series at all.
     let rules = format!(
-        "groups:\n- name: recorded\n  interval: 1s\n  rules:\n{}{}",
+        "groups:\n- name: recorded\n  interval: 1s\n  rules:\n{}{}{}",
         recorded_rules(watched, "burning", &uids[0], [0.0005, 0.004, 0.005, 0.003]),
         recorded_rules(watched, "overspent", &uids[1], [0.0012, 0.02, 0.0144, 0.01]),
+        recorded_rules(
+            watched,
+            "trickle",
+            &uids[3],
+            [0.000905, 0.0001, 0.0001, 0.0001]
+        ),
     );
     let dir = tempfile::tempdir().unwrap();
     let data = support::prometheus::data_dir(dir.path());
@@ -729,19 +722,21 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         data("burning").as_deref() == Some("True")
             && data("overspent").as_deref() == Some("True")
             && data("silent").as_deref() == Some("False")
+            && data("trickle").as_deref() == Some("True")
     });
     let printed = kube
         .kubectl(&["get", SLO_CRD, "-n", watched])
         .expect_ok("kubectl get");
     eprintln!("{printed}");
-    // The numbers are JSON numbers: the server prints 50.0 as 50.
-    let rows = table(&printed, COLUMNS);
+    // The numbers as the status writes them, with their decimal.
+    let rows = table(&printed, &columns(false));
     let overspent_state = status("overspent")["state"].as_str().unwrap().to_string();
+    let trickle_state = status("trickle")["state"].as_str().unwrap().to_string();
     assert_eq!(
         rows.iter().map(|r| r[..9].to_vec()).collect::<Vec<_>>(),
         [
             [
-                "burning", "checkout", "99.9", "30d", "99.9500", "50", "Burning", "True", "True"
+                "burning", "checkout", "99.9", "30d", "99.9500", "50.0", "Burning", "True", "True"
             ],
             [
                 "overspent",
@@ -749,13 +744,24 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
                 "99.9",
                 "30d",
                 "99.8800",
-                "-20",
+                "-20.0",
                 overspent_state.as_str(),
                 "True",
                 "True"
             ],
             [
                 "silent", "checkout", "99.9", "30d", "", "", "Unknown", "False", "True"
+            ],
+            [
+                "trickle",
+                "checkout",
+                "99.9",
+                "30d",
+                "99.9095",
+                "9.5",
+                trickle_state.as_str(),
+                "True",
+                "True"
             ],
         ],
         "{printed}"
@@ -765,14 +771,15 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         .kubectl(&["get", SLO_CRD, "-n", watched, "-o", "wide"])
         .expect_ok("kubectl get -o wide");
     eprintln!("{wide}");
-    let rows = table(&wide, WIDE_COLUMNS);
-    assert_eq!(rows[0][9], "5", "{wide}");
+    let rows = table(&wide, &columns(true));
+    assert_eq!(rows[0][9], "5.0", "{wide}");
     assert_eq!(
         rows[1][9..11],
         ["14.4", ""],
         "nothing left to run out: {wide}"
     );
     assert_eq!(rows[2][9..11], ["", ""], "{wide}");
+    assert_eq!(rows[3][9..11], ["0.1", ""], "burning slower than 1: {wide}");
     // Half of 30 days' budget at 3x lasts 5 days.
     let exhausts: k8s_openapi::jiff::Timestamp = rows[0][10].parse().unwrap();
     let ahead = exhausts.as_second() - k8s_openapi::jiff::Timestamp::now().as_second();
@@ -781,10 +788,10 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
         "{ahead} s ahead: {wide}"
     );
     assert_eq!(status("burning")["exhaustion"], json!(rows[0][10]));
-    // kubectl compares strings that parse as Kubernetes quantities ("-20.0", "50.0") as numbers
-    // (k8s.io/kubectl pkg/cmd/get/sorter.go), so the budget's string sorts by value. The JSON
-    // numbers cannot be sorted on in general: the server stores 3.0 as 3, and kubectl refuses
-    // to compare an integer with a fraction ("unsortable interface").
+    // kubectl compares strings that parse as Kubernetes quantities ("-20.0", "9.5", "50.0") as
+    // numbers (k8s.io/kubectl pkg/cmd/get/sorter.go), so the status' decimal strings sort by
+    // value: as text "9.5" would come last. (JSON numbers would not do: the server stores 3.0 as
+    // 3, and kubectl refuses to compare an integer with a fraction, "unsortable interface".)
     let sorted = |field: &str| {
         kube.kubectl(&[
             "get",
@@ -804,7 +811,11 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
     };
     assert_eq!(
         sorted(".status.errorBudget.remaining"),
-        ["overspent", "burning"]
+        ["overspent", "trickle", "burning"]
+    );
+    assert_eq!(
+        sorted(".status.fastBurnRate"),
+        ["trickle", "burning", "overspent"]
     );
     let (exit, log) = operator.terminate();
     assert_eq!(exit, Some(0), "{log}");

@@ -580,11 +580,12 @@ fn the_running_operator_reconciles_an_slo_end_to_end() {
     assert_eq!(rule["metadata"]["ownerReferences"][0]["uid"], json!(uid));
     assert!(rule["metadata"]["labels"].get("team").is_none(), "{rule:#}");
     assert_eq!(condition(&status, "Ready")["status"], "True", "{status:#}");
-    // The evaluator found no series: it says so and decides nothing.
+    // The evaluator found no series, and the Prometheus (which loads no rule files) lists none
+    // of the SLO's groups: it says so and decides nothing.
     assert_eq!(condition(&status, "DataAvailable")["status"], "False");
     assert_eq!(
         condition(&status, "DataAvailable")["reason"],
-        "SeriesMissing"
+        "RulesNotLoaded"
     );
     // Nobody measured it: neither within the policy nor exhausted, and no state but Unknown.
     assert_eq!(condition(&status, "BudgetExhausted")["status"], "Unknown");

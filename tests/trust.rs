@@ -182,10 +182,11 @@ fn foreign_and_other_cluster_series_never_act() {
 fn no_data_never_acts() {
     let mut w = World::new(vec![deployment("web", "1"), availability_on_web()]);
     w.start(&[]);
+    // The world's Prometheus records none of the SLO's rules, and its /api/v1/rules says so.
     w.wait(60, "no data is reported", |w| {
         w.slo("availability")
             .and_then(|s| condition(&s, "DataAvailable"))
-            == Some(("False".into(), "SeriesMissing".into()))
+            == Some(("False".into(), "RulesNotLoaded".into()))
     });
     w.while_rounds_pass(3, || assert!(our_keys(&w.deployment("web")).is_empty()));
     w.finish();

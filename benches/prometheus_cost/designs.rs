@@ -8,7 +8,7 @@ use plimsoll::synthetic::Service;
 
 const BURN_WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
-fn slo_manifest(service: &Service) -> serde_json::Value {
+fn slo_manifest(service: &Service, window: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "plimsoll.dev/v1alpha1",
         "kind": "ServiceLevelObjective",
@@ -16,7 +16,7 @@ fn slo_manifest(service: &Service) -> serde_json::Value {
         "spec": {
             "service": service.job,
             "objective": 99.9,
-            "window": "30d",
+            "window": window,
             "indicator": {"ratio": {
                 "errors": format!("http_requests_total{{job=\"{}\",code=\"500\"}}", service.job),
                 "total": format!("http_requests_total{{job=\"{}\"}}", service.job),
@@ -29,8 +29,8 @@ fn slo_manifest(service: &Service) -> serde_json::Value {
 pub struct Design {
     pub name: &'static str,
     pub groups: Vec<RuleGroup>,
-    /// The design's 30d error ratio for a service.
-    pub window_ratio: fn(&Service) -> String,
+    /// The design's 30d error ratio for a service; `None` for a calendar window.
+    pub window_ratio: Option<fn(&Service) -> String>,
     /// Recording rules whose history the measured expressions read, in passes: promtool backfills
     /// each rule on its own, so a rule that reads another's record comes in a later pass.
     pub backfill: Vec<Vec<RuleGroup>>,
@@ -61,7 +61,7 @@ pub fn plimsoll_design(services: &[Service]) -> Design {
     let mut groups = Vec::new();
     let mut backfill = vec![Vec::new(), Vec::new()];
     for s in services {
-        let Decoded::Valid(valid) = manifests::decode(&slo_manifest(s)) else {
+        let Decoded::Valid(valid) = manifests::decode(&slo_manifest(s, "30d")) else {
             panic!("bench SLO is invalid");
         };
         let rendered = rules::render(&valid.1, "bench");
@@ -83,14 +83,37 @@ pub fn plimsoll_design(services: &[Service]) -> Design {
         evaluated_at: Some(rules::names::TOTAL_5M),
         groups,
         // The expressions of slo:sli_errors/total:increase_window, read from the backfilled counts.
-        window_ratio: |s| {
+        window_ratio: Some(|s| {
             format!(
                 "sum_over_time(slo:sli_errors:increase5m{{slo=\"{0}\"}}[30d:5m] offset -4m59s999ms) / \
                  sum_over_time(slo:sli_total:increase5m{{slo=\"{0}\"}}[30d:5m] offset -4m59s999ms)",
                 s.job
             )
-        },
+        }),
         backfill,
+    }
+}
+
+/// Ours for the same services over the calendar month (UTC): what the period's budget costs
+/// beside the rolling window's. It reads the 5m counts [`plimsoll_design`] backfills (the same
+/// SLO names and labels), so it must be measured beside it.
+pub fn plimsoll_month_design(services: &[Service]) -> Design {
+    let groups = services
+        .iter()
+        .flat_map(|s| {
+            let Decoded::Valid(valid) = manifests::decode(&slo_manifest(s, "month")) else {
+                panic!("bench SLO is invalid");
+            };
+            rules::render(&valid.1, "bench")
+        })
+        .collect();
+    Design {
+        name: "plimsoll, calendar month",
+        record_prefix: "slo:",
+        evaluated_at: None,
+        groups,
+        window_ratio: None,
+        backfill: Vec::new(),
     }
 }
 
@@ -121,7 +144,7 @@ pub fn raw_increase_design(services: &[Service]) -> Design {
         record_prefix: "raw:",
         evaluated_at: None,
         groups,
-        window_ratio: |s| raw_ratio(s, "30d", "increase"),
+        window_ratio: Some(|s| raw_ratio(s, "30d", "increase")),
         backfill: vec![Vec::new()],
     }
 }
@@ -164,13 +187,13 @@ pub fn ratio_average_design(services: &[Service]) -> Design {
         record_prefix: "avg:",
         evaluated_at: None,
         groups,
-        window_ratio: |s| {
+        window_ratio: Some(|s| {
             format!(
                 "sum_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d]) / \
                  count_over_time(avg:error_ratio:rate5m{{job=\"{0}\"}}[30d])",
                 s.job
             )
-        },
+        }),
         backfill: vec![backfill],
     }
 }

@@ -39,9 +39,9 @@ use super::status::ServiceLevelObjectiveStatus;
     ),
     printcolumn(
         name = "Budget %",
-        type_ = "number",
+        type_ = "string",
         description = "Error budget remaining, percent; negative when overspent",
-        json_path = ".status.budgetRemainingPercent"
+        json_path = ".status.errorBudget.remaining"
     ),
     printcolumn(
         name = "State",
@@ -62,7 +62,7 @@ use super::status::ServiceLevelObjectiveStatus;
     ),
     printcolumn(
         name = "Fast burn ×",
-        type_ = "number",
+        type_ = "string",
         description = "Burn rate over the fast page window (1h for 30d, scaled with the window); 1 spends exactly the budget",
         json_path = ".status.fastBurnRate",
         priority = 1

@@ -60,24 +60,16 @@ pub struct ServiceLevelObjectiveStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub exhaustion: Option<String>,
-    /// `errorBudget.remaining` as a JSON number (1 decimal), for the `Budget %` column and for
-    /// `kubectl get --sort-by=.status.budgetRemainingPercent`: kubectl sorts a string field as
-    /// text, which puts "-5.0" after "50.0".
+    /// The burn rate over the fast page tier's long window, such as "0.9", for the `-o wide`
+    /// column `Fast burn ×`: 1h for a 30d window, scaled with the window (14m for 7d, 56m for
+    /// 28d); 1 spends exactly the budget over the window. It is also in `burnRates`, under a key
+    /// that depends on the window, which a printer column cannot follow.
     #[serde(
         default,
         deserialize_with = "lenient::part",
         skip_serializing_if = "Option::is_none"
     )]
-    pub budget_remaining_percent: Option<f64>,
-    /// The burn rate over the fast page tier's long window as a JSON number (1 decimal), for the
-    /// `-o wide` column `Fast burn ×`: 1h for a 30d window, scaled with the window (14m for 7d,
-    /// 56m for 28d); 1 spends exactly the budget over the window.
-    #[serde(
-        default,
-        deserialize_with = "lenient::part",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub fast_burn_rate: Option<f64>,
+    pub fast_burn_rate: Option<String>,
     /// Per-group budgets, with `groupBy` only.
     #[serde(
         default,

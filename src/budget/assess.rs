@@ -39,6 +39,29 @@ impl Reading {
 pub enum NoData {
     #[error("no recorded series for this SLO in Prometheus yet")]
     Missing,
+    /// No series, and the Prometheus read lists none of the SLO's rule groups: its
+    /// PrometheusRule is not loaded (no Prometheus selects it, prometheus-operator rejected it,
+    /// or the rules run in another Prometheus than the one read).
+    #[error(
+        "no recorded series, and Prometheus has loaded none of this SLO's rule groups \
+         (plimsoll/{namespace}/{name}/...): no Prometheus has taken the PrometheusRule \
+         {namespace}/{name}{labels}. Check that the ruleSelector of the Prometheus object (with \
+         prometheus-operator) matches the rule's labels (kube-prometheus-stack selects \
+         release=<its release name>: the chart's ruleLabels, --rule-label) and that its \
+         ruleNamespaceSelector takes the namespace {namespace}; an invalid rule is named in a \
+         Warning Event InvalidConfiguration. Rules evaluated by another Prometheus than the one \
+         read (remote write) show here too",
+        labels = match rule_labels.is_empty() {
+            true => " (it carries no --rule-label)".to_string(),
+            false => format!(" (labelled {rule_labels})"),
+        }
+    )]
+    RulesNotLoaded {
+        namespace: String,
+        name: String,
+        /// `key=value,...` of the operator's `--rule-label`.
+        rule_labels: String,
+    },
     #[error("the newest recorded sample is {age} old; the rules look stalled")]
     Stale { age: String },
     #[error("the recorded error ratio is not a number")]
@@ -62,6 +85,7 @@ impl NoData {
     pub fn reason(&self) -> &'static str {
         match self {
             NoData::Missing => "SeriesMissing",
+            NoData::RulesNotLoaded { .. } => "RulesNotLoaded",
             NoData::Stale { .. } => "SeriesStale",
             NoData::NotANumber => "NotANumber",
             NoData::PeriodStarting { .. } => "PeriodStarting",

@@ -45,6 +45,12 @@ pub struct Args {
     /// name was deleted and created again and both have fresh series.
     #[arg(long, value_name = "UID", requires = "filenames", value_parser = parse_uid)]
     pub slo_uid: Option<String>,
+    /// Label matchers that scope the reading to one cluster or tenant, such as `cluster="a"`:
+    /// behind Thanos, Mimir or federation, the external labels that tell this cluster's series
+    /// apart (without them, series that carry such labels are not the SLO's, and the gate cannot
+    /// tell). As `plimsoll run`'s.
+    #[arg(long, env = "PLIMSOLL_READING_SELECTOR", value_parser = super::parse_scope, default_value = "")]
+    pub reading_selector: prometheus::ReadingScope,
     /// Prometheus, which evaluates the SLO's rules (required).
     #[command(flatten)]
     pub prometheus: super::prometheus_flags::PrometheusFlags,
@@ -153,8 +159,7 @@ async fn judge(args: &Args) -> Verdict {
 
     let now = Timestamp::now();
     let own = [(namespace.to_string(), slo.clone())];
-    let scope = prometheus::ReadingScope::default();
-    let readings = match prometheus::read_for(&client, &scope, &own, now).await {
+    let readings = match prometheus::read_for(&client, &args.reading_selector, &own, now).await {
         Ok(r) => r,
         Err(e) => {
             let e = e.message;
@@ -266,7 +271,9 @@ fn hint(
         if let Some(first) = unexpected.first() {
             parts.push(format!(
                 "{} series name it but not as its rules would write them, such as {first}: \
-                 check that the SLO's service and groupBy are those its rules were made from",
+                 check that the SLO's service and groupBy are those its rules were made from, \
+                 and behind Thanos, Mimir or federation pass --reading-selector with this \
+                 cluster's external labels (such as `cluster=\"a\"`)",
                 unexpected.len()
             ));
         }

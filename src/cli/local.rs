@@ -53,6 +53,11 @@ pub struct Args {
     /// Prometheus, which reads the rule files and answers the budget queries (required).
     #[command(flatten)]
     pub prometheus: PrometheusFlags,
+    /// Label matchers that scope every budget reading to this cluster or tenant, such as
+    /// `cluster="a"`: behind Thanos, Mimir or federation, the external labels that tell this
+    /// cluster's series apart. As `plimsoll run`'s.
+    #[arg(long, env = "PLIMSOLL_READING_SELECTOR", value_parser = super::parse_scope, default_value = "")]
+    pub reading_selector: crate::prometheus::ReadingScope,
     /// `partial_response_strategy` (`warn` or `abort`) on the groups of every SLO that sets no
     /// `spec.partialResponseStrategy`, for a Thanos Ruler reading the rule files (a plain
     /// Prometheus refuses them then). Unset: written only for SLOs that set it.
@@ -96,6 +101,7 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> u8 {
         ui_url: args.ui_url.clone(),
         partial_response_strategy: args.partial_response_strategy,
         prometheus,
+        reading_scope: args.reading_selector.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

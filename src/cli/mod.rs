@@ -113,6 +113,11 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 /// A duration such as `30s`, `5m` or `1h`.
+/// `--reading-selector`: label matchers such as `cluster="a"`.
+pub fn parse_scope(text: &str) -> Result<crate::prometheus::ReadingScope, String> {
+    crate::prometheus::ReadingScope::parse(text).map_err(|e| e.to_string())
+}
+
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::model::Duration::parse(text, "hms")
         .map(|d| std::time::Duration::from_secs(d.as_secs()))

@@ -12,7 +12,7 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{EXIT_ERROR, EXIT_OK, parse_duration, parse_label};
+use super::{EXIT_ERROR, EXIT_OK, parse_duration, parse_label, parse_scope};
 use crate::controller::reader::Reader;
 use crate::controller::{self, Context, Scope, Settings};
 use crate::metrics::Metrics;
@@ -171,10 +171,6 @@ pub struct Args {
     /// Log level (RUST_LOG, when set, takes precedence).
     #[arg(long, env = "PLIMSOLL_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-}
-
-fn parse_scope(text: &str) -> Result<crate::prometheus::ReadingScope, String> {
-    crate::prometheus::ReadingScope::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args, err: &mut impl std::io::Write) -> u8 {
@@ -542,6 +538,14 @@ impl Operator {
                     cache: self.cache.clone(),
                     latest: self.ctx.readings.clone(),
                     metrics: self.metrics.clone(),
+                    rule_labels: self
+                        .ctx
+                        .config
+                        .rule_labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 }
                 .run(),
             )

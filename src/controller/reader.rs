@@ -55,6 +55,9 @@ pub struct Reader {
     pub cache: Arc<SloCache>,
     pub latest: Arc<Latest>,
     pub metrics: Arc<Metrics>,
+    /// `key=value,...` of `--rule-label`, for the message of an SLO whose rules Prometheus has
+    /// not loaded.
+    pub rule_labels: String,
 }
 
 impl Reader {
@@ -81,7 +84,10 @@ impl Reader {
             .collect();
         let calendars =
             prometheus::read::calendars(calendar.iter().map(|(ns, m)| (ns.as_str(), m)), now);
-        let result = prometheus::read(&self.prometheus, &self.scope, &calendars, now).await;
+        let mut result = prometheus::read(&self.prometheus, &self.scope, &calendars, now).await;
+        if let Ok(readings) = &mut result {
+            self.loaded_rules(readings, &slos).await;
+        }
         match &result {
             Ok(_) => self.metrics.read("ok"),
             Err(f) => {
@@ -100,6 +106,30 @@ impl Reader {
         self.cache.wake(&woken);
         woken.len()
     }
+
+    /// When some SLO has no series at all, asks Prometheus which of our rule groups it has
+    /// loaded (one request, only then), so those SLOs can say whether their rules are loaded.
+    /// An endpoint that does not answer leaves it unknown: they say only that series are missing.
+    async fn loaded_rules(
+        &self,
+        readings: &mut prometheus::Readings,
+        slos: &[Arc<ServiceLevelObjective>],
+    ) {
+        let unread = slos.iter().any(|slo| {
+            let namespace = slo.namespace().unwrap_or_default();
+            readings.claimed(&namespace, &slo.name_any()).is_empty()
+        });
+        if !unread {
+            return;
+        }
+        match prometheus::loaded_rule_groups(&self.prometheus).await {
+            Ok(groups) => readings.set_loaded_rules(prometheus::LoadedRules::from_groups(
+                groups.iter().map(String::as_str),
+                self.rule_labels.clone(),
+            )),
+            Err(e) => debug!(error = %e, "Prometheus did not list its rule groups"),
+        }
+    }
 }
 
 /// Whether an SLO's reconcile should look at the new round: its series changed, the read
@@ -117,14 +147,17 @@ fn changed(
     }
     match (previous.map(|p| &p.result), &current.result) {
         (None, _) => true,
-        (Some(Ok(before)), Ok(after)) => {
+        (Some(Ok(before_all)), Ok(after_all)) => {
             let (before, after) = (
-                before.claimed(&namespace, &name),
-                after.claimed(&namespace, &name),
+                before_all.claimed(&namespace, &name),
+                after_all.claimed(&namespace, &name),
             );
             // Sample times move every evaluation; only values (and aging) are news. A calendar
             // budget also moves with the share of the period gone by.
+            let loaded = |r: &prometheus::Readings| r.rules_loaded(&namespace, &name).map(|l| l.0);
+            let rules_moved = loaded(before_all) != loaded(after_all);
             !same_values(before, after)
+                || rules_moved
                 || aging(after, now)
                 || matches!(slo.spec.window.as_str(), "month" | "week")
         }

@@ -170,8 +170,16 @@ pub fn judge(slo: &Slo, namespace: &str, readings: &ReadResult, now: Timestamp) 
             (Some(Err(e)), Err(_)) => Err(e),
         });
     }
+    let missing = || match readings.rules_loaded(namespace, &slo.name) {
+        Some((false, labels)) => NoData::RulesNotLoaded {
+            namespace: namespace.to_string(),
+            name: slo.name.clone(),
+            rule_labels: labels.to_string(),
+        },
+        _ => NoData::Missing,
+    };
     Judgement {
-        verdict: best.unwrap_or(Err(NoData::Missing)),
+        verdict: best.unwrap_or_else(|| Err(missing())),
         groups,
         foreign,
     }

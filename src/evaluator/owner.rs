@@ -263,4 +263,47 @@ mod tests {
         assert!(!found[0].fresh(now()));
         assert_eq!(picked(&r, &slo(&[])), Pick::Read(Some("u".into())));
     }
+
+    /// Without series, the reader's list of loaded rule groups tells a PrometheusRule that no
+    /// Prometheus took from rules that recorded nothing; without the list, only "missing".
+    #[test]
+    fn an_slo_without_series_says_whether_its_rules_are_loaded() {
+        use crate::budget::NoData;
+        use crate::evaluator::judge;
+        use crate::prometheus::LoadedRules;
+        let slo = slo(&[]);
+        let verdict = |readings: Readings| judge(&slo, "shop", &Ok(readings), now()).verdict;
+        assert_eq!(verdict(Readings::default()), Err(NoData::Missing));
+        let mut loaded = Readings::default();
+        loaded.set_loaded_rules(LoadedRules::from_groups(
+            [
+                "plimsoll/shop/checkout/fast",
+                "plimsoll/shop/checkout/slow",
+                "other",
+            ],
+            "release=kps".into(),
+        ));
+        assert_eq!(verdict(loaded), Err(NoData::Missing));
+        let mut elsewhere = Readings::default();
+        elsewhere.set_loaded_rules(LoadedRules::from_groups(
+            [
+                "plimsoll/lab/checkout/fast",
+                "plimsoll/shop/checkout-2/fast",
+                "kube",
+            ],
+            "release=kps".into(),
+        ));
+        let not_loaded = verdict(elsewhere).unwrap_err();
+        assert_eq!(not_loaded.reason(), "RulesNotLoaded");
+        let message = not_loaded.to_string();
+        for needle in [
+            "plimsoll/shop/checkout/...",
+            "PrometheusRule shop/checkout (labelled release=kps)",
+            "ruleSelector",
+            "ruleNamespaceSelector takes the namespace shop",
+            "InvalidConfiguration",
+        ] {
+            assert!(message.contains(needle), "{needle:?} not in {message}");
+        }
+    }
 }

@@ -34,9 +34,7 @@ pub struct EvaluatedStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exhaustion: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget_remaining_percent: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fast_burn_rate: Option<f64>,
+    pub fast_burn_rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<GroupsStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +54,6 @@ impl EvaluatedStatus {
             error_budget: self.error_budget,
             burn_rates: self.burn_rates,
             exhaustion: self.exhaustion,
-            budget_remaining_percent: self.budget_remaining_percent,
             fast_burn_rate: self.fast_burn_rate,
             groups: self.groups,
             evaluated_at: self.evaluated_at,
@@ -181,14 +178,11 @@ fn numbers(
     groups: &[(BTreeMap<String, String>, f64)],
     fast_window: Duration,
 ) -> EvaluatedStatus {
-    // The numbers the columns show are the strings' rounded values, so they change together.
-    let number = |value: f64, decimals: usize| fixed(value, decimals).parse::<f64>().ok();
     EvaluatedStatus {
-        budget_remaining_percent: number(a.remaining, BUDGET_DECIMALS),
         fast_burn_rate: a
             .burn_rates
             .get(&fast_window)
-            .and_then(|r| number(*r, BURN_RATE_DECIMALS)),
+            .map(|r| fixed(*r, BURN_RATE_DECIMALS)),
         sli: Some(fixed(a.sli, SLI_DECIMALS)),
         error_budget: Some(ErrorBudgetStatus {
             remaining: fixed(a.remaining, BUDGET_DECIMALS),
@@ -236,8 +230,7 @@ fn kept_numbers(current: Option<&ServiceLevelObjectiveStatus>) -> EvaluatedStatu
         error_budget: c.error_budget.clone(),
         burn_rates: c.burn_rates.clone(),
         exhaustion: c.exhaustion.clone(),
-        budget_remaining_percent: c.budget_remaining_percent,
-        fast_burn_rate: c.fast_burn_rate,
+        fast_burn_rate: c.fast_burn_rate.clone(),
         groups: c.groups.clone(),
         ..EvaluatedStatus::default()
     }
@@ -324,7 +317,6 @@ mod tests {
             error_budget: s.error_budget,
             burn_rates: s.burn_rates,
             exhaustion: s.exhaustion,
-            budget_remaining_percent: s.budget_remaining_percent,
             fast_burn_rate: s.fast_burn_rate,
             groups: s.groups,
             evaluated_at: s.evaluated_at,
@@ -368,12 +360,10 @@ mod tests {
         );
         assert_eq!(s.burn_rates["1h"], "0.9");
         assert_eq!(s.burn_rates["6h"], "1.1");
-        // The columns' numbers are the strings' rounded values, as JSON numbers.
-        assert_eq!(s.budget_remaining_percent, Some(41.2));
-        assert_eq!(s.fast_burn_rate, Some(0.9));
+        // The fast window's rate, for its column, as burnRates writes it.
+        assert_eq!(s.fast_burn_rate.as_deref(), Some("0.9"));
         let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(json["budgetRemainingPercent"], serde_json::json!(41.2));
-        assert_eq!(json["fastBurnRate"], serde_json::json!(0.9));
+        assert_eq!(json["fastBurnRate"], serde_json::json!("0.9"));
         assert_eq!(s.conditions[0].type_, "DataAvailable");
         assert_eq!(s.conditions[0].status, "True");
         assert_eq!(s.conditions[1].status, "False");
@@ -462,8 +452,8 @@ mod tests {
         assert_eq!(s.sli, current.sli);
         assert_eq!(s.error_budget, current.error_budget);
         assert_eq!(
-            (s.budget_remaining_percent, s.fast_burn_rate),
-            (Some(41.2), Some(0.9)),
+            s.fast_burn_rate.as_deref(),
+            Some("0.9"),
             "the columns keep the last numbers too"
         );
         let data = &s.conditions[0];

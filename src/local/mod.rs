@@ -52,6 +52,9 @@ pub struct Settings {
     /// `partial_response_strategy` for the groups of SLOs that set none (Thanos Ruler).
     pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
     pub prometheus: prometheus::Settings,
+    /// `--reading-selector`: the labels that scope every reading (and the UI's) to this
+    /// cluster's series.
+    pub reading_scope: prometheus::ReadingScope,
 }
 
 /// Where local mode delivers the rules.
@@ -149,7 +152,7 @@ pub async fn run(
             let ui = ui::Ui {
                 source: ui_source::LocalSource(shared.clone()),
                 prometheus: Some(client.clone()),
-                scope: crate::prometheus::ReadingScope::default(),
+                scope: settings.reading_scope.clone(),
                 external_url: settings.ui_url.clone(),
                 partial_response_strategy: settings.partial_response_strategy,
             };
@@ -236,8 +239,8 @@ impl Local {
             .filter(|l| l.slo.window.period(now).is_some())
             .map(|l| (l.namespace.clone(), l.slo.clone()))
             .collect();
-        let scope = crate::prometheus::ReadingScope::default();
-        let readings = crate::prometheus::read_for(&self.client, &scope, &calendars, now).await;
+        let scope = &self.settings.reading_scope;
+        let readings = crate::prometheus::read_for(&self.client, scope, &calendars, now).await;
         if readings.is_err() {
             outcome = Outcome::Incomplete;
         }

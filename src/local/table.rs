@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::board::{Board, Decision};
+use super::board::{Board, Decision, Entry};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::BudgetState;
@@ -17,6 +17,9 @@ pub struct Context<'a> {
     /// Manifest files skipped because of problems (reported separately).
     pub skipped_files: &'a [String],
 }
+
+/// The alert conditions whose long windows the burn columns show, in `burn_windows`' order.
+const CONDITIONS: [&str; 4] = ["PAGE FAST", "PAGE SLOW", "TICKET FAST", "TICKET SLOW"];
 
 /// The table, ready to print.
 pub fn render(board: &Board, context: &Context) -> String {
@@ -34,19 +37,27 @@ pub fn render(board: &Board, context: &Context) -> String {
     if let Some(e) = &board.prometheus_error {
         let _ = writeln!(out, "Prometheus cannot be queried: {e}");
     }
-    // Burn rates over the long windows of each SLO's alert table (1h, 6h, 1d, 3d for 30 days).
-    let windows: BTreeSet<Duration> = board
-        .entries
-        .iter()
-        .flat_map(|e| burn_windows(&e.slo.window).into_iter().map(|b| b.long))
-        .collect();
+    // Burn rates over the long windows of the four alert conditions (1h, 6h, 1d, 3d for 30
+    // days), one column each. When the SLOs' windows differ, so do these (14m for 7 days where
+    // 30 days has 1h): the columns are then the conditions, each cell naming its window.
+    let long_windows = |e: &Entry| -> Vec<Duration> {
+        burn_windows(&e.slo.window).iter().map(|b| b.long).collect()
+    };
+    let shared: BTreeSet<Vec<Duration>> = board.entries.iter().map(long_windows).collect();
+    let shared = match shared.len() {
+        1 => shared.into_iter().next(),
+        _ => None,
+    };
     let mut header = vec![
         "SLO".to_string(),
         "OBJECTIVE".to_string(),
         "SLI".to_string(),
         "BUDGET LEFT".to_string(),
     ];
-    header.extend(windows.iter().map(|w| format!("BURN {w}")));
+    match &shared {
+        Some(windows) => header.extend(windows.iter().map(|w| format!("BURN {w}"))),
+        None => header.extend(CONDITIONS.iter().map(|c| format!("BURN {c}"))),
+    }
     header.extend(["STATE".to_string(), "DECISION".to_string()]);
     let mut rows = vec![header];
     for e in &board.entries {
@@ -59,18 +70,19 @@ pub fn render(board: &Board, context: &Context) -> String {
                 .as_ref()
                 .map_or("-".into(), |b| format!("{}%", b.remaining)),
         ];
-        row.extend(windows.iter().map(|w| {
-            s.burn_rates
-                .get(&w.to_string())
-                .cloned()
-                .unwrap_or("-".into())
+        row.extend(long_windows(e).iter().map(|w| {
+            match (s.burn_rates.get(&w.to_string()), &shared) {
+                (Some(rate), Some(_)) => rate.clone(),
+                (Some(rate), None) => format!("{rate} ({w})"),
+                (None, _) => "-".into(),
+            }
         }));
         row.push(e.shown().to_string());
         row.push(e.decision().text().to_string());
         rows.push(row);
     }
     // Left: names and words; right: numbers.
-    let numeric = |column: usize| column >= 2 && column < 4 + windows.len();
+    let numeric = |column: usize| column >= 2 && column < 4 + CONDITIONS.len();
     out.push('\n');
     out.push_str(&columns(&rows, numeric));
     let notes: Vec<String> = board
@@ -198,6 +210,49 @@ mod tests {
         );
     }
 
+    #[test]
+    fn slos_of_one_window_name_the_windows_in_the_header() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let slos = [loaded("a", "7d", false), loaded("b", "7d", false)];
+        let mut readings = Readings::default();
+        readings.insert_own(
+            "shop",
+            "a",
+            "a",
+            None,
+            Reading {
+                window_error_ratio: Some(0.0005),
+                error_ratios: [(14, 2.0), (84, 1.5), (335, 1.0), (1010, 0.5)]
+                    .iter()
+                    .map(|(m, burn)| (Duration::from_minutes(*m), burn / 1000.0))
+                    .collect(),
+                ..Reading::default()
+            }
+            .written_at(now),
+        );
+        let board = advance(&Default::default(), &slos, &Ok(readings), now);
+        let text = render(
+            &board,
+            &Context {
+                prometheus: "p",
+                skipped_files: &[],
+            },
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let cells = |line: &str| -> Vec<String> {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            cells(lines[2])[4..8],
+            ["BURN 14m", "BURN 1h24m", "BURN 5h35m", "BURN 16h50m"]
+        );
+        assert_eq!(cells(lines[3])[4..8], ["2.0", "1.5", "1.0", "0.5"]);
+    }
+
     fn loaded(name: &str, window: &str, rollback: bool) -> Loaded {
         let mut spec = serde_json::json!({
             "service": name, "objective": 99.9, "window": window,
@@ -265,7 +320,7 @@ mod tests {
             "plimsoll local: 4 SLO(s), Prometheus http://127.0.0.1:9090, 2027-01-15T08:00:00Z"
         );
         // The 7d SLO's windows scale: 1h -> 14m, 6h -> 1h24m, 1d -> 5h35m... so the columns are
-        // the union, and each SLO shows its own.
+        // the four alert conditions, and each cell names its SLO's window.
         assert!(lines[2].starts_with("SLO  "), "{}", lines[2]);
         let header: Vec<&str> = lines[2]
             .split("  ")
@@ -279,14 +334,10 @@ mod tests {
                 "OBJECTIVE",
                 "SLI",
                 "BUDGET LEFT",
-                "BURN 14m",
-                "BURN 1h",
-                "BURN 1h24m",
-                "BURN 5h35m",
-                "BURN 6h",
-                "BURN 16h50m",
-                "BURN 1d",
-                "BURN 3d",
+                "BURN PAGE FAST",
+                "BURN PAGE SLOW",
+                "BURN TICKET FAST",
+                "BURN TICKET SLOW",
                 "STATE",
                 "DECISION"
             ]
@@ -305,14 +356,10 @@ mod tests {
                 "99.9% 30d",
                 "99.9700%",
                 "70.0%",
-                "-",
-                "0.3",
-                "-",
-                "-",
-                "0.3",
-                "-",
-                "0.3",
-                "0.3",
+                "0.3 (1h)",
+                "0.3 (6h)",
+                "0.3 (1d)",
+                "0.3 (3d)",
                 "Healthy",
                 "none"
             ]
@@ -320,21 +367,17 @@ mod tests {
         assert_eq!(
             cells(lines[4])[3..],
             [
-                "40.0%", "-", "3.0", "-", "-", "3.0", "-", "3.0", "3.0", "Burning", "none"
+                "40.0%", "3.0 (1h)", "3.0 (6h)", "3.0 (1d)", "3.0 (3d)", "Burning", "none"
             ]
         );
         assert_eq!(
             cells(lines[5])[3..],
             [
                 "-50.0%",
-                "-",
-                "0.2",
-                "-",
-                "-",
-                "0.2",
-                "-",
-                "0.2",
-                "0.2",
+                "0.2 (1h)",
+                "0.2 (6h)",
+                "0.2 (1d)",
+                "0.2 (3d)",
                 "Exhausted",
                 "ROLL BACK"
             ]
@@ -343,10 +386,6 @@ mod tests {
             cells(lines[6])[1..],
             [
                 "99.9% 1w",
-                "-",
-                "-",
-                "-",
-                "-",
                 "-",
                 "-",
                 "-",

@@ -77,15 +77,20 @@ mod tests {
     use crate::api::ServiceLevelObjective;
     use serde_json::json;
 
-    fn latency(histogram: &str, threshold: f64) -> Slo {
+    /// A validated SLO with a latency indicator of `kind` (`latency` or `nativeLatency`).
+    fn latency_of(kind: &str, histogram: &str, threshold: f64) -> Slo {
         let object: ServiceLevelObjective = serde_json::from_value(json!({
             "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
             "metadata": {"name": "a", "namespace": "n"},
             "spec": {"service": "s", "objective": 99.0, "window": "30d",
-                     "indicator": {"latency": {"histogram": histogram, "threshold": threshold}}},
+                     "indicator": {kind: {"histogram": histogram, "threshold": threshold}}},
         }))
         .unwrap();
         crate::model::validate(&object).unwrap()
+    }
+
+    fn latency(histogram: &str, threshold: f64) -> Slo {
+        latency_of("latency", histogram, threshold)
     }
 
     #[test]
@@ -103,15 +108,7 @@ mod tests {
 
     #[test]
     fn a_native_histogram_s_threshold_is_questioned_alike() {
-        let object: ServiceLevelObjective = serde_json::from_value(json!({
-            "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
-            "metadata": {"name": "a", "namespace": "n"},
-            "spec": {"service": "s", "objective": 99.0, "window": "30d",
-                     "indicator": {"nativeLatency": {"histogram": "rpc_duration_seconds",
-                                                     "threshold": 250.0}}},
-        }))
-        .unwrap();
-        let advice = advise(&crate::model::validate(&object).unwrap());
+        let advice = advise(&latency_of("nativeLatency", "rpc_duration_seconds", 250.0));
         assert_eq!(advice.len(), 1, "{advice:?}");
         assert_eq!(advice[0].path, "spec.indicator.nativeLatency.threshold");
         assert!(
@@ -127,5 +124,6 @@ mod tests {
         assert!(advise(&latency("http_request_duration_seconds", 0.2)).is_empty());
         assert!(advise(&latency("rpc_latency_milliseconds", 200.0)).is_empty());
         assert!(advise(&latency("request_ms", 250.0)).is_empty());
+        assert!(advise(&latency_of("nativeLatency", "rpc_duration_ms", 250.0)).is_empty());
     }
 }

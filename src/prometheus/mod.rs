@@ -12,7 +12,7 @@ pub mod version;
 
 pub use answer::{Fetched, Sample, Series};
 pub use client::{Client, Error, Reload, Settings};
-pub use read::{CalendarSlo, read, read_for};
-pub use readings::{Failure, Foreign, Identity, Readings, own};
+pub use read::{CalendarSlo, loaded_rule_groups, read, read_for};
+pub use readings::{Failure, Foreign, Identity, LoadedRules, Readings, own};
 pub use request::{Extras, Header, Tenant};
 pub use scope::{ReadingScope, ScopeError};

@@ -115,3 +115,21 @@ pub async fn read_for(
     let calendars = calendars(slos.iter().map(|(ns, slo)| (ns.as_str(), slo)), now);
     read(client, scope, &calendars, now).await
 }
+
+/// The names of the recording-rule groups Prometheus has loaded (`/api/v1/rules?type=record`):
+/// asked only when some SLO has no series, to tell rules no Prometheus loaded (a PrometheusRule
+/// no `ruleSelector` picks) from rules that recorded nothing (an indicator without traffic).
+/// Thanos Query and Mimir serve the same endpoint for their rulers.
+pub async fn loaded_rule_groups(client: &Client) -> Result<Vec<String>, Error> {
+    let data = client
+        .get_data("rules?type=record&exclude_alerts=true")
+        .await?;
+    let groups = data
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .ok_or_else(|| Error::Decode("no groups in the rules answer".into()))?;
+    Ok(groups
+        .iter()
+        .filter_map(|g| g.get("name")?.as_str().map(str::to_string))
+        .collect())
+}

@@ -143,6 +143,33 @@ pub struct Readings {
     failed_periods: BTreeMap<Timestamp, Failure>,
     /// Labels the reading scope allows on our series.
     allowed: BTreeSet<String>,
+    /// Which SLOs' rule groups Prometheus has loaded, when the reader asked (see
+    /// [`Readings::set_loaded_rules`]); `None` when it did not or could not.
+    loaded_rules: Option<LoadedRules>,
+}
+
+/// The rule groups of ours a Prometheus lists in `/api/v1/rules`, by the namespace and name of
+/// their SLO (groups are named `plimsoll/<namespace>/<name>/<part>`), and the labels the operator
+/// puts on its PrometheusRules, for the message of an SLO whose groups are not among them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadedRules {
+    pub slos: BTreeSet<(String, String)>,
+    /// `key=value,...` of `--rule-label`; empty without.
+    pub rule_labels: String,
+}
+
+impl LoadedRules {
+    /// From the names of the groups Prometheus lists; names not of our form are left out.
+    pub fn from_groups<'a>(names: impl IntoIterator<Item = &'a str>, rule_labels: String) -> Self {
+        let slos = names
+            .into_iter()
+            .filter_map(|n| {
+                let mut parts = n.strip_prefix("plimsoll/")?.splitn(3, '/');
+                Some((parts.next()?.to_string(), parts.next()?.to_string()))
+            })
+            .collect();
+        LoadedRules { slos, rule_labels }
+    }
 }
 
 impl Readings {
@@ -240,6 +267,19 @@ impl Readings {
             .and_then(|names| names.get(name))
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// What the reader learnt of the loaded rule groups (see [`LoadedRules`]).
+    pub fn set_loaded_rules(&mut self, loaded: LoadedRules) {
+        self.loaded_rules = Some(loaded);
+    }
+
+    /// Whether Prometheus has loaded any rule group of this SLO: `None` when unknown (not asked,
+    /// or the endpoint did not answer), with the operator's rule labels otherwise.
+    pub fn rules_loaded(&self, namespace: &str, name: &str) -> Option<(bool, &str)> {
+        let loaded = self.loaded_rules.as_ref()?;
+        let key = (namespace.to_string(), name.to_string());
+        Some((loaded.slos.contains(&key), loaded.rule_labels.as_str()))
     }
 
     /// How many SLO names the answers mention.

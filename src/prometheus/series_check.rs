@@ -194,8 +194,22 @@ impl Checker<'_> {
     /// The value of a `count(...)` query (0 when it has no result), or `None` when Prometheus
     /// refused it, which is then a finding.
     async fn count(&mut self, path: &str, query: &str) -> Result<Option<f64>, Error> {
-        match self.client.query(query).await {
-            Ok(samples) => Ok(Some(samples.iter().map(|s| s.value).sum())),
+        let answer = self.client.query(query).await;
+        Ok(self
+            .unless_refused(path, query, answer)?
+            .map(|samples| samples.iter().map(|s| s.value).sum()))
+    }
+
+    /// The answer to `query`, or `None` when Prometheus refused it, which is then a finding on
+    /// `path` (the SLO is wrong, not the check); other errors end the check.
+    fn unless_refused<T>(
+        &mut self,
+        path: &str,
+        query: &str,
+        answer: Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        match answer {
+            Ok(value) => Ok(Some(value)),
             Err(Error::Refused { message, .. }) => {
                 self.found(
                     path,
@@ -353,17 +367,10 @@ impl Checker<'_> {
             );
             return Ok(());
         }
-        let samples = match self.client.query_histograms(&histogram.to_string()).await {
-            Ok(samples) => samples,
-            Err(Error::Refused { message, .. }) => {
-                self.found(
-                    &path,
-                    Severity::Error,
-                    format!("Prometheus refuses: {message}"),
-                );
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+        let query = histogram.to_string();
+        let answer = self.client.query_histograms(&query).await;
+        let Some(samples) = self.unless_refused(&path, &query, answer)? else {
+            return Ok(());
         };
         let path = format!("{at}.threshold");
         // One finding for the first series that misses, naming it: the rest are alike, usually.
@@ -403,21 +410,10 @@ impl Checker<'_> {
         if self.count(&path, &format!("count({selected})")).await? != Some(0.0) {
             return Ok(());
         }
-        let bounds = match self
-            .client
-            .query(&format!("count by (le) ({buckets})"))
-            .await
-        {
-            Ok(samples) => samples,
-            Err(Error::Refused { message, .. }) => {
-                self.found(
-                    &path,
-                    Severity::Error,
-                    format!("Prometheus refuses: {message}"),
-                );
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+        let query = format!("count by (le) ({buckets})");
+        let answer = self.client.query(&query).await;
+        let Some(bounds) = self.unless_refused(&path, &query, answer)? else {
+            return Ok(());
         };
         // Each bound as a threshold is written (`1`, where Prometheus 3 stores the `1.0` it
         // normalises `le` to), once: a Prometheus upgraded from 2 holds both spellings.

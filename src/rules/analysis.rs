@@ -360,6 +360,39 @@ impl<'a> Queries<'a> {
     }
 }
 
+/// The recorded remaining budget of a calendar SLO (`slo:error_budget_remaining:ratio`): the
+/// period so far, as [`Queries::period_remaining`] computes it, with its period label dropped.
+/// Only for zones whose offset has not changed since 2020 and never will by the time zone
+/// database (UTC, Asia/Kathmandu): a zone with summer time would need its changes written into
+/// the rules, so they would depend on when they were rendered (see [`Zone`]). `None` for those,
+/// and for rolling windows.
+pub(super) fn period_budget_remaining(slo: &Slo, namespace: &str) -> Option<String> {
+    let Window::Calendar { period, time_zone } = &slo.window else {
+        return None;
+    };
+    let since = jiff::Timestamp::from_second(SETTLED_SINCE).ok()?;
+    let tz = jiff::tz::TimeZone::get(time_zone).ok()?;
+    let base = tz.to_offset(since);
+    // A change to another offset (the database may list transitions that keep it).
+    if tz.following(since).take(4).any(|t| t.offset() != base) {
+        return None;
+    }
+    let q = Queries::new(slo, namespace, slo.uid.as_deref(), &[], since);
+    let zone = Zone {
+        base: base.seconds(),
+        changes: vec![],
+        until: SETTLED_SINCE,
+    };
+    Some(format!(
+        r#"label_replace({}, "{PERIOD_LABEL}", "", "", "")"#,
+        q.period_remaining(*period, &zone)
+    ))
+}
+
+/// 2020-01-01T00:00:00Z: a zone without an offset change from then on has one offset for the
+/// rules.
+const SETTLED_SINCE: i64 = 1_577_836_800;
+
 /// A time zone as PromQL can use it: PromQL's date functions know only UTC, so the local time is
 /// the Unix time plus the zone's offset, written as its offset at the start of a span plus each
 /// change in it (summer time, a new standard offset) from the time zone database. Each change is

@@ -41,6 +41,17 @@ pub mod names {
     pub const ERROR_BUDGET: &str = "slo:error_budget:ratio";
     pub const BUDGET_REMAINING: &str = "slo:error_budget_remaining:ratio";
     pub const WINDOW_SECONDS: &str = "slo:window:seconds";
+    /// Burn rates over the long windows of the four alert conditions, whatever the SLO's window:
+    /// the first and second page condition (1h and 6h for 30 days), the first and second ticket
+    /// condition (1d and 3d). Each carries [`LABEL_BURN_WINDOW`], the window it is measured over.
+    pub const BURN_RATES: [&str; 4] = [
+        "slo:burn_rate:page_fast",
+        "slo:burn_rate:page_slow",
+        "slo:burn_rate:ticket_fast",
+        "slo:burn_rate:ticket_slow",
+    ];
+    /// The window a burn-rate series is measured over, such as `1h` (`56m` for 28 days).
+    pub const LABEL_BURN_WINDOW: &str = "burn_window";
     pub const INFO: &str = "slo:info";
     /// Labels every generated series carries.
     pub const LABEL_SLO: &str = "slo";
@@ -213,6 +224,7 @@ fn fast_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
             rules.push(ctx.record(ratio_record, guarded_ratio(&errors, &recorded)));
         }
     }
+    rules.extend(burn_rates(ctx, windows));
     RuleGroup {
         name: ctx.group_name("fast"),
         interval: FAST_INTERVAL.to_string(),
@@ -244,6 +256,7 @@ fn slice_group(
             bad_slice_share(ctx, *w, slice),
         )
     }));
+    rules.extend(burn_rates(ctx, windows));
     RuleGroup {
         name: ctx.group_name("slices"),
         interval: slice.to_string(),
@@ -304,6 +317,7 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
             long_ratio(*w),
         ));
     }
+    rules.extend(burn_rates(ctx, windows));
     if let (Some(_), BudgetingMethod::Occurrences) = (&counts, &ctx.slo.method) {
         // The full window is the longest read; recording its two sums once keeps each query to
         // one pass over the counts instead of three.
@@ -319,16 +333,43 @@ fn slow_group(ctx: &Context, windows: &[Duration]) -> RuleGroup {
     } else {
         rules.push(ctx.record(names::RATIO_WINDOW, long_ratio(full)));
     }
-    rules.push(ctx.record(
-        names::BUDGET_REMAINING,
-        format!("1 - {} / {}", ctx.own(names::RATIO_WINDOW), ctx.budget()),
-    ));
+    // Calendar windows: the period so far, as the status computes it; none where PromQL cannot
+    // tell the period (a zone whose offset changes), rather than the rolling figure.
+    let remaining = match &ctx.slo.window {
+        crate::model::Window::Rolling(_) => Some(format!(
+            "1 - {} / {}",
+            ctx.own(names::RATIO_WINDOW),
+            ctx.budget()
+        )),
+        crate::model::Window::Calendar { .. } => {
+            analysis::period_budget_remaining(ctx.slo, ctx.namespace)
+        }
+    };
+    rules.extend(remaining.map(|expr| ctx.record(names::BUDGET_REMAINING, expr)));
     RuleGroup {
         name: ctx.group_name("slow"),
         interval: COUNT_STEP.to_string(),
         partial_response_strategy: None,
         rules,
     }
+}
+
+/// `slo:burn_rate:<condition>` for each alert condition whose long window is among `windows`
+/// (those this group records): its error ratio over the error budget, labelled with the window.
+/// The names are the same for every SLO window, so one dashboard reads them all.
+fn burn_rates(ctx: &Context, recorded: &[Duration]) -> Vec<Rule> {
+    windows::burn_windows(&ctx.slo.window)
+        .iter()
+        .zip(names::BURN_RATES)
+        .filter(|(b, _)| recorded.contains(&b.long))
+        .map(|(b, record)| {
+            let ratio = ctx.own(&format!("{}{}", names::RATIO_PREFIX, rate_suffix(b.long)));
+            let mut rule = ctx.record(record, format!("{ratio} / {}", ctx.budget()));
+            rule.labels
+                .insert(names::LABEL_BURN_WINDOW.to_string(), b.long.to_string());
+            rule
+        })
+        .collect()
 }
 
 /// Constant series that describe the SLO, so dashboards and the operator need nothing else.
@@ -489,6 +530,92 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    fn windowed(window: &str, time_zone: Option<&str>) -> Vec<RuleGroup> {
+        let mut s = spec(serde_json::json!({"ratio": {"errors": "e", "total": "t"}}));
+        s["window"] = window.into();
+        if let Some(tz) = time_zone {
+            s["timeZone"] = tz.into();
+        }
+        render(&slo(s), "shop")
+    }
+
+    /// Each record with its labels and the index of the group that writes it, in group order.
+    fn records(groups: &[RuleGroup]) -> Vec<(usize, String, BTreeMap<String, String>)> {
+        groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| {
+                g.rules
+                    .iter()
+                    .filter_map(move |r| Some((i, r.record.clone()?, r.labels.clone())))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_window_records_the_same_burn_rate_names_after_their_ratios() {
+        for (window, long) in [
+            ("30d", ["1h", "6h", "1d", "3d"]),
+            ("4w", ["56m", "5h35m", "22h25m", "2d19h10m"]),
+            ("7d", ["14m", "1h24m", "5h35m", "16h50m"]),
+            ("month", ["1h", "6h", "1d", "3d"]),
+        ] {
+            let groups = windowed(window, None);
+            let all = records(&groups);
+            for (name, w) in names::BURN_RATES.iter().zip(long) {
+                let at = all
+                    .iter()
+                    .position(|(_, r, _)| r == name)
+                    .unwrap_or_else(|| panic!("{window}: no {name}"));
+                let (group, _, labels) = &all[at];
+                assert_eq!(labels[names::LABEL_BURN_WINDOW], w, "{window} {name}");
+                // Written after its ratio, in the same group, so it reads this evaluation's.
+                let ratio = format!("slo:sli_error:ratio_rate{w}");
+                let read = all.iter().position(|(_, r, _)| *r == ratio).unwrap();
+                assert!(read < at && all[read].0 == *group, "{window} {name}");
+                let rule = groups[*group]
+                    .rules
+                    .iter()
+                    .find(|r| r.record.as_deref() == Some(name))
+                    .unwrap();
+                assert!(rule.expr.ends_with(" / 0.001"), "{}", rule.expr);
+            }
+        }
+    }
+
+    #[test]
+    fn a_calendar_budget_is_the_period_so_far_where_promql_can_tell_the_period() {
+        let remaining = |groups: &[RuleGroup]| {
+            groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .find(|r| r.record.as_deref() == Some(names::BUDGET_REMAINING))
+                .map(|r| r.expr.clone())
+        };
+        let rolling = remaining(&windowed("30d", None)).unwrap();
+        assert!(
+            rolling.starts_with("1 - slo:sli_error:ratio_window{"),
+            "{rolling}"
+        );
+        for (window, zone) in [("month", None), ("week", Some("Asia/Kathmandu"))] {
+            let expr = remaining(&windowed(window, zone)).unwrap();
+            assert!(expr.contains("sum_over_time((last_over_time(slo:sli_errors:increase5m{"));
+            assert!(expr.starts_with("label_replace("), "{expr}");
+            assert!(
+                expr.ends_with(r#", "plimsoll_period", "", "", "")"#),
+                "{expr}"
+            );
+            assert!(!expr.contains("vector(time()) <"), "{expr}");
+        }
+        assert!(
+            remaining(&windowed("month", Some("Asia/Kathmandu")))
+                .unwrap()
+                .contains("(time() - 301 + 20700)")
+        );
+        // Summer time: the offsets would have to be written for the time of rendering.
+        assert_eq!(remaining(&windowed("month", Some("Europe/Berlin"))), None);
     }
 
     #[test]

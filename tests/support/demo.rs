@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use plimsoll::demo::{LEAD_IN, WINDOW};
 
-use super::prometheus::{Prometheus, http, import_openmetrics};
+use super::prometheus::{Prometheus, Version, http, import_openmetrics_on};
 
 pub const PLIMSOLL: &str = env!("CARGO_BIN_EXE_plimsoll");
 
@@ -49,6 +49,11 @@ pub fn demo_history(dir: &Path) -> u64 {
 /// lets Prometheus evaluate rules live at once: its head takes no sample older than the
 /// imported blocks' end.
 pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
+    demo_history_on(Version::chosen(), dir, slos, end)
+}
+
+/// [`demo_history_of`] with the promtool and Prometheus of `version`.
+pub fn demo_history_on(version: Version, dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let mut args = vec![
@@ -70,7 +75,7 @@ pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
         value(&printed, "STAGES"),
     );
     assert_eq!(end - start, WINDOW + LEAD_IN);
-    import_openmetrics(&dir.join("traffic.om"), &data);
+    import_openmetrics_on(version, &dir.join("traffic.om"), &data);
     let bare = dir.join("bare.yml");
     std::fs::write(&bare, "global: {evaluation_interval: 30s}\n").unwrap();
     // The counts over the month, total first; the rest over the last hour.
@@ -80,7 +85,7 @@ pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
     for (rules, from) in steps {
         let recorded = dir.join(format!("{rules}.om"));
         {
-            let history = Prometheus::start(&data, &bare);
+            let history = Prometheus::start_on(version, &data, &bare, &[]);
             plimsoll(&[
                 "demo-data",
                 "record",
@@ -96,7 +101,7 @@ pub fn demo_history_of(dir: &Path, slos: &Path, end: Option<u64>) -> u64 {
                 recorded.to_str().unwrap(),
             ]);
         }
-        import_openmetrics(&recorded, &data);
+        import_openmetrics_on(version, &recorded, &data);
     }
     end
 }

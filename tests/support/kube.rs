@@ -48,7 +48,7 @@ pub fn tools_cache() -> PathBuf {
 }
 
 /// The version a go.mod requires of a module (not a `replace` line).
-fn required_version(go_mod: &Path, module: &str) -> Result<String, String> {
+pub fn required_version(go_mod: &Path, module: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(go_mod).map_err(|e| format!("{}: {e}", go_mod.display()))?;
     text.lines()
         .map(str::trim)

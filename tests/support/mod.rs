@@ -2,15 +2,18 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod consumers;
 pub mod counts;
 pub mod crd_schema;
 pub mod demo;
 pub mod fault_proxy;
+pub mod grafana;
 pub mod helm;
 pub mod kube;
 pub mod loopback;
 pub mod month;
 pub mod prometheus;
+pub mod thanos;
 pub mod victoria_metrics;
 pub mod webdriver;
 

@@ -258,6 +258,31 @@ pub fn rules_config(dir: &Path, rules: &str, interval: &str) -> PathBuf {
     config
 }
 
+/// [`rules_config`] with these external labels (such as `cluster: a`), as one cluster's
+/// Prometheus behind Thanos or Mimir.
+pub fn labelled_config(
+    dir: &Path,
+    rules: &str,
+    interval: &str,
+    external_labels: &[(&str, &str)],
+) -> PathBuf {
+    let config = rules_config(dir, rules, interval);
+    if external_labels.is_empty() {
+        return config;
+    }
+    let labels: Vec<String> = external_labels
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", serde_json::json!(v)))
+        .collect();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "global: {",
+        &format!("global: {{external_labels: {{{}}}, ", labels.join(", ")),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

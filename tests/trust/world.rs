@@ -15,7 +15,7 @@ use super::support::cluster::{
     Namespace, http_token_kubeconfig, operator_credentials, scoped_operator_flags, wait_for,
 };
 use super::support::fault_proxy::FaultProxy;
-use super::support::prometheus::{Prometheus, http, rules_config};
+use super::support::prometheus::{Prometheus, http, labelled_config};
 
 pub const SLO_API: &str = "plimsoll.dev/v1alpha1";
 pub const SLO_KIND: &str = "ServiceLevelObjective";
@@ -67,7 +67,8 @@ pub struct World {
 
 const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
-fn rules(series: &[Series]) -> String {
+/// A rule file recording these series (every window's ratio, as constants) every second.
+pub fn recording_rules(series: &[Series]) -> String {
     let mut out = String::from("groups:\n- name: recorded\n  interval: 1s\n  rules:\n");
     for s in series {
         let labels: Vec<String> = s
@@ -96,11 +97,17 @@ impl World {
     /// A fresh namespace with the chart's RBAC and these objects (their namespace replaced);
     /// Prometheus records nothing until [`World::record`] is called.
     pub fn new(objects: Vec<Value>) -> World {
+        World::in_cluster(objects, &[])
+    }
+
+    /// [`World::new`] with a Prometheus that has these external labels (such as
+    /// `cluster="a"`), as one cluster's behind Thanos.
+    pub fn in_cluster(objects: Vec<Value>, external_labels: &[(&str, &str)]) -> World {
         let ns = Namespace::new("trust");
         let (lease, token) = operator_credentials(ns.kube, &ns.name);
         let proxy = FaultProxy::start(&ns.kube.server, &ns.kube.ca);
         let dir = tempfile::tempdir().unwrap();
-        let config = rules_config(dir.path(), "groups: []\n", "1s");
+        let config = labelled_config(dir.path(), "groups: []\n", "1s", external_labels);
         let rules = dir.path().join("rules.yaml");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
@@ -181,7 +188,7 @@ impl World {
 
     /// Prometheus records exactly these series from now on.
     pub fn record(&self, series: &[Series]) {
-        std::fs::write(&self.rules, rules(series)).unwrap();
+        std::fs::write(&self.rules, recording_rules(series)).unwrap();
         let reloaded = http()
             .post(format!("{}/-/reload", self.prometheus.url))
             .send()
