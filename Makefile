@@ -22,6 +22,10 @@ test: tools kube-tools prometheus3-tools thanos-tools mimir-tools consumers-tool
 	else \
 		$(CARGO) test --lib --bins --tests --no-fail-fast; \
 	fi
+	@# The tests that run on one Prometheus (Debian's 2.42 unless PLIMSOLL_PROMETHEUS=3) and read
+	@# its answers: the demo's numbers, local mode, the UI's charts in a browser and the
+	@# dashboard's panels, again on Prometheus 3.
+	PLIMSOLL_PROMETHEUS=3 $(CARGO) test --no-fail-fast --test demo --test local --test ui_browser --test ui_run --test dashboard_live
 
 ## tools: what the tests run for real: promtool (Debian's prometheus), Lua 5.1 (Argo CD's
 ## dialect) for the health checks, headless Chromium and chromedriver (Debian's chromium,
