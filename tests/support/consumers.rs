@@ -5,14 +5,12 @@
 //! (SIGTERM, then SIGKILL) on drop and killed by the kernel should the test process die first.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::kube::{required_version, tools_cache};
+use super::go_tools::{self, required_version, tools_cache};
 
 /// One consumer as tests/consumers/build.sh leaves it in the tools cache.
 #[derive(Clone, Debug)]
@@ -60,26 +58,12 @@ impl Consumer {
             binary: home.join("bin").join(output),
             crds: home.join("crds"),
         };
-        static BUILDING: Mutex<()> = Mutex::new(());
-        let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-        if !consumer.binary.is_file() || !consumer.crds.is_dir() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "{name} {} missing in {}: running tests/consumers/build.sh",
-                consumer.version,
-                home.display()
-            );
-            let status = Command::new(folder.join("build.sh"))
-                .arg(tools_cache())
-                .arg(name)
-                .stdin(Stdio::null())
-                .status()
-                .expect("tests/consumers/build.sh runs (it needs Go)");
-            assert!(
-                status.success() && consumer.binary.is_file() && consumer.crds.is_dir(),
-                "tests/consumers/build.sh {name} failed ({status})"
-            );
-        }
+        go_tools::build_unless(
+            "consumers",
+            &[name],
+            &format!("{name} {}", consumer.version),
+            || consumer.binary.is_file() && consumer.crds.is_dir(),
+        );
         consumer
     }
 

@@ -38,31 +38,7 @@ pub fn kubectl_path() -> PathBuf {
     }
 }
 
-/// Where tests/kube/build.sh puts the binaries.
-pub fn tools_cache() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PLIMSOLL_TOOLS_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/plimsoll-tools")
-}
-
-/// The version a go.mod requires of a module (not a `replace` line).
-pub fn required_version(go_mod: &Path, module: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(go_mod).map_err(|e| format!("{}: {e}", go_mod.display()))?;
-    text.lines()
-        .map(str::trim)
-        .map(|l| l.strip_prefix("require ").unwrap_or(l))
-        .find_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some(module))
-                .then(|| words.next())
-                .flatten()
-                .filter(|v| v.starts_with('v'))
-                .map(str::to_string)
-        })
-        .ok_or_else(|| format!("{} requires no {module}", go_mod.display()))
-}
+pub use super::go_tools::{required_version, tools_cache};
 
 /// The five binaries and kwok's stages file.
 #[derive(Clone, Debug)]

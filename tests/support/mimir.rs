@@ -11,12 +11,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::demo::free_port;
+use crate::support::go_tools;
 use crate::support::prometheus::http;
 
 /// The prefix Mimir serves its Prometheus-compatible APIs under (`-http.prometheus-http-prefix`).
@@ -24,44 +25,15 @@ pub const PROMETHEUS_PREFIX: &str = "/prometheus";
 
 /// The module version tests/mimir/go.mod pins, such as `v1.3.1-0.20260423142704-aced80d74930`.
 pub fn module_version() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mimir");
-    let go_mod = std::fs::read_to_string(dir.join("go.mod")).unwrap();
-    go_mod
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("require github.com/grafana/mimir "))
-        .expect("tests/mimir/go.mod requires github.com/grafana/mimir")
-        .trim()
-        .to_string()
+    go_tools::pinned("mimir", "github.com/grafana/mimir")
 }
 
 /// Where tests/mimir/build.sh puts Mimir: `<tools cache>/mimir-<module version>/bin/mimir`,
-/// after building it there if it is missing (many minutes, cold).
+/// after building it there if it is missing (minutes, cold).
 pub fn mimir_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mimir");
     let version = module_version();
-    let cache = match std::env::var_os("PLIMSOLL_TOOLS_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache/plimsoll-tools"),
-    };
-    let bin = cache.join(format!("mimir-{version}/bin/mimir"));
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if !bin.is_file() {
-        eprintln!(
-            "Mimir {version} missing at {}: running tests/mimir/build.sh",
-            bin.display()
-        );
-        let status = Command::new(dir.join("build.sh"))
-            .arg(&cache)
-            .stdin(Stdio::null())
-            .status()
-            .expect("tests/mimir/build.sh runs (it needs Go)");
-        assert!(
-            status.success() && bin.is_file(),
-            "tests/mimir/build.sh failed ({status})"
-        );
-    }
+    let bin = go_tools::tools_cache().join(format!("mimir-{version}/bin/mimir"));
+    go_tools::build_unless("mimir", &[], &format!("Mimir {version}"), || bin.is_file());
     bin
 }
 

@@ -7,6 +7,7 @@ pub mod counts;
 pub mod crd_schema;
 pub mod demo;
 pub mod fault_proxy;
+pub mod go_tools;
 pub mod grafana;
 pub mod helm;
 pub mod kube;

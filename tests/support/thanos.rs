@@ -13,50 +13,21 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::go_tools;
 use super::prometheus::{Prometheus, Version, http, labelled_config};
 
 /// Where tests/thanos/build.sh puts Thanos: `<tools cache>/thanos-vX.Y.Z/bin/thanos`, after
 /// building it there if missing (minutes, cold).
 pub fn thanos_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/thanos");
-    let go_mod = std::fs::read_to_string(dir.join("go.mod")).unwrap();
-    let version = go_mod
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("require github.com/thanos-io/thanos ")
-        })
-        .expect("tests/thanos/go.mod requires github.com/thanos-io/thanos")
-        .trim()
-        .to_string();
-    let cache = match std::env::var_os("PLIMSOLL_TOOLS_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache/plimsoll-tools"),
-    };
-    let bin = cache.join(format!("thanos-{version}/bin/thanos"));
-    static BUILDING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if !bin.is_file() {
-        eprintln!(
-            "Thanos {version} missing in {}: running tests/thanos/build.sh",
-            bin.display()
-        );
-        let status = Command::new(dir.join("build.sh"))
-            .arg(&cache)
-            .stdin(Stdio::null())
-            .status()
-            .expect("tests/thanos/build.sh runs (it needs Go)");
-        assert!(
-            status.success() && bin.is_file(),
-            "tests/thanos/build.sh failed ({status})"
-        );
-    }
+    let version = go_tools::pinned("thanos", "github.com/thanos-io/thanos");
+    let bin = go_tools::tools_cache().join(format!("thanos-{version}/bin/thanos"));
+    go_tools::build_unless("thanos", &[], &format!("Thanos {version}"), || {
+        bin.is_file()
+    });
     bin
 }
 
