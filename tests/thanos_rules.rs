@@ -290,7 +290,7 @@ fn thanos_rule_evaluates_the_groups_and_honours_each_strategy() {
     // listened: a strict endpoint stays queried when it does not answer (endpointset.go
     // `isQueryable`), and until gRPC reconnects a warn group's evaluations would answer
     // partially and count warnings with every store up.
-    let query_port = thanos::free_port();
+    let query_port = support::demo::free_port();
     let ruler = thanos::rule(&[&rules], &format!("http://127.0.0.1:{query_port}"), "r");
     let query = thanos::query_at(
         query_port,

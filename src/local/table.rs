@@ -210,6 +210,15 @@ mod tests {
         );
     }
 
+    /// A printed row's cells: the columns are at least two spaces apart.
+    fn cells(line: &str) -> Vec<String> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     #[test]
     fn slos_of_one_window_name_the_windows_in_the_header() {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
@@ -239,13 +248,6 @@ mod tests {
             },
         );
         let lines: Vec<&str> = text.lines().collect();
-        let cells = |line: &str| -> Vec<String> {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(String::from)
-                .collect()
-        };
         assert_eq!(
             cells(lines[2])[4..8],
             ["BURN 14m", "BURN 1h24m", "BURN 5h35m", "BURN 16h50m"]
@@ -342,13 +344,6 @@ mod tests {
                 "DECISION"
             ]
         );
-        let cells = |line: &str| -> Vec<String> {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(String::from)
-                .collect()
-        };
         assert_eq!(
             cells(lines[3]),
             [

@@ -10,13 +10,13 @@
 //! 5 s, and answers then simply lack its data).
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::demo::free_port;
 use super::go_tools;
 use super::prometheus::{Prometheus, Version, http, labelled_config};
 
@@ -29,14 +29,6 @@ pub fn thanos_bin() -> PathBuf {
         bin.is_file()
     });
     bin
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One running Thanos component: `thanos <command> ...`, its log in a temporary folder.
