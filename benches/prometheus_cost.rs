@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use prometheus_support::{Prometheus, backfill_rules, import_openmetrics};
+use prometheus_support::{Prometheus, Version, backfill_rules, import_openmetrics};
 
 use plimsoll::rules::{self, RuleGroup};
 use plimsoll::synthetic::{Service, write_openmetrics};
@@ -194,13 +194,7 @@ fn month() {
         }
         let backfill_file = dir.path().join(format!("backfill-{pass}.yaml"));
         std::fs::write(&backfill_file, rules::rule_file(&backfill).unwrap()).unwrap();
-        backfill_rules(
-            Prometheus::start(&data, &config),
-            &backfill_file,
-            start,
-            end,
-            &data,
-        );
+        backfill_rules(Version::chosen(), &data, &backfill_file, start, end);
     }
     let prepared = started.elapsed().as_secs_f64();
     let prometheus = Prometheus::start(&data, &config);

@@ -169,6 +169,16 @@ fn staged(
         .unwrap_or_default()
 }
 
+/// Seconds as OpenMetrics writes them, read back to the same millisecond: promtool truncates
+/// seconds times 1000, so a fraction gets half a millisecond more than its float may lose.
+fn openmetrics_timestamp(seconds: f64) -> String {
+    let ms = (seconds * 1000.0).round() as i64;
+    match ms % 1000 {
+        0 => (ms / 1000).to_string(),
+        part => format!("{}.{part:03}5", ms / 1000),
+    }
+}
+
 /// Writes what a recording rule produced over a range (the answer of a range query of its
 /// expression) as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`: named after the
 /// record, with the rule's labels over the expression's, as Prometheus records them. Call it once
@@ -195,9 +205,10 @@ pub fn write_recorded(
             for (at, value) in &series.samples {
                 writeln!(
                     out,
-                    "{record}{{{}}} {} {at}",
+                    "{record}{{{}}} {} {}",
                     labels.join(","),
-                    openmetrics_number(*value)
+                    openmetrics_number(*value),
+                    openmetrics_timestamp(*at)
                 )?;
             }
         }
@@ -240,6 +251,22 @@ mod tests {
     use crate::synthetic::Traffic;
 
     const DURATION: u64 = WINDOW + LEAD_IN;
+
+    #[test]
+    fn recorded_timestamps_read_back_to_their_millisecond() {
+        for ms in [
+            1_709_510_400_000_i64,
+            1_709_510_400_001,
+            1_709_510_699_999,
+            1_711_321_199_999,
+        ] {
+            let text = openmetrics_timestamp(ms as f64 / 1000.0);
+            // As promtool reads them: seconds times 1000, truncated.
+            let read = (text.parse::<f64>().unwrap() * 1000.0) as i64;
+            assert_eq!(read, ms, "{text}");
+        }
+        assert_eq!(openmetrics_timestamp(1_709_510_400.0), "1709510400");
+    }
 
     fn ratio_over(t: &dyn Traffic, from: u64, to: u64) -> f64 {
         let (a, b) = (t.counts_until(from), t.counts_until(to));

@@ -140,8 +140,6 @@ fn history(version: Version, dir: &Path, data: &Path, groups: &[RuleGroup], star
     out.flush().unwrap();
     drop(out);
     import_openmetrics_on(version, &traffic, data);
-    let empty = dir.join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
     // The totals first: the errors' count reads the recorded totals.
     for record in [names::TOTAL_5M, names::ERRORS_5M] {
         let counts: Vec<RuleGroup> = groups
@@ -156,13 +154,7 @@ fn history(version: Version, dir: &Path, data: &Path, groups: &[RuleGroup], star
         assert!(!counts.is_empty(), "no {record} rule in {groups:#?}");
         let file = dir.join("counts.yaml");
         std::fs::write(&file, plimsoll::rules::rule_file(&counts).unwrap()).unwrap();
-        backfill_rules(
-            Prometheus::start_on(version, data, &empty, &[]),
-            &file,
-            start,
-            end,
-            data,
-        );
+        backfill_rules(version, data, &file, start, end);
     }
 }
 

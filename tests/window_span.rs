@@ -279,7 +279,7 @@ fn chart_buckets_hold_the_counts_written_within_them(version: Version) {
     for bucket in [STEP, 3 * STEP] {
         let (_, total) = spend_queries(
             std::slice::from_ref(&owner),
-            bucket,
+            bucket * 1000,
             &ReadingScope::default(),
         );
         for (series, offset) in cases {

@@ -51,6 +51,11 @@ pub struct RecordArgs {
     /// Last instant, Unix seconds.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub end: u64,
+    /// Evaluate this many milliseconds past each interval's grid point, as a rule group whose
+    /// evaluation offset it is (Prometheus derives one from a hash of the group; vmalert aligns
+    /// evaluations to the grid, offset 0).
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 0)]
+    pub offset_ms: u64,
     /// OpenMetrics file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -248,16 +253,23 @@ fn record(args: &RecordArgs) -> Result<(), DemoDataError> {
             }
         })?;
         let step = interval.as_secs().max(1);
-        let start = args.start.div_ceil(step) * step;
+        let offset = args.offset_ms % (step * 1000);
+        // The first grid point plus offset at or after the start.
+        let start_ms = (args.start * 1000)
+            .saturating_sub(offset)
+            .div_ceil(step * 1000)
+            * step
+            * 1000
+            + offset;
         for rule in &group.rules {
             let Some(name) = rule.record.as_deref() else {
                 continue;
             };
             let series = runtime
-                .block_on(client.query_range(
+                .block_on(client.query_range_ms(
                     &rule.expr,
-                    start,
-                    args.end,
+                    start_ms,
+                    args.end * 1000,
                     std::time::Duration::from_secs(step),
                 ))
                 .map_err(|source| DemoDataError::Query {

@@ -229,9 +229,22 @@ impl Client {
         end: u64,
         step: std::time::Duration,
     ) -> Result<Vec<Series>, Error> {
+        self.query_range_ms(query, start * 1000, end * 1000, step)
+            .await
+    }
+
+    /// [`Client::query_range`] from and to instants in milliseconds.
+    pub async fn query_range_ms(
+        &self,
+        query: &str,
+        start_ms: u64,
+        end_ms: u64,
+        step: std::time::Duration,
+    ) -> Result<Vec<Series>, Error> {
+        let ms = |t: u64| format!("{}.{:03}", t / 1000, t % 1000);
         let (start, end, step) = (
-            start.to_string(),
-            end.to_string(),
+            ms(start_ms),
+            ms(end_ms),
             format!("{}s", step.as_secs().max(1)),
         );
         let form = [

@@ -32,12 +32,14 @@ impl Owner {
 /// The `seconds` before `to` in `count` buckets: the last `count - 1` are `step` seconds long and
 /// end at `to - (count - 1 - i) * step`; the first takes what is left ([`Span::first`]), so the
 /// buckets cover exactly the window, no more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Span {
     pub to: u64,
     pub seconds: u64,
     pub step: u64,
     pub count: u64,
+    /// The window's first instant belongs to it ([`Span::including_start`]).
+    pub closed: bool,
 }
 
 impl Span {
@@ -51,6 +53,18 @@ impl Span {
             seconds,
             step,
             count: seconds.div_ceil(step).max(1),
+            closed: false,
+        }
+    }
+
+    /// The span with its first instant, `to - seconds`, inside it: a calendar period's first
+    /// count is written a step after the period starts plus the rule group's evaluation offset,
+    /// and that offset is 0 where the evaluations are aligned to the interval (vmalert's
+    /// default), so the count lands on the span's start ([`crate::ui::window_seconds`]).
+    pub fn including_start(self) -> Span {
+        Span {
+            closed: true,
+            ..self
         }
     }
 
@@ -113,7 +127,8 @@ pub async fn spend(
     if owners.is_empty() {
         return Ok(HashMap::new());
     }
-    // Errors and totals summed over `length` seconds before each step from `start` to `end`.
+    // Errors and totals summed over `length` milliseconds before each step from `start` to
+    // `end`.
     let sums = |length: u64, start: u64, end: u64| {
         let (errors, total) = spend_queries(owners, length, scope);
         let step = std::time::Duration::from_secs(span.step);
@@ -125,10 +140,12 @@ pub async fn spend(
         }
     };
     let first_end = span.first_end();
-    let (mut errors, mut total) = sums(span.step, first_end, span.to).await?;
-    if span.first() < span.step {
-        // The first bucket again, over only the part of it inside the window.
-        let (first_errors, first_total) = sums(span.first(), first_end, first_end).await?;
+    let (mut errors, mut total) = sums(span.step * 1000, first_end, span.to).await?;
+    if span.first() < span.step || span.closed {
+        // The first bucket again, over only the part of it inside the window (and its first
+        // millisecond, when that belongs to it).
+        let first = span.first() * 1000 + u64::from(span.closed);
+        let (first_errors, first_total) = sums(first, first_end, first_end).await?;
         replace_first(&mut errors, &first_errors, first_end);
         replace_first(&mut total, &first_total, first_end);
     }
@@ -170,11 +187,11 @@ fn replace_first(series: &mut Vec<Series>, first: &[Series], end: u64) {
     }
 }
 
-/// The errors and totals per bucket of `step` seconds for the owners' namespaces and names (a
-/// superset: the caller keeps each owner's own series): the counts written in `(t - step, t]`
-/// at each bucket end t ([`within_step`]), so a count on a bucket's edge is counted in one bucket
-/// only. Timeslice SLOs count bad and all slices instead.
-pub fn spend_queries(owners: &[Owner], step: u64, scope: &ReadingScope) -> (String, String) {
+/// The errors and totals per bucket of `step_ms` milliseconds for the owners' namespaces and
+/// names (a superset: the caller keeps each owner's own series): the counts written in
+/// `(t - step, t]` at each bucket end t ([`within_step`]), so a count on a bucket's edge is
+/// counted in one bucket only. Timeslice SLOs count bad and all slices instead.
+pub fn spend_queries(owners: &[Owner], step_ms: u64, scope: &ReadingScope) -> (String, String) {
     let alternation = |values: Vec<&str>| {
         let mut v: Vec<String> = values.into_iter().map(regex_escape).collect();
         v.sort();
@@ -195,8 +212,9 @@ pub fn spend_queries(owners: &[Owner], step: u64, scope: &ReadingScope) -> (Stri
         names::LABEL_SLO,
         names::LABEL_UID
     );
-    let within =
-        |function: &str, record: &str| within_step(function, &format!("{record}{selector}"), step);
+    let within = |function: &str, record: &str| {
+        within_step(function, &format!("{record}{selector}"), step_ms)
+    };
     let errors = format!(
         "{by} ({}) or {by} ({} - {})",
         within("sum_over_time", names::ERRORS_5M),
@@ -220,9 +238,9 @@ pub fn spend_queries(owners: &[Owner], step: u64, scope: &ReadingScope) -> (Stri
 /// step`. Both ranges end at the same kind of edge, so what they hold differs by the same
 /// samples in either version: `(t - step, t]`. Where that millisecond holds no sample the
 /// difference has no series (nearly always): then the longer range alone is the answer.
-fn within_step(function: &str, series: &str, step: u64) -> String {
-    let longer = format!("{function}({series}[{}ms])", step * 1000 + 1);
-    format!("({longer} - {function}({series}[1ms] offset {step}s) or {longer})")
+fn within_step(function: &str, series: &str, step_ms: u64) -> String {
+    let longer = format!("{function}({series}[{}ms])", step_ms + 1);
+    format!("({longer} - {function}({series}[1ms] offset {step_ms}ms) or {longer})")
 }
 
 /// An alert as Prometheus' alerts API gives it.
@@ -433,9 +451,9 @@ mod tests {
         assert!(owner.owns(&labels));
         labels.insert(names::LABEL_UID.to_string(), "u1".into());
         assert!(!owner.owns(&labels), "a UID the SLO does not have");
-        let (errors, _) = spend_queries(&[owner], 300, &ReadingScope::default());
+        let (errors, _) = spend_queries(&[owner], 300_000, &ReadingScope::default());
         assert!(errors.contains("[300001ms]"), "{errors}");
-        assert!(errors.contains("[1ms] offset 300s"), "{errors}");
+        assert!(errors.contains("[1ms] offset 300000ms"), "{errors}");
         assert!(errors.contains(r#"slo=~"a""#), "{errors}");
     }
 }

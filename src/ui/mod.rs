@@ -145,15 +145,14 @@ async fn sparks(
     models: &[(Owner, Slo)],
     now: Timestamp,
 ) -> (HashMap<(String, String), Spark>, Option<String>) {
-    let mut by_span: HashMap<u64, Vec<(Owner, f64)>> = HashMap::new();
+    let mut by_span: HashMap<Span, Vec<(Owner, f64)>> = HashMap::new();
     for (owner, slo) in models {
         by_span
-            .entry(window_seconds(slo, now))
+            .entry(window_span(slo, now, SPARK_POINTS))
             .or_default()
             .push((owner.clone(), slo.error_budget().as_f64() / 100.0));
     }
-    let reads = by_span.into_iter().map(|(seconds, owners)| async move {
-        let span = Span::over(seconds, now.as_second().max(0) as u64, SPARK_POINTS);
+    let reads = by_span.into_iter().map(|(span, owners)| async move {
         let list: Vec<Owner> = owners.iter().map(|o| o.0.clone()).collect();
         let read = match &ui.prometheus {
             Some(client) => history::spend(client, &ui.scope, &list, span)
@@ -161,7 +160,7 @@ async fn sparks(
                 .map_err(|e| e.to_string()),
             None => Err(NO_PROMETHEUS.to_string()),
         };
-        (seconds, owners, read)
+        (span.seconds, owners, read)
     });
     let mut out = HashMap::new();
     let mut error = None;
@@ -187,12 +186,27 @@ async fn sparks(
     (out, error)
 }
 
+/// [`window_seconds`] before `now` in about `points` buckets; a calendar period's span holds its
+/// first instant ([`Span::including_start`]).
+pub fn window_span(slo: &Slo, now: Timestamp, points: u64) -> Span {
+    let span = Span::over(
+        window_seconds(slo, now),
+        now.as_second().max(0) as u64,
+        points,
+    );
+    if slo.window.period(now).is_some() {
+        span.including_start()
+    } else {
+        span
+    }
+}
+
 /// Seconds the budget is counted over now: the rolling window, or the calendar period so far
 /// from a step (5 minutes, or a slice) after its start. Counts and slices lie on their grid
 /// (`rules::windows::on_grid`) and the one for the period's first step is written at or after
-/// that point, while the one for the step before the start is written before it; the charts pick counts by when
-/// they were written, so the span starts there (a first count written in the very millisecond
-/// of that point, at a group offset of 0 ms, is left out of the chart, never an earlier one in).
+/// that point (on it, at a group offset of 0), while the one for the step before the start is
+/// written before it; the charts pick counts by when they were written, so the span starts on
+/// that point, including it ([`window_span`]).
 pub fn window_seconds(slo: &Slo, now: Timestamp) -> u64 {
     match slo.window.period(now) {
         Some((start, _)) => {
@@ -289,10 +303,20 @@ async fn slo_page<S: Source>(
         .slo
         .as_ref()
         .map_or(0, |slo| window_seconds(slo, now));
+    let calendar = detail
+        .slo
+        .as_ref()
+        .is_some_and(|slo| slo.window.period(now).is_some());
     let ratio_range = detail::ratio_seconds(range, window);
     let (burn_down, ratios, alerts, groups, events) = futures::join!(
-        plot(&ui, &detail, window, now, Shape::BurnDown),
-        plot(&ui, &detail, ratio_range, now, Shape::ErrorRatio),
+        plot(&ui, &detail, (window, calendar), now, Shape::BurnDown),
+        plot(
+            &ui,
+            &detail,
+            (ratio_range, calendar && range == "window"),
+            now,
+            Shape::ErrorRatio
+        ),
         alerts(&ui, &owner),
         groups(&ui, &detail),
         ui.source.events(&namespace, &name),
@@ -326,11 +350,12 @@ enum Shape {
     ErrorRatio,
 }
 
-/// One chart's points over the `seconds` before now, from the SLO's own 5m counts.
+/// One chart's points over the `seconds` before now (the calendar period so far, with its first
+/// instant, when `period`), from the SLO's own 5m counts.
 async fn plot(
     ui: &Ui<impl Source>,
     detail: &Detail,
-    seconds: u64,
+    (seconds, period): (u64, bool),
     now: Timestamp,
     shape: Shape,
 ) -> Result<detail::Plot, String> {
@@ -339,6 +364,7 @@ async fn plot(
     };
     let client = ui.prometheus.as_ref().ok_or(NO_PROMETHEUS)?;
     let span = Span::over(seconds, now.as_second().max(0) as u64, CHART_POINTS);
+    let span = if period { span.including_start() } else { span };
     let owner = owner(detail);
     let spends = history::spend(client, &ui.scope, std::slice::from_ref(&owner), span)
         .await

@@ -11,7 +11,7 @@ use plimsoll::synthetic::write_openmetrics;
 use serde_json::{Value, json};
 
 use super::month::checkout_service;
-use super::prometheus::{Prometheus, backfill_rules, import_openmetrics};
+use super::prometheus::{Version, backfill_rules, import_openmetrics};
 
 /// The rule groups `plimsoll local` (and `generate`) write for a manifest in namespace `shop`:
 /// with `slo_uid` only when the manifest has a `metadata.uid`.
@@ -52,12 +52,10 @@ fn one_record(groups: &[&Value], record: &str) -> Value {
 /// Writes the history of these groups' 5m counts into `data`, as the rules would have recorded
 /// it from `start` to `end`: the totals first, since the errors read the recorded totals.
 pub fn backfill_counts(data: &Path, dir: &Path, groups: &[&Value], start: u64, end: u64) {
-    let empty = dir.join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
     for record in [names::TOTAL_5M, names::ERRORS_5M] {
         let file = dir.join("counts.json");
         let group = one_record(groups, record);
         std::fs::write(&file, json!({"groups": [group]}).to_string()).unwrap();
-        backfill_rules(Prometheus::start(data, &empty), &file, start, end, data);
+        backfill_rules(Version::chosen(), data, &file, start, end);
     }
 }

@@ -10,7 +10,7 @@ use plimsoll::model::Slo;
 use plimsoll::rules::{self, RuleGroup};
 use plimsoll::synthetic::{Counts, Service};
 
-use super::prometheus::{Prometheus, Version, backfill_rules};
+use super::prometheus::{Version, backfill_rules_at};
 
 pub const DAY: u64 = 86_400;
 /// The slow group's step: its 5m counts lie on this grid.
@@ -87,8 +87,19 @@ pub fn backfill_counts_on(
     start: u64,
     end: u64,
 ) {
-    let empty = dir.join("empty.yml");
-    std::fs::write(&empty, "global: {evaluation_interval: 10s}\n").unwrap();
+    backfill_counts_at(version, data, dir, slos, (start, end), 0);
+}
+
+/// [`backfill_counts_on`] with the counts evaluated `offset_ms` past the 5-minute grid, as a
+/// group whose evaluation offset that is.
+pub fn backfill_counts_at(
+    version: Version,
+    data: &Path,
+    dir: &Path,
+    slos: &[(&str, &Slo)],
+    (start, end): (u64, u64),
+    offset_ms: u64,
+) {
     for record in [rules::names::TOTAL_5M, rules::names::ERRORS_5M] {
         let groups: Vec<RuleGroup> = slos
             .iter()
@@ -100,13 +111,7 @@ pub fn backfill_counts_on(
             .collect();
         let file = dir.join("counts.yaml");
         std::fs::write(&file, rules::rule_file(&groups).unwrap()).unwrap();
-        backfill_rules(
-            Prometheus::start_on(version, data, &empty, &[]),
-            &file,
-            start,
-            end,
-            data,
-        );
+        backfill_rules_at(version, data, &file, (start, end), offset_ms);
     }
 }
 
