@@ -432,3 +432,83 @@ fn once_without_prometheus_writes_the_rules_prints_the_table_and_exits_2() {
         "{stderr}"
     );
 }
+
+/// An SLO over a native histogram beside the demo's three. Prometheus 2 cannot load
+/// `histogram_fraction` rules, and one rule file it cannot load fails its whole reload: so local
+/// mode writes no rules for that SLO until the server is known to be Prometheus 3, says why, and
+/// the others' rules load. On Prometheus 3 (PLIMSOLL_PROMETHEUS=3) all four load.
+#[test]
+fn native_histogram_slos_wait_for_prometheus_3_and_never_break_the_others() {
+    use support::prometheus::Version;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let slos = copy_demo_slos(dir);
+    std::fs::write(
+        slos.join("native.yaml"),
+        "apiVersion: plimsoll.dev/v1alpha1\nkind: ServiceLevelObjective\n\
+         metadata: {name: rpc, namespace: shop}\n\
+         spec:\n  service: rpc\n  objective: 99\n  window: 30d\n  indicator:\n    \
+         nativeLatency:\n      histogram: 'rpc_duration_seconds{job=\"rpc\"}'\n      \
+         threshold: 0.25\n",
+    )
+    .unwrap();
+    let local_once = |rules: &Path, url: &str| {
+        Command::new(PLIMSOLL)
+            .args(["local", "--once", "-f"])
+            .arg(&slos)
+            .arg("--rules-out")
+            .arg(rules)
+            .arg(format!("--prometheus-url={url}"))
+            .output()
+            .unwrap()
+    };
+    // Nobody answers: the version is unknown, so the native SLO waits; the rest are written.
+    let unknown = dir.join("unknown");
+    let out = local_once(&unknown, &format!("http://127.0.0.1:{}", free_port()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr.contains("shop/rpc (") && stderr.contains("waiting to learn the version"),
+        "{stderr}"
+    );
+    assert_eq!(rule_files(&unknown).len(), 3, "{stderr}");
+
+    let (rules, data) = (dir.join("rules"), dir.join("data"));
+    for d in [&rules, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let prometheus =
+        Prometheus::start_with(&data, &config(dir, &rules), &["--web.enable-lifecycle"]);
+    let out = local_once(&rules, &prometheus.url);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let loaded = loaded_groups(&prometheus);
+    let native_loaded = loaded.iter().filter(|g| g.contains("rpc")).count();
+    match Version::chosen() {
+        Version::Two => {
+            assert_eq!(out.status.code(), Some(2), "{out:?}");
+            assert!(
+                stderr.contains("shop/rpc (")
+                    && stderr.contains("no rules written: Prometheus at")
+                    && stderr.contains("is version 2.42")
+                    && stderr.contains("needs Prometheus 3.0.0 or later"),
+                "{stderr}"
+            );
+            assert_eq!(rule_files(&rules).len(), 3, "{stderr}");
+            assert!(
+                stderr.contains("Prometheus reloaded its rule files"),
+                "{stderr}"
+            );
+            assert_eq!(native_loaded, 0, "{loaded:?}");
+            assert!(loaded.len() >= 3, "the others' groups load: {loaded:?}");
+        }
+        Version::Three => {
+            assert!(!stderr.contains("no rules written"), "{stderr}");
+            assert_eq!(rule_files(&rules).len(), 4, "{stderr}");
+            assert!(
+                stderr.contains("Prometheus reloaded its rule files"),
+                "{stderr}"
+            );
+            assert!(native_loaded > 0, "{loaded:?}");
+        }
+    }
+}

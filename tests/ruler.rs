@@ -520,6 +520,35 @@ fn the_client_reads_each_answer_of_the_ruler() {
         matches!(anonymous, RulerError::Denied { status: 401, .. }),
         "{anonymous:?}"
     );
+    // Mimir's buildinfo names its application beside its own version: not a Prometheus 2, so
+    // SLOs over native histograms are not refused for it.
+    let build: serde_json::Value = support::prometheus::http()
+        .get(format!(
+            "{}/api/v1/status/buildinfo",
+            mimir.prometheus_url()
+        ))
+        .header("X-Scope-OrgID", TENANT)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(build["data"]["application"], "Grafana Mimir", "{build}");
+    let reads = plimsoll::prometheus::Client::new(plimsoll::prometheus::Settings {
+        extras: plimsoll::prometheus::Extras {
+            tenant: Some(plimsoll::prometheus::Tenant::parse(TENANT).unwrap()),
+            ..Default::default()
+        },
+        ..plimsoll::prometheus::Settings::new(mimir.prometheus_url(), Duration::from_secs(5))
+    })
+    .unwrap();
+    assert_eq!(block_on(reads.version()).unwrap(), None, "{build}");
+    assert_eq!(
+        block_on(plimsoll::prometheus::version::check_native_histograms(
+            &reads
+        ))
+        .unwrap(),
+        Ok(())
+    );
 }
 
 /// What Mimir answers for groups it refuses, as Plimsoll's client reports them.

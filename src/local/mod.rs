@@ -107,6 +107,10 @@ struct Local {
     lifecycle_off: bool,
     /// With [`RulesTo::Ruler`].
     ruler: Option<ruler_sync::RulerSync>,
+    /// Whether the server evaluates native histograms, once learned; kept through failed reads.
+    native_histograms: Option<Result<(), crate::prometheus::version::TooOld>>,
+    /// What was last said about SLOs held back for it, so it is said once per change.
+    held_back_said: Vec<String>,
 }
 
 /// How a round went, for `--once`'s exit code.
@@ -171,6 +175,8 @@ pub async fn run(
         reload_pending: false,
         lifecycle_off: false,
         ruler,
+        native_histograms: None,
+        held_back_said: Vec::new(),
         settings,
     };
     tokio::pin!(shutdown);
@@ -179,6 +185,7 @@ pub async fn run(
         if let Ok(mut view) = shared.write() {
             view.board = local.board.clone();
             view.problems = local.catalog.problems.clone();
+            view.problems.extend(local.held_back_said.iter().cloned());
         }
         if local.settings.once {
             break outcome;
@@ -221,20 +228,22 @@ impl Local {
                 outcome = Outcome::Incomplete;
             }
         }
+        let slos = self.evaluable(err).await;
+        if slos.len() < self.catalog.slos.len() {
+            outcome = Outcome::Incomplete;
+        }
         if let Some(ruler) = &mut self.ruler {
             let ui_url = self.settings.ui_url.as_deref();
-            if !ruler.round(&self.catalog.slos, ui_url, err).await {
+            if !ruler.round(&slos, ui_url, err).await {
                 outcome = Outcome::Incomplete;
             }
-        } else if let Err(e) = self.write_rules(err).await {
+        } else if let Err(e) = self.write_rules(&slos, err).await {
             let _ = writeln!(err, "plimsoll local: {e}");
             outcome = Outcome::Incomplete;
         }
         let now = Timestamp::now();
         // Calendar windows need their period's sums: one more query per period start.
-        let calendars: Vec<(String, crate::model::Slo)> = self
-            .catalog
-            .slos
+        let calendars: Vec<(String, crate::model::Slo)> = slos
             .iter()
             .filter(|l| l.slo.window.period(now).is_some())
             .map(|l| (l.namespace.clone(), l.slo.clone()))
@@ -244,7 +253,7 @@ impl Local {
         if readings.is_err() {
             outcome = Outcome::Incomplete;
         }
-        self.board = board::advance(&self.board, &self.catalog.slos, &readings, now);
+        self.board = board::advance(&self.board, &slos, &readings, now);
         // Nothing measured is no answer: --once exits 2 rather than 0 beside a table of Unknowns.
         let measured = self
             .board
@@ -266,14 +275,67 @@ impl Local {
         outcome
     }
 
+    /// The SLOs whose rules the server can evaluate. One rule Prometheus 2 cannot load (such as
+    /// `histogram_fraction` of a native histogram) fails its whole reload, and its start, which
+    /// would take every other SLO's rules with it: so SLOs over native histograms wait until the
+    /// server is known not to be a Prometheus 2, and are left out, with the reason said, where
+    /// it is one.
+    async fn evaluable(&mut self, err: &mut impl Write) -> Vec<catalog::Loaded> {
+        let native = |l: &catalog::Loaded| l.slo.indicator.needs_prometheus_3();
+        if !self.catalog.slos.iter().any(native) {
+            self.held_back_said.clear();
+            return self.catalog.slos.clone();
+        }
+        let learned = crate::prometheus::version::check_native_histograms(&self.client).await;
+        if let Ok(verdict) = learned {
+            self.native_histograms = Some(verdict);
+        }
+        let why = match &self.native_histograms {
+            Some(Ok(())) => None,
+            Some(Err(too_old)) => Some(too_old.to_string()),
+            None => Some(format!(
+                "waiting to learn the version of Prometheus at {} (indicator.nativeLatency needs \
+                 3.0.0 or later, and one rule Prometheus 2 cannot load fails every rule file)",
+                self.settings.prometheus.url
+            )),
+        };
+        let Some(why) = why else {
+            self.held_back_said.clear();
+            return self.catalog.slos.clone();
+        };
+        let held: Vec<String> = self
+            .catalog
+            .slos
+            .iter()
+            .filter(|l| native(l))
+            .map(|l| format!("{} ({}): no rules written: {why}", l.key, l.location))
+            .collect();
+        if held != self.held_back_said {
+            for line in &held {
+                let _ = writeln!(err, "{line}");
+            }
+            self.held_back_said = held;
+        }
+        self.catalog
+            .slos
+            .iter()
+            .filter(|l| !native(l))
+            .cloned()
+            .collect()
+    }
+
     /// Brings the rule files in line with the SLOs and asks Prometheus to reload when they
     /// changed (again every round until it answers).
-    async fn write_rules(&mut self, err: &mut impl Write) -> Result<(), rule_files::RuleFileError> {
+    async fn write_rules(
+        &mut self,
+        slos: &[catalog::Loaded],
+        err: &mut impl Write,
+    ) -> Result<(), rule_files::RuleFileError> {
         let RulesTo::Files(dir) = &self.settings.rules else {
             return Ok(());
         };
         let desired = rule_files::desired(
-            &self.catalog.slos,
+            slos,
             self.settings.ui_url.as_deref(),
             self.settings.partial_response_strategy,
         )?;

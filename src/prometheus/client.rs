@@ -201,14 +201,14 @@ impl Client {
         histograms(&self.api("query", &[("query", query)]).await?)
     }
 
-    /// The server's version from `/api/v1/status/buildinfo`, such as `3.16.0`; `None` when the
-    /// server does not serve it (some stores in front of Prometheus do not) or names none.
+    /// The Prometheus version of the server from `/api/v1/status/buildinfo`, such as `3.16.0`;
+    /// `None` when the server does not serve it (some stores in front of Prometheus do not),
+    /// names none, or is another program answering Prometheus' API: Mimir's buildinfo says
+    /// `"application": "Grafana Mimir"` beside Mimir's own version (2.x evaluates native
+    /// histograms), while Prometheus' names no application.
     pub async fn version(&self) -> Result<Option<String>, Error> {
         match self.get_data("status/buildinfo").await {
-            Ok(data) => Ok(data
-                .get("version")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)),
+            Ok(data) => Ok(prometheus_version(&data)),
             Err(Error::Refused { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -372,9 +372,30 @@ impl Client {
     }
 }
 
+/// [`Client::version`] of a buildinfo answer's `data`.
+fn prometheus_version(data: &serde_json::Value) -> Option<String> {
+    if data.get("application").is_some() {
+        return None;
+    }
+    data.get("version")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_prometheus_names_a_prometheus_version() {
+        let prometheus = serde_json::json!({"version": "2.42.0", "revision": "225c611"});
+        assert_eq!(prometheus_version(&prometheus).as_deref(), Some("2.42.0"));
+        // Mimir's buildinfo (pkg/api), beside its own version.
+        let mimir = serde_json::json!({"application": "Grafana Mimir", "version": "2.17.0",
+                                       "features": {"ruler_config_api": "true"}});
+        assert_eq!(prometheus_version(&mimir), None);
+        assert_eq!(prometheus_version(&serde_json::json!({})), None);
+    }
 
     #[test]
     fn refuses_urls_without_a_scheme() {
