@@ -821,3 +821,93 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
     assert_eq!(exit, Some(0), "{log}");
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }
+
+/// An SLO over a native histogram beside a classic one, with the operator reading Prometheus
+/// 2.42: Prometheus 2 cannot load `histogram_fraction`, and one rule file it cannot load fails
+/// its whole rule reload. So the native SLO gets no PrometheusRule and says why
+/// (`Ready=False`, `PrometheusTooOld`, naming the version), while the classic one's rule is
+/// written. The same SLOs with the operator reading Prometheus 3.16: both rules are written.
+#[test]
+fn a_native_histogram_slo_gets_no_rule_while_prometheus_is_2() {
+    use support::prometheus::{Prometheus, Version, data_dir, rules_config};
+    let kube = shared();
+    let watched = "native-shop";
+    let release = release::Release::install(
+        kube,
+        "native",
+        "native-system",
+        &json!({"watchNamespaces": [watched]}),
+    );
+    let native = "apiVersion: plimsoll.dev/v1alpha1\nkind: ServiceLevelObjective\n\
+         metadata: {name: rpc-latency, namespace: native-shop}\n\
+         spec:\n  service: rpc\n  objective: 99\n  window: 30d\n  indicator:\n    \
+         nativeLatency:\n      histogram: 'rpc_duration_seconds{job=\"rpc\"}'\n      \
+         threshold: 0.25\n";
+    let classic =
+        std::fs::read_to_string(repo().join("examples/checkout-availability.yaml")).unwrap();
+    for text in [native.to_string(), classic] {
+        kube.kubectl_stdin(
+            &["apply", "--server-side", "-f", "-"],
+            &in_namespace(&text, watched),
+        )
+        .expect_ok("an SLO");
+    }
+    let ready = |name: &str| -> Value {
+        let text = kube
+            .kubectl(&["get", SLO_CRD, name, "-n", watched, "-o", "json"])
+            .expect_ok("kubectl get -o json");
+        let slo: Value = serde_json::from_str(&text).unwrap();
+        slo["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let rules = || -> Vec<String> {
+        let mut names: Vec<String> = kube
+            .kubectl(&["get", "prometheusrules", "-n", watched, "-o", "name"])
+            .expect_ok("kubectl get prometheusrules")
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    for version in [Version::Two, Version::Three] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data_dir(dir.path());
+        let config = rules_config(dir.path(), "groups: []\n", "1s");
+        let prometheus = Prometheus::start_on(version, &data, &config, &[]);
+        let url = format!("--prometheus-url={}", prometheus.url);
+        let operator = operator::Operator::start_with_env(
+            &release.kubeconfig,
+            &release.operator_env("native"),
+            &[&url, "--evaluation-interval=1s"],
+        );
+        match version {
+            Version::Two => {
+                wait_until("the native SLO's verdict", Duration::from_secs(90), || {
+                    ready("rpc-latency")["reason"] == "PrometheusTooOld"
+                        && ready("checkout-availability")["status"] == "True"
+                });
+                let held = ready("rpc-latency");
+                let message = held["message"].as_str().unwrap();
+                assert_eq!(held["status"], "False", "{held}");
+                assert!(
+                    message.contains("is version 2.42")
+                        && message.contains("needs Prometheus 3.0.0 or later"),
+                    "{held}"
+                );
+                assert_eq!(rules(), ["checkout-availability"]);
+            }
+            Version::Three => {
+                wait_until("the native SLO's rule", Duration::from_secs(90), || {
+                    ready("rpc-latency")["status"] == "True"
+                });
+                assert_eq!(ready("rpc-latency")["reason"], "RulesApplied");
+                assert_eq!(rules(), ["checkout-availability", "rpc-latency"]);
+            }
+        }
+        let (exit, log) = operator.terminate();
+        assert_eq!(exit, Some(0), "{log}");
+    }
+}

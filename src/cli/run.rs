@@ -304,6 +304,7 @@ async fn operate(args: Args) -> Result<(), String> {
         reading_scope: args.reading_selector.clone(),
         ui_url: args.ui_url.clone(),
         partial_response_strategy: args.partial_response_strategy,
+        checks_prometheus_version: args.prometheus.prometheus_url.is_some(),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -69,6 +69,10 @@ pub struct Settings {
     pub ui_url: Option<String>,
     /// `partial_response_strategy` for the groups of SLOs that set none (Thanos Ruler).
     pub partial_response_strategy: Option<crate::api::PartialResponseStrategy>,
+    /// Whether SLOs over native histograms wait for the Prometheus read to say it is not a 2.x
+    /// (with `--prometheus-url`, whose reader asks). Without one nothing can tell, and their
+    /// rules are written as any other.
+    pub checks_prometheus_version: bool,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             reading_scope: crate::prometheus::ReadingScope::default(),
             ui_url: None,
             partial_response_strategy: None,
+            checks_prometheus_version: false,
         }
     }
 }

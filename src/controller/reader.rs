@@ -16,6 +16,7 @@ use crate::evaluator::ReadResult;
 use crate::metrics::Metrics;
 use crate::model;
 use crate::prometheus::readings::Labelled;
+use crate::prometheus::version::{TooOld, check_native_histograms};
 use crate::prometheus::{self, ReadingScope};
 use crate::slo_cache::SloCache;
 
@@ -24,6 +25,9 @@ use crate::slo_cache::SloCache;
 pub struct Round {
     pub at: Timestamp,
     pub result: ReadResult,
+    /// Whether the server evaluates native histograms: learned while some SLO reads one, kept
+    /// through failed reads; `None` until learned.
+    pub native_histograms: Option<Result<(), TooOld>>,
 }
 
 /// The latest round, shared with every reconcile.
@@ -85,6 +89,7 @@ impl Reader {
         let calendars =
             prometheus::read::calendars(calendar.iter().map(|(ns, m)| (ns.as_str(), m)), now);
         let mut result = prometheus::read(&self.prometheus, &self.scope, &calendars, now).await;
+        let native_histograms = self.native_histograms(&slos).await;
         if let Ok(readings) = &mut result {
             self.loaded_rules(readings, &slos).await;
         }
@@ -95,7 +100,11 @@ impl Reader {
                 warn!(reason = f.reason, error = %f.message, "Prometheus read failed; SLOs show DataAvailable=False");
             }
         }
-        let previous = self.latest.replace(Round { at: now, result });
+        let previous = self.latest.replace(Round {
+            at: now,
+            result,
+            native_histograms,
+        });
         let Some(current) = self.latest.latest() else {
             return 0;
         };
@@ -105,6 +114,28 @@ impl Reader {
             .collect();
         self.cache.wake(&woken);
         woken.len()
+    }
+
+    /// Whether the server evaluates native histograms, asked only while some SLO reads one; a
+    /// failed question keeps the last answer.
+    async fn native_histograms(
+        &self,
+        slos: &[Arc<ServiceLevelObjective>],
+    ) -> Option<Result<(), TooOld>> {
+        let known = self
+            .latest
+            .latest()
+            .and_then(|r| r.native_histograms.clone());
+        if !slos.iter().any(|s| reads_native_histograms(s)) {
+            return known;
+        }
+        match check_native_histograms(&self.prometheus).await {
+            Ok(verdict) => Some(verdict),
+            Err(e) => {
+                debug!(error = %e, "Prometheus did not say its version");
+                known
+            }
+        }
     }
 
     /// When some SLO has no series at all, asks Prometheus which of our rule groups it has
@@ -156,14 +187,22 @@ fn changed(
             // budget also moves with the share of the period gone by.
             let loaded = |r: &prometheus::Readings| r.rules_loaded(&namespace, &name).map(|l| l.0);
             let rules_moved = loaded(before_all) != loaded(after_all);
+            let version_learned = reads_native_histograms(slo)
+                && previous.map(|p| &p.native_histograms) != Some(&current.native_histograms);
             !same_values(before, after)
                 || rules_moved
+                || version_learned
                 || aging(after, now)
                 || matches!(slo.spec.window.as_str(), "month" | "week")
         }
         (Some(Err(before)), Err(after)) => before != after,
         _ => true,
     }
+}
+
+/// Whether the SLO's indicator is a native histogram, which only Prometheus 3 evaluates.
+pub fn reads_native_histograms(slo: &ServiceLevelObjective) -> bool {
+    slo.spec.indicator.native_latency.is_some()
 }
 
 /// Whether the SLO's last written state holds a rollback.
@@ -238,6 +277,7 @@ mod tests {
         Round {
             at: written,
             result: Ok(r),
+            native_histograms: None,
         }
     }
 
@@ -265,6 +305,7 @@ mod tests {
                 reason: "PrometheusUnreachable",
                 message: "down".into(),
             }),
+            native_histograms: None,
         };
         assert!(changed(Some(&before), &failed, &s, later));
         assert!(

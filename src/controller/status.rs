@@ -18,6 +18,10 @@ pub mod reason {
     pub const APPLY_FAILED: &str = "ApplyFailed";
     /// An object of our name exists that is not ours: it is never taken over.
     pub const NAME_TAKEN: &str = "NameTaken";
+    /// The SLO reads a native histogram and the Prometheus read is a 2.x.
+    pub const PROMETHEUS_TOO_OLD: &str = "PrometheusTooOld";
+    /// The SLO reads a native histogram and Prometheus has not said its version yet.
+    pub const PROMETHEUS_VERSION_UNKNOWN: &str = "PrometheusVersionUnknown";
     /// Reasons of the AnalysisTemplateReady condition.
     pub const TEMPLATE_APPLIED: &str = "TemplateApplied";
     pub const ROLLOUTS_MISSING: &str = "ArgoRolloutsMissing";
