@@ -79,6 +79,34 @@ fn native_latency_is_refused_on_prometheus_2() {
     );
     let (code, stdout, _) = validate(url, &[&classic]);
     assert_eq!(code, Some(0), "{stdout}");
+    // `gate -f` of the native SLO has no series to read, and says why: exit 3, not deciding.
+    let out = Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args([
+            "gate",
+            "--slo",
+            "shop/native",
+            "--min-budget",
+            "10",
+            "-f",
+            &native,
+            "--prometheus-url",
+            url,
+        ])
+        .env_remove("PLIMSOLL_PROMETHEUS_URL")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("not deciding (Prometheus at")
+            && said.contains("is version 2.42")
+            && said.contains("needs Prometheus 3.0.0 or later"),
+        "{said}"
+    );
 }
 
 fn prometheus(version: Version, dir: &std::path::Path) -> Prometheus {

@@ -185,7 +185,14 @@ async fn judge(args: &Args) -> Verdict {
     let a = match &judgement.verdict {
         Ok(a) => a,
         Err(e) => {
-            let hint = hint(&slo, &from, e, &judgement, &claimants, now);
+            let mut hint = hint(&slo, &from, e, &judgement, &claimants, now);
+            // No series of a native-histogram SLO on a Prometheus 2: its rules cannot load.
+            if slo.indicator.needs_prometheus_3()
+                && let Ok(Err(too_old)) =
+                    prometheus::version::check_native_histograms(&client).await
+            {
+                hint = format!(" ({too_old}){hint}");
+            }
             return Verdict::Unknown(format!("{}: {e}; not deciding{hint}", args.slo));
         }
     };
