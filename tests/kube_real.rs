@@ -823,8 +823,8 @@ fn kubectl_get_shows_the_live_state_freshness_burn_and_exhaustion() {
 }
 
 /// An SLO over a native histogram beside a classic one, with the operator reading Prometheus
-/// 2.42: Prometheus 2 cannot load `histogram_fraction`, and one rule file it cannot load fails
-/// its whole rule reload. So the native SLO gets no PrometheusRule and says why
+/// 2.42: Prometheus 2 reads native histograms only as an experiment whose PromQL changed on the
+/// way to 3. So the native SLO gets no PrometheusRule and says why
 /// (`Ready=False`, `PrometheusTooOld`, naming the version), while the classic one's rule is
 /// written. The same SLOs with the operator reading Prometheus 3.16: both rules are written.
 #[test]

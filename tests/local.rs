@@ -433,10 +433,10 @@ fn once_without_prometheus_writes_the_rules_prints_the_table_and_exits_2() {
     );
 }
 
-/// An SLO over a native histogram beside the demo's three. Prometheus 2 cannot load
-/// `histogram_fraction` rules, and one rule file it cannot load fails its whole reload: so local
-/// mode writes no rules for that SLO until the server is known to be Prometheus 3, says why, and
-/// the others' rules load. On Prometheus 3 (PLIMSOLL_PROMETHEUS=3) all four load.
+/// An SLO over a native histogram beside the demo's three. Prometheus 2 reads native histograms
+/// only as an experiment whose PromQL changed on the way to 3, so local mode writes no rules for
+/// that SLO until the server is known not to be a Prometheus 2, says why, and the others' rules
+/// load. On Prometheus 3 (PLIMSOLL_PROMETHEUS=3) all four load.
 #[test]
 fn native_histogram_slos_wait_for_prometheus_3_and_never_break_the_others() {
     use support::prometheus::Version;

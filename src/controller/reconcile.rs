@@ -257,10 +257,11 @@ async fn apply_rule(
     }
 }
 
-/// Why an SLO over a native histogram gets no PrometheusRule yet: one rule file Prometheus 2
-/// cannot load (`histogram_fraction`) fails its whole rule reload, every other SLO's rules with
-/// it, so the rule waits until the Prometheus read is known not to be a 2.x. The reader learns
-/// it and wakes the SLO; a rule applied before is left as it is.
+/// Why an SLO over a native histogram gets no PrometheusRule yet: Prometheus 2 loads its rules
+/// but has native histograms only behind a feature flag, as an experiment whose PromQL changed
+/// on the way to 3, so its budget would be missing or not 3's. The rule waits until the
+/// Prometheus read is known not to be a 2.x; the reader learns it and wakes the SLO. A rule
+/// applied before is left as it is.
 fn held_for_native_histograms(model: &Slo, ctx: &Context) -> Option<Readiness> {
     if !(model.indicator.needs_prometheus_3() && ctx.config.checks_prometheus_version) {
         return None;
@@ -280,8 +281,7 @@ fn held_for_native_histograms(model: &Slo, ctx: &Context) -> Option<Readiness> {
             ready: false,
             reason: reason::PROMETHEUS_VERSION_UNKNOWN,
             message: "No PrometheusRule written yet: indicator.nativeLatency needs Prometheus \
-                      3.0.0 or later, and Prometheus has not said its version yet. One rule \
-                      Prometheus 2 cannot load fails its whole rule reload."
+                      3.0.0 or later, and Prometheus has not said its version yet."
                 .to_string(),
         }),
     }

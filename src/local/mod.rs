@@ -275,11 +275,11 @@ impl Local {
         outcome
     }
 
-    /// The SLOs whose rules the server can evaluate. One rule Prometheus 2 cannot load (such as
-    /// `histogram_fraction` of a native histogram) fails its whole reload, and its start, which
-    /// would take every other SLO's rules with it: so SLOs over native histograms wait until the
-    /// server is known not to be a Prometheus 2, and are left out, with the reason said, where
-    /// it is one.
+    /// The SLOs whose rules the server evaluates as written. Prometheus 2.42 loads the rules of
+    /// an SLO over a native histogram (it parses `histogram_fraction`), but has native histograms
+    /// only behind a feature flag, as an experiment whose PromQL changed on the way to 3: its
+    /// numbers would be missing or not 3's. So those SLOs wait until the server is known not to
+    /// be a Prometheus 2, and are left out, with the reason said, where it is one.
     async fn evaluable(&mut self, err: &mut impl Write) -> Vec<catalog::Loaded> {
         let native = |l: &catalog::Loaded| l.slo.indicator.needs_prometheus_3();
         if !self.catalog.slos.iter().any(native) {
@@ -295,7 +295,7 @@ impl Local {
             Some(Err(too_old)) => Some(too_old.to_string()),
             None => Some(format!(
                 "waiting to learn the version of Prometheus at {} (indicator.nativeLatency needs \
-                 3.0.0 or later, and one rule Prometheus 2 cannot load fails every rule file)",
+                 3.0.0 or later; 2.x reads native histograms only as an experiment)",
                 self.settings.prometheus.url
             )),
         };
