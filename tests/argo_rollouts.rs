@@ -1,0 +1,250 @@
+//! Argo Rollouts (v1.10, built from its Go module by tests/consumers/build.sh) acting on what
+//! `plimsoll run` writes, on the real control plane (tests/support/kube.rs) with kwok running the
+//! pods, and the real Rollout CRDs from the same module: a canary Rollout paused at its first
+//! step, an SLO whose budget is exhausted (its recorded series in a real Prometheus), and the
+//! chart's operator with its RBAC. The operator's abort (`status.abort`, as `kubectl argo rollouts
+//! abort` writes it) must make the real controller abort: phase Degraded, the canary scaled back
+//! to nothing and the stable ReplicaSet left as it was.
+
+#[path = "support/operator.rs"]
+mod operator;
+#[path = "support/release.rs"]
+mod release;
+mod support;
+
+use std::time::Duration;
+
+use operator::{Operator, free_port};
+use release::Release;
+use serde_json::{Value, json};
+use support::cluster::{SLO_CRD, apply_crds};
+use support::consumers::{Consumer, wait_for};
+use support::kube::{Access, shared};
+use support::prometheus::{Prometheus, Version, data_dir, rules_config};
+
+const NAMESPACE: &str = "shop";
+const ROLLOUT: &str = "checkout";
+
+fn get_json(kube: &Access, args: &[&str]) -> Option<Value> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let run = kube.kubectl(&all);
+    run.ok().then(|| serde_json::from_str(&run.stdout).unwrap())
+}
+
+/// A canary Rollout of two pods: half the pods on the new revision, then a pause nobody lifts.
+fn rollout(image: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": ROLLOUT, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": ROLLOUT}},
+            "template": {
+                "metadata": {"labels": {"app": ROLLOUT}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        },
+    })
+}
+
+fn apply(kube: &Access, object: &Value, what: &str) {
+    kube.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &object.to_string(),
+    )
+    .expect_ok(what);
+}
+
+/// The Rollout's status as the controller writes it.
+fn status(kube: &Access) -> Value {
+    get_json(kube, &["get", "rollout", ROLLOUT, "-n", NAMESPACE])
+        .map(|r| r["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// `(pod template hash, spec.replicas)` of the Rollout's ReplicaSets.
+fn replica_sets(kube: &Access) -> Vec<(String, u64)> {
+    let list = get_json(
+        kube,
+        &[
+            "get",
+            "replicasets",
+            "-n",
+            NAMESPACE,
+            "-l",
+            &format!("app={ROLLOUT}"),
+        ],
+    )
+    .unwrap();
+    let mut out: Vec<(String, u64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| {
+            (
+                rs["metadata"]["labels"]["rollouts-pod-template-hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                rs["spec"]["replicas"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Recorded series of an SLO whose budget is spent: 0.2% errors over the window on a 99.9%
+/// objective (20% overspent), burning 14.4x over the last hour, written every second.
+fn exhausted_rules(uid: &str) -> String {
+    let labels = format!(
+        "{{slo: checkout, slo_namespace: {NAMESPACE}, slo_service: checkout, slo_uid: {uid}}}"
+    );
+    let rules: String = [
+        ("window", 0.0012),
+        ("rate5m", 0.02),
+        ("rate1h", 0.0144),
+        ("rate6h", 0.01),
+    ]
+    .iter()
+    .map(|(suffix, ratio)| {
+        format!(
+            "  - {{record: \"slo:sli_error:ratio_{suffix}\", expr: \"vector({ratio})\", labels: {labels}}}\n"
+        )
+    })
+    .collect();
+    format!("groups:\n- name: recorded\n  interval: 1s\n  rules:\n{rules}")
+}
+
+#[test]
+fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
+    let kube = shared();
+    let argo = Consumer::argo_rollouts();
+    let mut crds = vec![support::repo().join("crds")];
+    crds.extend(argo.crd_files());
+    apply_crds(
+        kube,
+        &crds,
+        &[],
+        &[
+            SLO_CRD,
+            "rollouts.argoproj.io",
+            "analysistemplates.argoproj.io",
+            "analysisruns.argoproj.io",
+        ],
+    );
+    let release = Release::install_on(
+        kube,
+        "plimsoll",
+        "plimsoll",
+        &json!({"watchNamespaces": [NAMESPACE]}),
+    );
+
+    // The controller as admin, in the namespace only.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube.kubeconfig.to_str().unwrap();
+    let mut controller = argo.start(
+        &[
+            "--namespaced".into(),
+            format!("--namespace={NAMESPACE}"),
+            format!("--metricsport={}", free_port()),
+            "--loglevel=info".into(),
+        ],
+        &[("KUBECONFIG", kubeconfig)],
+        &dir.path().join("rollouts-controller.log"),
+    );
+
+    // The first revision rolls out whole (no canary for the first); the second stops at 50%.
+    apply(kube, &rollout("checkout:1"), "the Rollout");
+    wait_for(
+        "the first revision to be Healthy",
+        Duration::from_secs(120),
+        &mut [&mut controller],
+        || match status(kube)["phase"].as_str() {
+            Some("Healthy") => Ok(()),
+            other => Err(format!("phase {other:?}: {}", status(kube))),
+        },
+    );
+    apply(kube, &rollout("checkout:2"), "the second revision");
+    wait_for(
+        "the canary to pause at 50%",
+        Duration::from_secs(120),
+        &mut [&mut controller],
+        || {
+            let s = status(kube);
+            let sets = replica_sets(kube);
+            let canary = sets.iter().filter(|(_, n)| *n > 0).count() == 2;
+            match (s["phase"].as_str(), canary) {
+                (Some("Paused"), true) => Ok(()),
+                _ => Err(format!("{s}, replica sets {sets:?}")),
+            }
+        },
+    );
+    let stable = status(kube)["stableRS"].as_str().unwrap().to_string();
+    let canary = status(kube)["currentPodHash"].as_str().unwrap().to_string();
+    assert_ne!(stable, canary);
+
+    // The SLO, its spent budget in Prometheus, and the operator reading it.
+    let slo = json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": "checkout", "namespace": NAMESPACE},
+        "spec": {"service": "checkout", "objective": 99.9, "window": "30d",
+                 "indicator": {"ratio": {
+                     "errors": "http_requests_total{job=\"checkout\",code=~\"5..\"}",
+                     "total": "http_requests_total{job=\"checkout\"}"}},
+                 "rollback": {"targets": [{"kind": "Rollout", "name": ROLLOUT}]}},
+    });
+    apply(kube, &slo, "the SLO");
+    let uid =
+        get_json(kube, &["get", SLO_CRD, "checkout", "-n", NAMESPACE]).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let data = data_dir(dir.path());
+    let config = rules_config(dir.path(), &exhausted_rules(&uid), "1s");
+    let prometheus = Prometheus::start_on(Version::chosen(), &data, &config, &[]);
+    let url = format!("--prometheus-url={}", prometheus.url);
+    let plimsoll = Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env("plimsoll-0"),
+        &[&url, "--evaluation-interval=1s"],
+    );
+
+    // Our abort, then the controller's: Degraded, the canary at nothing, the stable whole.
+    wait_for(
+        "the controller to abort the canary",
+        Duration::from_secs(120),
+        &mut [&mut controller],
+        || {
+            let s = status(kube);
+            let sets = replica_sets(kube);
+            let scaled = sets.iter().find(|(h, _)| *h == canary).map(|s| s.1);
+            let whole = sets.iter().find(|(h, _)| *h == stable).map(|s| s.1);
+            match (s["abort"].as_bool(), s["phase"].as_str(), scaled, whole) {
+                (Some(true), Some("Degraded"), Some(0), Some(2)) => Ok(()),
+                _ => Err(format!(
+                    "{s}, replica sets {sets:?}\n--- plimsoll:\n{}",
+                    plimsoll.log()
+                )),
+            }
+        },
+    );
+    let s = status(kube);
+    eprintln!("aborted: {s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RolloutAborted")),
+        "{s}"
+    );
+    let slo_status =
+        get_json(kube, &["get", SLO_CRD, "checkout", "-n", NAMESPACE]).unwrap()["status"].clone();
+    assert_eq!(slo_status["rollback"]["state"], "Exhausted", "{slo_status}");
+
+    let (exit, log) = plimsoll.terminate();
+    assert_eq!(exit, Some(0), "{log}");
+    assert!(controller.running(), "{}", controller.log_tail(40));
+    controller.stop(Duration::from_secs(10));
+}
