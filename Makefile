@@ -82,11 +82,11 @@ thanos-tools:
 ## consumers-tools: what acts on the operator's output, run by the tests on the real control
 ## plane, built from the Go modules pinned in tests/consumers/<name> (needs Go) into
 ## $PLIMSOLL_TOOLS_CACHE (default ~/.cache/plimsoll-tools) with its own CRDs beside it:
-## prometheus-operator v0.93.0 (tests/prometheus_operator.rs). Argo Rollouts v1.10.1 and Flagger
-## v1.44.0 are pinned too but no test runs them yet, so they are built only when asked:
-## `make consumers-tools CONSUMERS="argo-rollouts flagger"`. Under a second once built; prints
-## every version.
-CONSUMERS ?= prometheus-operator
+## prometheus-operator v0.93.0 (tests/prometheus_operator.rs) and Argo Rollouts v1.10.1
+## (tests/argo_rollouts.rs). Flagger v1.44.0 is pinned too but no test runs it yet, so it is
+## built only when asked: `make consumers-tools CONSUMERS=flagger`. Under a second once built;
+## prints every version.
+CONSUMERS ?= prometheus-operator argo-rollouts
 consumers-tools:
 	tests/consumers/build.sh "" $(CONSUMERS)
 

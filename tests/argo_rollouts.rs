@@ -149,7 +149,10 @@ fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
         &[
             "--namespaced".into(),
             format!("--namespace={NAMESPACE}"),
-            format!("--metricsport={}", free_port()),
+            format!("--metricsPort={}", free_port()),
+            format!("--healthzPort={}", free_port()),
+            // One controller: no Lease (it would want the namespace argo-rollouts).
+            "--leader-elect=false".into(),
             "--loglevel=info".into(),
         ],
         &[("KUBECONFIG", kubeconfig)],
@@ -194,7 +197,8 @@ fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
                  "indicator": {"ratio": {
                      "errors": "http_requests_total{job=\"checkout\",code=~\"5..\"}",
                      "total": "http_requests_total{job=\"checkout\"}"}},
-                 "rollback": {"targets": [{"kind": "Rollout", "name": ROLLOUT}]}},
+                 "rollback": {"targets": [{"kind": "Rollout", "name": ROLLOUT}],
+                              "abortRollouts": true}},
     });
     apply(kube, &slo, "the SLO");
     let uid =
@@ -225,7 +229,8 @@ fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
             match (s["abort"].as_bool(), s["phase"].as_str(), scaled, whole) {
                 (Some(true), Some("Degraded"), Some(0), Some(2)) => Ok(()),
                 _ => Err(format!(
-                    "{s}, replica sets {sets:?}\n--- plimsoll:\n{}",
+                    "{s}, replica sets {sets:?}\n--- the SLO's status: {}\n--- plimsoll:\n{}",
+                    get_json(kube, &["get", SLO_CRD, "checkout", "-n", NAMESPACE]).unwrap()["status"],
                     plimsoll.log()
                 )),
             }
@@ -239,9 +244,51 @@ fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
             .is_some_and(|m| m.contains("RolloutAborted")),
         "{s}"
     );
-    let slo_status =
-        get_json(kube, &["get", SLO_CRD, "checkout", "-n", NAMESPACE]).unwrap()["status"].clone();
-    assert_eq!(slo_status["rollback"]["state"], "Exhausted", "{slo_status}");
+    let slo_status = || {
+        get_json(kube, &["get", SLO_CRD, "checkout", "-n", NAMESPACE]).unwrap()["status"].clone()
+    };
+    let aborted = slo_status();
+    assert_eq!(aborted["rollback"]["state"], "Exhausted", "{aborted}");
+    assert_eq!(
+        aborted["rollback"]["targets"][0]["action"], "Aborted",
+        "{aborted}"
+    );
+
+    // A fix rolls forward past the exhausted budget only with the freeze override: the new
+    // revision is signalled, not aborted, and the real controller takes it to its canary step.
+    let mut fix = rollout("checkout:3");
+    fix["metadata"]["annotations"] =
+        json!({"plimsoll.dev/freeze-override": "hotfix for the 5xx, INC-42"});
+    apply(kube, &fix, "the fix, with the freeze override");
+    wait_for(
+        "the fix to reach its canary step",
+        Duration::from_secs(120),
+        &mut [&mut controller],
+        || {
+            let s = status(kube);
+            let sets = replica_sets(kube);
+            let fix_hash = s["currentPodHash"].as_str().unwrap_or_default().to_string();
+            let fix_up = sets.iter().any(|(h, n)| *h == fix_hash && *n > 0);
+            let target = slo_status()["rollback"]["targets"][0].clone();
+            match (
+                s["phase"].as_str(),
+                s["abort"].as_bool().unwrap_or(false),
+                fix_hash != canary && fix_up,
+                target["action"].as_str(),
+            ) {
+                (Some("Paused"), false, true, Some("Overridden")) => Ok(()),
+                _ => Err(format!("{s}\nreplica sets {sets:?}\ntarget {target}")),
+            }
+        },
+    );
+    let target = slo_status()["rollback"]["targets"][0].clone();
+    eprintln!("overridden: {target}");
+    assert!(
+        target["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("INC-42")),
+        "{target}"
+    );
 
     let (exit, log) = plimsoll.terminate();
     assert_eq!(exit, Some(0), "{log}");

@@ -47,6 +47,9 @@ pub struct Observed {
     pub opted_in: bool,
     /// Its `plimsoll.dev/freeze-override` reason, when non-empty: a fix is shipping.
     pub override_reason: Option<String>,
+    /// A Rollout whose update is aborted now (`status.abort`, kept by its controller until the
+    /// next revision).
+    pub aborted: bool,
 }
 
 /// Reads a target; `None` when it (or its kind) does not exist.
@@ -80,6 +83,7 @@ pub async fn observe(
         legacy,
         opted_in,
         override_reason: annotation(FREEZE_OVERRIDE).filter(|r| !r.trim().is_empty()),
+        aborted: kind == TargetKind::Rollout && target.data["status"]["abort"] == true,
     }))
 }
 

@@ -236,18 +236,30 @@ async fn assert_signal(
         .as_ref()
         .is_some_and(|f| f.revision != seen.revision);
     let first = seen.facts.is_none();
-    if !(policy.abort_rollouts && kind == TargetKind::Rollout && (first || new_revision)) {
-        return signalled(kind, name, seen);
-    }
-    if let (true, Some(why)) = (new_revision, &seen.override_reason) {
+    let aborts = policy.abort_rollouts && kind == TargetKind::Rollout;
+    let overridden = |seen: &Observed| {
+        let why = seen.override_reason.as_ref()?;
         let message = format!("not aborted: plimsoll.dev/freeze-override: {why:?}");
-        return entry(
+        Some(entry(
             kind,
             name,
             action::OVERRIDDEN,
             seen.revision.clone(),
             Some(message),
-        );
+        ))
+    };
+    if !(aborts && (first || new_revision)) {
+        // Nothing to do this round: the entry says what the Rollout shows, so an abort (or an
+        // override that spared a fix) stays in the status for as long as it holds, not for one
+        // round.
+        return match (aborts, seen.aborted) {
+            (true, true) => entry(kind, name, action::ABORTED, seen.revision.clone(), None),
+            (true, false) => overridden(seen).unwrap_or_else(|| signalled(kind, name, seen)),
+            _ => signalled(kind, name, seen),
+        };
+    }
+    if new_revision && let Some(spared) = overridden(seen) {
+        return spared;
     }
     match actions::abort(&ctx.client, namespace, name).await {
         Ok(()) => entry(kind, name, action::ABORTED, seen.revision.clone(), None),
