@@ -75,7 +75,7 @@ build() {
 version_of() { # NAME BINARY
 	case $1 in
 	prometheus-operator) "$2" --version 2>&1 | head -1 ;;
-	argo-rollouts) "$2" version 2>&1 | head -1 ;;
+	argo-rollouts) "$2" --version 2>&1 | head -1 ;;
 	flagger) "$2" -version 2>&1 | head -1 ;;
 	esac
 }
