@@ -4,7 +4,9 @@
 //! step, an SLO whose budget is exhausted (its recorded series in a real Prometheus), and the
 //! chart's operator with its RBAC. The operator's abort (`status.abort`, as `kubectl argo rollouts
 //! abort` writes it) must make the real controller abort: phase Degraded, the canary scaled back
-//! to nothing and the stable ReplicaSet left as it was.
+//! to nothing and the stable ReplicaSet left as it was; a fix under the freeze override rolls
+//! forward. And the AnalysisTemplate the operator writes, run by the real analysis controller as
+//! a canary step: Successful with budget left, Failed when it is spent.
 
 #[path = "support/operator.rs"]
 mod operator;
@@ -293,5 +295,189 @@ fn an_exhausted_budget_makes_the_real_controller_abort_the_canary() {
     let (exit, log) = plimsoll.terminate();
     assert_eq!(exit, Some(0), "{log}");
     assert!(controller.running(), "{}", controller.log_tail(40));
+    controller.stop(Duration::from_secs(10));
+}
+
+/// The recorded budget of an SLO `name` in `namespace` (uid `uid`): `left` of it, as a ratio.
+fn budget_rules(namespace: &str, name: &str, uid: &str, left: f64) -> String {
+    format!(
+        "groups:\n- name: recorded\n  interval: 1s\n  rules:\n  - {{record: \"slo:error_budget_remaining:ratio\", \
+         expr: \"vector({left})\", labels: {{slo: {name}, slo_namespace: {namespace}, \
+         slo_service: {name}, slo_uid: {uid}}}}}\n"
+    )
+}
+
+/// A canary Rollout whose second step is an analysis with the SLO's template, measured once.
+fn analysed_rollout(namespace: &str, name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+            "strategy": {"canary": {"steps": [
+                {"setWeight": 50},
+                {"analysis": {"templates": [{"templateName": name}],
+                              "args": [{"name": "plimsoll-count", "value": "1"}]}},
+            ]}},
+        },
+    })
+}
+
+/// Our AnalysisTemplate run by the real analysis controller as a canary step: with budget left
+/// the run is Successful and the revision is promoted; with the budget spent it is Failed and the
+/// controller aborts the update.
+#[test]
+fn the_template_s_step_analysis_promotes_with_budget_left_and_fails_when_spent() {
+    let kube = shared();
+    let argo = Consumer::argo_rollouts();
+    let mut crds = vec![support::repo().join("crds")];
+    crds.extend(argo.crd_files());
+    apply_crds(
+        kube,
+        &crds,
+        &[],
+        &[
+            SLO_CRD,
+            "rollouts.argoproj.io",
+            "analysistemplates.argoproj.io",
+            "analysisruns.argoproj.io",
+        ],
+    );
+    let ns = "lab";
+    let name = "catalog";
+    let release = Release::install_on(
+        kube,
+        "plimsoll-lab",
+        "plimsoll-lab",
+        &json!({"watchNamespaces": [ns]}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube.kubeconfig.to_str().unwrap();
+    let mut controller = argo.start(
+        &[
+            "--namespaced".into(),
+            format!("--namespace={ns}"),
+            format!("--metricsPort={}", free_port()),
+            format!("--healthzPort={}", free_port()),
+            "--leader-elect=false".into(),
+        ],
+        &[("KUBECONFIG", kubeconfig)],
+        &dir.path().join("rollouts-controller.log"),
+    );
+    let slo = json!({
+        "apiVersion": "plimsoll.dev/v1alpha1", "kind": "ServiceLevelObjective",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"service": name, "objective": 99.9, "window": "30d",
+                 "indicator": {"ratio": {
+                     "errors": "http_requests_total{job=\"catalog\",code=~\"5..\"}",
+                     "total": "http_requests_total{job=\"catalog\"}"}},
+                 "rollback": {"analysisTemplate": true}},
+    });
+    apply(kube, &slo, "the SLO");
+    let uid = get_json(kube, &["get", SLO_CRD, name, "-n", ns]).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Prometheus with the budget 80% left; its rules are rewritten and reloaded below.
+    let data = data_dir(dir.path());
+    let config = rules_config(dir.path(), &budget_rules(ns, name, &uid, 0.8), "1s");
+    let rules_file = dir.path().join("rules.yaml");
+    let prometheus = Prometheus::start_on(
+        Version::chosen(),
+        &data,
+        &config,
+        &["--web.enable-lifecycle"],
+    );
+    let url = format!("--prometheus-url={}", prometheus.url);
+    let plimsoll = Operator::start_with_env(
+        &release.kubeconfig,
+        &release.operator_env("plimsoll-lab-0"),
+        &[&url, "--evaluation-interval=1s"],
+    );
+    wait_for(
+        "the operator's AnalysisTemplate",
+        Duration::from_secs(60),
+        &mut [&mut controller],
+        || match get_json(kube, &["get", "analysistemplate", name, "-n", ns]) {
+            Some(_) => Ok(()),
+            None => Err(plimsoll.log()),
+        },
+    );
+    let rollout_status = || {
+        get_json(kube, &["get", "rollout", name, "-n", ns])
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let runs = || -> Vec<(String, String)> {
+        let list = get_json(kube, &["get", "analysisruns", "-n", ns]).unwrap();
+        let mut out: Vec<(String, String)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["metadata"]["name"].as_str().unwrap().to_string(),
+                    r["status"]["phase"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let phase_after =
+        |image: &str, want: &str, run: &str, controller: &mut support::consumers::Daemon| {
+            apply(kube, &analysed_rollout(ns, name, image), image);
+            wait_for(
+                &format!("{image}: the rollout {want}, an analysis run {run}"),
+                Duration::from_secs(120),
+                &mut [controller],
+                || {
+                    let s = rollout_status();
+                    let r = runs();
+                    let ran = r.iter().any(|(_, p)| p == run);
+                    match (s["phase"].as_str(), ran) {
+                        (Some(p), true) if p == want => Ok(r),
+                        _ => Err(format!("{s}\nruns {r:?}")),
+                    }
+                },
+            )
+        };
+    // The first revision has no steps to run; the second is analysed with budget left.
+    apply(kube, &analysed_rollout(ns, name, "catalog:1"), "catalog:1");
+    wait_for(
+        "the first revision Healthy",
+        Duration::from_secs(120),
+        &mut [&mut controller],
+        || match rollout_status()["phase"].as_str() {
+            Some("Healthy") => Ok(()),
+            _ => Err(rollout_status().to_string()),
+        },
+    );
+    let promoted = phase_after("catalog:2", "Healthy", "Successful", &mut controller);
+    eprintln!("promoted: {promoted:?}");
+    // The budget spent: the next revision's run fails and the controller aborts it.
+    std::fs::write(&rules_file, budget_rules(ns, name, &uid, -0.2)).unwrap();
+    let reloaded = support::prometheus::http()
+        .post(format!("{}/-/reload", prometheus.url))
+        .send()
+        .unwrap();
+    assert!(reloaded.status().is_success(), "{reloaded:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let failed = phase_after("catalog:3", "Degraded", "Failed", &mut controller);
+    eprintln!("failed: {failed:?}");
+    let s = rollout_status();
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RolloutAborted")),
+        "{s}"
+    );
+    let (exit, log) = plimsoll.terminate();
+    assert_eq!(exit, Some(0), "{log}");
     controller.stop(Duration::from_secs(10));
 }
